@@ -1,0 +1,209 @@
+import { z } from 'zod';
+import { DEFAULT_SERVICES_BASE_PORT, UPSTREAM_NAMES, UPSTREAMS, referenceServiceUrls, type UpstreamUrls } from './upstreams.js';
+
+/** Used when no key is configured outside production, and by the reference services' defaults. */
+export const DEVELOPMENT_JWT_SECRET = 'development-only-jwt-secret-do-not-use-in-production';
+
+const HMAC_ALGORITHMS = ['HS256', 'HS384', 'HS512'] as const;
+const ASYMMETRIC_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'] as const;
+const SUPPORTED_ALGORITHMS: readonly string[] = [...HMAC_ALGORITHMS, ...ASYMMETRIC_ALGORITHMS];
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+const NODE_ENVS = ['development', 'production', 'test'] as const;
+
+export type LogLevel = (typeof LOG_LEVELS)[number];
+export type NodeEnv = (typeof NODE_ENVS)[number];
+
+export interface JwtConfig {
+  /** HMAC key; present when any HS* algorithm is accepted. */
+  readonly secret?: string;
+  readonly algorithms: readonly string[];
+  readonly jwksUrl?: string;
+  readonly issuer?: string;
+  readonly audience?: string;
+  /** True when the secret is the development default (never in production). */
+  readonly usesDevelopmentSecret: boolean;
+}
+
+export interface GatewayConfig {
+  readonly nodeEnv: NodeEnv;
+  readonly port: number;
+  readonly host: string;
+  readonly upstreams: UpstreamUrls;
+  readonly jwt: JwtConfig;
+  readonly upstreamTimeoutMs: number;
+  readonly bodyLimitBytes: number;
+  readonly corsOrigins: readonly string[];
+  readonly trustProxyHops: number;
+  readonly rateLimitPerMinute: number;
+  readonly redisUrl?: string;
+  readonly logLevel: LogLevel;
+  readonly graphqlIntrospection: boolean;
+}
+
+/** A configuration problem, worded for one line on stderr: it names the variable, never a secret's value. */
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+const SECRET_VARIABLES = new Set(['JWT_SECRET_KEY', 'REDIS_URL']);
+
+const unsetWhenEmpty = (value: unknown) => (value === '' ? undefined : value);
+
+function integer(name: string, min: number, max: number) {
+  return z.preprocess(
+    unsetWhenEmpty,
+    z
+      .string()
+      .regex(/^\d+$/, { error: `${name} must be a whole number from ${min} to ${max}` })
+      .transform(Number)
+      .pipe(z.number().int().min(min, { error: `${name} must be at least ${min}` }).max(max, { error: `${name} must be at most ${max}` }))
+      .optional(),
+  );
+}
+
+function httpUrl(name: string, protocols: readonly string[]) {
+  return z.preprocess(
+    unsetWhenEmpty,
+    z
+      .string()
+      .refine(
+        (value) => {
+          try {
+            const url = new URL(value);
+            return protocols.includes(url.protocol) && url.hostname !== '' && url.search === '' && url.hash === '' && url.username === '' && url.password === '';
+          } catch {
+            return false;
+          }
+        },
+        { error: `${name} must be an absolute ${protocols.map((p) => p.replace(':', '')).join(' or ')} URL without query, fragment or credentials` },
+      )
+      .transform((value) => value.replace(/\/+$/, ''))
+      .optional(),
+  );
+}
+
+function oneOf<T extends string>(name: string, values: readonly [T, ...T[]]) {
+  return z.preprocess(unsetWhenEmpty, z.enum(values, { error: `${name} must be one of ${values.join(', ')}` }).optional());
+}
+
+const optionalText = z.preprocess(unsetWhenEmpty, z.string().optional());
+
+const upstreamShape = Object.fromEntries(
+  UPSTREAM_NAMES.map((name) => [UPSTREAMS[name].envVar, httpUrl(UPSTREAMS[name].envVar, ['http:', 'https:'])]),
+) as Record<string, ReturnType<typeof httpUrl>>;
+
+const environmentSchema = z.object({
+  NODE_ENV: oneOf('NODE_ENV', NODE_ENVS),
+  PORT: integer('PORT', 1, 65535),
+  HOST: optionalText,
+  SERVICES_BASE_PORT: integer('SERVICES_BASE_PORT', 1, 65530),
+  ...upstreamShape,
+  JWT_SECRET_KEY: z.preprocess(unsetWhenEmpty, z.string().min(32, { error: 'JWT_SECRET_KEY must be at least 32 characters (256 bits)' }).optional()),
+  JWT_ALGORITHM: optionalText,
+  JWKS_URL: httpUrl('JWKS_URL', ['https:', 'http:']),
+  JWT_ISSUER: optionalText,
+  JWT_AUDIENCE: optionalText,
+  UPSTREAM_TIMEOUT_MS: integer('UPSTREAM_TIMEOUT_MS', 1, 600_000),
+  BODY_LIMIT_BYTES: integer('BODY_LIMIT_BYTES', 1, 1024 * 1024 * 1024),
+  CORS_ORIGINS: optionalText,
+  TRUST_PROXY_HOPS: integer('TRUST_PROXY_HOPS', 0, 16),
+  RATE_LIMIT_PER_MINUTE: integer('RATE_LIMIT_PER_MINUTE', 0, 10_000_000),
+  REDIS_URL: httpUrl('REDIS_URL', ['redis:', 'rediss:']),
+  LOG_LEVEL: oneOf('LOG_LEVEL', LOG_LEVELS),
+  GRAPHQL_INTROSPECTION: oneOf('GRAPHQL_INTROSPECTION', ['true', 'false']),
+});
+
+function parseAlgorithms(raw: string | undefined, jwksUrl: string | undefined, explicitSecret: boolean): string[] {
+  if (raw === undefined) {
+    if (!jwksUrl) return ['HS256'];
+    return explicitSecret ? ['HS256', 'RS256', 'ES256', 'EdDSA'] : ['RS256', 'ES256', 'EdDSA'];
+  }
+  const algorithms = [...new Set(raw.split(',').map((item) => item.trim()).filter((item) => item !== ''))];
+  if (algorithms.length === 0) throw new ConfigError('JWT_ALGORITHM must name at least one algorithm');
+  for (const algorithm of algorithms) {
+    if (algorithm.toLowerCase() === 'none') throw new ConfigError('JWT_ALGORITHM: "none" is never accepted');
+    if (!SUPPORTED_ALGORITHMS.includes(algorithm)) {
+      throw new ConfigError(`JWT_ALGORITHM: unsupported algorithm "${algorithm}" (supported: ${SUPPORTED_ALGORITHMS.join(', ')})`);
+    }
+  }
+  return algorithms;
+}
+
+function parseOrigins(raw: string | undefined): string[] {
+  if (raw === undefined) return [];
+  return raw
+    .split(',')
+    .map((item) => item.trim())
+    .filter((item) => item !== '')
+    .map((origin) => {
+      let parsed: URL | undefined;
+      try {
+        parsed = new URL(origin);
+      } catch {
+        parsed = undefined;
+      }
+      if (!parsed || parsed.origin === 'null' || parsed.origin !== origin) {
+        throw new ConfigError(`CORS_ORIGINS: "${origin}" is not an origin (scheme://host[:port], no path, no wildcard)`);
+      }
+      return origin;
+    });
+}
+
+/** Reads and checks the gateway's configuration; throws a ConfigError naming the first bad variable. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): GatewayConfig {
+  const parsed = environmentSchema.safeParse(env, { reportInput: true });
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const variable = String(issue?.path[0] ?? '');
+    const shown = SECRET_VARIABLES.has(variable) || typeof env[variable] !== 'string' ? '' : ` (got ${JSON.stringify(env[variable]?.slice(0, 80))})`;
+    throw new ConfigError(`${issue?.message ?? 'invalid configuration'}${shown}`);
+  }
+  const vars = parsed.data;
+  const nodeEnv = vars.NODE_ENV ?? 'development';
+  const production = nodeEnv === 'production';
+  const jwksUrl = vars.JWKS_URL;
+
+  if (production && !vars.JWT_SECRET_KEY && !jwksUrl) {
+    throw new ConfigError('NODE_ENV=production needs JWT_SECRET_KEY or JWKS_URL: there is no default key in production');
+  }
+  const algorithms = parseAlgorithms(vars.JWT_ALGORITHM, jwksUrl, vars.JWT_SECRET_KEY !== undefined);
+  const usesHmac = algorithms.some((algorithm) => algorithm.startsWith('HS'));
+  const asymmetric = algorithms.find((algorithm) => !algorithm.startsWith('HS'));
+  if (asymmetric && !jwksUrl) throw new ConfigError(`JWT_ALGORITHM lists ${asymmetric}, which needs JWKS_URL`);
+  if (usesHmac && production && !vars.JWT_SECRET_KEY) {
+    throw new ConfigError('JWT_ALGORITHM lists an HS* algorithm, which needs JWT_SECRET_KEY in production');
+  }
+  const secret = usesHmac ? (vars.JWT_SECRET_KEY ?? DEVELOPMENT_JWT_SECRET) : undefined;
+
+  const upstreams = referenceServiceUrls(vars.SERVICES_BASE_PORT ?? DEFAULT_SERVICES_BASE_PORT);
+  for (const name of UPSTREAM_NAMES) {
+    const configured = (vars as Record<string, unknown>)[UPSTREAMS[name].envVar] as string | undefined;
+    if (configured) upstreams[name] = configured;
+  }
+
+  return {
+    nodeEnv,
+    port: vars.PORT ?? 4000,
+    host: vars.HOST ?? '127.0.0.1',
+    upstreams,
+    jwt: {
+      algorithms,
+      usesDevelopmentSecret: usesHmac && vars.JWT_SECRET_KEY === undefined,
+      ...(secret !== undefined ? { secret } : {}),
+      ...(jwksUrl !== undefined ? { jwksUrl } : {}),
+      ...(vars.JWT_ISSUER !== undefined ? { issuer: vars.JWT_ISSUER } : {}),
+      ...(vars.JWT_AUDIENCE !== undefined ? { audience: vars.JWT_AUDIENCE } : {}),
+    },
+    upstreamTimeoutMs: vars.UPSTREAM_TIMEOUT_MS ?? 30_000,
+    bodyLimitBytes: vars.BODY_LIMIT_BYTES ?? 10 * 1024 * 1024,
+    corsOrigins: parseOrigins(vars.CORS_ORIGINS),
+    trustProxyHops: vars.TRUST_PROXY_HOPS ?? 0,
+    rateLimitPerMinute: vars.RATE_LIMIT_PER_MINUTE ?? 600,
+    ...(vars.REDIS_URL !== undefined ? { redisUrl: vars.REDIS_URL } : {}),
+    logLevel: vars.LOG_LEVEL ?? 'info',
+    graphqlIntrospection: vars.GRAPHQL_INTROSPECTION === undefined ? !production : vars.GRAPHQL_INTROSPECTION === 'true',
+  };
+}

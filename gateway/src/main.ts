@@ -1,0 +1,41 @@
+import { ConfigError, loadConfig, type GatewayConfig } from './config.js';
+import { createLogger } from './observability/logger.js';
+import { createGateway } from './server.js';
+
+function configOrExit(): GatewayConfig {
+  try {
+    return loadConfig();
+  } catch (error) {
+    const message = error instanceof ConfigError ? error.message : 'could not read the configuration';
+    process.stderr.write(`gateway: configuration error: ${message}\n`);
+    process.exit(1);
+  }
+}
+
+const config = configOrExit();
+const logger = createLogger(config.logLevel);
+if (config.jwt.usesDevelopmentSecret) logger.warn('JWT_SECRET_KEY is not set: using the development-only key');
+
+const gateway = createGateway(config, logger);
+try {
+  const url = await gateway.listen();
+  logger.info({ url, upstreams: config.upstreams, nodeEnv: config.nodeEnv }, 'gateway listening');
+} catch (error) {
+  process.stderr.write(`gateway: cannot listen on ${config.host}:${config.port}: ${error instanceof Error ? error.message : String(error)}\n`);
+  process.exit(1);
+}
+
+let stopping = false;
+function shutdown(signal: string): void {
+  if (stopping) return;
+  stopping = true;
+  logger.info({ signal }, 'shutting down');
+  void gateway.close().then(() => {
+    logger.info('stopped');
+    process.exit(0);
+  });
+}
+process.on('SIGTERM', () => shutdown('SIGTERM'));
+process.on('SIGINT', () => shutdown('SIGINT'));
+// Under `npm start` the launcher holds an IPC channel: when it dies, so does the gateway.
+process.on('disconnect', () => shutdown('launcher gone'));

@@ -1,0 +1,40 @@
+// The gateway's development key, so `npm start` works with no configuration.
+import { DEVELOPMENT_JWT_SECRET } from '../../gateway/src/config.js';
+import { DEFAULT_SERVICES_BASE_PORT, UPSTREAM_NAMES, UPSTREAMS, referenceServiceUrls, type UpstreamUrls } from '../../gateway/src/upstreams.js';
+
+/** What the reference services read from the environment. They are demo services: defaults everywhere. */
+export interface ServiceEnvironment {
+  /** Where the other services are; read at call time, so a test may fill it in after binding ports. */
+  readonly urls: UpstreamUrls;
+  readonly basePort: number;
+  readonly jwtSecret: string;
+  readonly jwtIssuer?: string;
+  readonly jwtAudience?: string;
+  readonly accessTokenTtlSeconds: number;
+  readonly playbackSigningKey: string;
+}
+
+function integerFrom(value: string | undefined, fallback: number, name: string): number {
+  if (value === undefined || value === '') return fallback;
+  const parsed = Number(value);
+  if (!Number.isInteger(parsed) || parsed <= 0) throw new Error(`${name} must be a positive integer`);
+  return parsed;
+}
+
+export function serviceEnvironment(env: NodeJS.ProcessEnv = process.env): ServiceEnvironment {
+  const basePort = integerFrom(env.SERVICES_BASE_PORT, DEFAULT_SERVICES_BASE_PORT, 'SERVICES_BASE_PORT');
+  const urls = referenceServiceUrls(basePort);
+  for (const name of UPSTREAM_NAMES) {
+    const configured = env[UPSTREAMS[name].envVar];
+    if (configured) urls[name] = configured.replace(/\/+$/, '');
+  }
+  return {
+    urls,
+    basePort,
+    jwtSecret: env.JWT_SECRET_KEY || DEVELOPMENT_JWT_SECRET,
+    ...(env.JWT_ISSUER ? { jwtIssuer: env.JWT_ISSUER } : {}),
+    ...(env.JWT_AUDIENCE ? { jwtAudience: env.JWT_AUDIENCE } : {}),
+    accessTokenTtlSeconds: integerFrom(env.ACCESS_TOKEN_TTL_SECONDS, 3600, 'ACCESS_TOKEN_TTL_SECONDS'),
+    playbackSigningKey: env.PLAYBACK_SIGNING_KEY || 'development-only-playback-signing-key',
+  };
+}

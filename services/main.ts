@@ -1,0 +1,27 @@
+import { UPSTREAM_NAMES, UPSTREAMS, type UpstreamName } from '../gateway/src/upstreams.js';
+import { serviceEnvironment } from './lib/environment.js';
+import { startService } from './registry.js';
+
+/** Runs one reference service in this process: `node --import tsx services/main.ts <name>`. */
+async function main(): Promise<void> {
+  const name = process.argv[2] as UpstreamName | undefined;
+  if (!name || !UPSTREAM_NAMES.includes(name)) {
+    console.error(`usage: services/main.ts <${UPSTREAM_NAMES.join('|')}>`);
+    process.exit(2);
+  }
+  const env = serviceEnvironment();
+  const service = await startService(name, env, process.env.HOST || '127.0.0.1', env.basePort + UPSTREAMS[name].portOffset);
+  console.log(`${UPSTREAMS[name].title} service listening on ${service.url}`);
+  const stop = () => {
+    void service.close().then(() => process.exit(0));
+  };
+  process.once('SIGTERM', stop);
+  process.once('SIGINT', stop);
+  // Under `npm start` the launcher holds an IPC channel: when it dies, so does this service.
+  process.once('disconnect', stop);
+}
+
+main().catch((error: unknown) => {
+  console.error(error instanceof Error ? error.message : String(error));
+  process.exit(1);
+});
