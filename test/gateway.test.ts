@@ -1,0 +1,74 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startReferenceServices, type ReferenceServices } from '../services/registry.js';
+import { startGateway, type RunningGateway } from './helpers/gateway.js';
+
+let stack: ReferenceServices;
+let gateway: RunningGateway;
+
+beforeAll(async () => {
+  stack = await startReferenceServices({ anyPorts: true, env: {} });
+  gateway = await startGateway(stack.urls);
+});
+
+afterAll(async () => {
+  await gateway.close();
+  await stack.close();
+});
+
+describe('gateway liveness and readiness', () => {
+  it('answers /health with 200 {"status":"ok"}', async () => {
+    const response = await fetch(`${gateway.url}/health`);
+    expect(response.status).toBe(200);
+    expect(await response.json()).toEqual({ status: 'ok' });
+  });
+
+  it('answers /ready with 200 while every upstream answers its health check', async () => {
+    const response = await fetch(`${gateway.url}/ready`);
+    expect(response.status).toBe(200);
+    expect(await response.json()).toEqual({
+      status: 'ready',
+      services: { auth: 'ok', users: 'ok', ondemand: 'ok', livetv: 'ok', rights: 'ok', search: 'ok' },
+    });
+  });
+
+  it('answers unknown paths with a problem+json 404 carrying the request id', async () => {
+    const response = await fetch(`${gateway.url}/nothing/here?x=1`, { headers: { 'x-request-id': 'abc-123' } });
+    expect(response.status).toBe(404);
+    expect(response.headers.get('content-type')).toBe('application/problem+json');
+    expect(response.headers.get('x-request-id')).toBe('abc-123');
+    expect(await response.json()).toEqual({
+      type: 'about:blank',
+      title: 'Not Found',
+      status: 404,
+      detail: 'No route matches this path',
+      instance: '/nothing/here',
+      requestId: 'abc-123',
+    });
+  });
+
+  it('replaces a request id that is not a plain short token', async () => {
+    for (const offered of ['has spaces', 'x'.repeat(200), '<script>alert(1)</script>', 'a/b', '']) {
+      const response = await fetch(`${gateway.url}/health`, { headers: { 'x-request-id': offered } });
+      const echoed = response.headers.get('x-request-id') ?? '';
+      expect(echoed).not.toBe(offered);
+      expect(echoed).toMatch(/^[0-9a-f-]{36}$/);
+    }
+  });
+
+  it('answers /ready with 503 naming the services that fail', async () => {
+    await stack.services.rights.close();
+    await stack.services.search.close();
+    const response = await fetch(`${gateway.url}/ready`);
+    expect(response.status).toBe(503);
+    expect(response.headers.get('content-type')).toBe('application/problem+json');
+    const body = (await response.json()) as Record<string, unknown>;
+    expect(body).toMatchObject({
+      status: 503,
+      title: 'Service Unavailable',
+      detail: 'Upstream services not ready: rights, search',
+      failing: ['rights', 'search'],
+      services: { auth: 'ok', rights: 'unreachable', search: 'unreachable' },
+    });
+    expect(JSON.stringify(body)).not.toContain('127.0.0.1');
+  });
+});

@@ -1,0 +1,18 @@
+import { loadConfig } from '../../gateway/src/config.js';
+import { createLogger } from '../../gateway/src/observability/logger.js';
+import { createGateway } from '../../gateway/src/server.js';
+import { UPSTREAM_NAMES, UPSTREAMS, type UpstreamUrls } from '../../gateway/src/upstreams.js';
+
+export interface RunningGateway {
+  readonly url: string;
+  close(): Promise<void>;
+}
+
+/** The real gateway, in this process, on a free port, in front of the given upstreams. */
+export async function startGateway(upstreams: UpstreamUrls, env: NodeJS.ProcessEnv = {}): Promise<RunningGateway> {
+  const upstreamEnv = Object.fromEntries(UPSTREAM_NAMES.map((name) => [UPSTREAMS[name].envVar, upstreams[name]]));
+  const config = loadConfig({ NODE_ENV: 'test', LOG_LEVEL: 'silent', ...upstreamEnv, ...env });
+  const gateway = createGateway(config, createLogger(config.logLevel));
+  const url = await gateway.listen(0);
+  return { url, close: () => gateway.close(1000) };
+}

@@ -1,0 +1,69 @@
+import { OpenAPIBackend, type Operation } from 'openapi-backend';
+import addFormats from 'ajv-formats';
+import { expect } from 'vitest';
+import type { UpstreamName } from '../../gateway/src/upstreams.js';
+import { specPath } from '../../services/specs.js';
+
+export interface Answer {
+  readonly status: number;
+  readonly headers: Headers;
+  readonly body: unknown;
+}
+
+/**
+ * Calls a reference service over HTTP and checks the answer against the service's own spec: the
+ * status is one the operation documents, the content type is JSON (none for 204), and the body
+ * validates against the documented schema. Records which operations were exercised.
+ */
+export class SpecCheckedClient {
+  readonly covered = new Set<string>();
+
+  private constructor(
+    private readonly api: OpenAPIBackend,
+    private readonly baseUrl: string,
+  ) {}
+
+  static async create(name: UpstreamName, baseUrl: string): Promise<SpecCheckedClient> {
+    const api = new OpenAPIBackend({
+      definition: specPath(name),
+      strict: true,
+      customizeAjv: (ajv) => {
+        addFormats.default(ajv);
+        return ajv;
+      },
+    });
+    await api.init();
+    return new SpecCheckedClient(api, baseUrl);
+  }
+
+  get operationIds(): string[] {
+    return this.api.getOperations().map((operation) => operation.operationId ?? '');
+  }
+
+  async call(method: string, path: string, init: { headers?: Record<string, string>; json?: unknown; rawBody?: string } = {}): Promise<Answer> {
+    const headers: Record<string, string> = { ...init.headers };
+    let body: string | undefined = init.rawBody;
+    if (init.json !== undefined) {
+      body = JSON.stringify(init.json);
+      headers['content-type'] = 'application/json';
+    }
+    const response = await fetch(this.baseUrl + path, { method, headers, body });
+    const text = await response.text();
+    const operation = this.api.router.matchOperation({ method, path: path.split('?')[0] ?? path, headers: {} }) as Operation | undefined;
+    expect(operation, `${method} ${path} matches an operation of the spec`).toBeDefined();
+    const { operationId = '', responses = {} } = operation as Operation;
+    const where = `${operationId} ${method} ${path} -> ${response.status}`;
+    expect(Object.keys(responses), `${where}: status documented`).toContain(String(response.status));
+    let parsed: unknown;
+    if (response.status === 204) {
+      expect(text, `${where}: no body`).toBe('');
+    } else {
+      expect(response.headers.get('content-type'), `${where}: JSON`).toMatch(/^application\/json/);
+      parsed = JSON.parse(text);
+      const validation = this.api.validateResponse(parsed, operationId, response.status);
+      expect(validation.errors, `${where}: body matches the spec`).toBeNull();
+    }
+    this.covered.add(operationId);
+    return { status: response.status, headers: response.headers, body: parsed };
+  }
+}

@@ -1,0 +1,102 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { afterEach, describe, expect, it } from 'vitest';
+import { UPSTREAM_NAMES, UPSTREAMS } from '../gateway/src/upstreams.js';
+import { freePortBlock } from './helpers/ports.js';
+
+interface Started {
+  readonly child: ChildProcess;
+  readonly output: () => string;
+  readonly banner: Promise<void>;
+  readonly exit: Promise<number | null>;
+}
+
+let running: ChildProcess | undefined;
+
+afterEach(() => {
+  if (running?.exitCode === null && running.pid) process.kill(-running.pid, 'SIGKILL');
+});
+
+function npmRun(script: string, env: NodeJS.ProcessEnv): Started {
+  // Its own process group, so a signal to the group is what Ctrl-C in a terminal sends.
+  const child = spawn('npm', ['run', script], { detached: true, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+  running = child;
+  let output = '';
+  const banner = new Promise<void>((resolve, reject) => {
+    const onData = (chunk: Buffer) => {
+      output += chunk.toString();
+      if (output.includes('Ctrl-C stops everything')) resolve();
+    };
+    child.stdout?.on('data', onData);
+    child.stderr?.on('data', onData);
+    child.once('exit', () => reject(new Error(`exited before it was ready:\n${output}`)));
+  });
+  const exit = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  return { child, output: () => output, banner, exit };
+}
+
+function pidsAlive(pids: number[]): number[] {
+  return pids.filter((pid) => {
+    try {
+      process.kill(pid, 0);
+      return true;
+    } catch {
+      return false;
+    }
+  });
+}
+
+async function childPids(): Promise<number[]> {
+  const { execFileSync } = await import('node:child_process');
+  const out = execFileSync('pgrep', ['-f', 'services/main.ts|gateway/src/main.ts'], { encoding: 'utf8' }).trim();
+  return out === '' ? [] : out.split('\n').map(Number);
+}
+
+describe('npm start', () => {
+  it('runs six services and the gateway, prints URLs and logins, and stops cleanly on Ctrl-C', async () => {
+    const base = await freePortBlock(7);
+    const port = base + 6;
+    const started = npmRun('start', { SERVICES_BASE_PORT: String(base), PORT: String(port) });
+    await started.banner;
+
+    const text = started.output();
+    expect(text).toContain(`http://127.0.0.1:${port}`);
+    for (const name of UPSTREAM_NAMES) expect(text).toContain(`http://127.0.0.1:${base + UPSTREAMS[name].portOffset}`);
+    for (const login of ['alice  / alice-password', 'bob    / bob-password', 'admin  / admin-password']) expect(text).toContain(login);
+
+    expect(await (await fetch(`http://127.0.0.1:${port}/health`)).json()).toEqual({ status: 'ok' });
+    expect((await fetch(`http://127.0.0.1:${port}/ready`)).status).toBe(200);
+    for (const name of UPSTREAM_NAMES) {
+      expect((await fetch(`http://127.0.0.1:${base + UPSTREAMS[name].portOffset}/health`)).status).toBe(200);
+    }
+
+    const pids = (await childPids()).filter((pid) => pidsAlive([pid]).length === 1);
+    expect(pids.length).toBeGreaterThanOrEqual(7);
+    process.kill(-(started.child.pid as number), 'SIGINT');
+    expect(await started.exit).toBe(0);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(pidsAlive(pids)).toEqual([]);
+  });
+
+  it('stops every process, exit 0, when only npm gets SIGTERM', async () => {
+    const base = await freePortBlock(7);
+    const started = npmRun('start', { SERVICES_BASE_PORT: String(base), PORT: String(base + 6) });
+    await started.banner;
+    const pids = await childPids();
+    started.child.kill('SIGTERM');
+    expect(await started.exit).toBe(0);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(pidsAlive(pids)).toEqual([]);
+    await expect(fetch(`http://127.0.0.1:${base}/health`)).rejects.toThrow();
+  });
+
+  it('start:services runs the six services alone', async () => {
+    const base = await freePortBlock(7);
+    const started = npmRun('start:services', { SERVICES_BASE_PORT: String(base), PORT: String(base + 6) });
+    await started.banner;
+    expect(started.output()).not.toContain('Gateway');
+    expect((await fetch(`http://127.0.0.1:${base + 2}/ondemand/movies?limit=1`)).status).toBe(200);
+    await expect(fetch(`http://127.0.0.1:${base + 6}/health`)).rejects.toThrow();
+    process.kill(-(started.child.pid as number), 'SIGINT');
+    expect(await started.exit).toBe(0);
+  });
+});
