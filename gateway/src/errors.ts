@@ -1,4 +1,4 @@
-import type { ServerResponse } from 'node:http';
+import { STATUS_CODES, type ServerResponse } from 'node:http';
 
 /**
  * The one catalogue of errors the gateway answers with. REST answers RFC 9457 problem+json with the
@@ -36,6 +36,11 @@ export function problemOf(kind: ErrorKind, detail: string, instance: string, req
   return { ...extensions, type: 'about:blank', title, status, detail, instance, requestId };
 }
 
+/** A problem for a status outside the catalogue, such as an upstream's 409 or 422 relayed as it was. */
+export function problemForStatus(status: number, detail: string, instance: string, requestId: string, extensions: Record<string, unknown> = {}): Problem {
+  return { ...extensions, type: 'about:blank', title: STATUS_CODES[status] ?? 'Error', status, detail, instance, requestId };
+}
+
 export function sendProblem(res: ServerResponse, problem: Problem, headers: Record<string, string> = {}): void {
   const payload = JSON.stringify(problem);
   res.writeHead(problem.status, {
@@ -45,4 +50,20 @@ export function sendProblem(res: ServerResponse, problem: Problem, headers: Reco
     'cache-control': 'no-store',
   });
   res.end(payload);
+}
+
+/** An error the gateway answers with one of the catalogue's kinds; `detail` is safe to show clients. */
+export class GatewayError extends Error {
+  constructor(
+    readonly kind: ErrorKind,
+    readonly detail: string,
+    readonly headers: Readonly<Record<string, string>> = {},
+  ) {
+    super(detail);
+    this.name = 'GatewayError';
+  }
+
+  get status(): number {
+    return ERROR_KINDS[this.kind].status;
+  }
 }

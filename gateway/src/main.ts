@@ -16,7 +16,7 @@ const config = configOrExit();
 const logger = createLogger(config.logLevel);
 if (config.jwt.usesDevelopmentSecret) logger.warn('JWT_SECRET_KEY is not set: using the development-only key');
 
-const gateway = createGateway(config, logger);
+const gateway = await createGateway(config, logger);
 try {
   const url = await gateway.listen();
   logger.info({ url, upstreams: config.upstreams, nodeEnv: config.nodeEnv }, 'gateway listening');

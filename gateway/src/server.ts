@@ -1,36 +1,59 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
+import { createTokenVerifier, type TokenVerifier } from './auth/verifier.js';
 import type { GatewayConfig } from './config.js';
-import { problemOf, sendProblem } from './errors.js';
+import { ERROR_KINDS, GatewayError, problemOf, sendProblem, type ErrorKind } from './errors.js';
 import type { Logger } from './observability/logger.js';
 import { checkReadiness } from './observability/readiness.js';
 import { requestIdOf } from './observability/request-id.js';
+import { RestPassthrough } from './rest/handler.js';
 
 export interface Gateway {
   readonly server: Server;
+  readonly verifier: TokenVerifier;
   /** Binds the configured host and port (or `port` when given; 0 for any free port) and answers the URL. */
   listen(port?: number): Promise<string>;
   /** Stops accepting connections, lets requests in flight finish (up to `graceMs`), then closes. */
   close(graceMs?: number): Promise<void>;
 }
 
-function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+/** Largest request head accepted; above it the answer is 431. */
+const MAX_HEADER_BYTES = 16 * 1024;
+const MAX_INSTANCE_LENGTH = 256;
+
+function sendJson(res: ServerResponse, status: number, body: unknown): void {
   const payload = JSON.stringify(body);
-  res.writeHead(status, { ...headers, 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload), 'cache-control': 'no-store' });
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload), 'cache-control': 'no-store' });
   res.end(payload);
 }
 
-export function createGateway(config: GatewayConfig, logger: Logger): Gateway {
-  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const requestId = requestIdOf(req.headers);
-    res.setHeader('x-request-id', requestId);
-    const path = (req.url ?? '/').split('?')[0] ?? '/';
+function pathOf(req: IncomingMessage): string {
+  return (req.url ?? '/').split('?')[0]?.slice(0, MAX_INSTANCE_LENGTH) ?? '/';
+}
 
-    if (path === '/health' && (req.method === 'GET' || req.method === 'HEAD')) {
+/** A problem written straight to a socket, for requests Node's parser refused before any handler ran. */
+function rawProblem(socket: Socket, kind: ErrorKind, detail: string): void {
+  const { status, title } = ERROR_KINDS[kind];
+  const body = JSON.stringify({ type: 'about:blank', title, status, detail, instance: '', requestId: '' });
+  socket.end(
+    `HTTP/1.1 ${status} ${title}\r\nContent-Type: application/problem+json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+  );
+}
+
+export async function createGateway(config: GatewayConfig, logger: Logger): Promise<Gateway> {
+  const verifier = await createTokenVerifier(config.jwt);
+  const rest = new RestPassthrough(config, verifier);
+
+  async function handle(req: IncomingMessage, res: ServerResponse, requestId: string): Promise<void> {
+    const path = pathOf(req);
+    if ((path === '/health' || path === '/ready') && req.method !== 'GET' && req.method !== 'HEAD') {
+      throw new GatewayError('METHOD_NOT_ALLOWED', `${req.method ?? ''} is not allowed here`, { allow: 'GET, HEAD' });
+    }
+    if (path === '/health') {
       sendJson(res, 200, { status: 'ok' });
       return;
     }
-    if (path === '/ready' && (req.method === 'GET' || req.method === 'HEAD')) {
+    if (path === '/ready') {
       const readiness = await checkReadiness(config.upstreams);
       if (readiness.ready) {
         sendJson(res, 200, { status: 'ready', services: readiness.services });
@@ -40,24 +63,38 @@ export function createGateway(config: GatewayConfig, logger: Logger): Gateway {
       }
       return;
     }
-    sendProblem(res, problemOf('NOT_FOUND', 'No route matches this path', path, requestId));
+    await rest.handle(req, res, { requestId });
   }
 
-  const server = createServer((req, res) => {
-    handle(req, res).catch((error: unknown) => {
-      logger.error({ err: error }, 'unhandled gateway error');
-      if (!res.headersSent) {
-        const requestId = String(res.getHeader('x-request-id') ?? '');
-        sendProblem(res, problemOf('INTERNAL', 'The gateway failed to handle this request', (req.url ?? '/').split('?')[0] ?? '/', requestId));
-      } else {
+  const server = createServer({ maxHeaderSize: MAX_HEADER_BYTES }, (req, res) => {
+    const requestId = requestIdOf(req.headers);
+    res.setHeader('x-request-id', requestId);
+    handle(req, res, requestId).catch((error: unknown) => {
+      if (res.headersSent) {
         res.destroy();
+        return;
       }
+      if (error instanceof GatewayError) {
+        sendProblem(res, problemOf(error.kind, error.detail, pathOf(req), requestId), error.headers);
+        return;
+      }
+      logger.error({ err: error, requestId }, 'unhandled gateway error');
+      sendProblem(res, problemOf('INTERNAL', 'The gateway failed to handle this request', pathOf(req), requestId));
     });
   });
   server.keepAliveTimeout = 65_000;
+  server.on('clientError', (error: NodeJS.ErrnoException, socket: Socket) => {
+    if (!socket.writable) {
+      socket.destroy();
+      return;
+    }
+    if (error.code === 'HPE_HEADER_OVERFLOW') rawProblem(socket, 'HEADERS_TOO_LARGE', 'The request headers are too large');
+    else rawProblem(socket, 'BAD_REQUEST', 'The request could not be parsed');
+  });
 
   return {
     server,
+    verifier,
     listen(port = config.port) {
       return new Promise((resolve, reject) => {
         server.once('error', reject);
@@ -75,7 +112,7 @@ export function createGateway(config: GatewayConfig, logger: Logger): Gateway {
         force.unref();
         server.close(() => {
           clearTimeout(force);
-          resolve();
+          void rest.close().then(resolve);
         });
         server.closeIdleConnections();
       });

@@ -12,7 +12,7 @@ export interface RunningGateway {
 export async function startGateway(upstreams: UpstreamUrls, env: NodeJS.ProcessEnv = {}): Promise<RunningGateway> {
   const upstreamEnv = Object.fromEntries(UPSTREAM_NAMES.map((name) => [UPSTREAMS[name].envVar, upstreams[name]]));
   const config = loadConfig({ NODE_ENV: 'test', LOG_LEVEL: 'silent', ...upstreamEnv, ...env });
-  const gateway = createGateway(config, createLogger(config.logLevel));
+  const gateway = await createGateway(config, createLogger(config.logLevel));
   const url = await gateway.listen(0);
   return { url, close: () => gateway.close(1000) };
 }

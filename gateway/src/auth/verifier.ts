@@ -1,0 +1,110 @@
+import { webcrypto } from 'node:crypto';
+import { createRemoteJWKSet, errors, jwtVerify, type CryptoKey, type JWTPayload, type JWTVerifyGetKey } from 'jose';
+import type { JwtConfig } from '../config.js';
+import { GatewayError } from '../errors.js';
+import type { Identity } from './identity.js';
+import { TokenCache } from './token-cache.js';
+
+/** Tokens longer than this are refused before any parsing (real access tokens are far smaller). */
+export const MAX_TOKEN_LENGTH = 8192;
+const CLOCK_TOLERANCE_SECONDS = 5;
+/** `sub` becomes the `X-User-ID` header: visible ASCII only, so it cannot smuggle a header. */
+const SUBJECT = /^[\x21-\x7e]{1,256}$/;
+/** Roles are joined with "," into `X-User-Roles`: a role with a comma or space could forge another. */
+const ROLE = /^[A-Za-z0-9_.:-]{1,64}$/;
+const MAX_ROLES = 64;
+
+const HMAC_HASHES: Record<string, string> = { HS256: 'SHA-256', HS384: 'SHA-384', HS512: 'SHA-512' };
+
+/** A 401 for a token that was sent but is not acceptable. */
+export function invalidToken(detail: string): GatewayError {
+  return new GatewayError('UNAUTHENTICATED', detail, { 'www-authenticate': `Bearer error="invalid_token", error_description="${detail}"` });
+}
+
+function describe(error: unknown): GatewayError {
+  if (error instanceof errors.JWTExpired) return invalidToken('Token has expired');
+  if (error instanceof errors.JWTClaimValidationFailed) {
+    if (error.claim === 'nbf') return invalidToken('Token is not valid yet');
+    if (error.claim === 'exp') return invalidToken('Token has no expiry');
+    if (error.claim === 'sub') return invalidToken('Token has no subject');
+    if (error.claim === 'iss') return invalidToken('Token issuer is not accepted');
+    if (error.claim === 'aud') return invalidToken('Token audience is not accepted');
+    return invalidToken('Token claims are invalid');
+  }
+  if (error instanceof errors.JOSEAlgNotAllowed || error instanceof errors.JOSENotSupported) return invalidToken('Token algorithm is not accepted');
+  if (error instanceof errors.JWSSignatureVerificationFailed) return invalidToken('Token signature is invalid');
+  if (error instanceof errors.JWKSNoMatchingKey || error instanceof errors.JWKSMultipleMatchingKeys) return invalidToken('Token signing key is unknown');
+  if (error instanceof errors.JWKSTimeout || error instanceof errors.JWKSInvalid) {
+    return new GatewayError('UPSTREAM_UNAVAILABLE', 'Token signing keys are unavailable');
+  }
+  if (error instanceof errors.JOSEError) return invalidToken('Token is malformed');
+  if (error instanceof TypeError) return invalidToken('Token is malformed');
+  return new GatewayError('UPSTREAM_UNAVAILABLE', 'Token signing keys are unavailable');
+}
+
+function identityOf(payload: JWTPayload): Identity {
+  const { sub, exp, roles } = payload;
+  if (typeof sub !== 'string' || !SUBJECT.test(sub)) throw invalidToken('Token has no valid subject');
+  const validRoles =
+    Array.isArray(roles) && roles.length <= MAX_ROLES && roles.every((role): role is string => typeof role === 'string' && ROLE.test(role)) ? [...new Set(roles)] : [];
+  return { sub, roles: validRoles, expiresAtMs: (exp as number) * 1000 };
+}
+
+async function hmacKeys(secret: string, algorithms: readonly string[]): Promise<Map<string, CryptoKey>> {
+  const keys = new Map<string, CryptoKey>();
+  const raw = new TextEncoder().encode(secret);
+  for (const algorithm of algorithms) {
+    const hash = HMAC_HASHES[algorithm];
+    if (hash) keys.set(algorithm, (await webcrypto.subtle.importKey('raw', raw, { name: 'HMAC', hash }, false, ['verify'])) as CryptoKey);
+  }
+  return keys;
+}
+
+export interface TokenVerifier {
+  /** The identity in a bearer token, from the cache when this exact token was verified before. */
+  verify(token: string): Promise<Identity>;
+  readonly cache: TokenCache;
+}
+
+/**
+ * Verifies JWTs with jose: algorithms from the configured allow-list only, `exp` and `sub` required,
+ * `nbf` honoured, `iss` / `aud` enforced when configured. HMAC keys are imported once; a JWKS is
+ * fetched remotely, cached, and refetched (with a cooldown) when a token names an unknown `kid`.
+ */
+export async function createTokenVerifier(config: JwtConfig, cache = new TokenCache()): Promise<TokenVerifier> {
+  const hmac = config.secret ? await hmacKeys(config.secret, config.algorithms) : new Map<string, CryptoKey>();
+  const jwks = config.jwksUrl ? createRemoteJWKSet(new URL(config.jwksUrl), { cooldownDuration: 30_000, cacheMaxAge: 10 * 60_000, timeoutDuration: 5000 }) : undefined;
+
+  const resolveKey: JWTVerifyGetKey = async (header, token) => {
+    const key = hmac.get(header.alg ?? '');
+    if (key) return key;
+    if (jwks && !header.alg?.startsWith('HS')) return jwks(header, token);
+    throw new errors.JOSEAlgNotAllowed('"alg" (Algorithm) Header Parameter value not allowed');
+  };
+
+  const options = {
+    algorithms: [...config.algorithms],
+    clockTolerance: CLOCK_TOLERANCE_SECONDS,
+    requiredClaims: ['exp', 'sub'],
+    ...(config.issuer !== undefined ? { issuer: config.issuer } : {}),
+    ...(config.audience !== undefined ? { audience: config.audience } : {}),
+  };
+
+  return {
+    cache,
+    async verify(token) {
+      const cached = cache.get(token);
+      if (cached) return cached;
+      if (token.length > MAX_TOKEN_LENGTH) throw invalidToken('Token is too large');
+      let payload: JWTPayload;
+      try {
+        ({ payload } = await jwtVerify(token, resolveKey, options));
+      } catch (error) {
+        throw describe(error);
+      }
+      const identity = identityOf(payload);
+      cache.set(token, identity);
+      return identity;
+    },
+  };
+}

@@ -1,0 +1,79 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { authenticationRequired, identityFromHeaders } from '../auth/authenticate.js';
+import { hasRole, type Identity } from '../auth/identity.js';
+import type { TokenVerifier } from '../auth/verifier.js';
+import type { GatewayConfig } from '../config.js';
+import { GatewayError, problemForStatus, sendProblem } from '../errors.js';
+import { clientAddress, upstreamRequestHeaders } from './headers.js';
+import { normaliseTarget } from './path.js';
+import { UpstreamProxy } from './proxy.js';
+import { accessFor, findRoute, type HttpMethod } from './routes.js';
+
+export interface RestRequestContext {
+  readonly requestId: string;
+}
+
+function lastValue(value: string | string[] | undefined): string | undefined {
+  const joined = Array.isArray(value) ? value.join(',') : value;
+  const last = joined?.split(',').at(-1)?.trim();
+  return last === '' ? undefined : last;
+}
+
+/**
+ * The REST passthrough. Checks run in the contract's order: the path is normalised (400 if it cannot
+ * be), then authentication (401), authorization (403), routing (404) and the method (405). Only then
+ * is anything sent upstream, to the path that was checked.
+ */
+export class RestPassthrough {
+  readonly proxy: UpstreamProxy;
+
+  constructor(
+    private readonly config: GatewayConfig,
+    private readonly verifier: TokenVerifier,
+  ) {
+    this.proxy = new UpstreamProxy({ upstreams: config.upstreams, timeoutMs: config.upstreamTimeoutMs, bodyLimitBytes: config.bodyLimitBytes });
+  }
+
+  async handle(req: IncomingMessage, res: ServerResponse, context: RestRequestContext): Promise<void> {
+    const target = normaliseTarget(req.url ?? '');
+    const route = findRoute(target.path);
+    const access = accessFor(target.path, route);
+    if (access === undefined) throw new GatewayError('NOT_FOUND', 'No route matches this path');
+
+    let identity: Identity | undefined;
+    if (access !== 'public') {
+      identity = await identityFromHeaders(req.headers, this.verifier);
+      if (!identity && access !== 'optional') throw authenticationRequired();
+    }
+    if (access === 'admin' && !hasRole(identity, 'admin')) throw new GatewayError('FORBIDDEN', 'Admin access required');
+    if (!route) throw new GatewayError('NOT_FOUND', 'No route matches this path');
+    if (!route.methods.includes(req.method as HttpMethod)) {
+      throw new GatewayError('METHOD_NOT_ALLOWED', `${req.method ?? ''} is not allowed here`, { allow: route.methods.join(', ') });
+    }
+
+    const declaredLength = Number(req.headers['content-length'] ?? 0);
+    if (declaredLength > this.config.bodyLimitBytes) {
+      throw new GatewayError('PAYLOAD_TOO_LARGE', `The request body is over the limit of ${this.config.bodyLimitBytes} bytes`, { connection: 'close' });
+    }
+
+    const trusted = this.config.trustProxyHops > 0;
+    const headers = upstreamRequestHeaders(req.headers, {
+      requestId: context.requestId,
+      client: clientAddress(req.socket.remoteAddress ?? '', req.headers['x-forwarded-for'], this.config.trustProxyHops),
+      proto: (trusted ? lastValue(req.headers['x-forwarded-proto']) : undefined) ?? 'http',
+      host: (trusted ? lastValue(req.headers['x-forwarded-host']) : undefined) ?? req.headers.host ?? '',
+      ...(identity ? { identity } : {}),
+    });
+
+    const failure = await this.proxy.forward(req, res, { upstream: route.upstream, method: req.method ?? 'GET', path: target.path, query: target.query, headers });
+    if (failure) {
+      const extra: Record<string, string> = failure.status === 401 ? { 'www-authenticate': 'Bearer' } : {};
+      const extensions = failure.errors ? { errors: failure.errors } : {};
+      sendProblem(res, problemForStatus(failure.status, failure.detail, target.path, context.requestId, extensions), { ...failure.headers, ...extra });
+    }
+  }
+
+  close(): Promise<void> {
+    return this.proxy.close();
+  }
+}

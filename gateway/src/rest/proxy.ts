@@ -1,0 +1,175 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { STATUS_CODES } from 'node:http';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { Agent, errors as undiciErrors, type Dispatcher } from 'undici';
+import { GatewayError } from '../errors.js';
+import { UPSTREAMS, type UpstreamName, type UpstreamUrls } from '../upstreams.js';
+import { clientResponseHeaders } from './headers.js';
+
+/** Thrown into the request body stream when a client sends more than the body limit. */
+class BodyTooLargeError extends Error {
+  readonly code = 'GATEWAY_BODY_TOO_LARGE';
+}
+
+/** How much of an upstream error body is read to find its `detail`; the rest is discarded. */
+const MAX_ERROR_BODY_BYTES = 64 * 1024;
+const MAX_DETAIL_LENGTH = 1000;
+
+export interface UpstreamErrorSummary {
+  readonly status: number;
+  readonly detail: string;
+  readonly errors?: unknown[];
+  readonly headers: Record<string, string>;
+}
+
+export interface ForwardRequest {
+  readonly upstream: UpstreamName;
+  readonly method: string;
+  /** Normalised path and raw query: the upstream URL is the configured base plus exactly these. */
+  readonly path: string;
+  readonly query: string;
+  readonly headers: Record<string, string | string[]>;
+}
+
+export interface ProxyOptions {
+  readonly upstreams: UpstreamUrls;
+  readonly timeoutMs: number;
+  readonly bodyLimitBytes: number;
+}
+
+async function* limitedBody(source: AsyncIterable<Buffer>, limit: number): AsyncGenerator<Buffer> {
+  let received = 0;
+  for await (const chunk of source) {
+    received += chunk.length;
+    if (received > limit) throw new BodyTooLargeError('request body over the limit');
+    yield chunk;
+  }
+}
+
+async function readCapped(body: Dispatcher.ResponseData['body']): Promise<string> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of body as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > MAX_ERROR_BODY_BYTES) {
+      body.destroy();
+      break;
+    }
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+/** Only the FastAPI validation fields are kept from an upstream's error list. */
+function validationIssues(list: unknown[]): unknown[] {
+  return list.slice(0, 100).map((item) => {
+    const { loc, msg, type } = (typeof item === 'object' && item !== null ? item : {}) as Record<string, unknown>;
+    return { loc: Array.isArray(loc) ? loc : [], msg: typeof msg === 'string' ? msg : 'Invalid value', type: typeof type === 'string' ? type : 'value_error' };
+  });
+}
+
+/** An upstream 4xx keeps its status and `detail`; a 5xx keeps its status and nothing else. */
+export function summariseUpstreamError(status: number, bodyText: string, title: string, upstreamHeaders: Record<string, string | string[] | undefined>): UpstreamErrorSummary {
+  const headers: Record<string, string> = {};
+  for (const name of ['allow', 'retry-after']) {
+    const value = upstreamHeaders[name];
+    if (typeof value === 'string') headers[name] = value;
+  }
+  if (status >= 500) return { status, detail: `The ${title} service failed to handle the request`, headers };
+  let detail = STATUS_CODES[status] ?? 'Upstream error';
+  let errors: unknown[] | undefined;
+  try {
+    const parsed = JSON.parse(bodyText) as { detail?: unknown };
+    if (typeof parsed.detail === 'string' && parsed.detail !== '') detail = parsed.detail.slice(0, MAX_DETAIL_LENGTH);
+    if (Array.isArray(parsed.detail)) {
+      detail = 'Request validation failed';
+      errors = validationIssues(parsed.detail);
+    }
+  } catch {
+    // not JSON: the status's own phrase stands
+  }
+  return { status, detail, headers, ...(errors ? { errors } : {}) };
+}
+
+function upstreamFailure(error: unknown, title: string): GatewayError | undefined {
+  if (error instanceof BodyTooLargeError || (error as { cause?: unknown }).cause instanceof BodyTooLargeError) {
+    return new GatewayError('PAYLOAD_TOO_LARGE', 'The request body is over the size limit', { connection: 'close' });
+  }
+  if (error instanceof undiciErrors.RequestAbortedError) return undefined;
+  if (error instanceof undiciErrors.HeadersTimeoutError || error instanceof undiciErrors.BodyTimeoutError) {
+    return new GatewayError('UPSTREAM_TIMEOUT', `The ${title} service did not answer in time`);
+  }
+  if (error instanceof undiciErrors.RequestContentLengthMismatchError) {
+    return new GatewayError('BAD_REQUEST', 'The request body does not match its Content-Length');
+  }
+  return new GatewayError('UPSTREAM_UNAVAILABLE', `The ${title} service is unavailable`);
+}
+
+/**
+ * Forwards requests to the upstreams over undici, one keep-alive pool per upstream origin, streaming
+ * bodies both ways. Upstream errors come back as summaries for the caller to turn into problems.
+ */
+export class UpstreamProxy {
+  private readonly agent: Agent;
+
+  constructor(private readonly options: ProxyOptions) {
+    this.agent = new Agent({ connections: 256, keepAliveTimeout: 30_000, keepAliveMaxTimeout: 60_000, connect: { timeout: 5000 } });
+  }
+
+  /**
+   * Sends the request on and streams a success straight to `res`. Answers the upstream's error summary
+   * when its status is 400 or more (nothing written to `res` yet), or throws a GatewayError.
+   */
+  async forward(req: IncomingMessage, res: ServerResponse, request: ForwardRequest): Promise<UpstreamErrorSummary | undefined> {
+    const { title } = UPSTREAMS[request.upstream];
+    const base = new URL(this.options.upstreams[request.upstream]);
+    const basePath = base.pathname.replace(/\/$/, '');
+    const hasBody = req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0;
+    const abort = new AbortController();
+    const onClientGone = () => {
+      if (!res.writableFinished) abort.abort();
+    };
+    res.once('close', onClientGone);
+
+    let response: Dispatcher.ResponseData;
+    try {
+      response = await this.agent.request({
+        origin: base.origin,
+        path: basePath + request.path + (request.query === '' ? '' : `?${request.query}`),
+        method: request.method as Dispatcher.HttpMethod,
+        headers: request.headers,
+        body: hasBody ? Readable.from(limitedBody(req, this.options.bodyLimitBytes), { objectMode: false }) : null,
+        headersTimeout: this.options.timeoutMs,
+        bodyTimeout: this.options.timeoutMs,
+        signal: abort.signal,
+      });
+    } catch (error) {
+      res.off('close', onClientGone);
+      const failure = upstreamFailure(error, title);
+      if (failure) throw failure;
+      return undefined;
+    }
+
+    if (response.statusCode >= 400) {
+      res.off('close', onClientGone);
+      const text = await readCapped(response.body).catch(() => '');
+      return summariseUpstreamError(response.statusCode, text, title, response.headers);
+    }
+
+    res.writeHead(response.statusCode, clientResponseHeaders(response.headers));
+    try {
+      await pipeline(response.body, res);
+    } catch {
+      // The client went away or the upstream broke off mid-body: nothing more can be said on this response.
+      res.destroy();
+    } finally {
+      res.off('close', onClientGone);
+    }
+    return undefined;
+  }
+
+  async close(): Promise<void> {
+    await this.agent.close();
+  }
+}
