@@ -1,9 +1,9 @@
 import { randomBytes, scrypt, timingSafeEqual, type BinaryLike, type ScryptOptions } from 'node:crypto';
-import { SignJWT } from 'jose';
 import { callService } from './lib/client.js';
 import { HttpError } from './lib/errors.js';
 import type { ServiceEnvironment } from './lib/environment.js';
 import type { ServiceDefinition } from './lib/service.js';
+import { createTokenSigner } from './lib/signing.js';
 import { DEMO_USERS } from './data/catalog.js';
 import { specPath } from './specs.js';
 
@@ -48,7 +48,7 @@ export async function authService(env: ServiceEnvironment): Promise<ServiceDefin
   const decoy = await hashPassword('', randomBytes(16).toString('hex'));
   const refreshGrants = new Map<string, RefreshGrant>();
   let nextUserId = Math.max(...DEMO_USERS.map((user) => Number(user.id))) + 1;
-  const secret = new TextEncoder().encode(env.jwtSecret);
+  const signer = await createTokenSigner(env);
 
   async function profileOf(userId: string): Promise<Profile> {
     const answer = await callService<Profile>('user management', env.urls.users, `/internal/users/${encodeURIComponent(userId)}`);
@@ -58,17 +58,10 @@ export async function authService(env: ServiceEnvironment): Promise<ServiceDefin
   }
 
   async function tokensFor(profile: Profile) {
-    let jwt = new SignJWT({ roles: profile.roles })
-      .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
-      .setSubject(profile.id)
-      .setIssuedAt()
-      .setExpirationTime(`${env.accessTokenTtlSeconds}s`);
-    if (env.jwtIssuer) jwt = jwt.setIssuer(env.jwtIssuer);
-    if (env.jwtAudience) jwt = jwt.setAudience(env.jwtAudience);
     const refreshToken = randomBytes(32).toString('base64url');
     refreshGrants.set(refreshToken, { userId: profile.id, expiresAtMs: Date.now() + REFRESH_TTL_MS });
     return {
-      access_token: await jwt.sign(secret),
+      access_token: await signer.sign({ sub: profile.id, roles: profile.roles }),
       token_type: 'bearer',
       expires_in: env.accessTokenTtlSeconds,
       refresh_token: refreshToken,
@@ -118,7 +111,12 @@ export async function authService(env: ServiceEnvironment): Promise<ServiceDefin
         return { body: await tokensFor(await profileOf(grant.userId)) };
       },
 
-      jwks: () => ({ body: { keys: [] } }),
+      jwks: () => ({ body: signer.jwks() }),
+
+      async rotateSigningKey() {
+        if (!(await signer.rotate())) throw new HttpError(409, 'Tokens are HMAC-signed: there is no key pair to rotate');
+        return { body: signer.jwks() };
+      },
       authHealth: () => ({ body: { status: 'ok', service: 'auth' } }),
     },
   };

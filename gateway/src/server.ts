@@ -1,6 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
-import { createTokenVerifier, type TokenVerifier } from './auth/verifier.js';
+import { createTokenVerifier, type TokenVerifier, type VerifierOptions } from './auth/verifier.js';
 import type { GatewayConfig } from './config.js';
 import { ERROR_KINDS, GatewayError, problemOf, sendProblem, type ErrorKind } from './errors.js';
 import type { Logger } from './observability/logger.js';
@@ -40,8 +40,12 @@ function rawProblem(socket: Socket, kind: ErrorKind, detail: string): void {
   );
 }
 
-export async function createGateway(config: GatewayConfig, logger: Logger): Promise<Gateway> {
-  const verifier = await createTokenVerifier(config.jwt);
+export interface GatewayOptions {
+  readonly verifier?: VerifierOptions;
+}
+
+export async function createGateway(config: GatewayConfig, logger: Logger, options: GatewayOptions = {}): Promise<Gateway> {
+  const verifier = await createTokenVerifier(config.jwt, options.verifier);
   const rest = new RestPassthrough(config, verifier);
 
   async function handle(req: IncomingMessage, res: ServerResponse, requestId: string): Promise<void> {

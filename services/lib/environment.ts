@@ -11,6 +11,8 @@ export interface ServiceEnvironment {
   readonly jwtIssuer?: string;
   readonly jwtAudience?: string;
   readonly accessTokenTtlSeconds: number;
+  /** HS256 signs with `jwtSecret`; ES256 signs with a generated key pair published as a JWKS. */
+  readonly tokenAlgorithm: 'HS256' | 'ES256';
   readonly playbackSigningKey: string;
 }
 
@@ -19,6 +21,12 @@ function integerFrom(value: string | undefined, fallback: number, name: string):
   const parsed = Number(value);
   if (!Number.isInteger(parsed) || parsed <= 0) throw new Error(`${name} must be a positive integer`);
   return parsed;
+}
+
+function tokenAlgorithmFrom(value: string | undefined): 'HS256' | 'ES256' {
+  if (value === undefined || value === '' || value === 'HS256') return 'HS256';
+  if (value === 'ES256') return 'ES256';
+  throw new Error('AUTH_TOKEN_ALGORITHM must be HS256 or ES256');
 }
 
 export function serviceEnvironment(env: NodeJS.ProcessEnv = process.env): ServiceEnvironment {
@@ -35,6 +43,7 @@ export function serviceEnvironment(env: NodeJS.ProcessEnv = process.env): Servic
     ...(env.JWT_ISSUER ? { jwtIssuer: env.JWT_ISSUER } : {}),
     ...(env.JWT_AUDIENCE ? { jwtAudience: env.JWT_AUDIENCE } : {}),
     accessTokenTtlSeconds: integerFrom(env.ACCESS_TOKEN_TTL_SECONDS, 3600, 'ACCESS_TOKEN_TTL_SECONDS'),
+    tokenAlgorithm: tokenAlgorithmFrom(env.AUTH_TOKEN_ALGORITHM),
     playbackSigningKey: env.PLAYBACK_SIGNING_KEY || 'development-only-playback-signing-key',
   };
 }

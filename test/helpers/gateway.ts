@@ -1,18 +1,19 @@
 import { loadConfig } from '../../gateway/src/config.js';
 import { createLogger } from '../../gateway/src/observability/logger.js';
-import { createGateway } from '../../gateway/src/server.js';
+import { createGateway, type Gateway, type GatewayOptions } from '../../gateway/src/server.js';
 import { UPSTREAM_NAMES, UPSTREAMS, type UpstreamUrls } from '../../gateway/src/upstreams.js';
 
 export interface RunningGateway {
   readonly url: string;
+  readonly gateway: Gateway;
   close(): Promise<void>;
 }
 
 /** The real gateway, in this process, on a free port, in front of the given upstreams. */
-export async function startGateway(upstreams: UpstreamUrls, env: NodeJS.ProcessEnv = {}): Promise<RunningGateway> {
+export async function startGateway(upstreams: UpstreamUrls, env: NodeJS.ProcessEnv = {}, options: GatewayOptions = {}): Promise<RunningGateway> {
   const upstreamEnv = Object.fromEntries(UPSTREAM_NAMES.map((name) => [UPSTREAMS[name].envVar, upstreams[name]]));
   const config = loadConfig({ NODE_ENV: 'test', LOG_LEVEL: 'silent', ...upstreamEnv, ...env });
-  const gateway = await createGateway(config, createLogger(config.logLevel));
+  const gateway = await createGateway(config, createLogger(config.logLevel), options);
   const url = await gateway.listen(0);
-  return { url, close: () => gateway.close(1000) };
+  return { url, gateway, close: () => gateway.close(1000) };
 }

@@ -71,9 +71,18 @@ export interface TokenVerifier {
  * `nbf` honoured, `iss` / `aud` enforced when configured. HMAC keys are imported once; a JWKS is
  * fetched remotely, cached, and refetched (with a cooldown) when a token names an unknown `kid`.
  */
-export async function createTokenVerifier(config: JwtConfig, cache = new TokenCache()): Promise<TokenVerifier> {
+export interface VerifierOptions {
+  /** After a JWKS fetch, how long an unknown `kid` waits before another fetch (default 30 s). */
+  readonly jwksCooldownMs?: number;
+  readonly cache?: TokenCache;
+}
+
+export async function createTokenVerifier(config: JwtConfig, options: VerifierOptions = {}): Promise<TokenVerifier> {
+  const cache = options.cache ?? new TokenCache();
   const hmac = config.secret ? await hmacKeys(config.secret, config.algorithms) : new Map<string, CryptoKey>();
-  const jwks = config.jwksUrl ? createRemoteJWKSet(new URL(config.jwksUrl), { cooldownDuration: 30_000, cacheMaxAge: 10 * 60_000, timeoutDuration: 5000 }) : undefined;
+  const jwks = config.jwksUrl
+    ? createRemoteJWKSet(new URL(config.jwksUrl), { cooldownDuration: options.jwksCooldownMs ?? 30_000, cacheMaxAge: 10 * 60_000, timeoutDuration: 5000 })
+    : undefined;
 
   const resolveKey: JWTVerifyGetKey = async (header, token) => {
     const key = hmac.get(header.alg ?? '');
@@ -82,7 +91,7 @@ export async function createTokenVerifier(config: JwtConfig, cache = new TokenCa
     throw new errors.JOSEAlgNotAllowed('"alg" (Algorithm) Header Parameter value not allowed');
   };
 
-  const options = {
+  const verifyOptions = {
     algorithms: [...config.algorithms],
     clockTolerance: CLOCK_TOLERANCE_SECONDS,
     requiredClaims: ['exp', 'sub'],
@@ -98,7 +107,7 @@ export async function createTokenVerifier(config: JwtConfig, cache = new TokenCa
       if (token.length > MAX_TOKEN_LENGTH) throw invalidToken('Token is too large');
       let payload: JWTPayload;
       try {
-        ({ payload } = await jwtVerify(token, resolveKey, options));
+        ({ payload } = await jwtVerify(token, resolveKey, verifyOptions));
       } catch (error) {
         throw describe(error);
       }

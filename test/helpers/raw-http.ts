@@ -1,0 +1,22 @@
+import { connect } from 'node:net';
+
+export interface RawResponse {
+  readonly status: number;
+  readonly text: string;
+}
+
+/**
+ * Sends one request with the target exactly as given (fetch and URL would normalise dot segments
+ * and backslashes before sending, which is the very thing under test) and reads the status line.
+ */
+export function rawGet(baseUrl: string, target: string, headers: Record<string, string> = {}, method = 'GET'): Promise<RawResponse> {
+  const { port } = new URL(baseUrl);
+  const head = [`${method} ${target} HTTP/1.1`, 'Host: gateway.test', 'Connection: close', ...Object.entries(headers).map(([name, value]) => `${name}: ${value}`)];
+  return new Promise((resolve, reject) => {
+    const socket = connect(Number(port), '127.0.0.1', () => socket.write(`${head.join('\r\n')}\r\n\r\n`));
+    let text = '';
+    socket.on('data', (chunk) => (text += chunk.toString('latin1')));
+    socket.on('end', () => resolve({ status: Number(/^HTTP\/1\.1 (\d{3})/.exec(text)?.[1] ?? 0), text }));
+    socket.on('error', reject);
+  });
+}
