@@ -40,7 +40,7 @@ function rawRequest(url: string, text: string): Promise<string> {
 describe('headers the upstream receives', () => {
   it('sets X-User-ID and X-User-Roles from the verified token and forwards Authorization', async () => {
     await fetch(`${gateway.url}/users/me`, { headers: auth() });
-    const { headers } = upstreams.upstreams.users.requests[0] ?? { headers: {} };
+    const headers = upstreams.upstreams.users.requests[0]?.headers ?? {};
     expect(headers['x-user-id']).toBe('42');
     expect(headers['x-user-roles']).toBe('user,editor');
     expect(headers.authorization).toBe(`Bearer ${user}`);
@@ -51,7 +51,7 @@ describe('headers the upstream receives', () => {
     await fetch(`${gateway.url}/users/me`, { headers: { ...auth(), ...spoof } });
     await fetch(`${gateway.url}/auth/login`, { method: 'POST', headers: spoof });
     await fetch(`${gateway.url}/search/global?q=a`, { headers: spoof });
-    const [users, login, search] = [upstreams.upstreams.users, upstreams.upstreams.auth, upstreams.upstreams.search].map((u) => u.requests[0]?.headers ?? {});
+    const [users = {}, login = {}, search = {}] = [upstreams.upstreams.users, upstreams.upstreams.auth, upstreams.upstreams.search].map((u) => u.requests[0]?.headers ?? {});
     expect(users['x-user-id']).toBe('42');
     expect(users['x-user-roles']).toBe('user,editor');
     for (const headers of [login, search]) {
@@ -334,7 +334,7 @@ describe('errors', () => {
   });
 
   it('never answers with a stack trace', async () => {
-    upstreams.upstreams.users.behaviour = (_req, res) => res.destroy();
+    upstreams.upstreams.users.behaviour = (_req, res) => void res.destroy();
     const response = await fetch(`${gateway.url}/users/me`, { headers: auth() });
     const text = await response.text();
     expect(response.status).toBe(503);

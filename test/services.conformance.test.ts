@@ -1,8 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { decodeJwt, jwtVerify } from 'jose';
+import { createLocalJWKSet, decodeJwt, decodeProtectedHeader, jwtVerify } from 'jose';
 import { UPSTREAM_NAMES, type UpstreamName } from '../gateway/src/upstreams.js';
 import { DEVELOPMENT_JWT_SECRET } from '../gateway/src/config.js';
-import { startReferenceServices, type ReferenceServices } from '../services/registry.js';
+import { serviceEnvironment } from '../services/lib/environment.js';
+import { startReferenceServices, startService, type ReferenceServices } from '../services/registry.js';
 import { SpecCheckedClient } from './helpers/openapi.js';
 
 const ALICE = { 'x-user-id': '1', 'x-user-roles': 'user' };
@@ -105,8 +106,31 @@ describe('authentication', () => {
     expect(bad.status).toBe(422);
   });
 
-  it('publishes an empty key set while tokens are HMAC-signed', async () => {
+  it('publishes an empty key set while tokens are HMAC-signed, and has no key to rotate', async () => {
     expect(await client.auth.call('GET', '/.well-known/jwks.json')).toMatchObject({ status: 200, body: { keys: [] } });
+    expect(await client.auth.call('POST', '/internal/keys/rotate')).toMatchObject({ status: 409 });
+  });
+
+  it('in ES256 mode signs with a published key and rotates it, keeping the previous one published', async () => {
+    const env = serviceEnvironment({ AUTH_TOKEN_ALGORITHM: 'ES256' });
+    env.urls.users = stack.urls.users;
+    const es256 = await startService('auth', env, '127.0.0.1', 0);
+    try {
+      const auth = await SpecCheckedClient.create('auth', es256.url);
+      const login = async () => (await auth.call('POST', '/auth/login', { json: { username: 'alice', password: 'alice-password' } })).body as { access_token: string };
+      const first = await login();
+      const keySet = (await auth.call('GET', '/.well-known/jwks.json')).body as { keys: { kid: string }[] };
+      expect(keySet.keys).toHaveLength(1);
+      const verified = await jwtVerify(first.access_token, createLocalJWKSet(keySet as never));
+      expect(verified.protectedHeader).toMatchObject({ alg: 'ES256', kid: keySet.keys[0]?.kid });
+      const rotated = await auth.call('POST', '/internal/keys/rotate');
+      const keys = (rotated.body as { keys: { kid: string }[] }).keys;
+      expect(keys).toHaveLength(2);
+      expect(keys[1]?.kid).toBe(keySet.keys[0]?.kid);
+      expect(decodeProtectedHeader((await login()).access_token).kid).toBe(keys[0]?.kid);
+    } finally {
+      await es256.close();
+    }
   });
 });
 
@@ -376,8 +400,6 @@ describe('when a service another depends on is down', () => {
 
   it('the rights service answers 503 when the catalogue is down', async () => {
     // ondemand was closed above; rights is restarted on its own for this check.
-    const { startService } = await import('../services/registry.js');
-    const { serviceEnvironment } = await import('../services/lib/environment.js');
     const env = serviceEnvironment({});
     env.urls.ondemand = stack.urls.ondemand;
     const rights = await startService('rights', env, '127.0.0.1', 0);

@@ -25,31 +25,34 @@ function echo(name: string): UpstreamBehaviour {
 export class RecordingUpstream {
   readonly requests: RecordedRequest[] = [];
   behaviour: UpstreamBehaviour;
+  private readonly server: Server;
+  private port = 0;
 
-  private constructor(
-    readonly name: string,
-    private readonly server: Server,
-    readonly url: string,
-  ) {
+  private constructor(readonly name: string) {
     this.behaviour = echo(name);
+    this.server = createServer((req, res) => this.record(req, res));
   }
 
   static async start(name: string): Promise<RecordingUpstream> {
-    let upstream: RecordingUpstream | undefined;
-    const server = createServer((req, res) => {
-      const chunks: Buffer[] = [];
-      const done = new Promise<RecordedRequest>((resolve) => {
-        req.on('data', (chunk: Buffer) => chunks.push(chunk));
-        req.on('end', () => resolve({ method: req.method ?? '', url: req.url ?? '', headers: req.headers, body: Buffer.concat(chunks) }));
-      });
-      const entry = { method: req.method ?? '', url: req.url ?? '', headers: req.headers, body: Buffer.alloc(0) };
-      upstream?.requests.push(entry);
-      void done.then((request) => Object.assign(entry, { body: request.body }));
-      void Promise.resolve(upstream?.behaviour(req, res, () => done)).catch(() => res.destroy());
-    });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    upstream = new RecordingUpstream(name, server, `http://127.0.0.1:${(server.address() as AddressInfo).port}`);
+    const upstream = new RecordingUpstream(name);
+    await new Promise<void>((resolve) => upstream.server.listen(0, '127.0.0.1', resolve));
+    upstream.port = (upstream.server.address() as AddressInfo).port;
     return upstream;
+  }
+
+  get url(): string {
+    return `http://127.0.0.1:${this.port}`;
+  }
+
+  private record(req: IncomingMessage, res: ServerResponse): void {
+    const chunks: Buffer[] = [];
+    const entry = { method: req.method ?? '', url: req.url ?? '', headers: req.headers, body: Buffer.alloc(0) };
+    this.requests.push(entry);
+    const done = new Promise<RecordedRequest>((resolve) => {
+      req.on('data', (chunk: Buffer) => chunks.push(chunk));
+      req.on('end', () => resolve(Object.assign(entry, { body: Buffer.concat(chunks) })));
+    });
+    void Promise.resolve(this.behaviour(req, res, () => done)).catch(() => res.destroy());
   }
 
   reset(): void {
