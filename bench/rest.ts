@@ -1,0 +1,51 @@
+/**
+ * REST passthrough throughput: an authenticated GET through the gateway against the same upstream
+ * called directly, measured side by side in one run (rounds alternate, so machine noise hits both).
+ * Usage: npm run bench [-- --seconds 5 --rounds 2]
+ */
+import { SignJWT } from 'jose';
+import { UPSTREAM_NAMES, UPSTREAMS } from '../gateway/src/upstreams.js';
+import { measure, startProcess, table, type Measurement } from './lib.js';
+import { freePortBlock } from '../test/helpers/ports.js';
+
+const argument = (name: string, fallback: number) => {
+  const index = process.argv.indexOf(`--${name}`);
+  return index === -1 ? fallback : Number(process.argv[index + 1]);
+};
+const seconds = argument('seconds', 5);
+const rounds = argument('rounds', 2);
+const secret = 'bench-secret-that-is-long-enough-for-hs256-keys';
+
+const base = await freePortBlock(2);
+const upstreamPort = base;
+const gatewayPort = base + 1;
+const upstreamUrl = `http://127.0.0.1:${upstreamPort}`;
+const gatewayUrl = `http://127.0.0.1:${gatewayPort}`;
+
+const upstream = await startProcess('bench/upstream-stub.ts', [String(upstreamPort)], {});
+const gatewayEnv: NodeJS.ProcessEnv = { PORT: String(gatewayPort), JWT_SECRET_KEY: secret, LOG_LEVEL: 'warn', NODE_ENV: 'production', RATE_LIMIT_PER_MINUTE: '0' };
+for (const name of UPSTREAM_NAMES) gatewayEnv[UPSTREAMS[name].envVar] = upstreamUrl;
+const gateway = await startProcess('gateway/src/main.ts', [], gatewayEnv, `${gatewayUrl}/health`);
+
+const token = await new SignJWT({ roles: ['user'] }).setProtectedHeader({ alg: 'HS256' }).setSubject('1').setExpirationTime('2h').sign(new TextEncoder().encode(secret));
+const auth = { authorization: `Bearer ${token}` };
+
+try {
+  await measure('warm-up', `${gatewayUrl}/ondemand/movies/m1`, auth, 2);
+  const results: Measurement[] = [];
+  for (let round = 1; round <= rounds; round++) {
+    results.push(await measure(`round ${round}: upstream alone`, `${upstreamUrl}/ondemand/movies/m1`, {}, seconds));
+    results.push(await measure(`round ${round}: gateway, authenticated GET`, `${gatewayUrl}/ondemand/movies/m1`, auth, seconds));
+    results.push(await measure(`round ${round}: gateway, unauthenticated → 401`, `${gatewayUrl}/ondemand/movies/m1`, {}, seconds));
+  }
+  console.log(table(results));
+  const average = (label: string) => {
+    const matching = results.filter((row) => row.label.endsWith(label));
+    return matching.reduce((sum, row) => sum + row.requestsPerSecond, 0) / matching.length;
+  };
+  const ratio = average('gateway, authenticated GET') / average('upstream alone');
+  console.log(`\nauthenticated GET through the gateway: ${Math.round(average('gateway, authenticated GET'))} req/s, ${(ratio * 100).toFixed(0)}% of the upstream alone`);
+} finally {
+  gateway.kill('SIGTERM');
+  upstream.kill('SIGTERM');
+}
