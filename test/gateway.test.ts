@@ -1,29 +1,17 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startReferenceServices, type ReferenceServices } from '../services/registry.js';
-import { startGateway, type RunningGateway } from './helpers/gateway.js';
+import { describe, expect, it } from 'vitest';
+import { useReferenceGateway } from './helpers/fixtures.js';
 
-let stack: ReferenceServices;
-let gateway: RunningGateway;
-
-beforeAll(async () => {
-  stack = await startReferenceServices({ anyPorts: true, env: {} });
-  gateway = await startGateway(stack.urls);
-});
-
-afterAll(async () => {
-  await gateway.close();
-  await stack.close();
-});
+const fx = useReferenceGateway();
 
 describe('gateway liveness and readiness', () => {
   it('answers /health with 200 {"status":"ok"}', async () => {
-    const response = await fetch(`${gateway.url}/health`);
+    const response = await fetch(`${fx.gateway.url}/health`);
     expect(response.status).toBe(200);
     expect(await response.json()).toEqual({ status: 'ok' });
   });
 
   it('answers /ready with 200 while every upstream answers its health check', async () => {
-    const response = await fetch(`${gateway.url}/ready`);
+    const response = await fetch(`${fx.gateway.url}/ready`);
     expect(response.status).toBe(200);
     expect(await response.json()).toEqual({
       status: 'ready',
@@ -32,7 +20,7 @@ describe('gateway liveness and readiness', () => {
   });
 
   it('answers unknown paths with a problem+json 404 carrying the request id', async () => {
-    const response = await fetch(`${gateway.url}/nothing/here?x=1`, { headers: { 'x-request-id': 'abc-123' } });
+    const response = await fetch(`${fx.gateway.url}/nothing/here?x=1`, { headers: { 'x-request-id': 'abc-123' } });
     expect(response.status).toBe(404);
     expect(response.headers.get('content-type')).toBe('application/problem+json');
     expect(response.headers.get('x-request-id')).toBe('abc-123');
@@ -48,7 +36,7 @@ describe('gateway liveness and readiness', () => {
 
   it('replaces a request id that is not a plain short token', async () => {
     for (const offered of ['has spaces', 'x'.repeat(200), '<script>alert(1)</script>', 'a/b', '']) {
-      const response = await fetch(`${gateway.url}/health`, { headers: { 'x-request-id': offered } });
+      const response = await fetch(`${fx.gateway.url}/health`, { headers: { 'x-request-id': offered } });
       const echoed = response.headers.get('x-request-id') ?? '';
       expect(echoed).not.toBe(offered);
       expect(echoed).toMatch(/^[0-9a-f-]{36}$/);
@@ -56,9 +44,9 @@ describe('gateway liveness and readiness', () => {
   });
 
   it('answers /ready with 503 naming the services that fail', async () => {
-    await stack.services.rights.close();
-    await stack.services.search.close();
-    const response = await fetch(`${gateway.url}/ready`);
+    await fx.stack.services.rights.close();
+    await fx.stack.services.search.close();
+    const response = await fetch(`${fx.gateway.url}/ready`);
     expect(response.status).toBe(503);
     expect(response.headers.get('content-type')).toBe('application/problem+json');
     const body = (await response.json()) as Record<string, unknown>;

@@ -1,28 +1,18 @@
 import { generateKeyPair, SignJWT } from 'jose';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { startGateway, type RunningGateway } from './helpers/gateway.js';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { rawGet } from './helpers/raw-http.js';
-import { startRecordingUpstreams, type RecordingUpstreams } from './helpers/recording-upstream.js';
+import { useRecordingGateway } from './helpers/fixtures.js';
+import { startGateway } from './helpers/gateway.js';
 import { adminToken, signToken, TEST_SECRET, unsignedToken, userToken } from './helpers/tokens.js';
 
-let upstreams: RecordingUpstreams;
-let gateway: RunningGateway;
+const fx = useRecordingGateway();
 let user: string;
 let admin: string;
 
 beforeAll(async () => {
-  upstreams = await startRecordingUpstreams();
-  gateway = await startGateway(upstreams.urls, { JWT_SECRET_KEY: TEST_SECRET });
   user = await userToken('42');
   admin = await adminToken('7');
 });
-
-afterAll(async () => {
-  await gateway.close();
-  await upstreams.close();
-});
-
-beforeEach(() => upstreams.reset());
 
 const now = () => Math.floor(Date.now() / 1000);
 const adminClaims = () => ({ sub: '7', roles: ['user', 'admin'], iat: now(), exp: now() + 3600 });
@@ -66,13 +56,13 @@ describe('an attacker’s tokens', () => {
   it('are each refused with 401 invalid_token, and no upstream is called', async () => {
     for (const [name, token] of await tokenAttacks()) {
       for (const path of ['/admin/users', '/users/me']) {
-        const response = await fetch(`${gateway.url}${path}`, { headers: { authorization: `Bearer ${token}` } });
+        const response = await fetch(`${fx.gateway.url}${path}`, { headers: { authorization: `Bearer ${token}` } });
         expect(response.status, `${name} on ${path}`).toBe(401);
         expect(response.headers.get('www-authenticate'), name).toMatch(/^Bearer error="invalid_token"/);
         expect(((await response.json()) as { detail: string }).detail, name).toBeTruthy();
       }
     }
-    expect(upstreams.all()).toHaveLength(0);
+    expect(fx.upstreams.all()).toHaveLength(0);
   });
 
   it.each([
@@ -81,9 +71,9 @@ describe('an attacker’s tokens', () => {
     ['two tokens', 'Bearer a.b.c d.e.f'],
     ['token without scheme', 'eyJhbGciOiJIUzI1NiJ9.e30.x'],
   ])('a malformed Authorization header (%s) is 401 and reaches no upstream', async (_, authorization) => {
-    const response = await fetch(`${gateway.url}/users/me`, { headers: { authorization } });
+    const response = await fetch(`${fx.gateway.url}/users/me`, { headers: { authorization } });
     expect(response.status).toBe(401);
-    expect(upstreams.all()).toHaveLength(0);
+    expect(fx.upstreams.all()).toHaveLength(0);
   });
 
   it.each([
@@ -95,27 +85,27 @@ describe('an attacker’s tokens', () => {
     ['a role with padding', [' admin']],
   ])('%s gives no admin rights (403), and no upstream is called', async (_, roles) => {
     const token = await signToken({ sub: '7', roles });
-    const response = await fetch(`${gateway.url}/admin/users`, { headers: { authorization: `Bearer ${token}` } });
+    const response = await fetch(`${fx.gateway.url}/admin/users`, { headers: { authorization: `Bearer ${token}` } });
     expect(response.status).toBe(403);
-    expect(upstreams.all()).toHaveLength(0);
+    expect(fx.upstreams.all()).toHaveLength(0);
   });
 
   it('non-array roles still authenticate as a user without roles', async () => {
     const token = await signToken({ sub: '7', roles: 'admin' });
-    const response = await fetch(`${gateway.url}/users/me`, { headers: { authorization: `Bearer ${token}` } });
+    const response = await fetch(`${fx.gateway.url}/users/me`, { headers: { authorization: `Bearer ${token}` } });
     expect(response.status).toBe(200);
-    expect(upstreams.upstreams.users.requests[0]?.headers['x-user-roles']).toBe('');
+    expect(fx.upstreams.upstreams.users.requests[0]?.headers['x-user-roles']).toBe('');
   });
 
   it('accepts a token within the clock tolerance, refuses one beyond it', async () => {
     const justExpired = await signToken({ sub: '7', roles: ['user'], exp: now() - 2 }, { expiresIn: null });
-    expect((await fetch(`${gateway.url}/users/me`, { headers: { authorization: `Bearer ${justExpired}` } })).status).toBe(200);
+    expect((await fetch(`${fx.gateway.url}/users/me`, { headers: { authorization: `Bearer ${justExpired}` } })).status).toBe(200);
     const longExpired = await signToken({ sub: '7', roles: ['user'], exp: now() - 30 }, { expiresIn: null });
-    expect((await fetch(`${gateway.url}/users/me`, { headers: { authorization: `Bearer ${longExpired}` } })).status).toBe(401);
+    expect((await fetch(`${fx.gateway.url}/users/me`, { headers: { authorization: `Bearer ${longExpired}` } })).status).toBe(401);
   });
 
   it('enforces JWT_ISSUER and JWT_AUDIENCE when configured', async () => {
-    const strict = await startGateway(upstreams.urls, { JWT_SECRET_KEY: TEST_SECRET, JWT_ISSUER: 'https://auth.tv.example', JWT_AUDIENCE: 'tv-api' });
+    const strict = await startGateway(fx.upstreams.urls, { JWT_SECRET_KEY: TEST_SECRET, JWT_ISSUER: 'https://auth.tv.example', JWT_AUDIENCE: 'tv-api' });
     try {
       const statusWith = async (claims: Record<string, unknown>) =>
         (await fetch(`${strict.url}/users/me`, { headers: { authorization: `Bearer ${await signToken({ sub: '1', roles: ['user'], ...claims })}` } })).status;
@@ -125,7 +115,7 @@ describe('an attacker’s tokens', () => {
       expect(await statusWith({ iss: 'https://evil.example', aud: 'tv-api' })).toBe(401);
       expect(await statusWith({ iss: 'https://auth.tv.example' })).toBe(401);
       expect(await statusWith({ iss: 'https://auth.tv.example', aud: 'other' })).toBe(401);
-      expect(upstreams.all()).toHaveLength(2);
+      expect(fx.upstreams.all()).toHaveLength(2);
     } finally {
       await strict.close();
     }
@@ -166,27 +156,27 @@ describe('an attacker’s paths', () => {
     ['http://evil.example/users/me', 400],
     ['*', 400],
   ])('%s with a user token is %i and reaches no upstream', async (target, status) => {
-    const response = await rawGet(gateway.url, target, bearer(user));
+    const response = await rawGet(fx.gateway.url, target, bearer(user));
     expect(response.status).toBe(status);
     if (status !== 0) expect(response.text).toContain('application/problem+json');
-    expect(upstreams.all()).toHaveLength(0);
+    expect(fx.upstreams.all()).toHaveLength(0);
   });
 
   it('forwards a path with dot segments as the normalised path it was authorised as', async () => {
-    const response = await rawGet(gateway.url, '/admin/../users/./me/%7euser?x=/../admin', bearer(user));
+    const response = await rawGet(fx.gateway.url, '/admin/../users/./me/%7euser?x=/../admin', bearer(user));
     expect(response.status).toBe(200);
-    expect(upstreams.all().map((request) => [request.url, request.headers['x-user-id']])).toEqual([['/users/me/~user?x=/../admin', '42']]);
+    expect(fx.upstreams.all().map((request) => [request.url, request.headers['x-user-id']])).toEqual([['/users/me/~user?x=/../admin', '42']]);
   });
 
   it('lets an admin reach the same normalised admin path, so normalisation is not just a refusal', async () => {
-    const response = await rawGet(gateway.url, '/users/%2e%2e/admin/users', bearer(admin));
+    const response = await rawGet(fx.gateway.url, '/users/%2e%2e/admin/users', bearer(admin));
     expect(response.status).toBe(200);
-    expect(upstreams.upstreams.users.requests.map((request) => request.url)).toEqual(['/admin/users']);
+    expect(fx.upstreams.upstreams.users.requests.map((request) => request.url)).toEqual(['/admin/users']);
   });
 
   it('a spoofed X-User-Roles header does not get a user past the admin check', async () => {
-    const response = await rawGet(gateway.url, '/users/../admin/users', { ...bearer(user), 'X-User-Roles': 'admin' });
+    const response = await rawGet(fx.gateway.url, '/users/../admin/users', { ...bearer(user), 'X-User-Roles': 'admin' });
     expect(response.status).toBe(403);
-    expect(upstreams.all()).toHaveLength(0);
+    expect(fx.upstreams.all()).toHaveLength(0);
   });
 });

@@ -1,27 +1,17 @@
 import { randomBytes } from 'node:crypto';
 import { request as httpRequest } from 'node:http';
 import { connect } from 'node:net';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { startGateway, type RunningGateway } from './helpers/gateway.js';
-import { startRecordingUpstreams, type RecordingUpstreams } from './helpers/recording-upstream.js';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { startGateway } from './helpers/gateway.js';
+import { useRecordingGateway } from './helpers/fixtures.js';
 import { TEST_SECRET, signToken, userToken } from './helpers/tokens.js';
 
-let upstreams: RecordingUpstreams;
-let gateway: RunningGateway;
+const fx = useRecordingGateway({ BODY_LIMIT_BYTES: '65536', UPSTREAM_TIMEOUT_MS: '400' });
 let user: string;
 
 beforeAll(async () => {
-  upstreams = await startRecordingUpstreams();
-  gateway = await startGateway(upstreams.urls, { JWT_SECRET_KEY: TEST_SECRET, BODY_LIMIT_BYTES: '65536', UPSTREAM_TIMEOUT_MS: '400' });
   user = await signToken({ sub: '42', roles: ['user', 'editor'] });
 });
-
-afterAll(async () => {
-  await gateway.close();
-  await upstreams.close();
-});
-
-beforeEach(() => upstreams.reset());
 
 const auth = () => ({ authorization: `Bearer ${user}` });
 
@@ -39,8 +29,8 @@ function rawRequest(url: string, text: string): Promise<string> {
 
 describe('headers the upstream receives', () => {
   it('sets X-User-ID and X-User-Roles from the verified token and forwards Authorization', async () => {
-    await fetch(`${gateway.url}/users/me`, { headers: auth() });
-    const headers = upstreams.upstreams.users.requests[0]?.headers ?? {};
+    await fetch(`${fx.gateway.url}/users/me`, { headers: auth() });
+    const headers = fx.upstreams.upstreams.users.requests[0]?.headers ?? {};
     expect(headers['x-user-id']).toBe('42');
     expect(headers['x-user-roles']).toBe('user,editor');
     expect(headers.authorization).toBe(`Bearer ${user}`);
@@ -48,10 +38,10 @@ describe('headers the upstream receives', () => {
 
   it('removes identity headers a client sends, on protected and public routes alike', async () => {
     const spoof = { 'x-user-id': '1', 'X-User-Roles': 'admin', 'x-USER-id': '3' };
-    await fetch(`${gateway.url}/users/me`, { headers: { ...auth(), ...spoof } });
-    await fetch(`${gateway.url}/auth/login`, { method: 'POST', headers: spoof });
-    await fetch(`${gateway.url}/search/global?q=a`, { headers: spoof });
-    const [users = {}, login = {}, search = {}] = [upstreams.upstreams.users, upstreams.upstreams.auth, upstreams.upstreams.search].map((u) => u.requests[0]?.headers ?? {});
+    await fetch(`${fx.gateway.url}/users/me`, { headers: { ...auth(), ...spoof } });
+    await fetch(`${fx.gateway.url}/auth/login`, { method: 'POST', headers: spoof });
+    await fetch(`${fx.gateway.url}/search/global?q=a`, { headers: spoof });
+    const [users = {}, login = {}, search = {}] = [fx.upstreams.upstreams.users, fx.upstreams.upstreams.auth, fx.upstreams.upstreams.search].map((u) => u.requests[0]?.headers ?? {});
     expect(users['x-user-id']).toBe('42');
     expect(users['x-user-roles']).toBe('user,editor');
     for (const headers of [login, search]) {
@@ -61,36 +51,36 @@ describe('headers the upstream receives', () => {
   });
 
   it('keeps a sane X-Request-ID, replaces others, and echoes the one used', async () => {
-    const kept = await fetch(`${gateway.url}/users/me`, { headers: { ...auth(), 'x-request-id': 'trace-123' } });
+    const kept = await fetch(`${fx.gateway.url}/users/me`, { headers: { ...auth(), 'x-request-id': 'trace-123' } });
     expect(kept.headers.get('x-request-id')).toBe('trace-123');
-    expect(upstreams.upstreams.users.requests[0]?.headers['x-request-id']).toBe('trace-123');
-    const replaced = await fetch(`${gateway.url}/users/me`, { headers: { ...auth(), 'x-request-id': 'bad id with spaces' } });
+    expect(fx.upstreams.upstreams.users.requests[0]?.headers['x-request-id']).toBe('trace-123');
+    const replaced = await fetch(`${fx.gateway.url}/users/me`, { headers: { ...auth(), 'x-request-id': 'bad id with spaces' } });
     const generated = replaced.headers.get('x-request-id');
     expect(generated).toMatch(/^[0-9a-f-]{36}$/);
-    expect(upstreams.upstreams.users.requests[1]?.headers['x-request-id']).toBe(generated);
-    await fetch(`${gateway.url}/users/me`, { headers: auth() });
-    expect(upstreams.upstreams.users.requests[2]?.headers['x-request-id']).toMatch(/^[0-9a-f-]{36}$/);
+    expect(fx.upstreams.upstreams.users.requests[1]?.headers['x-request-id']).toBe(generated);
+    await fetch(`${fx.gateway.url}/users/me`, { headers: auth() });
+    expect(fx.upstreams.upstreams.users.requests[2]?.headers['x-request-id']).toMatch(/^[0-9a-f-]{36}$/);
   });
 
   it('sets X-Forwarded-For, -Proto and -Host, ignoring what an untrusted client claims', async () => {
-    await fetch(`${gateway.url}/users/me`, {
+    await fetch(`${fx.gateway.url}/users/me`, {
       headers: { ...auth(), 'x-forwarded-for': '6.6.6.6', 'x-forwarded-proto': 'https', 'x-forwarded-host': 'evil.example', forwarded: 'for=6.6.6.6' },
     });
-    const headers = upstreams.upstreams.users.requests[0]?.headers ?? {};
+    const headers = fx.upstreams.upstreams.users.requests[0]?.headers ?? {};
     expect(headers['x-forwarded-for']).toBe('127.0.0.1');
     expect(headers['x-forwarded-proto']).toBe('http');
-    expect(headers['x-forwarded-host']).toBe(new URL(gateway.url).host);
+    expect(headers['x-forwarded-host']).toBe(new URL(fx.gateway.url).host);
     expect(headers.forwarded).toBeUndefined();
-    expect(headers.host).toBe(new URL(upstreams.urls.users).host);
+    expect(headers.host).toBe(new URL(fx.upstreams.urls.users).host);
   });
 
   it('trusts exactly TRUST_PROXY_HOPS entries of X-Forwarded-For', async () => {
-    const behindProxy = await startGateway(upstreams.urls, { JWT_SECRET_KEY: TEST_SECRET, TRUST_PROXY_HOPS: '1' });
+    const behindProxy = await startGateway(fx.upstreams.urls, { JWT_SECRET_KEY: TEST_SECRET, TRUST_PROXY_HOPS: '1' });
     try {
       await fetch(`${behindProxy.url}/users/me`, {
         headers: { ...auth(), 'x-forwarded-for': '6.6.6.6, 203.0.113.9', 'x-forwarded-proto': 'https', 'x-forwarded-host': 'tv.example' },
       });
-      const headers = upstreams.upstreams.users.requests[0]?.headers ?? {};
+      const headers = fx.upstreams.upstreams.users.requests[0]?.headers ?? {};
       expect(headers['x-forwarded-for']).toBe('203.0.113.9, 127.0.0.1');
       expect(headers['x-forwarded-proto']).toBe('https');
       expect(headers['x-forwarded-host']).toBe('tv.example');
@@ -101,23 +91,23 @@ describe('headers the upstream receives', () => {
 
   it('drops hop-by-hop headers and those the client names in Connection', async () => {
     await new Promise<void>((resolve, reject) => {
-      const req = httpRequest(`${gateway.url}/users/me`, {
+      const req = httpRequest(`${fx.gateway.url}/users/me`, {
         headers: { ...auth(), connection: 'keep-alive, X-Secret-Hop', 'x-secret-hop': '1', 'keep-alive': 'timeout=5', te: 'trailers', 'proxy-authorization': 'Basic eA==', 'x-end-to-end': 'kept' },
       });
       req.on('response', (res) => res.resume().on('end', resolve));
       req.on('error', reject);
       req.end();
     });
-    const headers = upstreams.upstreams.users.requests[0]?.headers ?? {};
+    const headers = fx.upstreams.upstreams.users.requests[0]?.headers ?? {};
     for (const name of ['x-secret-hop', 'keep-alive', 'te', 'proxy-authorization']) expect(headers[name], name).toBeUndefined();
     expect(headers['x-end-to-end']).toBe('kept');
   });
 
   it('drops hop-by-hop headers from the response and keeps the rest', async () => {
-    upstreams.upstreams.users.behaviour = (_req, res) => {
+    fx.upstreams.upstreams.users.behaviour = (_req, res) => {
       res.writeHead(200, { connection: 'X-Internal', 'x-internal': 'secret', 'keep-alive': 'timeout=1', 'x-visible': 'yes', 'content-type': 'text/plain' }).end('ok');
     };
-    const response = await fetch(`${gateway.url}/users/me`, { headers: auth() });
+    const response = await fetch(`${fx.gateway.url}/users/me`, { headers: auth() });
     expect(response.headers.get('x-internal')).toBeNull();
     expect(response.headers.get('x-visible')).toBe('yes');
     expect(await response.text()).toBe('ok');
@@ -126,10 +116,10 @@ describe('headers the upstream receives', () => {
 
 describe('bodies', () => {
   async function roundTrip(init: RequestInit & { headers?: Record<string, string> }): Promise<{ body: Buffer; contentType: string | undefined }> {
-    const response = await fetch(`${gateway.url}/users/upload?x=1`, { method: 'POST', ...init, headers: { ...auth(), ...init.headers } });
+    const response = await fetch(`${fx.gateway.url}/users/upload?x=1`, { method: 'POST', ...init, headers: { ...auth(), ...init.headers } });
     expect(response.status).toBe(200);
     await response.arrayBuffer();
-    const received = upstreams.upstreams.users.requests.at(-1);
+    const received = fx.upstreams.upstreams.users.requests.at(-1);
     return { body: received?.body ?? Buffer.alloc(0), contentType: received?.headers['content-type'] };
   }
 
@@ -169,12 +159,12 @@ describe('bodies', () => {
   it('streams a chunked request body to the upstream as it arrives', async () => {
     let firstChunkSeen!: () => void;
     const firstChunk = new Promise<void>((resolve) => (firstChunkSeen = resolve));
-    upstreams.upstreams.users.behaviour = (req, res, recorded) => {
+    fx.upstreams.upstreams.users.behaviour = (req, res, recorded) => {
       req.once('data', () => firstChunkSeen());
       void recorded().then((request) => res.writeHead(200, { 'content-type': 'text/plain' }).end(`got ${request.body.length}`));
     };
     const answer = await new Promise<string>((resolve, reject) => {
-      const req = httpRequest(`${gateway.url}/users/stream`, { method: 'PUT', headers: { ...auth(), 'content-type': 'text/plain' } });
+      const req = httpRequest(`${fx.gateway.url}/users/stream`, { method: 'PUT', headers: { ...auth(), 'content-type': 'text/plain' } });
       req.on('response', (res) => {
         let text = '';
         res.on('data', (chunk) => (text += chunk.toString()));
@@ -186,20 +176,20 @@ describe('bodies', () => {
       void firstChunk.then(() => req.end('second part'));
     });
     expect(answer).toBe('got 22');
-    expect(upstreams.upstreams.users.requests[0]?.body.toString()).toBe('first part;second part');
-    expect(upstreams.upstreams.users.requests[0]?.headers['transfer-encoding']).toBe('chunked');
+    expect(fx.upstreams.upstreams.users.requests[0]?.body.toString()).toBe('first part;second part');
+    expect(fx.upstreams.upstreams.users.requests[0]?.headers['transfer-encoding']).toBe('chunked');
   });
 
   it('streams a response to the client progressively', async () => {
     let clientGotFirst!: () => void;
     const first = new Promise<void>((resolve) => (clientGotFirst = resolve));
-    upstreams.upstreams.ondemand.behaviour = (_req, res) => {
+    fx.upstreams.upstreams.ondemand.behaviour = (_req, res) => {
       res.writeHead(200, { 'content-type': 'application/x-ndjson' });
       res.write('{"part":1}\n');
       // The rest is only written once the client holds the first part.
       void first.then(() => res.end('{"part":2}\n'));
     };
-    const response = await fetch(`${gateway.url}/ondemand/feed`, { headers: auth() });
+    const response = await fetch(`${fx.gateway.url}/ondemand/feed`, { headers: auth() });
     const reader = (response.body as ReadableStream<Uint8Array>).getReader();
     const decoder = new TextDecoder();
     const firstRead = await reader.read();
@@ -211,13 +201,13 @@ describe('bodies', () => {
   });
 
   it('relays 204 and other success statuses with their headers', async () => {
-    upstreams.upstreams.users.behaviour = (_req, res) => void res.writeHead(204, { 'x-deleted': 'yes' }).end();
-    const response = await fetch(`${gateway.url}/users/7`, { method: 'DELETE', headers: auth() });
+    fx.upstreams.upstreams.users.behaviour = (_req, res) => void res.writeHead(204, { 'x-deleted': 'yes' }).end();
+    const response = await fetch(`${fx.gateway.url}/users/7`, { method: 'DELETE', headers: auth() });
     expect(response.status).toBe(204);
     expect(response.headers.get('x-deleted')).toBe('yes');
     expect(await response.text()).toBe('');
-    upstreams.upstreams.users.behaviour = (_req, res) => void res.writeHead(201, { location: '/users/8', 'content-type': 'text/csv' }).end('a,b\n1,2\n');
-    const created = await fetch(`${gateway.url}/users`, { method: 'POST', headers: auth() });
+    fx.upstreams.upstreams.users.behaviour = (_req, res) => void res.writeHead(201, { location: '/users/8', 'content-type': 'text/csv' }).end('a,b\n1,2\n');
+    const created = await fetch(`${fx.gateway.url}/users`, { method: 'POST', headers: auth() });
     expect(created.status).toBe(201);
     expect(created.headers.get('location')).toBe('/users/8');
     expect(await created.text()).toBe('a,b\n1,2\n');
@@ -225,8 +215,8 @@ describe('bodies', () => {
 
   it('forwards the query string unchanged', async () => {
     const query = 'a=1&a=2&b=%2F%3F&c=%E2%9C%93&d&e=x+y&=odd';
-    await fetch(`${gateway.url}/users/me?${query}`, { headers: auth() });
-    expect(upstreams.upstreams.users.requests[0]?.url).toBe(`/users/me?${query}`);
+    await fetch(`${fx.gateway.url}/users/me?${query}`, { headers: auth() });
+    expect(fx.upstreams.upstreams.users.requests[0]?.url).toBe(`/users/me?${query}`);
   });
 });
 
@@ -237,16 +227,16 @@ describe('errors', () => {
   };
 
   it('relays an upstream 4xx with its status and detail', async () => {
-    upstreams.upstreams.users.behaviour = (_req, res) => void res.writeHead(409, { 'content-type': 'application/json' }).end('{"detail":"Email already used"}');
-    const response = await fetch(`${gateway.url}/users/me`, { method: 'PATCH', headers: { ...auth(), 'x-request-id': 'r-1' } });
+    fx.upstreams.upstreams.users.behaviour = (_req, res) => void res.writeHead(409, { 'content-type': 'application/json' }).end('{"detail":"Email already used"}');
+    const response = await fetch(`${fx.gateway.url}/users/me`, { method: 'PATCH', headers: { ...auth(), 'x-request-id': 'r-1' } });
     expect(response.status).toBe(409);
     expect(await problemOf(response)).toEqual({ type: 'about:blank', title: 'Conflict', status: 409, detail: 'Email already used', instance: '/users/me', requestId: 'r-1' });
   });
 
   it('moves an upstream validation list to errors', async () => {
     const detail = [{ loc: ['body', 'email'], msg: 'value is not a valid email address', type: 'value_error', ctx: { internal: 'x' } }];
-    upstreams.upstreams.users.behaviour = (_req, res) => void res.writeHead(422, { 'content-type': 'application/json' }).end(JSON.stringify({ detail }));
-    const response = await fetch(`${gateway.url}/users/me`, { method: 'PATCH', headers: auth() });
+    fx.upstreams.upstreams.users.behaviour = (_req, res) => void res.writeHead(422, { 'content-type': 'application/json' }).end(JSON.stringify({ detail }));
+    const response = await fetch(`${fx.gateway.url}/users/me`, { method: 'PATCH', headers: auth() });
     expect(response.status).toBe(422);
     expect(await problemOf(response)).toMatchObject({
       status: 422,
@@ -256,30 +246,30 @@ describe('errors', () => {
   });
 
   it('uses the status phrase when an upstream 4xx body is not JSON, and adds WWW-Authenticate to a 401', async () => {
-    upstreams.upstreams.users.behaviour = (_req, res) => void res.writeHead(401, { 'content-type': 'text/html' }).end('<h1>nope</h1>');
-    const response = await fetch(`${gateway.url}/users/me`, { headers: auth() });
+    fx.upstreams.upstreams.users.behaviour = (_req, res) => void res.writeHead(401, { 'content-type': 'text/html' }).end('<h1>nope</h1>');
+    const response = await fetch(`${fx.gateway.url}/users/me`, { headers: auth() });
     expect(response.status).toBe(401);
     expect(response.headers.get('www-authenticate')).toBe('Bearer');
     expect(await problemOf(response)).toMatchObject({ detail: 'Unauthorized' });
   });
 
   it('masks an upstream 5xx body but keeps its status', async () => {
-    upstreams.upstreams.ondemand.behaviour = (_req, res) =>
+    fx.upstreams.upstreams.ondemand.behaviour = (_req, res) =>
       void res.writeHead(500, { 'content-type': 'application/json', 'x-debug': 'db01' }).end('{"detail":"psycopg2.OperationalError at db01.internal:5432","trace":"File app.py"}');
-    const response = await fetch(`${gateway.url}/ondemand/movies`, { headers: auth() });
+    const response = await fetch(`${fx.gateway.url}/ondemand/movies`, { headers: auth() });
     expect(response.status).toBe(500);
     const text = await response.text();
     expect(text).not.toMatch(/psycopg|db01|app\.py|trace/);
     expect(response.headers.get('x-debug')).toBeNull();
     expect(JSON.parse(text)).toMatchObject({ status: 500, title: 'Internal Server Error', detail: 'The on-demand service failed to handle the request' });
-    upstreams.upstreams.ondemand.behaviour = (_req, res) => void res.writeHead(502).end('bad gateway from nginx/1.2');
-    const bad = await fetch(`${gateway.url}/ondemand/movies`, { headers: auth() });
+    fx.upstreams.upstreams.ondemand.behaviour = (_req, res) => void res.writeHead(502).end('bad gateway from nginx/1.2');
+    const bad = await fetch(`${fx.gateway.url}/ondemand/movies`, { headers: auth() });
     expect(bad.status).toBe(502);
     expect(await bad.text()).not.toContain('nginx');
   });
 
   it('answers 503 when the upstream cannot be reached, without the network error', async () => {
-    const down = await startGateway({ ...upstreams.urls, livetv: 'http://127.0.0.1:9' }, { JWT_SECRET_KEY: TEST_SECRET });
+    const down = await startGateway({ ...fx.upstreams.urls, livetv: 'http://127.0.0.1:9' }, { JWT_SECRET_KEY: TEST_SECRET });
     try {
       const response = await fetch(`${down.url}/livetv/channels`, { headers: auth() });
       expect(response.status).toBe(503);
@@ -292,29 +282,29 @@ describe('errors', () => {
   });
 
   it('answers 504 when the upstream does not answer within UPSTREAM_TIMEOUT_MS', async () => {
-    upstreams.upstreams.rights.behaviour = (_req, res) => void setTimeout(() => res.writeHead(200).end('late'), 1500);
-    const response = await fetch(`${gateway.url}/subscriptions/me`, { headers: auth() });
+    fx.upstreams.upstreams.rights.behaviour = (_req, res) => void setTimeout(() => res.writeHead(200).end('late'), 1500);
+    const response = await fetch(`${fx.gateway.url}/subscriptions/me`, { headers: auth() });
     expect(response.status).toBe(504);
     expect(await problemOf(response)).toMatchObject({ title: 'Gateway Timeout', detail: 'The rights management service did not answer in time' });
   });
 
   it('refuses a declared body over BODY_LIMIT_BYTES with 413 before reading it, reaching no upstream', async () => {
     const response = await rawRequest(
-      gateway.url,
+      fx.gateway.url,
       `POST /users/upload HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${user}\r\nContent-Type: application/octet-stream\r\nContent-Length: 70000\r\n\r\nonly a little`,
     );
     expect(response).toMatch(/^HTTP\/1.1 413 /);
     expect(response).toContain('application/problem+json');
-    expect(upstreams.all()).toHaveLength(0);
+    expect(fx.upstreams.all()).toHaveLength(0);
   });
 
   it('stops a chunked body that grows over the limit with 413', async () => {
-    upstreams.upstreams.users.behaviour = async (_req, res, recorded) => {
+    fx.upstreams.upstreams.users.behaviour = async (_req, res, recorded) => {
       await recorded();
       res.writeHead(200).end();
     };
     const status = await new Promise<number>((resolve, reject) => {
-      const req = httpRequest(`${gateway.url}/users/upload`, { method: 'POST', headers: { ...auth(), 'content-type': 'application/octet-stream' } });
+      const req = httpRequest(`${fx.gateway.url}/users/upload`, { method: 'POST', headers: { ...auth(), 'content-type': 'application/octet-stream' } });
       req.on('response', (res) => {
         res.resume();
         resolve(res.statusCode ?? 0);
@@ -327,15 +317,15 @@ describe('errors', () => {
   });
 
   it('answers 431 when the request headers are too large', async () => {
-    const response = await rawRequest(gateway.url, `GET /users/me HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`);
+    const response = await rawRequest(fx.gateway.url, `GET /users/me HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`);
     expect(response).toMatch(/^HTTP\/1.1 431 /);
     expect(response).toContain('"status":431');
-    expect(upstreams.all()).toHaveLength(0);
+    expect(fx.upstreams.all()).toHaveLength(0);
   });
 
   it('never answers with a stack trace', async () => {
-    upstreams.upstreams.users.behaviour = (_req, res) => void res.destroy();
-    const response = await fetch(`${gateway.url}/users/me`, { headers: auth() });
+    fx.upstreams.upstreams.users.behaviour = (_req, res) => void res.destroy();
+    const response = await fetch(`${fx.gateway.url}/users/me`, { headers: auth() });
     const text = await response.text();
     expect(response.status).toBe(503);
     expect(text).not.toMatch(/\bat .+:\d+:\d+|Error:/);
@@ -345,8 +335,8 @@ describe('errors', () => {
 describe('a second user token', () => {
   it('is told apart from the first (the cache is keyed by the whole token)', async () => {
     const other = await userToken('99');
-    await fetch(`${gateway.url}/users/me`, { headers: auth() });
-    await fetch(`${gateway.url}/users/me`, { headers: { authorization: `Bearer ${other}` } });
-    expect(upstreams.upstreams.users.requests.map((request) => request.headers['x-user-id'])).toEqual(['42', '99']);
+    await fetch(`${fx.gateway.url}/users/me`, { headers: auth() });
+    await fetch(`${fx.gateway.url}/users/me`, { headers: { authorization: `Bearer ${other}` } });
+    expect(fx.upstreams.upstreams.users.requests.map((request) => request.headers['x-user-id'])).toEqual(['42', '99']);
   });
 });

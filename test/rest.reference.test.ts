@@ -1,21 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { serviceEnvironment } from '../services/lib/environment.js';
-import { startReferenceServices, startService, type ReferenceServices, type RunningService } from '../services/registry.js';
+import { startService, type RunningService } from '../services/registry.js';
+import { useReferenceGateway } from './helpers/fixtures.js';
 import { startGateway, type RunningGateway } from './helpers/gateway.js';
 
-let stack: ReferenceServices;
-let gateway: RunningGateway;
-
-beforeAll(async () => {
-  stack = await startReferenceServices({ anyPorts: true, env: {} });
-  gateway = await startGateway(stack.urls);
-});
-
-afterAll(async () => {
-  await gateway.close();
-  await stack.close();
-});
+const fx = useReferenceGateway();
 
 async function login(baseUrl: string, username: string): Promise<string> {
   const response = await fetch(`${baseUrl}/auth/login`, {
@@ -27,23 +17,23 @@ async function login(baseUrl: string, username: string): Promise<string> {
   return ((await response.json()) as { access_token: string }).access_token;
 }
 
-async function get(path: string, token?: string, baseUrl = gateway.url): Promise<{ status: number; body: Record<string, unknown> }> {
+async function get(path: string, token?: string, baseUrl = fx.gateway.url): Promise<{ status: number; body: Record<string, unknown> }> {
   const response = await fetch(baseUrl + path, { headers: token ? { authorization: `Bearer ${token}` } : {} });
   return { status: response.status, body: (await response.json()) as Record<string, unknown> };
 }
 
 describe('the REST passthrough in front of the reference services', () => {
   it('logs in through the gateway, and wrong credentials are a 401 problem', async () => {
-    expect(await login(gateway.url, 'alice')).toMatch(/^ey/);
-    const wrong = await fetch(`${gateway.url}/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"username":"alice","password":"x"}' });
+    expect(await login(fx.gateway.url, 'alice')).toMatch(/^ey/);
+    const wrong = await fetch(`${fx.gateway.url}/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"username":"alice","password":"x"}' });
     expect(wrong.status).toBe(401);
     expect(wrong.headers.get('content-type')).toBe('application/problem+json');
     expect(await wrong.json()).toMatchObject({ status: 401, detail: 'Incorrect username or password' });
   });
 
   it('lets alice play a paid movie and refuses it to bob, who can play a free one', async () => {
-    const alice = await login(gateway.url, 'alice');
-    const bob = await login(gateway.url, 'bob');
+    const alice = await login(fx.gateway.url, 'alice');
+    const bob = await login(fx.gateway.url, 'bob');
     expect(await get('/play/ondemand/m2', alice)).toMatchObject({ status: 200, body: { url: expect.stringContaining('https://') } });
     expect(await get('/play/ondemand/m2', bob)).toMatchObject({ status: 403, body: { title: 'Forbidden', detail: 'Not entitled to play this movie' } });
     expect(await get('/play/ondemand/m1', bob)).toMatchObject({ status: 200 });
@@ -52,7 +42,7 @@ describe('the REST passthrough in front of the reference services', () => {
   });
 
   it('serves the user’s own profile, subscription, catalogue and search', async () => {
-    const alice = await login(gateway.url, 'alice');
+    const alice = await login(fx.gateway.url, 'alice');
     expect(await get('/users/me', alice)).toMatchObject({ status: 200, body: { id: '1', username: 'alice' } });
     expect(await get('/subscriptions/me', alice)).toMatchObject({ status: 200, body: { planId: 'premium' } });
     expect((await get('/ondemand/movies?limit=3', alice)).body).toMatchObject({ total: 50 });
@@ -61,24 +51,24 @@ describe('the REST passthrough in front of the reference services', () => {
   });
 
   it('lets only the admin use the admin routes', async () => {
-    const admin = await login(gateway.url, 'admin');
-    const bob = await login(gateway.url, 'bob');
+    const admin = await login(fx.gateway.url, 'admin');
+    const bob = await login(fx.gateway.url, 'bob');
     expect(await get('/admin/users', admin)).toMatchObject({ status: 200 });
     expect(await get('/admin/users', bob)).toMatchObject({ status: 403 });
     expect(await get('/admin/users')).toMatchObject({ status: 401 });
-    const created = await fetch(`${gateway.url}/admin/ondemand/movies`, {
+    const created = await fetch(`${fx.gateway.url}/admin/ondemand/movies`, {
       method: 'POST',
       headers: { authorization: `Bearer ${admin}`, 'content-type': 'application/json' },
       body: JSON.stringify({ title: 'Through the Gateway', genres: ['documentary'], free: true }),
     });
     expect(created.status).toBe(201);
     const { id } = (await created.json()) as { id: string };
-    const deleted = await fetch(`${gateway.url}/admin/ondemand/movies/${id}`, { method: 'DELETE', headers: { authorization: `Bearer ${admin}` } });
+    const deleted = await fetch(`${fx.gateway.url}/admin/ondemand/movies/${id}`, { method: 'DELETE', headers: { authorization: `Bearer ${admin}` } });
     expect(deleted.status).toBe(204);
   });
 
   it('relays the services’ validation errors as problems with an errors list', async () => {
-    const alice = await login(gateway.url, 'alice');
+    const alice = await login(fx.gateway.url, 'alice');
     const response = await get('/ondemand/movies?limit=0', alice);
     expect(response).toMatchObject({
       status: 422,
@@ -87,13 +77,13 @@ describe('the REST passthrough in front of the reference services', () => {
   });
 
   it('registers through the gateway and the new user can log in and read their profile', async () => {
-    const registered = await fetch(`${gateway.url}/auth/register`, {
+    const registered = await fetch(`${fx.gateway.url}/auth/register`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify({ username: 'frank', password: 'frank-password', email: 'frank@example.com' }),
     });
     expect(registered.status).toBe(201);
-    const token = await login(gateway.url, 'frank');
+    const token = await login(fx.gateway.url, 'frank');
     expect(await get('/users/me', token)).toMatchObject({ status: 200, body: { username: 'frank', roles: ['user'] } });
   });
 });
@@ -104,9 +94,9 @@ describe('JWKS verification against the reference authentication service in ES25
 
   beforeAll(async () => {
     const env = serviceEnvironment({ AUTH_TOKEN_ALGORITHM: 'ES256' });
-    env.urls.users = stack.urls.users;
+    env.urls.users = fx.stack.urls.users;
     auth = await startService('auth', env, '127.0.0.1', 0);
-    jwksGateway = await startGateway({ ...stack.urls, auth: auth.url }, { JWKS_URL: `${auth.url}/.well-known/jwks.json` }, { verifier: { jwksCooldownMs: 50 } });
+    jwksGateway = await startGateway({ ...fx.stack.urls, auth: auth.url }, { JWKS_URL: `${auth.url}/.well-known/jwks.json` }, { verifier: { jwksCooldownMs: 50 } });
   });
 
   afterAll(async () => {
@@ -126,7 +116,7 @@ describe('JWKS verification against the reference authentication service in ES25
   });
 
   it('refuses HS256 tokens, even one signed with the HMAC secret the services know', async () => {
-    const hs256 = await login(gateway.url, 'admin');
+    const hs256 = await login(fx.gateway.url, 'admin');
     expect(await get('/admin/users', hs256, jwksGateway.url)).toMatchObject({ status: 401 });
   });
 

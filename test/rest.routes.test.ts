@@ -1,30 +1,19 @@
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { ROUTES } from '../gateway/src/rest/routes.js';
-import { startGateway, type RunningGateway } from './helpers/gateway.js';
-import { startRecordingUpstreams, type RecordingUpstreams } from './helpers/recording-upstream.js';
-import { adminToken, TEST_SECRET, userToken } from './helpers/tokens.js';
+import { useRecordingGateway } from './helpers/fixtures.js';
+import { adminToken, userToken } from './helpers/tokens.js';
 
-let upstreams: RecordingUpstreams;
-let gateway: RunningGateway;
+const fx = useRecordingGateway();
 let user: string;
 let admin: string;
 
 beforeAll(async () => {
-  upstreams = await startRecordingUpstreams();
-  gateway = await startGateway(upstreams.urls, { JWT_SECRET_KEY: TEST_SECRET });
   user = await userToken('42');
   admin = await adminToken('7');
 });
 
-afterAll(async () => {
-  await gateway.close();
-  await upstreams.close();
-});
-
-beforeEach(() => upstreams.reset());
-
 async function call(method: string, path: string, token?: string): Promise<{ status: number; headers: Headers; body: Record<string, unknown> }> {
-  const response = await fetch(gateway.url + path, { method, headers: token ? { authorization: `Bearer ${token}` } : {} });
+  const response = await fetch(fx.gateway.url + path, { method, headers: token ? { authorization: `Bearer ${token}` } : {} });
   const text = await response.text();
   return { status: response.status, headers: response.headers, body: text === '' ? {} : (JSON.parse(text) as Record<string, unknown>) };
 }
@@ -57,20 +46,20 @@ describe('the route table, row by row', () => {
     const answer = await call(row.method, `${row.path}?a=1&b=two`, tokenFor(row.access)());
     expect(answer.status).toBe(200);
     expect(answer.body).toEqual({ upstream: row.upstream, method: row.method, url: `${row.path}?a=1&b=two` });
-    expect(upstreams.all()).toHaveLength(1);
+    expect(fx.upstreams.all()).toHaveLength(1);
   });
 
   it.each(rows.filter((row) => row.access === 'user' || row.access === 'admin'))('$method $path without a token is 401 and reaches no upstream', async (row) => {
     const answer = await call(row.method, row.path);
     expect(answer.status).toBe(401);
     expect(answer.headers.get('www-authenticate')).toBe('Bearer');
-    expect(upstreams.all()).toHaveLength(0);
+    expect(fx.upstreams.all()).toHaveLength(0);
   });
 
   it.each(rows.filter((row) => row.access === 'admin'))('$method $path with a user token is 403 and reaches no upstream', async (row) => {
     const answer = await call(row.method, row.path, user);
     expect(answer).toMatchObject({ status: 403, body: { detail: 'Admin access required', title: 'Forbidden' } });
-    expect(upstreams.all()).toHaveLength(0);
+    expect(fx.upstreams.all()).toHaveLength(0);
   });
 
   it.each(ROUTES.map((route) => ({ ...route, path: route.exact ? route.prefix : `${route.prefix}/x` })))(
@@ -80,7 +69,7 @@ describe('the route table, row by row', () => {
       const answer = await call(method, route.path, route.access === 'admin' ? admin : user);
       expect(answer.status).toBe(405);
       expect(answer.headers.get('allow')).toBe(route.methods.join(', '));
-      expect(upstreams.all()).toHaveLength(0);
+      expect(fx.upstreams.all()).toHaveLength(0);
     },
   );
 
@@ -94,7 +83,7 @@ describe('the route table, row by row', () => {
     expect((await call('GET', '/search/globalX')).status).toBe(404);
     expect((await call('GET', '/search/global/more')).status).toBe(404);
     expect((await call('GET', '/play', user)).status).toBe(404);
-    expect(upstreams.all().map((request) => request.url)).toEqual(['/admin/users', '/admin/users/', '/admin/users/7/roles']);
+    expect(fx.upstreams.all().map((request) => request.url)).toEqual(['/admin/users', '/admin/users/', '/admin/users/7/roles']);
   });
 
   it('checks authentication, then authorization, then routing for unknown /admin paths', async () => {
@@ -103,7 +92,7 @@ describe('the route table, row by row', () => {
     expect((await call('GET', '/admin/unknown/thing', admin)).status).toBe(404);
     expect((await call('GET', '/admin', admin)).status).toBe(404);
     expect((await call('DELETE', '/admin/users/1', user)).status).toBe(403);
-    expect(upstreams.all()).toHaveLength(0);
+    expect(fx.upstreams.all()).toHaveLength(0);
   });
 
   it('answers other unknown paths 404 whoever asks', async () => {
@@ -111,24 +100,24 @@ describe('the route table, row by row', () => {
       const answer = await call('GET', '/nowhere', token);
       expect(answer).toMatchObject({ status: 404, body: { type: 'about:blank', title: 'Not Found', status: 404, instance: '/nowhere' } });
     }
-    expect(upstreams.all()).toHaveLength(0);
+    expect(fx.upstreams.all()).toHaveLength(0);
   });
 
   it('lets anyone search, with or without a token, but a token that is sent must be valid', async () => {
     expect((await call('GET', '/search/global?q=x')).status).toBe(200);
-    expect(upstreams.upstreams.search.requests[0]?.headers['x-user-id']).toBeUndefined();
+    expect(fx.upstreams.upstreams.search.requests[0]?.headers['x-user-id']).toBeUndefined();
     expect((await call('GET', '/search/global?q=x', user)).status).toBe(200);
-    expect(upstreams.upstreams.search.requests[1]?.headers['x-user-id']).toBe('42');
+    expect(fx.upstreams.upstreams.search.requests[1]?.headers['x-user-id']).toBe('42');
     const bad = await call('GET', '/search/global?q=x', 'not-a-token');
     expect(bad.status).toBe(401);
     expect(bad.headers.get('www-authenticate')).toMatch(/^Bearer error="invalid_token"/);
-    expect(upstreams.upstreams.search.requests).toHaveLength(2);
+    expect(fx.upstreams.upstreams.search.requests).toHaveLength(2);
   });
 
   it('does not even look at a token on the public /auth routes', async () => {
     const answer = await call('POST', '/auth/login', 'not-a-token');
     expect(answer.status).toBe(200);
-    expect(upstreams.upstreams.auth.requests[0]?.headers.authorization).toBe('Bearer not-a-token');
-    expect(upstreams.upstreams.auth.requests[0]?.headers['x-user-id']).toBeUndefined();
+    expect(fx.upstreams.upstreams.auth.requests[0]?.headers.authorization).toBe('Bearer not-a-token');
+    expect(fx.upstreams.upstreams.auth.requests[0]?.headers['x-user-id']).toBeUndefined();
   });
 });
