@@ -10,7 +10,7 @@ import { serviceEnvironment } from '../services/lib/environment.js';
 import { UPSTREAM_NAMES, UPSTREAMS } from '../gateway/src/upstreams.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const STARTUP_TIMEOUT_MS = 20_000;
+const STARTUP_TIMEOUT_MS = 30_000;
 const STOP_TIMEOUT_MS = 10_000;
 
 const servicesOnly = process.argv.includes('--services-only');

@@ -51,7 +51,7 @@ async function childPids(): Promise<number[]> {
   return out === '' ? [] : out.split('\n').map(Number);
 }
 
-describe('npm start', () => {
+describe('npm start', { timeout: 60_000 }, () => {
   it('runs six services and the gateway, prints URLs and logins, and stops cleanly on Ctrl-C', async () => {
     const base = await freePortBlock(7);
     const port = base + 6;

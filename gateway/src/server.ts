@@ -6,11 +6,13 @@ import { ERROR_KINDS, GatewayError, problemOf, sendProblem, type ErrorKind } fro
 import type { Logger } from './observability/logger.js';
 import { checkReadiness } from './observability/readiness.js';
 import { requestIdOf } from './observability/request-id.js';
+import { createGraphQLEndpoint, GRAPHQL_PATH, type GraphQLEndpoint } from './graphql/handler.js';
 import { RestPassthrough } from './rest/handler.js';
 
 export interface Gateway {
   readonly server: Server;
   readonly verifier: TokenVerifier;
+  readonly graphql: GraphQLEndpoint;
   /** Binds the configured host and port (or `port` when given; 0 for any free port) and answers the URL. */
   listen(port?: number): Promise<string>;
   /** Stops accepting connections, lets requests in flight finish (up to `graceMs`), then closes. */
@@ -47,6 +49,7 @@ export interface GatewayOptions {
 export async function createGateway(config: GatewayConfig, logger: Logger, options: GatewayOptions = {}): Promise<Gateway> {
   const verifier = await createTokenVerifier(config.jwt, options.verifier);
   const rest = new RestPassthrough(config, verifier);
+  const graphql = await createGraphQLEndpoint(config, verifier, logger);
 
   async function handle(req: IncomingMessage, res: ServerResponse, requestId: string): Promise<void> {
     const path = pathOf(req);
@@ -65,6 +68,10 @@ export async function createGateway(config: GatewayConfig, logger: Logger, optio
         const detail = `Upstream services not ready: ${readiness.failing.join(', ')}`;
         sendProblem(res, problemOf('UPSTREAM_UNAVAILABLE', detail, path, requestId, { failing: readiness.failing, services: readiness.services }));
       }
+      return;
+    }
+    if (path === GRAPHQL_PATH) {
+      await graphql.handle(req, res, requestId);
       return;
     }
     await rest.handle(req, res, { requestId });
@@ -99,6 +106,7 @@ export async function createGateway(config: GatewayConfig, logger: Logger, optio
   return {
     server,
     verifier,
+    graphql,
     listen(port = config.port) {
       return new Promise((resolve, reject) => {
         server.once('error', reject);
@@ -116,7 +124,7 @@ export async function createGateway(config: GatewayConfig, logger: Logger, optio
         force.unref();
         server.close(() => {
           clearTimeout(force);
-          void rest.close().then(resolve);
+          void Promise.all([rest.close(), graphql.stop()]).then(() => resolve());
         });
         server.closeIdleConnections();
       });

@@ -1,0 +1,45 @@
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { processConfig } from '@graphql-mesh/config';
+import { getMesh, type MeshInstance } from '@graphql-mesh/runtime';
+import type { YamlConfig } from '@graphql-mesh/types';
+import { parse } from 'yaml';
+import type { Logger } from '../observability/logger.js';
+import type { UpstreamName, UpstreamUrls } from '../upstreams.js';
+import { routeMeshLogsTo } from './mesh-logger.js';
+import type { MeshFetch } from './upstream-fetch.js';
+
+const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+
+/** Which upstream each Mesh source in .meshrc.yaml calls. */
+export const SOURCE_UPSTREAMS: Readonly<Record<string, UpstreamName>> = {
+  Authentication: 'auth',
+  UserManagement: 'users',
+  OnDemand: 'ondemand',
+  LiveTv: 'livetv',
+  RightsManagement: 'rights',
+  GlobalSearch: 'search',
+};
+
+/**
+ * Builds the Mesh from .meshrc.yaml in this process (no @graphql-mesh/cli at run time). Each source's
+ * endpoint is the gateway's configured URL for its upstream, so REST and GraphQL always agree.
+ */
+export async function loadMesh(upstreams: UpstreamUrls, fetchFn: MeshFetch, logger: Logger): Promise<MeshInstance> {
+  const config = parse(readFileSync(`${ROOT}.meshrc.yaml`, 'utf8')) as YamlConfig.Config;
+  for (const source of config.sources) {
+    const upstream = SOURCE_UPSTREAMS[source.name];
+    const openapi = (source.handler as { openapi?: { endpoint?: string } }).openapi;
+    if (!upstream || !openapi) throw new Error(`.meshrc.yaml: source ${source.name} has no upstream`);
+    openapi.endpoint = upstreams[upstream];
+  }
+  routeMeshLogsTo(logger);
+  const processed = await processConfig(config, {
+    dir: ROOT,
+    // Mesh hands relative module paths from .meshrc.yaml as they are written: they are relative to the repo root.
+    importFn: <T>(path: string) => import(path.startsWith('.') ? pathToFileURL(resolve(ROOT, path)).href : path) as Promise<T>,
+    throwOnInvalidConfig: true,
+  });
+  return getMesh({ ...processed, fetchFn: fetchFn as never });
+}

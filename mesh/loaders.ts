@@ -1,0 +1,132 @@
+import DataLoader from 'dataloader';
+import type { GatewayContext, SourceOperation } from './context.js';
+
+export interface MovieRecord {
+  id: string;
+  title: string;
+  year?: number | null;
+  genres: string[];
+  durationMinutes?: number | null;
+  free: boolean;
+}
+
+export interface ChannelRecord {
+  id: string;
+  name: string;
+  number: number;
+  free: boolean;
+}
+
+export interface ProgramRecord {
+  id: string;
+  title: string;
+  start: string;
+  end: string;
+}
+
+export interface EntitlementRecord {
+  contentId: string;
+  canPlay: boolean;
+  reason: string;
+}
+
+export interface SubscriptionRecord {
+  userId: string;
+  planId: string;
+  status: string;
+}
+
+export const MOVIE_FIELDS = 'id title year genres durationMinutes free';
+export const CHANNEL_FIELDS = 'id name number free';
+export const PROGRAM_FIELDS = 'id title start end';
+
+/** The batch endpoints take at most 200 ids (their specs' maxItems). */
+const MAX_BATCH = 200;
+
+export interface Loaders {
+  readonly movies: DataLoader<string, MovieRecord | null>;
+  readonly channels: DataLoader<string, ChannelRecord | null>;
+  readonly nowPlaying: DataLoader<string, ProgramRecord | null>;
+  /** Keyed by content id: `movie:<id>` or `channel:<id>`. */
+  readonly entitlements: DataLoader<string, EntitlementRecord>;
+  readonly subscriptions: DataLoader<string, SubscriptionRecord | null>;
+}
+
+/**
+ * Calls a source operation outside a resolver. The in-context SDK hands an upstream failure back as
+ * an Error value rather than rejecting: it is thrown here, so every key of the batch fails with it.
+ */
+export async function callSource<T>(operation: SourceOperation, options: Parameters<SourceOperation>[0]): Promise<T> {
+  const result = await operation(options);
+  if (result instanceof Error) throw (result as { originalError?: unknown }).originalError ?? result;
+  return result as T;
+}
+
+function byKey<T>(keys: readonly string[], items: readonly T[], keyOf: (item: T) => string): (T | null)[] {
+  const found = new Map(items.map((item) => [keyOf(item), item]));
+  return keys.map((key) => found.get(key) ?? null);
+}
+
+function createLoaders(context: GatewayContext): Loaders {
+  const options = { maxBatchSize: MAX_BATCH };
+  return {
+    movies: new DataLoader(async (ids) => {
+      const batch = await callSource<{ items: MovieRecord[] }>(context.OnDemand.Query.OnDemand_moviesByIds, {
+        args: { ids },
+        context,
+        selectionSet: `{ ... on OnDemand_MovieBatch { items { ${MOVIE_FIELDS} } } }`,
+      });
+      return byKey(ids, batch.items, (movie) => movie.id);
+    }, options),
+
+    channels: new DataLoader(async (ids) => {
+      const batch = await callSource<{ items: ChannelRecord[] }>(context.LiveTv.Query.LiveTv_channelsByIds, {
+        args: { ids },
+        context,
+        selectionSet: `{ ... on LiveTv_ChannelBatch { items { ${CHANNEL_FIELDS} } } }`,
+      });
+      return byKey(ids, batch.items, (channel) => channel.id);
+    }, options),
+
+    nowPlaying: new DataLoader(async (channelIds) => {
+      const batch = await callSource<{ items: { channelId: string; program?: ProgramRecord | null }[] }>(context.LiveTv.Query.LiveTv_nowPlaying, {
+        args: { channelIds },
+        context,
+        selectionSet: `{ ... on LiveTv_NowPlayingBatch { items { channelId program { ${PROGRAM_FIELDS} } } } }`,
+      });
+      return byKey(channelIds, batch.items, (item) => item.channelId).map((item) => item?.program ?? null);
+    }, options),
+
+    entitlements: new DataLoader(async (contentIds) => {
+      const batch = await callSource<{ items: EntitlementRecord[] }>(context.RightsManagement.Query.RightsManagement_entitlements, {
+        args: { contentIds },
+        context,
+        selectionSet: '{ ... on RightsManagement_EntitlementBatch { items { contentId canPlay reason } } }',
+      });
+      return byKey(contentIds, batch.items, (item) => item.contentId).map(
+        (item, index) => item ?? { contentId: contentIds[index] as string, canPlay: false, reason: 'unknown_content' },
+      );
+    }, options),
+
+    subscriptions: new DataLoader(async (userIds) => {
+      const batch = await callSource<{ items: SubscriptionRecord[] }>(context.RightsManagement.Query.RightsManagement_subscriptionsByUserIds, {
+        args: { userIds },
+        context,
+        selectionSet: '{ ... on RightsManagement_SubscriptionBatch { items { userId planId status } } }',
+      });
+      return byKey(userIds, batch.items, (item) => item.userId);
+    }, options),
+  };
+}
+
+const perRequest = new WeakMap<object, Loaders>();
+
+/** The request's DataLoaders: created on first use, gone with the request's context. */
+export function loadersOf(context: GatewayContext): Loaders {
+  let loaders = perRequest.get(context);
+  if (!loaders) {
+    loaders = createLoaders(context);
+    perRequest.set(context, loaders);
+  }
+  return loaders;
+}
