@@ -1,4 +1,6 @@
 import DataLoader from 'dataloader';
+import { GraphQLError } from 'graphql';
+import { ERROR_KINDS } from '../gateway/src/errors.js';
 import type { GatewayContext, SourceOperation } from './context.js';
 
 export interface MovieRecord {
@@ -58,8 +60,25 @@ export interface Loaders {
  */
 export async function callSource<T>(operation: SourceOperation, options: Parameters<SourceOperation>[0]): Promise<T> {
   const result = await operation(options);
-  if (result instanceof Error) throw (result as { originalError?: unknown }).originalError ?? result;
+  if (result instanceof Error) throw clientFacing(result);
   return result as T;
+}
+
+const INVALID_VARIABLE = /^Variable "\$(\w+)" got invalid value/;
+
+/**
+ * The error to raise at the field that asked: the one at the bottom of Mesh's wrapping (an upstream's
+ * answer, say), or, when the source's own argument types refused a value before any call, a
+ * BAD_USER_INPUT naming the argument (never the generated type names).
+ */
+function clientFacing(error: Error): Error {
+  const argument = INVALID_VARIABLE.exec(error.message)?.[1];
+  if (argument) return new GraphQLError(`Invalid value for argument "${argument}"`, { extensions: { code: ERROR_KINDS.BAD_REQUEST.code } });
+  let current = error;
+  for (let next = (current as { originalError?: unknown }).originalError; next instanceof Error; next = (current as { originalError?: unknown }).originalError) {
+    current = next;
+  }
+  return current;
 }
 
 function byKey<T>(keys: readonly string[], items: readonly T[], keyOf: (item: T) => string): (T | null)[] {

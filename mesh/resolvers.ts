@@ -1,9 +1,8 @@
-import type { GraphQLResolveInfo } from 'graphql';
 import type { GatewayContext } from './context.js';
-import { CHANNEL_FIELDS, loadersOf, MOVIE_FIELDS, PROGRAM_FIELDS, type ChannelRecord, type MovieRecord } from './loaders.js';
+import { callSource, CHANNEL_FIELDS, loadersOf, MOVIE_FIELDS, PROGRAM_FIELDS, type ChannelRecord, type MovieRecord } from './loaders.js';
 
 type Args = Record<string, unknown>;
-type Resolver<TRoot = unknown> = (root: TRoot, args: Args, context: GatewayContext, info: GraphQLResolveInfo) => unknown;
+type Resolver = (root: unknown, args: Args, context: GatewayContext) => unknown;
 
 const USER_FIELDS = 'id username email roles';
 const TOKEN_FIELDS = 'access_token token_type expires_in refresh_token';
@@ -20,63 +19,55 @@ function given(args: Args): Args {
 }
 
 const Query: Record<string, Resolver> = {
-  movies: (root, args, context, info) =>
-    context.OnDemand.Query.OnDemand_movies({
-      root,
+  movies: (_root, args, context) =>
+    callSource(context.OnDemand.Query.OnDemand_movies, {
       args: given(args),
       context,
-      info,
       selectionSet: `{ ... on OnDemand_MovieList { items { ${MOVIE_FIELDS} } total } }`,
     }),
   movie: (_root, { id }, context) => loadersOf(context).movies.load(id as string),
-  channels: (root, _args, context, info) => context.LiveTv.Query.LiveTv_channels({ root, context, info, selectionSet: `{ ${CHANNEL_FIELDS} }` }),
+  channels: (_root, _args, context) => callSource(context.LiveTv.Query.LiveTv_channels, { context, selectionSet: `{ ${CHANNEL_FIELDS} }` }),
   channel: (_root, { id }, context) => loadersOf(context).channels.load(id as string),
-  me: (root, _args, context, info) =>
-    context.UserManagement.Query.UserManagement_me({ root, context, info, selectionSet: `{ ... on UserManagement_User { ${USER_FIELDS} } }` }),
-  plans: (root, _args, context, info) => context.RightsManagement.Query.RightsManagement_plans({ root, context, info, selectionSet: '{ id name }' }),
-  search: (root, args, context, info) =>
-    context.GlobalSearch.Query.GlobalSearch_search({
-      root,
+  me: (_root, _args, context) =>
+    callSource(context.UserManagement.Query.UserManagement_me, { context, selectionSet: `{ ... on UserManagement_User { ${USER_FIELDS} } }` }),
+  plans: (_root, _args, context) => callSource(context.RightsManagement.Query.RightsManagement_plans, { context, selectionSet: '{ id name }' }),
+  search: (_root, args, context) =>
+    callSource(context.GlobalSearch.Query.GlobalSearch_search, {
       args: given(args),
       context,
-      info,
       selectionSet: '{ ... on GlobalSearch_SearchResults { items { kind id title } total } }',
     }),
-  playMovie: (root, { id }, context, info) =>
-    context.OnDemand.Query.OnDemand_playMovie({ root, args: { movieId: id }, context, info, selectionSet: `{ ... on OnDemand_Playback { ${PLAYBACK_FIELDS} } }` }),
-  playChannel: (root, { id }, context, info) =>
-    context.LiveTv.Query.LiveTv_playChannel({ root, args: { channelId: id }, context, info, selectionSet: `{ ... on LiveTv_Playback { ${PLAYBACK_FIELDS} } }` }),
-  adminUsers: (root, args, context, info) =>
-    context.UserManagement.Query.UserManagement_adminUsers({ root, args: given(args), context, info, selectionSet: `{ ... on UserManagement_User { ${USER_FIELDS} } }` }),
+  playMovie: (_root, { id }, context) =>
+    callSource(context.OnDemand.Query.OnDemand_playMovie, { args: { movieId: id }, context, selectionSet: `{ ... on OnDemand_Playback { ${PLAYBACK_FIELDS} } }` }),
+  playChannel: (_root, { id }, context) =>
+    callSource(context.LiveTv.Query.LiveTv_playChannel, { args: { channelId: id }, context, selectionSet: `{ ... on LiveTv_Playback { ${PLAYBACK_FIELDS} } }` }),
+  adminUsers: (_root, args, context) =>
+    callSource(context.UserManagement.Query.UserManagement_adminUsers, { args: given(args), context, selectionSet: `{ ... on UserManagement_User { ${USER_FIELDS} } }` }),
 };
 
 const Mutation: Record<string, Resolver> = {
-  login: (root, args, context, info) =>
-    context.Authentication.Mutation.Authentication_login({ root, args: { input: args }, context, info, selectionSet: `{ ... on Authentication_Token { ${TOKEN_FIELDS} } }` }),
-  register: (root, args, context, info) =>
-    context.Authentication.Mutation.Authentication_register({ root, args: { input: args }, context, info, selectionSet: `{ ... on Authentication_User { ${USER_FIELDS} } }` }),
-  subscribe: (root, args, context, info) =>
-    context.RightsManagement.Mutation.RightsManagement_subscribe({
-      root,
+  login: (_root, args, context) =>
+    callSource(context.Authentication.Mutation.Authentication_login, { args: { input: args }, context, selectionSet: `{ ... on Authentication_Token { ${TOKEN_FIELDS} } }` }),
+  register: (_root, args, context) =>
+    callSource(context.Authentication.Mutation.Authentication_register, { args: { input: args }, context, selectionSet: `{ ... on Authentication_User { ${USER_FIELDS} } }` }),
+  subscribe: (_root, args, context) =>
+    callSource(context.RightsManagement.Mutation.RightsManagement_subscribe, {
       args: { input: args },
       context,
-      info,
       selectionSet: '{ ... on RightsManagement_UserSubscription { planId status } }',
     }),
-  adminCreateMovie: (root, { input }, context, info) =>
-    context.OnDemand.Mutation.OnDemand_adminCreateMovie({ root, args: { input: given(input as Args) }, context, info, selectionSet: `{ ... on OnDemand_Movie { ${MOVIE_FIELDS} } }` }),
-  adminUpdateMovie: (root, { id, input }, context, info) =>
-    context.OnDemand.Mutation.OnDemand_adminUpdateMovie({ root, args: { id, input: given(input as Args) }, context, info, selectionSet: `{ ... on OnDemand_Movie { ${MOVIE_FIELDS} } }` }),
-  adminDeleteMovie: async (root, { id }, context, info) => {
-    await context.OnDemand.Mutation.OnDemand_adminDeleteMovie({ root, args: { id }, context, info, selectionSet: '{ __typename }' });
+  adminCreateMovie: (_root, { input }, context) =>
+    callSource(context.OnDemand.Mutation.OnDemand_adminCreateMovie, { args: { input: given(input as Args) }, context, selectionSet: `{ ... on OnDemand_Movie { ${MOVIE_FIELDS} } }` }),
+  adminUpdateMovie: (_root, { id, input }, context) =>
+    callSource(context.OnDemand.Mutation.OnDemand_adminUpdateMovie, { args: { id, input: given(input as Args) }, context, selectionSet: `{ ... on OnDemand_Movie { ${MOVIE_FIELDS} } }` }),
+  adminDeleteMovie: async (_root, { id }, context) => {
+    await callSource(context.OnDemand.Mutation.OnDemand_adminDeleteMovie, { args: { id }, context, selectionSet: '{ __typename }' });
     return true;
   },
-  adminSetUserRoles: (root, { id, roles }, context, info) =>
-    context.UserManagement.Mutation.UserManagement_adminSetUserRoles({
-      root,
+  adminSetUserRoles: (_root, { id, roles }, context) =>
+    callSource(context.UserManagement.Mutation.UserManagement_adminSetUserRoles, {
       args: { id, input: { roles } },
       context,
-      info,
       selectionSet: `{ ... on UserManagement_User { ${USER_FIELDS} } }`,
     }),
 };
@@ -91,8 +82,8 @@ export const resolvers = {
   Channel: {
     entitlement: (channel: ChannelRecord, _args: Args, context: GatewayContext) => loadersOf(context).entitlements.load(`channel:${channel.id}`),
     nowPlaying: (channel: ChannelRecord, _args: Args, context: GatewayContext) => loadersOf(context).nowPlaying.load(channel.id),
-    schedule: (channel: ChannelRecord, _args: Args, context: GatewayContext, info: GraphQLResolveInfo) =>
-      context.LiveTv.Query.LiveTv_channelSchedule({ root: channel, args: { id: channel.id }, context, info, selectionSet: `{ ... on LiveTv_Program { ${PROGRAM_FIELDS} } }` }),
+    schedule: (channel: ChannelRecord, _args: Args, context: GatewayContext) =>
+      callSource(context.LiveTv.Query.LiveTv_channelSchedule, { args: { id: channel.id }, context, selectionSet: `{ ... on LiveTv_Program { ${PROGRAM_FIELDS} } }` }),
   },
   Program: {
     start: (program: { start: unknown }) => isoString(program.start),
