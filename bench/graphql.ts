@@ -1,0 +1,71 @@
+/**
+ * graphql-shield's cost on a 50-item list: the same query executed against the served schema with and
+ * without the permission middleware, over the same Mesh and the same reference services, alternating
+ * rounds so machine noise hits both. Usage: npm run bench:graphql [-- --rounds 6 --iterations 150]
+ */
+import { execute, parse } from 'graphql';
+import { applyMiddleware } from 'graphql-middleware';
+import { servedSchema } from '../gateway/src/graphql/handler.js';
+import { loadMesh } from '../gateway/src/graphql/mesh.js';
+import { permissions } from '../gateway/src/graphql/permissions.js';
+import { createUpstreamFetch } from '../gateway/src/graphql/upstream-fetch.js';
+import { createLogger } from '../gateway/src/observability/logger.js';
+import { startReferenceServices } from '../services/registry.js';
+
+const argument = (name: string, fallback: number) => {
+  const index = process.argv.indexOf(`--${name}`);
+  return index === -1 ? fallback : Number(process.argv[index + 1]);
+};
+const rounds = argument('rounds', 6);
+const iterations = argument('iterations', 150);
+
+const stack = await startReferenceServices({ anyPorts: true, env: {} });
+const upstreamFetch = createUpstreamFetch(stack.urls, 30_000);
+const mesh = await loadMesh(stack.urls, upstreamFetch.fetch, createLogger('silent'));
+const plain = servedSchema(mesh.schema);
+const shielded = applyMiddleware(plain, permissions);
+
+const login = (await (await fetch(`${stack.urls.auth}/auth/login`, {
+  method: 'POST',
+  headers: { 'content-type': 'application/json' },
+  body: '{"username":"alice","password":"alice-password"}',
+})).json()) as { access_token: string };
+const document = parse('{ movies(limit: 50) { items { id title year genres durationMinutes free entitlement { canPlay reason } } } }');
+
+async function runOnce(schema: typeof plain): Promise<void> {
+  const { contextFactory } = mesh.getEnveloped({});
+  const contextValue = await contextFactory({
+    requestId: 'bench',
+    headers: { authorization: `Bearer ${login.access_token}` },
+    user: { sub: '1', roles: ['user'], rolesHeader: 'user' },
+  });
+  const result = await execute({ schema, document, contextValue });
+  if (result.errors) throw new Error(result.errors.map((error) => error.message).join('; '));
+}
+
+async function meanMs(schema: typeof plain): Promise<number> {
+  const started = process.hrtime.bigint();
+  for (let i = 0; i < iterations; i++) await runOnce(schema);
+  return Number(process.hrtime.bigint() - started) / 1e6 / iterations;
+}
+
+try {
+  await meanMs(plain);
+  await meanMs(shielded);
+  const without: number[] = [];
+  const withShield: number[] = [];
+  for (let round = 0; round < rounds; round++) {
+    without.push(await meanMs(plain));
+    withShield.push(await meanMs(shielded));
+  }
+  const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] ?? 0;
+  console.log('| schema | median ms per 50-movie query (with entitlements) | rounds |');
+  console.log('| --- | ---: | --- |');
+  console.log(`| without graphql-shield | ${median(without).toFixed(2)} | ${without.map((value) => value.toFixed(2)).join(', ')} |`);
+  console.log(`| with graphql-shield | ${median(withShield).toFixed(2)} | ${withShield.map((value) => value.toFixed(2)).join(', ')} |`);
+  console.log(`\nshield overhead: ${((median(withShield) / median(without) - 1) * 100).toFixed(1)}% (${iterations} queries a round, ${rounds} rounds)`);
+} finally {
+  mesh.destroy();
+  await upstreamFetch.close();
+  await stack.close();
+}

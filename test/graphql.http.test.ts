@@ -1,0 +1,115 @@
+import { auditServer } from 'graphql-http';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { useRecordingGateway } from './helpers/fixtures.js';
+import { startGateway, type RunningGateway } from './helpers/gateway.js';
+import { graphql, onlyError } from './helpers/graphql.js';
+import { startReferenceServices, type ReferenceServices } from '../services/registry.js';
+import { TEST_SECRET, userToken } from './helpers/tokens.js';
+
+const INTROSPECTION = '{ __schema { queryType { name } } }';
+
+describe('GraphQL over HTTP', () => {
+  let stack: ReferenceServices;
+  let gateway: RunningGateway;
+
+  beforeAll(async () => {
+    stack = await startReferenceServices({ anyPorts: true, env: {} });
+    gateway = await startGateway(stack.urls, { NODE_ENV: 'development' });
+  });
+
+  afterAll(async () => {
+    await gateway.close();
+    await stack.close();
+  });
+
+  it('passes every MUST of the graphql-http server audits', async () => {
+    const results = await auditServer({ url: `${gateway.url}/graphql` });
+    const failedMusts = results.filter((result) => result.status !== 'ok' && result.name.startsWith('MUST'));
+    expect(failedMusts.map((result) => `${result.name}: ${result.status === 'ok' ? '' : result.reason}`)).toEqual([]);
+    expect(results.filter((result) => result.name.startsWith('MUST')).length).toBeGreaterThan(10);
+  });
+
+  it('refuses a plain GET query without a preflight header (CSRF prevention), and answers it with one', async () => {
+    const url = `${gateway.url}/graphql?query=${encodeURIComponent('{ plans { id } }')}`;
+    const plain = await fetch(url);
+    expect(plain.status).toBe(400);
+    const withPreflight = await fetch(url, { headers: { 'apollo-require-preflight': 'true' } });
+    expect(withPreflight.status).toBe(200);
+    expect(await withPreflight.json()).toEqual({ data: { plans: [{ id: 'basic' }, { id: 'premium' }] } });
+  });
+
+  it('shows Apollo Sandbox to a browser and answers introspection in development', async () => {
+    const page = await fetch(`${gateway.url}/graphql`, { headers: { accept: 'text/html' } });
+    expect(page.status).toBe(200);
+    expect(await page.text()).toMatch(/sandbox/i);
+    const answer = await graphql(gateway.url, INTROSPECTION);
+    expect(answer.data).toEqual({ __schema: { queryType: { name: 'Query' } } });
+  });
+
+  it('never shows a stack trace, even in development', async () => {
+    const answer = await graphql(gateway.url, '{ nosuchfield }');
+    expect(answer.status).toBe(400);
+    expect(answer.text).not.toMatch(/stacktrace|\bat .+:\d+:\d+/);
+    expect(answer.errors?.[0]?.extensions.code).toBe('GRAPHQL_VALIDATION_FAILED');
+  });
+
+  it('has neither Sandbox nor introspection in production, unless GRAPHQL_INTROSPECTION=true', async () => {
+    const production = await startGateway(stack.urls, { NODE_ENV: 'production', JWT_SECRET_KEY: TEST_SECRET });
+    const opened = await startGateway(stack.urls, { NODE_ENV: 'production', JWT_SECRET_KEY: TEST_SECRET, GRAPHQL_INTROSPECTION: 'true' });
+    try {
+      const page = await fetch(`${production.url}/graphql`, { headers: { accept: 'text/html' } });
+      expect(await page.text()).not.toMatch(/sandbox/i);
+      const closed = await graphql(production.url, INTROSPECTION);
+      expect(closed.errors?.[0]?.message).toMatch(/introspection/i);
+      expect(closed.data).toBeUndefined();
+      expect(await graphql(production.url, '{ plans { id } }')).toMatchObject({ data: { plans: [{ id: 'basic' }, { id: 'premium' }] } });
+
+      expect(await (await fetch(`${opened.url}/graphql`, { headers: { accept: 'text/html' } })).text()).toMatch(/sandbox/i);
+      expect((await graphql(opened.url, INTROSPECTION)).data).toEqual({ __schema: { queryType: { name: 'Query' } } });
+    } finally {
+      await production.close();
+      await opened.close();
+    }
+  });
+});
+
+describe('GraphQL when an upstream fails', () => {
+  const fx = useRecordingGateway({ UPSTREAM_TIMEOUT_MS: '300' });
+
+  it('answers UPSTREAM_TIMEOUT when the upstream is too slow', async () => {
+    fx.upstreams.upstreams.rights.behaviour = (_req, res) => void setTimeout(() => res.writeHead(200, { 'content-type': 'application/json' }).end('[]'), 1500);
+    const answer = await graphql(fx.gateway.url, '{ plans { id } }');
+    expect(onlyError(answer)).toEqual({ code: 'UPSTREAM_TIMEOUT', message: 'The rights management service did not answer in time', path: ['plans'] });
+  });
+
+  it('answers UPSTREAM_UNAVAILABLE, without the error text, when the upstream breaks off or fails', async () => {
+    fx.upstreams.upstreams.livetv.behaviour = (_req, res) => void res.destroy();
+    expect(onlyError(await graphql(fx.gateway.url, '{ channels { id } }'))).toMatchObject({ code: 'UPSTREAM_UNAVAILABLE', message: 'The live TV service is unavailable' });
+    fx.upstreams.upstreams.livetv.behaviour = (_req, res) => void res.writeHead(500, { 'content-type': 'application/json' }).end('{"detail":"KeyError at /srv/app.py line 12"}');
+    const failed = await graphql(fx.gateway.url, '{ channels { id } }');
+    expect(onlyError(failed)).toMatchObject({ code: 'UPSTREAM_UNAVAILABLE', message: 'The live TV service failed to handle the request' });
+    expect(failed.text).not.toContain('app.py');
+  });
+
+  it('sends the caller identity and request id to the upstream, and removes spoofed identity', async () => {
+    fx.upstreams.upstreams.users.behaviour = (_req, res) =>
+      void res.writeHead(200, { 'content-type': 'application/json' }).end('{"id":"42","username":"zed","roles":["user"]}');
+    const token = await userToken('42');
+    const answer = await graphql(fx.gateway.url, '{ me { id username } }', { token, headers: { 'x-request-id': 'gql-1', 'x-user-id': '1', 'x-user-roles': 'admin' } });
+    expect(answer.data).toEqual({ me: { id: '42', username: 'zed' } });
+    const headers = fx.upstreams.upstreams.users.requests[0]?.headers ?? {};
+    expect(headers['x-user-id']).toBe('42');
+    expect(headers['x-user-roles']).toBe('user');
+    expect(headers['x-request-id']).toBe('gql-1');
+    expect(headers.authorization).toBe(`Bearer ${token}`);
+  });
+
+  it('sends no identity headers for an anonymous caller', async () => {
+    fx.upstreams.upstreams.rights.behaviour = (_req, res) => void res.writeHead(200, { 'content-type': 'application/json' }).end('[]');
+    await graphql(fx.gateway.url, '{ plans { id } }', { headers: { 'x-user-id': '1' } });
+    const headers = fx.upstreams.upstreams.rights.requests[0]?.headers ?? {};
+    expect(headers['x-user-id']).toBeUndefined();
+    expect(headers['x-user-roles']).toBeUndefined();
+    expect(headers.authorization).toBeUndefined();
+  });
+});
