@@ -1,6 +1,11 @@
-import { readFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { printSchema } from 'graphql';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { createTvClient, GatewayGraphQLError } from '../examples/tv-app/client.js';
+import { HomeScreen, PlayMovie } from '../examples/tv-app/operations.js';
 import { startReferenceServices, type ReferenceServices } from '../services/registry.js';
 import { startCountingProxies, type CountingProxies } from './helpers/counting-proxy.js';
 import { startGateway, type RunningGateway } from './helpers/gateway.js';
@@ -31,6 +36,27 @@ const MOVIE = 'id title year genres durationMinutes free';
 describe('the served schema', () => {
   it('is the committed schema.graphql', () => {
     expect(`${printSchema(gateway.gateway.graphql.schema)}\n`).toBe(readFileSync(new URL('../schema.graphql', import.meta.url), 'utf8'));
+  });
+
+  it('is what the typed client example was generated from (npm run schema regenerates both)', () => {
+    const output = join(mkdtempSync(join(tmpdir(), 'tada-')), 'graphql-env.d.ts');
+    const result = spawnSync('npx', ['gql-tada', 'generate-output', '--output', output], { encoding: 'utf8' });
+    expect(result.status, result.stderr).toBe(0);
+    expect(readFileSync(output, 'utf8')).toBe(readFileSync(new URL('../examples/tv-app/graphql-env.d.ts', import.meta.url), 'utf8'));
+  });
+
+  it('serves the typed TV-app client example', async () => {
+    const request = createTvClient(gateway.url, () => tokens.bob);
+    const home = await request(HomeScreen, { limit: 4 });
+    expect(home.movies.items.map((movie) => [movie.id, movie.entitlement.canPlay])).toEqual([
+      ['m1', true],
+      ['m2', false],
+      ['m3', false],
+      ['m4', false],
+    ]);
+    const error = await request(PlayMovie, { id: 'm2' }).catch((failure: unknown) => failure);
+    expect(error).toBeInstanceOf(GatewayGraphQLError);
+    expect((error as GatewayGraphQLError).code).toBe('FORBIDDEN');
   });
 });
 
