@@ -96,6 +96,7 @@ async function main(): Promise<void> {
   const lines = ['', `Ready in ${((Date.now() - started) / 1000).toFixed(1)} s.`];
   if (!servicesOnly) {
     lines.push(`  Gateway     ${gatewayUrl}   (REST routes, GET /health, GET /ready)`);
+    lines.push(`  GraphQL     ${gatewayUrl}/graphql   (Apollo Sandbox in a browser)`);
   }
   for (const name of UPSTREAM_NAMES) lines.push(`  ${UPSTREAMS[name].title.padEnd(18)} ${serviceEnv.urls[name]}`);
   lines.push('', '  Demo logins (POST /auth/login):');

@@ -91,6 +91,13 @@ describe('GraphQL when an upstream fails', () => {
     expect(failed.text).not.toContain('app.py');
   });
 
+  it('answers INTERNAL_SERVER_ERROR, with a bare message, when an upstream answers something unusable', async () => {
+    fx.upstreams.upstreams.rights.behaviour = (_req, res) => void res.writeHead(200, { 'content-type': 'application/json' }).end('{"secret": "db01.internal", "not": "a list"}');
+    const answer = await graphql(fx.gateway.url, '{ plans { id } }');
+    expect(onlyError(answer)).toMatchObject({ code: 'INTERNAL_SERVER_ERROR', message: 'Internal server error' });
+    expect(answer.text).not.toContain('db01');
+  });
+
   it('sends the caller identity and request id to the upstream, and removes spoofed identity', async () => {
     fx.upstreams.upstreams.users.behaviour = (_req, res) =>
       void res.writeHead(200, { 'content-type': 'application/json' }).end('{"id":"42","username":"zed","roles":["user"]}');
