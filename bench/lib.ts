@@ -30,8 +30,13 @@ export function startProcess(entry: string, args: string[], env: NodeJS.ProcessE
   });
 }
 
-export async function measure(label: string, url: string, headers: Record<string, string> = {}, seconds = 5, connections = 32): Promise<Measurement> {
-  const result = await autocannon({ url, headers, connections, duration: seconds, pipelining: 1 });
+export interface RequestShape {
+  readonly method: 'GET' | 'POST';
+  readonly body?: string;
+}
+
+export async function measure(label: string, url: string, headers: Record<string, string> = {}, seconds = 5, connections = 32, shape: RequestShape = { method: 'GET' }): Promise<Measurement> {
+  const result = await autocannon({ url, headers, connections, duration: seconds, pipelining: 1, method: shape.method, ...(shape.body ? { body: shape.body } : {}) });
   return {
     label,
     requestsPerSecond: Math.round(result.requests.average),

@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import { auditServer } from 'graphql-http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { useRecordingGateway } from './helpers/fixtures.js';
@@ -5,6 +6,8 @@ import { startGateway, type RunningGateway } from './helpers/gateway.js';
 import { graphql, onlyError } from './helpers/graphql.js';
 import { startReferenceServices, type ReferenceServices } from '../services/registry.js';
 import { TEST_SECRET, userToken } from './helpers/tokens.js';
+import { freePortBlock } from './helpers/ports.js';
+import { UPSTREAM_NAMES, UPSTREAMS } from '../gateway/src/upstreams.js';
 
 const INTROSPECTION = '{ __schema { queryType { name } } }';
 
@@ -51,6 +54,26 @@ describe('GraphQL over HTTP', () => {
     expect(answer.status).toBe(400);
     expect(answer.text).not.toMatch(/stacktrace|\bat .+:\d+:\d+/);
     expect(answer.errors?.[0]?.extensions.code).toBe('GRAPHQL_VALIDATION_FAILED');
+  });
+
+  it('builds the schema in a production process too (Mesh must not look for build artifacts)', async () => {
+    const port = await freePortBlock(1);
+    const upstreamEnv = Object.fromEntries(UPSTREAM_NAMES.map((name) => [UPSTREAMS[name].envVar, stack.urls[name]]));
+    const child = spawn(process.execPath, ['--import', 'tsx', 'gateway/src/main.ts'], {
+      env: { PATH: process.env.PATH, NODE_ENV: 'production', JWT_SECRET_KEY: TEST_SECRET, PORT: String(port), LOG_LEVEL: 'warn', ...upstreamEnv },
+      stdio: 'ignore',
+    });
+    try {
+      const url = `http://127.0.0.1:${port}`;
+      for (let attempt = 0; attempt < 150 && child.exitCode === null; attempt++) {
+        if (await fetch(`${url}/health`).then((response) => response.ok, () => false)) break;
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+      expect(child.exitCode).toBeNull();
+      expect(await graphql(url, '{ plans { id } }')).toMatchObject({ status: 200, data: { plans: [{ id: 'basic' }, { id: 'premium' }] } });
+    } finally {
+      child.kill('SIGTERM');
+    }
   });
 
   it('has neither Sandbox nor introspection in production, unless GRAPHQL_INTROSPECTION=true', async () => {

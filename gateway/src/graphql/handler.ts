@@ -98,7 +98,6 @@ export async function createGraphQLEndpoint(config: GatewayConfig, verifier: Tok
     csrfPrevention: true,
     includeStacktraceInErrorResponses: false,
     allowBatchedHttpRequests: false,
-    status400ForVariableCoercionErrors: true,
     validationRules: armor.validationRules,
     formatError: createErrorFormatter(logger),
     plugins: [

@@ -3,6 +3,7 @@ import { resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { processConfig } from '@graphql-mesh/config';
 import { getMesh, type MeshInstance } from '@graphql-mesh/runtime';
+import { InMemoryStoreStorageAdapter, MeshStore } from '@graphql-mesh/store';
 import type { YamlConfig } from '@graphql-mesh/types';
 import { parse } from 'yaml';
 import type { Logger } from '../observability/logger.js';
@@ -37,6 +38,9 @@ export async function loadMesh(upstreams: UpstreamUrls, fetchFn: MeshFetch, logg
   routeMeshLogsTo(logger);
   const processed = await processConfig(config, {
     dir: ROOT,
+    // Mesh's default store reads prebuilt `mesh build` artifacts when NODE_ENV=production; the gateway
+    // always generates the schema from the specs at start-up, in every environment.
+    store: new MeshStore(resolve(ROOT, '.mesh'), new InMemoryStoreStorageAdapter(), { readonly: false, validate: false }),
     // Mesh hands relative module paths from .meshrc.yaml as they are written: they are relative to the repo root.
     importFn: <T>(path: string) => import(path.startsWith('.') ? pathToFileURL(resolve(ROOT, path)).href : path) as Promise<T>,
     throwOnInvalidConfig: true,
