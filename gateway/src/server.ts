@@ -1,7 +1,9 @@
+import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { createTokenVerifier, type TokenVerifier, type VerifierOptions } from './auth/verifier.js';
 import type { GatewayConfig } from './config.js';
+import { applyCors } from './cors.js';
 import { ERROR_KINDS, GatewayError, problemOf, sendProblem, type ErrorKind } from './errors.js';
 import type { Logger } from './observability/logger.js';
 import { checkReadiness } from './observability/readiness.js';
@@ -36,7 +38,7 @@ function pathOf(req: IncomingMessage): string {
 /** A problem written straight to a socket, for requests Node's parser refused before any handler ran. */
 function rawProblem(socket: Socket, kind: ErrorKind, detail: string): void {
   const { status, title } = ERROR_KINDS[kind];
-  const body = JSON.stringify({ type: 'about:blank', title, status, detail, instance: '', requestId: '' });
+  const body = JSON.stringify({ type: 'about:blank', title, status, detail, instance: '', requestId: randomUUID() });
   socket.end(
     `HTTP/1.1 ${status} ${title}\r\nContent-Type: application/problem+json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
   );
@@ -52,6 +54,7 @@ export async function createGateway(config: GatewayConfig, logger: Logger, optio
   const graphql = await createGraphQLEndpoint(config, verifier, logger);
 
   async function handle(req: IncomingMessage, res: ServerResponse, requestId: string): Promise<void> {
+    if (applyCors(req, res, config.corsOrigins)) return;
     const path = pathOf(req);
     if ((path === '/health' || path === '/ready') && req.method !== 'GET' && req.method !== 'HEAD') {
       throw new GatewayError('METHOD_NOT_ALLOWED', `${req.method ?? ''} is not allowed here`, { allow: 'GET, HEAD' });

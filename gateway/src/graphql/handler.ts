@@ -9,6 +9,7 @@ import { applyMiddleware } from 'graphql-middleware';
 import { identityFromHeaders } from '../auth/authenticate.js';
 import type { TokenVerifier } from '../auth/verifier.js';
 import type { GatewayConfig } from '../config.js';
+import { appendVary } from '../cors.js';
 import { GatewayError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
 import type { GatewayContext } from '../../../mesh/context.js';
@@ -151,7 +152,10 @@ export async function createGraphQLEndpoint(config: GatewayConfig, verifier: Tok
         body: req.method === 'POST' ? parsedBody(await readBody(req, config.bodyLimitBytes), req.headers['content-type']) : undefined,
       };
       const response = await apollo.executeHTTPGraphQLRequest({ httpGraphQLRequest, context: () => contextFor(req, requestId) });
-      for (const [name, value] of response.headers) res.setHeader(name, value);
+      for (const [name, value] of response.headers) {
+        if (name === 'vary') appendVary(res, value);
+        else res.setHeader(name, value);
+      }
       res.statusCode = response.status ?? 200;
       if (response.body.kind === 'complete') {
         res.end(response.body.string);

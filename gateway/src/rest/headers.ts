@@ -76,7 +76,17 @@ export function upstreamRequestHeaders(incoming: IncomingHttpHeaders, context: F
   return headers;
 }
 
+/** CORS is the gateway's to answer: an upstream's own CORS headers never reach the client. */
+const UPSTREAM_CORS = new Set([
+  'access-control-allow-origin',
+  'access-control-allow-credentials',
+  'access-control-allow-methods',
+  'access-control-allow-headers',
+  'access-control-expose-headers',
+  'access-control-max-age',
+]);
+
 /** What the client receives of the upstream's headers. */
 export function clientResponseHeaders(upstream: Record<string, HeaderValue>): Record<string, string | string[]> {
-  return withoutHopByHop(upstream);
+  return withoutHopByHop(upstream, UPSTREAM_CORS);
 }

@@ -3,6 +3,7 @@ import { STATUS_CODES } from 'node:http';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { Agent, errors as undiciErrors, type Dispatcher } from 'undici';
+import { appendVary } from '../cors.js';
 import { GatewayError } from '../errors.js';
 import { UPSTREAMS, type UpstreamName, type UpstreamUrls } from '../upstreams.js';
 import { clientResponseHeaders } from './headers.js';
@@ -157,7 +158,9 @@ export class UpstreamProxy {
       return summariseUpstreamError(response.statusCode, text, title, response.headers);
     }
 
-    res.writeHead(response.statusCode, clientResponseHeaders(response.headers));
+    const { vary, ...headers } = clientResponseHeaders(response.headers);
+    if (vary !== undefined) appendVary(res, vary);
+    res.writeHead(response.statusCode, headers);
     try {
       await pipeline(response.body, res);
     } catch {

@@ -1,0 +1,44 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+
+const ALLOWED_METHODS = 'GET, POST, PUT, PATCH, DELETE, OPTIONS';
+/** Request headers browsers may send: ours, plus what Apollo clients and Sandbox send. */
+const ALLOWED_HEADERS = 'Authorization, Content-Type, Accept, X-Request-ID, Apollo-Require-Preflight, X-Apollo-Operation-Name, Apollo-Query-Plan-Experimental';
+/** Response headers a browser client may read. */
+const EXPOSED_HEADERS = 'X-Request-ID, WWW-Authenticate, Retry-After, Allow';
+const PREFLIGHT_MAX_AGE_SECONDS = '600';
+
+/**
+ * CORS for the origins in CORS_ORIGINS, and for no other: an origin is only ever echoed when it is on
+ * the list. Answers true when it has answered the request itself (a preflight: no authentication, no
+ * upstream call).
+ */
+export function applyCors(req: IncomingMessage, res: ServerResponse, allowedOrigins: readonly string[]): boolean {
+  if (allowedOrigins.length === 0) return false;
+  res.setHeader('vary', 'Origin');
+  const origin = req.headers.origin;
+  const allowed = typeof origin === 'string' && allowedOrigins.includes(origin);
+  const preflight = req.method === 'OPTIONS' && typeof origin === 'string' && req.headers['access-control-request-method'] !== undefined;
+  if (allowed) res.setHeader('access-control-allow-origin', origin);
+  if (!preflight) {
+    if (allowed) res.setHeader('access-control-expose-headers', EXPOSED_HEADERS);
+    return false;
+  }
+  if (allowed) {
+    res.setHeader('access-control-allow-methods', ALLOWED_METHODS);
+    res.setHeader('access-control-allow-headers', ALLOWED_HEADERS);
+    res.setHeader('access-control-max-age', PREFLIGHT_MAX_AGE_SECONDS);
+  }
+  res.writeHead(204).end();
+  return true;
+}
+
+/** Adds to a response's Vary header instead of replacing it (CORS has already put Origin there). */
+export function appendVary(res: ServerResponse, value: string | string[]): void {
+  const existing = res.getHeader('vary');
+  const names = [...(existing === undefined ? [] : String(existing).split(',')), ...(Array.isArray(value) ? value : value.split(','))]
+    .map((name) => name.trim())
+    .filter((name) => name !== '');
+  const seen = new Set<string>();
+  const unique = names.filter((name) => !seen.has(name.toLowerCase()) && seen.add(name.toLowerCase()));
+  res.setHeader('vary', unique.join(', '));
+}

@@ -1,0 +1,64 @@
+import { describe, expect, it } from 'vitest';
+import { useRecordingGateway } from './helpers/fixtures.js';
+import { userToken } from './helpers/tokens.js';
+
+const ALLOWED = 'https://tv.example';
+
+describe('CORS with CORS_ORIGINS set', () => {
+  const fx = useRecordingGateway({ CORS_ORIGINS: `${ALLOWED}, http://localhost:3000` });
+
+  const preflight = (path: string, origin: string, requestHeaders = 'authorization, content-type') =>
+    fetch(`${fx.gateway.url}${path}`, { method: 'OPTIONS', headers: { origin, 'access-control-request-method': 'POST', 'access-control-request-headers': requestHeaders } });
+
+  it.each(['/graphql', '/users/me', '/admin/users', '/auth/login', '/nowhere'])('answers a preflight on %s from an allowed origin with 204, no auth, no upstream call', async (path) => {
+    const response = await preflight(path, ALLOWED);
+    expect(response.status).toBe(204);
+    expect(response.headers.get('access-control-allow-origin')).toBe(ALLOWED);
+    expect(response.headers.get('access-control-allow-methods')).toContain('POST');
+    const allowedHeaders = (response.headers.get('access-control-allow-headers') ?? '').toLowerCase();
+    for (const header of ['authorization', 'content-type', 'x-request-id', 'apollo-require-preflight', 'x-apollo-operation-name']) expect(allowedHeaders).toContain(header);
+    expect(Number(response.headers.get('access-control-max-age'))).toBeGreaterThan(0);
+    expect(response.headers.get('vary')).toContain('Origin');
+    expect(fx.upstreams.all()).toHaveLength(0);
+  });
+
+  it('gives an origin that is not listed no CORS headers, and never reflects an arbitrary origin', async () => {
+    for (const origin of ['https://evil.example', 'https://tv.example.evil.example', 'null', `${ALLOWED}/`]) {
+      const response = await preflight('/users/me', origin);
+      expect(response.headers.get('access-control-allow-origin'), origin).toBeNull();
+      expect(response.headers.get('access-control-allow-methods')).toBeNull();
+      const simple = await fetch(`${fx.gateway.url}/search/global?q=a`, { headers: { origin } });
+      expect(simple.headers.get('access-control-allow-origin'), origin).toBeNull();
+    }
+    expect(fx.upstreams.all().every((request) => request.method !== 'OPTIONS')).toBe(true);
+  });
+
+  it('marks responses to allowed origins, REST and GraphQL alike, and keeps the upstream’s own Vary', async () => {
+    fx.upstreams.upstreams.users.behaviour = (_req, res) =>
+      void res.writeHead(200, { 'content-type': 'application/json', vary: 'Accept-Encoding', 'access-control-allow-origin': '*' }).end('{}');
+    const rest = await fetch(`${fx.gateway.url}/users/me`, { headers: { origin: ALLOWED, authorization: `Bearer ${await userToken()}` } });
+    expect(rest.headers.get('access-control-allow-origin')).toBe(ALLOWED);
+    expect(rest.headers.get('access-control-expose-headers')).toContain('X-Request-ID');
+    expect(rest.headers.get('vary')).toBe('Origin, Accept-Encoding');
+    const denied = await fetch(`${fx.gateway.url}/users/me`, { headers: { origin: ALLOWED } });
+    expect(denied.status).toBe(401);
+    expect(denied.headers.get('access-control-allow-origin')).toBe(ALLOWED);
+    const graphql = await fetch(`${fx.gateway.url}/graphql`, { method: 'POST', headers: { origin: ALLOWED, 'content-type': 'application/json' }, body: '{"query":"{ __typename }"}' });
+    expect(graphql.headers.get('access-control-allow-origin')).toBe(ALLOWED);
+    expect(graphql.headers.get('vary')).toMatch(/^Origin\b/);
+  });
+});
+
+describe('CORS without CORS_ORIGINS', () => {
+  const fx = useRecordingGateway();
+
+  it('sends no CORS headers at all, and OPTIONS is an ordinary method', async () => {
+    const response = await fetch(`${fx.gateway.url}/users/me`, {
+      method: 'OPTIONS',
+      headers: { origin: 'https://tv.example', 'access-control-request-method': 'GET', authorization: `Bearer ${await userToken()}` },
+    });
+    expect(response.status).toBe(405);
+    expect(response.headers.get('access-control-allow-origin')).toBeNull();
+    expect(fx.upstreams.all()).toHaveLength(0);
+  });
+});
