@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { afterEach, describe, expect, it } from 'vitest';
 import { UPSTREAM_NAMES, UPSTREAMS } from '../gateway/src/upstreams.js';
 import { freePortBlock } from './helpers/ports.js';
@@ -45,10 +45,16 @@ function pidsAlive(pids: number[]): number[] {
   });
 }
 
-async function childPids(): Promise<number[]> {
-  const { execFileSync } = await import('node:child_process');
-  const out = execFileSync('pgrep', ['-f', 'services/main.ts|gateway/src/main.ts'], { encoding: 'utf8' }).trim();
-  return out === '' ? [] : out.split('\n').map(Number);
+/** Every process below `pid` (npm, the launcher, the six services and the gateway), by the process tree. */
+function descendants(pid: number): number[] {
+  let out = '';
+  try {
+    out = execFileSync('pgrep', ['-P', String(pid)], { encoding: 'utf8' }).trim();
+  } catch {
+    return [];
+  }
+  const children = out === '' ? [] : out.split('\n').map(Number);
+  return children.flatMap((child) => [child, ...descendants(child)]);
 }
 
 describe('npm start', { timeout: 60_000 }, () => {
@@ -69,8 +75,8 @@ describe('npm start', { timeout: 60_000 }, () => {
       expect((await fetch(`http://127.0.0.1:${base + UPSTREAMS[name].portOffset}/health`)).status).toBe(200);
     }
 
-    const pids = (await childPids()).filter((pid) => pidsAlive([pid]).length === 1);
-    expect(pids.length).toBeGreaterThanOrEqual(7);
+    const pids = descendants(started.child.pid as number);
+    expect(pids.length).toBeGreaterThanOrEqual(8);
     process.kill(-(started.child.pid as number), 'SIGINT');
     expect(await started.exit).toBe(0);
     await new Promise((resolve) => setTimeout(resolve, 300));
@@ -81,7 +87,8 @@ describe('npm start', { timeout: 60_000 }, () => {
     const base = await freePortBlock(7);
     const started = npmRun('start', { SERVICES_BASE_PORT: String(base), PORT: String(base + 6) });
     await started.banner;
-    const pids = await childPids();
+    const pids = descendants(started.child.pid as number);
+    expect(pids.length).toBeGreaterThanOrEqual(8);
     started.child.kill('SIGTERM');
     expect(await started.exit).toBe(0);
     await new Promise((resolve) => setTimeout(resolve, 300));
