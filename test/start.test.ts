@@ -47,13 +47,13 @@ function pidsAlive(pids: number[]): number[] {
 
 /** Every process below `pid` (npm, the launcher, the six services and the gateway), by the process tree. */
 function descendants(pid: number): number[] {
-  let out = '';
+  let children: number[];
   try {
-    out = execFileSync('pgrep', ['-P', String(pid)], { encoding: 'utf8' }).trim();
+    children = execFileSync('pgrep', ['-P', String(pid)], { encoding: 'utf8' }).trim().split('\n').map(Number);
   } catch {
+    // pgrep exits 1 when there are none
     return [];
   }
-  const children = out === '' ? [] : out.split('\n').map(Number);
   return children.flatMap((child) => [child, ...descendants(child)]);
 }
 
