@@ -273,7 +273,8 @@ describe('errors', () => {
     const answer = await graphql(gateway.url, '{ plans { id } }', { token: 'not.a.token' });
     expect(answer.status).toBe(401);
     expect(answer.data).toBeUndefined();
-    expect(answer.errors?.[0]?.extensions.code).toBe('UNAUTHENTICATED');
+    expect(answer.errors?.[0]?.extensions).toEqual({ code: 'UNAUTHENTICATED', requestId: expect.stringMatching(/^[0-9a-f-]{36}$/) });
+    expect(answer.errors?.[0]?.message).toBe('Token is malformed');
     expect(proxies.count()).toBe(0);
   });
 

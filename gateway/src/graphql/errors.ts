@@ -55,9 +55,10 @@ function formatGraphQLError(formatted: GraphQLFormattedError, error: unknown, lo
   if (cause instanceof GatewayError) {
     return { ...base, message: cause.detail, extensions: { code: ERROR_KINDS[cause.kind].code } };
   }
-  const code = formatted.extensions?.code;
+  const { code, requestId } = formatted.extensions ?? {};
   if (typeof code === 'string' && PASS_THROUGH_CODES.has(code)) {
-    return { ...base, message: formatted.message, extensions: { code } };
+    // A request-level error (a bad token) already carries its request id: plugins never see it.
+    return { ...base, message: formatted.message, extensions: { code, ...(typeof requestId === 'string' ? { requestId } : {}) } };
   }
   logger.error({ err: cause, path: formatted.path }, 'unexpected GraphQL error');
   return { ...base, message: 'Internal server error', extensions: { code: ERROR_KINDS.INTERNAL.code } };

@@ -10,12 +10,12 @@ import { identityFromHeaders } from '../auth/authenticate.js';
 import type { TokenVerifier } from '../auth/verifier.js';
 import type { GatewayConfig } from '../config.js';
 import { appendVary } from '../cors.js';
-import { GatewayError } from '../errors.js';
+import { ERROR_KINDS, GatewayError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
 import type { GatewayContext } from '../../../mesh/context.js';
 import { createErrorFormatter } from './errors.js';
 import { loadMesh } from './mesh.js';
-import { permissions, unauthenticated } from './permissions.js';
+import { permissions } from './permissions.js';
 import { createUpstreamFetch } from './upstream-fetch.js';
 
 export const GRAPHQL_PATH = '/graphql';
@@ -121,14 +121,11 @@ export async function createGraphQLEndpoint(config: GatewayConfig, verifier: Tok
       identity = await identityFromHeaders(req.headers, verifier);
     } catch (error) {
       // An invalid token fails the whole request: it never quietly becomes an anonymous one.
-      if (error instanceof GatewayError && error.kind === 'UNAUTHENTICATED') {
-        const rejection = unauthenticated(error.detail);
-        (rejection.extensions as Record<string, unknown>).http = { status: 401, headers: new HeaderMap([['www-authenticate', error.headers['www-authenticate'] ?? 'Bearer']]) };
-        throw rejection;
-      }
-      throw error instanceof GatewayError
-        ? new GraphQLError(error.detail, { extensions: { code: 'UPSTREAM_UNAVAILABLE', http: { status: error.status } } })
-        : error;
+      // Apollo answers a failed context without running plugins: the request id goes in here.
+      if (!(error instanceof GatewayError)) throw error;
+      throw new GraphQLError(error.detail, {
+        extensions: { code: ERROR_KINDS[error.kind].code, requestId, http: { status: error.status, headers: new HeaderMap(Object.entries(error.headers)) } },
+      });
     }
     const user = identity ? { sub: identity.sub, roles: identity.roles, rolesHeader: identity.roles.join(',') } : undefined;
     const headers = { authorization: req.headers.authorization };
