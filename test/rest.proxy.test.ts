@@ -213,6 +213,16 @@ describe('bodies', () => {
     expect(await created.text()).toBe('a,b\n1,2\n');
   });
 
+  it('puts an upstream URL’s base path in front of the checked path', async () => {
+    const prefixed = await startGateway({ ...fx.upstreams.urls, ondemand: `${fx.upstreams.urls.ondemand}/api/v1/` }, { JWT_SECRET_KEY: TEST_SECRET });
+    try {
+      await fetch(`${prefixed.url}/ondemand/movies?limit=1`, { headers: auth() });
+      expect(fx.upstreams.upstreams.ondemand.requests.map((request) => request.url)).toEqual(['/api/v1/ondemand/movies?limit=1']);
+    } finally {
+      await prefixed.close();
+    }
+  });
+
   it('forwards the query string unchanged', async () => {
     const query = 'a=1&a=2&b=%2F%3F&c=%E2%9C%93&d&e=x+y&=odd';
     await fetch(`${fx.gateway.url}/users/me?${query}`, { headers: auth() });

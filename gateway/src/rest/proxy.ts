@@ -113,8 +113,16 @@ function upstreamFailure(error: unknown, title: string): GatewayError | undefine
  */
 export class UpstreamProxy {
   private readonly agent: Agent;
+  /** Each upstream's origin and base path, parsed once: the upstream path is the base path plus the checked path. */
+  private readonly bases: Readonly<Record<UpstreamName, { origin: string; path: string }>>;
 
   constructor(private readonly options: ProxyOptions) {
+    this.bases = Object.fromEntries(
+      Object.entries(options.upstreams).map(([name, url]) => {
+        const parsed = new URL(url);
+        return [name, { origin: parsed.origin, path: parsed.pathname.replace(/\/$/, '') }];
+      }),
+    ) as Record<UpstreamName, { origin: string; path: string }>;
     this.agent = new Agent({ connections: 256, keepAliveTimeout: 30_000, keepAliveMaxTimeout: 60_000, connect: { timeout: 5000 } });
   }
 
@@ -124,8 +132,7 @@ export class UpstreamProxy {
    */
   async forward(req: IncomingMessage, res: ServerResponse, request: ForwardRequest): Promise<UpstreamErrorSummary | undefined> {
     const { title } = UPSTREAMS[request.upstream];
-    const base = new URL(this.options.upstreams[request.upstream]);
-    const basePath = base.pathname.replace(/\/$/, '');
+    const base = this.bases[request.upstream];
     const hasBody = req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0;
     const abort = new AbortController();
     const onClientGone = () => {
@@ -137,7 +144,7 @@ export class UpstreamProxy {
     try {
       response = await this.agent.request({
         origin: base.origin,
-        path: basePath + request.path + (request.query === '' ? '' : `?${request.query}`),
+        path: base.path + request.path + (request.query === '' ? '' : `?${request.query}`),
         method: request.method as Dispatcher.HttpMethod,
         headers: request.headers,
         body: hasBody ? Readable.from(limitedBody(req, this.options.bodyLimitBytes), { objectMode: false }) : null,
