@@ -5,13 +5,14 @@
  */
 import { UPSTREAM_NAMES, UPSTREAMS } from '../gateway/src/upstreams.js';
 import { freePortBlock } from '../test/helpers/ports.js';
-import { measure, startProcess, table, type Measurement } from './lib.js';
+import { measure, startProcess, stopAfter, table, type Measurement } from './lib.js';
 
 const argument = (name: string, fallback: number) => {
   const index = process.argv.indexOf(`--${name}`);
   return index === -1 ? fallback : Number(process.argv[index + 1]);
 };
 const seconds = argument('seconds', 5);
+stopAfter((seconds * 6 + 90) * 1000);
 
 const base = await freePortBlock(7);
 const env: NodeJS.ProcessEnv = { SERVICES_BASE_PORT: String(base), PORT: String(base + 6), NODE_ENV: 'production', LOG_LEVEL: 'warn', JWT_SECRET_KEY: 'bench-secret-that-is-long-enough-for-hs256-keys' };

@@ -18,6 +18,11 @@ const argument = (name: string, fallback: number) => {
 };
 const rounds = argument('rounds', 6);
 const iterations = argument('iterations', 150);
+// Bounded: stop, whatever happens, well after the expected run.
+setTimeout(() => {
+  console.error('benchmark still running after 5 minutes: stopping');
+  process.exit(1);
+}, 5 * 60_000).unref();
 
 const stack = await startReferenceServices({ anyPorts: true, env: {} });
 const upstreamFetch = createUpstreamFetch(stack.urls, 30_000);

@@ -1,6 +1,22 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import autocannon from 'autocannon';
 
+const started: ChildProcess[] = [];
+
+/**
+ * Every benchmark stops by itself: after `limitMs` it kills what it started and exits 1, whatever
+ * state it is in. Processes it started are also killed when it exits normally.
+ */
+export function stopAfter(limitMs: number): void {
+  setTimeout(() => {
+    console.error(`benchmark still running after ${limitMs / 1000} s: stopping`);
+    process.exit(1);
+  }, limitMs).unref();
+  process.once('exit', () => {
+    for (const child of started) if (child.exitCode === null) child.kill('SIGKILL');
+  });
+}
+
 export interface Measurement {
   readonly label: string;
   readonly requestsPerSecond: number;
@@ -12,6 +28,7 @@ export interface Measurement {
 /** Runs a module in its own process (as it runs in production) and waits for it to say it is ready. */
 export function startProcess(entry: string, args: string[], env: NodeJS.ProcessEnv, readyUrl?: string): Promise<ChildProcess> {
   const child = fork(entry, args, { execArgv: ['--import', 'tsx'], env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
+  started.push(child);
   return new Promise((resolve, reject) => {
     child.once('exit', (code) => reject(new Error(`${entry} exited with ${code}`)));
     if (!readyUrl) {

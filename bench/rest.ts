@@ -5,7 +5,7 @@
  */
 import { SignJWT } from 'jose';
 import { UPSTREAM_NAMES, UPSTREAMS } from '../gateway/src/upstreams.js';
-import { measure, startProcess, table, type Measurement } from './lib.js';
+import { measure, startProcess, stopAfter, table, type Measurement } from './lib.js';
 import { freePortBlock } from '../test/helpers/ports.js';
 
 const argument = (name: string, fallback: number) => {
@@ -14,6 +14,7 @@ const argument = (name: string, fallback: number) => {
 };
 const seconds = argument('seconds', 5);
 const rounds = argument('rounds', 2);
+stopAfter((seconds * 3 * rounds + 60) * 1000);
 const secret = 'bench-secret-that-is-long-enough-for-hs256-keys';
 
 const base = await freePortBlock(2);
