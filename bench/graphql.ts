@@ -10,6 +10,7 @@ import { loadMesh } from '../gateway/src/graphql/mesh.js';
 import { permissions } from '../gateway/src/graphql/permissions.js';
 import { createUpstreamFetch } from '../gateway/src/graphql/upstream-fetch.js';
 import { createLogger } from '../gateway/src/observability/logger.js';
+import { GatewayMetrics } from '../gateway/src/observability/metrics.js';
 import { startReferenceServices } from '../services/registry.js';
 
 const argument = (name: string, fallback: number) => {
@@ -25,7 +26,7 @@ setTimeout(() => {
 }, 5 * 60_000).unref();
 
 const stack = await startReferenceServices({ anyPorts: true, env: {} });
-const upstreamFetch = createUpstreamFetch(stack.urls, 30_000);
+const upstreamFetch = createUpstreamFetch(stack.urls, 30_000, new GatewayMetrics());
 const mesh = await loadMesh(stack.urls, upstreamFetch.fetch, createLogger('silent'));
 const plain = servedSchema(mesh.schema);
 const shielded = applyMiddleware(plain, permissions);

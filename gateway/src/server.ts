@@ -6,13 +6,15 @@ import type { GatewayConfig } from './config.js';
 import { applyCors } from './cors.js';
 import { ERROR_KINDS, GatewayError, problemOf, sendProblem, type ErrorKind } from './errors.js';
 import type { Logger } from './observability/logger.js';
+import { GatewayMetrics, secondsSince } from './observability/metrics.js';
 import { checkReadiness } from './observability/readiness.js';
 import { requestIdOf } from './observability/request-id.js';
 import { createGraphQLEndpoint, GRAPHQL_PATH, type GraphQLEndpoint } from './graphql/handler.js';
-import { RestPassthrough } from './rest/handler.js';
+import { RestPassthrough, type RestRequestContext } from './rest/handler.js';
 
 export interface Gateway {
   readonly server: Server;
+  readonly metrics: GatewayMetrics;
   readonly verifier: TokenVerifier;
   readonly graphql: GraphQLEndpoint;
   /** Binds the configured host and port (or `port` when given; 0 for any free port) and answers the URL. */
@@ -20,6 +22,9 @@ export interface Gateway {
   /** Stops accepting connections, lets requests in flight finish (up to `graceMs`), then closes. */
   close(graceMs?: number): Promise<void>;
 }
+
+/** Paths the gateway answers itself (metrics name them as routes). */
+const OWN_ROUTES = new Set(['/health', '/ready', '/metrics', GRAPHQL_PATH]);
 
 /** Largest request head accepted; above it the answer is 431. */
 const MAX_HEADER_BYTES = 16 * 1024;
@@ -50,14 +55,24 @@ export interface GatewayOptions {
 
 export async function createGateway(config: GatewayConfig, logger: Logger, options: GatewayOptions = {}): Promise<Gateway> {
   const verifier = await createTokenVerifier(config.jwt, options.verifier);
-  const rest = new RestPassthrough(config, verifier);
-  const graphql = await createGraphQLEndpoint(config, verifier, logger);
+  const metrics = new GatewayMetrics();
+  const rest = new RestPassthrough(config, verifier, metrics);
+  const graphql = await createGraphQLEndpoint(config, verifier, metrics, logger);
 
-  async function handle(req: IncomingMessage, res: ServerResponse, requestId: string): Promise<void> {
+  async function handle(req: IncomingMessage, res: ServerResponse, context: RestRequestContext): Promise<void> {
     if (applyCors(req, res, config.corsOrigins)) return;
+    const { requestId } = context;
     const path = pathOf(req);
-    if ((path === '/health' || path === '/ready') && req.method !== 'GET' && req.method !== 'HEAD') {
-      throw new GatewayError('METHOD_NOT_ALLOWED', `${req.method ?? ''} is not allowed here`, { allow: 'GET, HEAD' });
+    if (OWN_ROUTES.has(path)) {
+      context.route = path;
+      if (path !== GRAPHQL_PATH && req.method !== 'GET' && req.method !== 'HEAD') {
+        throw new GatewayError('METHOD_NOT_ALLOWED', `${req.method ?? ''} is not allowed here`, { allow: 'GET, HEAD' });
+      }
+    }
+    if (path === '/metrics') {
+      const { contentType, body } = await metrics.render();
+      res.writeHead(200, { 'content-type': contentType, 'cache-control': 'no-store' }).end(body);
+      return;
     }
     if (path === '/health') {
       sendJson(res, 200, { status: 'ok' });
@@ -77,13 +92,16 @@ export async function createGateway(config: GatewayConfig, logger: Logger, optio
       await graphql.handle(req, res, requestId);
       return;
     }
-    await rest.handle(req, res, { requestId });
+    await rest.handle(req, res, context);
   }
 
   const server = createServer({ maxHeaderSize: MAX_HEADER_BYTES }, (req, res) => {
+    const started = process.hrtime.bigint();
     const requestId = requestIdOf(req.headers);
+    const context: RestRequestContext = { requestId, route: 'unmatched' };
     res.setHeader('x-request-id', requestId);
-    handle(req, res, requestId).catch((error: unknown) => {
+    res.once('close', () => metrics.observeRequest(context.route, req.method ?? 'GET', res.statusCode, secondsSince(started)));
+    handle(req, res, context).catch((error: unknown) => {
       if (res.headersSent) {
         res.destroy();
         return;
@@ -108,6 +126,7 @@ export async function createGateway(config: GatewayConfig, logger: Logger, optio
 
   return {
     server,
+    metrics,
     verifier,
     graphql,
     listen(port = config.port) {

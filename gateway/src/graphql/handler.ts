@@ -12,6 +12,7 @@ import type { GatewayConfig } from '../config.js';
 import { appendVary } from '../cors.js';
 import { ERROR_KINDS, GatewayError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
+import type { GatewayMetrics } from '../observability/metrics.js';
 import type { GatewayContext } from '../../../mesh/context.js';
 import { createErrorFormatter } from './errors.js';
 import { loadMesh } from './mesh.js';
@@ -87,8 +88,8 @@ export interface GraphQLEndpoint {
  * `/graphql`: the Mesh-built schema behind graphql-shield, served by Apollo Server on the gateway's
  * own HTTP server (executeHTTPGraphQLRequest), with the same token verification as REST.
  */
-export async function createGraphQLEndpoint(config: GatewayConfig, verifier: TokenVerifier, logger: Logger): Promise<GraphQLEndpoint> {
-  const upstreamFetch = createUpstreamFetch(config.upstreams, config.upstreamTimeoutMs);
+export async function createGraphQLEndpoint(config: GatewayConfig, verifier: TokenVerifier, metrics: GatewayMetrics, logger: Logger): Promise<GraphQLEndpoint> {
+  const upstreamFetch = createUpstreamFetch(config.upstreams, config.upstreamTimeoutMs, metrics);
   const mesh = await loadMesh(config.upstreams, upstreamFetch.fetch, logger);
   const schema = applyMiddleware(servedSchema(mesh.schema), permissions);
   const armor = ARMOR.protect();

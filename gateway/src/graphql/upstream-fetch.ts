@@ -1,5 +1,6 @@
 import { Agent, fetch as undiciFetch, errors as undiciErrors } from 'undici';
 import { GatewayError } from '../errors.js';
+import { secondsSince, type GatewayMetrics } from '../observability/metrics.js';
 import { summariseUpstreamError } from '../rest/proxy.js';
 import { UpstreamHttpError } from '../upstream/errors.js';
 import { UPSTREAM_NAMES, UPSTREAMS, type UpstreamName, type UpstreamUrls } from '../upstreams.js';
@@ -11,7 +12,7 @@ export type MeshFetch = (url: string, init?: RequestInit) => Promise<Response>;
  * An error status becomes an UpstreamHttpError (so GraphQL errors carry the upstream's status, not a
  * Mesh message with URLs in it); an unreachable or slow upstream becomes the gateway's own error.
  */
-export function createUpstreamFetch(upstreams: UpstreamUrls, timeoutMs: number): { fetch: MeshFetch; close(): Promise<void> } {
+export function createUpstreamFetch(upstreams: UpstreamUrls, timeoutMs: number, metrics: GatewayMetrics): { fetch: MeshFetch; close(): Promise<void> } {
   const agent = new Agent({ connections: 128, keepAliveTimeout: 30_000, keepAliveMaxTimeout: 60_000, connect: { timeout: 5000 } });
   const serviceOf = (url: string): UpstreamName | undefined => UPSTREAM_NAMES.find((name) => url.startsWith(`${upstreams[name]}/`));
 
@@ -22,10 +23,12 @@ export function createUpstreamFetch(upstreams: UpstreamUrls, timeoutMs: number):
     const headers = new Headers(init.headers);
     // Operation headers interpolate to "" when there is no caller: send none rather than an empty identity.
     for (const [name, value] of [...headers]) if (value === '' || value === 'undefined') headers.delete(name);
+    const method = init.method ?? 'GET';
+    const started = process.hrtime.bigint();
     let response: Response;
     try {
       response = (await undiciFetch(url, {
-        method: init.method ?? 'GET',
+        method,
         headers: Object.fromEntries(headers),
         body: init.body as string | undefined,
         dispatcher: agent,
@@ -34,10 +37,13 @@ export function createUpstreamFetch(upstreams: UpstreamUrls, timeoutMs: number):
     } catch (error) {
       const cause = (error as { cause?: unknown }).cause;
       if ((error as Error).name === 'TimeoutError' || cause instanceof undiciErrors.HeadersTimeoutError) {
+        metrics.observeUpstream(upstream, method, 'timeout', secondsSince(started));
         throw new GatewayError('UPSTREAM_TIMEOUT', `The ${title} service did not answer in time`);
       }
+      metrics.observeUpstream(upstream, method, 'unreachable', secondsSince(started));
       throw new GatewayError('UPSTREAM_UNAVAILABLE', `The ${title} service is unavailable`);
     }
+    metrics.observeUpstream(upstream, method, response.status, secondsSince(started));
     if (response.status >= 400) {
       const text = await response.text().catch(() => '');
       const summary = summariseUpstreamError(response.status, text, title, Object.fromEntries(response.headers));

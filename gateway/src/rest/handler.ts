@@ -4,6 +4,7 @@ import { hasRole, type Identity } from '../auth/identity.js';
 import type { TokenVerifier } from '../auth/verifier.js';
 import type { GatewayConfig } from '../config.js';
 import { GatewayError, problemForStatus, sendProblem } from '../errors.js';
+import type { GatewayMetrics } from '../observability/metrics.js';
 import { clientAddress, upstreamRequestHeaders } from './headers.js';
 import { normaliseTarget } from './path.js';
 import { UpstreamProxy } from './proxy.js';
@@ -11,6 +12,8 @@ import { accessFor, findRoute, type HttpMethod } from './routes.js';
 
 export interface RestRequestContext {
   readonly requestId: string;
+  /** Set to the matched route's prefix, for metrics and logs. */
+  route: string;
 }
 
 function lastValue(value: string | string[] | undefined): string | undefined {
@@ -30,13 +33,15 @@ export class RestPassthrough {
   constructor(
     private readonly config: GatewayConfig,
     private readonly verifier: TokenVerifier,
+    metrics: GatewayMetrics,
   ) {
-    this.proxy = new UpstreamProxy({ upstreams: config.upstreams, timeoutMs: config.upstreamTimeoutMs, bodyLimitBytes: config.bodyLimitBytes });
+    this.proxy = new UpstreamProxy({ upstreams: config.upstreams, metrics, timeoutMs: config.upstreamTimeoutMs, bodyLimitBytes: config.bodyLimitBytes });
   }
 
   async handle(req: IncomingMessage, res: ServerResponse, context: RestRequestContext): Promise<void> {
     const target = normaliseTarget(req.url ?? '');
     const route = findRoute(target.path);
+    if (route) context.route = route.prefix;
     const access = accessFor(target.path, route);
     if (access === undefined) throw new GatewayError('NOT_FOUND', 'No route matches this path');
 

@@ -5,6 +5,7 @@ import { pipeline } from 'node:stream/promises';
 import { Agent, errors as undiciErrors, type Dispatcher } from 'undici';
 import { appendVary } from '../cors.js';
 import { GatewayError } from '../errors.js';
+import { secondsSince, type GatewayMetrics, type UpstreamOutcome } from '../observability/metrics.js';
 import { UPSTREAMS, type UpstreamName, type UpstreamUrls } from '../upstreams.js';
 import { clientResponseHeaders } from './headers.js';
 
@@ -35,6 +36,7 @@ export interface ForwardRequest {
 
 export interface ProxyOptions {
   readonly upstreams: UpstreamUrls;
+  readonly metrics: GatewayMetrics;
   readonly timeoutMs: number;
   readonly bodyLimitBytes: number;
 }
@@ -93,6 +95,14 @@ export function summariseUpstreamError(status: number, bodyText: string, title: 
   return { status, detail, headers, ...(errors ? { errors } : {}) };
 }
 
+function outcomeOf(error: unknown): UpstreamOutcome {
+  if (error instanceof undiciErrors.HeadersTimeoutError || error instanceof undiciErrors.BodyTimeoutError) return 'timeout';
+  if (error instanceof undiciErrors.RequestAbortedError || error instanceof BodyTooLargeError || (error as { cause?: unknown }).cause instanceof BodyTooLargeError) {
+    return 'aborted';
+  }
+  return 'unreachable';
+}
+
 function upstreamFailure(error: unknown, title: string): GatewayError | undefined {
   if (error instanceof BodyTooLargeError || (error as { cause?: unknown }).cause instanceof BodyTooLargeError) {
     return new GatewayError('PAYLOAD_TOO_LARGE', 'The request body is over the size limit', { connection: 'close' });
@@ -141,6 +151,7 @@ export class UpstreamProxy {
     res.once('close', onClientGone);
 
     let response: Dispatcher.ResponseData;
+    const started = process.hrtime.bigint();
     try {
       response = await this.agent.request({
         origin: base.origin,
@@ -154,11 +165,13 @@ export class UpstreamProxy {
       });
     } catch (error) {
       res.off('close', onClientGone);
+      this.options.metrics.observeUpstream(request.upstream, request.method, outcomeOf(error), secondsSince(started));
       const failure = upstreamFailure(error, title);
       if (failure) throw failure;
       return undefined;
     }
 
+    this.options.metrics.observeUpstream(request.upstream, request.method, response.statusCode, secondsSince(started));
     if (response.statusCode >= 400) {
       res.off('close', onClientGone);
       const text = await readCapped(response.body).catch(() => '');

@@ -1,0 +1,75 @@
+import { collectDefaultMetrics, Counter, Histogram, Registry } from 'prom-client';
+import type { UpstreamName } from '../upstreams.js';
+
+const DURATION_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
+
+/** What a call to an upstream ended with: its status, or why there was none. */
+export type UpstreamOutcome = number | 'timeout' | 'unreachable' | 'aborted';
+
+/**
+ * The contract's Prometheus metrics, in a registry of this gateway's own (tests run several gateways in
+ * one process). Labels stay low-cardinality: `route` is a route-table prefix, never a raw path.
+ */
+export class GatewayMetrics {
+  readonly registry = new Registry();
+
+  private readonly httpRequests = new Counter({
+    name: 'gateway_http_requests_total',
+    help: 'Requests the gateway answered, by route (a route-table prefix, /graphql, /health, ... or "unmatched"), method and status.',
+    labelNames: ['route', 'method', 'status'] as const,
+    registers: [this.registry],
+  });
+
+  private readonly httpDuration = new Histogram({
+    name: 'gateway_http_request_duration_seconds',
+    help: 'Time from request to the end of the response.',
+    labelNames: ['route', 'method'] as const,
+    buckets: DURATION_BUCKETS,
+    registers: [this.registry],
+  });
+
+  private readonly upstreamRequests = new Counter({
+    name: 'gateway_upstream_requests_total',
+    help: 'Calls the gateway made to an upstream, REST and GraphQL alike, by service, method and status (or timeout / unreachable / aborted).',
+    labelNames: ['service', 'method', 'status'] as const,
+    registers: [this.registry],
+  });
+
+  private readonly upstreamDuration = new Histogram({
+    name: 'gateway_upstream_request_duration_seconds',
+    help: 'Time from sending a request to an upstream to its response headers.',
+    labelNames: ['service', 'method'] as const,
+    buckets: DURATION_BUCKETS,
+    registers: [this.registry],
+  });
+
+  readonly rateLimited = new Counter({
+    name: 'gateway_rate_limited_total',
+    help: 'Requests refused with 429 by the rate limiter.',
+    registers: [this.registry],
+  });
+
+  constructor() {
+    collectDefaultMetrics({ register: this.registry, prefix: 'gateway_' });
+  }
+
+  observeRequest(route: string, method: string, status: number, seconds: number): void {
+    this.httpRequests.inc({ route, method, status: String(status) });
+    this.httpDuration.observe({ route, method }, seconds);
+  }
+
+  observeUpstream(service: UpstreamName, method: string, outcome: UpstreamOutcome, seconds: number): void {
+    this.upstreamRequests.inc({ service, method, status: String(outcome) });
+    this.upstreamDuration.observe({ service, method }, seconds);
+  }
+
+  /** The Prometheus text exposition. */
+  async render(): Promise<{ contentType: string; body: string }> {
+    return { contentType: this.registry.contentType, body: await this.registry.metrics() };
+  }
+}
+
+/** Seconds since a `process.hrtime.bigint()` reading. */
+export function secondsSince(start: bigint): number {
+  return Number(process.hrtime.bigint() - start) / 1e9;
+}
