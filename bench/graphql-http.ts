@@ -5,7 +5,7 @@
  */
 import { UPSTREAM_NAMES, UPSTREAMS } from '../gateway/src/upstreams.js';
 import { freePortBlock } from '../test/helpers/ports.js';
-import { measure, startProcess, stopAfter, table, type Measurement } from './lib.js';
+import { finish, measure, startProcess, stopAfter, table, type Measurement } from './lib.js';
 
 const argument = (name: string, fallback: number) => {
   const index = process.argv.indexOf(`--${name}`);
@@ -17,10 +17,8 @@ stopAfter((seconds * 6 + 90) * 1000);
 const base = await freePortBlock(7);
 const env: NodeJS.ProcessEnv = { SERVICES_BASE_PORT: String(base), PORT: String(base + 6), NODE_ENV: 'production', LOG_LEVEL: 'warn', JWT_SECRET_KEY: 'bench-secret-that-is-long-enough-for-hs256-keys' };
 const gatewayUrl = `http://127.0.0.1:${base + 6}`;
-const children = await Promise.all(
-  UPSTREAM_NAMES.map((name) => startProcess('services/main.ts', [name], env, `http://127.0.0.1:${base + UPSTREAMS[name].portOffset}/health`)),
-);
-children.push(await startProcess('gateway/src/main.ts', [], env, `${gatewayUrl}/health`));
+await Promise.all(UPSTREAM_NAMES.map((name) => startProcess('services/main.ts', [name], env, `http://127.0.0.1:${base + UPSTREAMS[name].portOffset}/health`)));
+await startProcess('gateway/src/main.ts', [], env, `${gatewayUrl}/health`);
 
 const post = (query: string, token?: string) => ({
   method: 'POST' as const,
@@ -45,5 +43,5 @@ try {
   }
   console.log(table(results));
 } finally {
-  for (const child of children) child.kill('SIGTERM');
+  finish();
 }

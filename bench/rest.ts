@@ -5,7 +5,7 @@
  */
 import { SignJWT } from 'jose';
 import { UPSTREAM_NAMES, UPSTREAMS } from '../gateway/src/upstreams.js';
-import { measure, startProcess, stopAfter, table, type Measurement } from './lib.js';
+import { finish, measure, startProcess, stopAfter, table, type Measurement } from './lib.js';
 import { freePortBlock } from '../test/helpers/ports.js';
 
 const argument = (name: string, fallback: number) => {
@@ -23,10 +23,10 @@ const gatewayPort = base + 1;
 const upstreamUrl = `http://127.0.0.1:${upstreamPort}`;
 const gatewayUrl = `http://127.0.0.1:${gatewayPort}`;
 
-const upstream = await startProcess('bench/upstream-stub.ts', [String(upstreamPort)], {});
+await startProcess('bench/upstream-stub.ts', [String(upstreamPort)], {});
 const gatewayEnv: NodeJS.ProcessEnv = { PORT: String(gatewayPort), JWT_SECRET_KEY: secret, LOG_LEVEL: 'warn', NODE_ENV: 'production', RATE_LIMIT_PER_MINUTE: '0' };
 for (const name of UPSTREAM_NAMES) gatewayEnv[UPSTREAMS[name].envVar] = upstreamUrl;
-const gateway = await startProcess('gateway/src/main.ts', [], gatewayEnv, `${gatewayUrl}/health`);
+await startProcess('gateway/src/main.ts', [], gatewayEnv, `${gatewayUrl}/health`);
 
 const token = await new SignJWT({ roles: ['user'] }).setProtectedHeader({ alg: 'HS256' }).setSubject('1').setExpirationTime('2h').sign(new TextEncoder().encode(secret));
 const auth = { authorization: `Bearer ${token}` };
@@ -47,6 +47,5 @@ try {
   const ratio = average('gateway, authenticated GET') / average('upstream alone');
   console.log(`\nauthenticated GET through the gateway: ${Math.round(average('gateway, authenticated GET'))} req/s, ${(ratio * 100).toFixed(0)}% of the upstream alone`);
 } finally {
-  gateway.kill('SIGTERM');
-  upstream.kill('SIGTERM');
+  finish();
 }

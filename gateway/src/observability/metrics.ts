@@ -3,6 +3,11 @@ import type { UpstreamName } from '../upstreams.js';
 
 const DURATION_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 
+interface Series {
+  readonly count: { inc(): void };
+  readonly duration: { observe(value: number): void };
+}
+
 /** What a call to an upstream ended with: its status, or why there was none. */
 export type UpstreamOutcome = number | 'timeout' | 'unreachable' | 'aborted';
 
@@ -53,14 +58,30 @@ export class GatewayMetrics {
     collectDefaultMetrics({ register: this.registry, prefix: 'gateway_' });
   }
 
+  // Label children are looked up once per label combination: this runs on every request.
+  private readonly requestSeries = new Map<string, Series>();
+  private readonly upstreamSeries = new Map<string, Series>();
+
   observeRequest(route: string, method: string, status: number, seconds: number): void {
-    this.httpRequests.inc({ route, method, status: String(status) });
-    this.httpDuration.observe({ route, method }, seconds);
+    const key = `${route} ${method} ${status}`;
+    let series = this.requestSeries.get(key);
+    if (!series) {
+      series = { count: this.httpRequests.labels(route, method, String(status)), duration: this.httpDuration.labels(route, method) };
+      this.requestSeries.set(key, series);
+    }
+    series.count.inc();
+    series.duration.observe(seconds);
   }
 
   observeUpstream(service: UpstreamName, method: string, outcome: UpstreamOutcome, seconds: number): void {
-    this.upstreamRequests.inc({ service, method, status: String(outcome) });
-    this.upstreamDuration.observe({ service, method }, seconds);
+    const key = `${service} ${method} ${outcome}`;
+    let series = this.upstreamSeries.get(key);
+    if (!series) {
+      series = { count: this.upstreamRequests.labels(service, method, String(outcome)), duration: this.upstreamDuration.labels(service, method) };
+      this.upstreamSeries.set(key, series);
+    }
+    series.count.inc();
+    series.duration.observe(seconds);
   }
 
   /** The Prometheus text exposition. */
