@@ -1,13 +1,9 @@
-import type { GraphQLResolveInfo } from 'graphql';
-
-/** One generated operation of a Mesh source, called in-process ("in-context SDK"). */
-export type SourceOperation = (options: {
-  root?: unknown;
-  args?: Record<string, unknown>;
-  context: unknown;
-  info?: GraphQLResolveInfo;
-  selectionSet: string;
-}) => Promise<unknown>;
+/**
+ * One generated operation of a Mesh source, called in-process ("in-context SDK"). It is always given its
+ * own selection set and never the client's `info`: delegating with the client's operation would carry
+ * the client's variables into the source's request.
+ */
+export type SourceOperation = (options: { args?: Record<string, unknown>; context: unknown; selectionSet: string }) => Promise<unknown>;
 
 type Operations<Names extends string> = { readonly [Name in Names]: SourceOperation };
 

@@ -3,7 +3,7 @@ import { allow, deny, rule, shield } from 'graphql-shield';
 import { ERROR_KINDS } from '../errors.js';
 import type { GatewayContext } from '../../../mesh/context.js';
 
-export function unauthenticated(message = 'Authentication required'): GraphQLError {
+function unauthenticated(message = 'Authentication required'): GraphQLError {
   return new GraphQLError(message, { extensions: { code: ERROR_KINDS.UNAUTHENTICATED.code } });
 }
 
