@@ -10,6 +10,7 @@ import { GatewayMetrics, secondsSince } from './observability/metrics.js';
 import { checkReadiness } from './observability/readiness.js';
 import { requestIdOf } from './observability/request-id.js';
 import { createGraphQLEndpoint, GRAPHQL_PATH, type GraphQLEndpoint } from './graphql/handler.js';
+import { createRateLimiter, rateLimitHeaders, rateLimitKey } from './ratelimit/index.js';
 import { RestPassthrough, type RestRequestContext } from './rest/handler.js';
 
 export interface Gateway {
@@ -25,6 +26,7 @@ export interface Gateway {
 
 /** Paths the gateway answers itself (metrics name them as routes). */
 const OWN_ROUTES = new Set(['/health', '/ready', '/metrics', GRAPHQL_PATH]);
+const PROBES = new Set(['/health', '/ready', '/metrics']);
 
 /** Largest request head accepted; above it the answer is 431. */
 const MAX_HEADER_BYTES = 16 * 1024;
@@ -58,6 +60,17 @@ export async function createGateway(config: GatewayConfig, logger: Logger, optio
   const metrics = new GatewayMetrics();
   const rest = new RestPassthrough(config, verifier, metrics);
   const graphql = await createGraphQLEndpoint(config, verifier, metrics, logger);
+  const limiter = createRateLimiter(config, logger);
+
+  /** Takes a token for the caller; a refusal is a 429 before any routing, so no upstream is called. */
+  async function enforceRateLimit(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    if (!limiter) return;
+    const decision = await limiter.take(await rateLimitKey(req, verifier, config.trustProxyHops));
+    for (const [name, value] of Object.entries(rateLimitHeaders(decision))) res.setHeader(name, value);
+    if (decision.allowed) return;
+    metrics.rateLimited.inc();
+    throw new GatewayError('RATE_LIMITED', `Too many requests: try again in ${decision.retryAfterSeconds} s`, { 'retry-after': String(decision.retryAfterSeconds) });
+  }
 
   async function handle(req: IncomingMessage, res: ServerResponse, context: RestRequestContext): Promise<void> {
     if (applyCors(req, res, config.corsOrigins)) return;
@@ -69,6 +82,8 @@ export async function createGateway(config: GatewayConfig, logger: Logger, optio
         throw new GatewayError('METHOD_NOT_ALLOWED', `${req.method ?? ''} is not allowed here`, { allow: 'GET, HEAD' });
       }
     }
+    // Probes and scrapes are never limited: a busy client must not make the gateway look dead.
+    if (!PROBES.has(path)) await enforceRateLimit(req, res);
     if (path === '/metrics') {
       const { contentType, body } = await metrics.render();
       res.writeHead(200, { 'content-type': contentType, 'cache-control': 'no-store' }).end(body);
@@ -146,7 +161,7 @@ export async function createGateway(config: GatewayConfig, logger: Logger, optio
         force.unref();
         server.close(() => {
           clearTimeout(force);
-          void Promise.all([rest.close(), graphql.stop()]).then(() => resolve());
+          void Promise.all([rest.close(), graphql.stop(), limiter?.close()]).then(() => resolve());
         });
         server.closeIdleConnections();
       });

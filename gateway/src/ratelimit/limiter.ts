@@ -1,0 +1,38 @@
+/** The answer of a token bucket for one request. */
+export interface RateDecision {
+  readonly allowed: boolean;
+  readonly limit: number;
+  /** Whole tokens left after this request. */
+  readonly remaining: number;
+  /** Seconds until the bucket is full again. */
+  readonly resetSeconds: number;
+  /** When refused: seconds until one token is back. */
+  readonly retryAfterSeconds: number;
+}
+
+export interface RateLimiter {
+  /** Takes one token from `key`'s bucket. */
+  take(key: string): Promise<RateDecision>;
+  close(): Promise<void>;
+}
+
+/** A bucket of `capacity` tokens that refills at `capacity` per minute. */
+export interface BucketShape {
+  readonly capacity: number;
+  readonly refillPerMs: number;
+}
+
+export function bucketShape(perMinute: number): BucketShape {
+  return { capacity: perMinute, refillPerMs: perMinute / 60_000 };
+}
+
+/** The decision for a bucket holding `tokens` after the take (and whether the take happened). */
+export function decision(shape: BucketShape, allowed: boolean, tokens: number): RateDecision {
+  return {
+    allowed,
+    limit: shape.capacity,
+    remaining: Math.max(0, Math.floor(tokens)),
+    resetSeconds: Math.ceil((shape.capacity - tokens) / shape.refillPerMs / 1000),
+    retryAfterSeconds: allowed ? 0 : Math.max(1, Math.ceil((1 - tokens) / shape.refillPerMs / 1000)),
+  };
+}

@@ -1,0 +1,28 @@
+import { LRUCache } from 'lru-cache';
+import { decision, type BucketShape, type RateDecision, type RateLimiter } from './limiter.js';
+
+interface Bucket {
+  tokens: number;
+  updatedMs: number;
+}
+
+/** Token buckets in this process: for a single gateway instance (no REDIS_URL). Bounded in keys. */
+export class MemoryRateLimiter implements RateLimiter {
+  private readonly buckets = new LRUCache<string, Bucket>({ max: 100_000 });
+
+  constructor(private readonly shape: BucketShape) {}
+
+  async take(key: string, nowMs = Date.now()): Promise<RateDecision> {
+    const bucket = this.buckets.get(key) ?? { tokens: this.shape.capacity, updatedMs: nowMs };
+    bucket.tokens = Math.min(this.shape.capacity, bucket.tokens + (nowMs - bucket.updatedMs) * this.shape.refillPerMs);
+    bucket.updatedMs = nowMs;
+    const allowed = bucket.tokens >= 1;
+    if (allowed) bucket.tokens -= 1;
+    this.buckets.set(key, bucket);
+    return decision(this.shape, allowed, bucket.tokens);
+  }
+
+  async close(): Promise<void> {
+    this.buckets.clear();
+  }
+}

@@ -1,0 +1,112 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { MemoryRateLimiter } from '../gateway/src/ratelimit/memory.js';
+import { bucketShape } from '../gateway/src/ratelimit/limiter.js';
+import { useRecordingGateway } from './helpers/fixtures.js';
+import { startGateway, type RunningGateway } from './helpers/gateway.js';
+import { graphql } from './helpers/graphql.js';
+import { startRecordingUpstreams, type RecordingUpstreams } from './helpers/recording-upstream.js';
+import { startRedis, type RunningRedis } from './helpers/redis.js';
+import { TEST_SECRET, userToken } from './helpers/tokens.js';
+
+const get = (url: string, token?: string) => fetch(url, { headers: token ? { authorization: `Bearer ${token}` } : {} });
+
+describe('the token bucket', () => {
+  it('allows a burst of the per-minute limit, then refills at that rate', async () => {
+    const limiter = new MemoryRateLimiter(bucketShape(60));
+    const start = 1_000_000;
+    for (let i = 0; i < 60; i++) expect((await limiter.take('k', start)).allowed).toBe(true);
+    const refused = await limiter.take('k', start);
+    expect(refused).toMatchObject({ allowed: false, remaining: 0, retryAfterSeconds: 1 });
+    expect((await limiter.take('k', start + 999)).allowed).toBe(false);
+    expect((await limiter.take('k', start + 2000)).allowed).toBe(true);
+    expect((await limiter.take('other', start)).allowed).toBe(true);
+  });
+});
+
+describe('rate limiting in one gateway', () => {
+  const fx = useRecordingGateway({ RATE_LIMIT_PER_MINUTE: '3' });
+
+  it('answers 429 with Retry-After and RateLimit-* headers once a user’s bucket is empty, calling no upstream', async () => {
+    const token = await userToken('rl-1');
+    for (let i = 0; i < 3; i++) {
+      const response = await get(`${fx.gateway.url}/users/me`, token);
+      expect(response.status).toBe(200);
+      expect(response.headers.get('ratelimit-limit')).toBe('3');
+      expect(response.headers.get('ratelimit-remaining')).toBe(String(2 - i));
+    }
+    const refused = await get(`${fx.gateway.url}/users/me`, token);
+    expect(refused.status).toBe(429);
+    expect(refused.headers.get('content-type')).toBe('application/problem+json');
+    expect(Number(refused.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+    expect(refused.headers.get('ratelimit-remaining')).toBe('0');
+    expect(Number(refused.headers.get('ratelimit-reset'))).toBeGreaterThan(0);
+    expect(await refused.json()).toMatchObject({ status: 429, title: 'Too Many Requests' });
+    expect(fx.upstreams.all()).toHaveLength(3);
+
+    const graphQLRefused = await graphql(fx.gateway.url, '{ plans { id } }', { token });
+    expect(graphQLRefused.status).toBe(429);
+    expect(fx.upstreams.all()).toHaveLength(3);
+  });
+
+  it('gives each user their own bucket, and anonymous callers one per address', async () => {
+    const other = await userToken('rl-2');
+    for (let i = 0; i < 3; i++) expect((await get(`${fx.gateway.url}/users/me`, other)).status).toBe(200);
+    for (let i = 0; i < 3; i++) expect((await get(`${fx.gateway.url}/search/global?q=a`)).status).toBe(200);
+    expect((await get(`${fx.gateway.url}/search/global?q=a`)).status).toBe(429);
+    expect((await get(`${fx.gateway.url}/users/me`, await userToken('rl-3'))).status).toBe(200);
+  });
+
+  it('never limits health, readiness or metrics, and counts refusals', async () => {
+    for (let i = 0; i < 5; i++) expect((await fetch(`${fx.gateway.url}/health`)).status).toBe(200);
+    const metrics = await (await fetch(`${fx.gateway.url}/metrics`)).text();
+    expect(metrics).toMatch(/^gateway_rate_limited_total [1-9]\d*$/m);
+  });
+});
+
+describe('RATE_LIMIT_PER_MINUTE=0', () => {
+  const fx = useRecordingGateway({ RATE_LIMIT_PER_MINUTE: '0' });
+
+  it('disables the limiter', async () => {
+    for (let i = 0; i < 20; i++) {
+      const response = await get(`${fx.gateway.url}/search/global?q=a`);
+      expect(response.status).toBe(200);
+      expect(response.headers.get('ratelimit-limit')).toBeNull();
+    }
+  });
+});
+
+describe('rate limits shared through Redis', () => {
+  let redis: RunningRedis;
+  let upstreams: RecordingUpstreams;
+  let first: RunningGateway;
+  let second: RunningGateway;
+
+  beforeAll(async () => {
+    redis = await startRedis();
+    upstreams = await startRecordingUpstreams();
+    const env = { JWT_SECRET_KEY: TEST_SECRET, RATE_LIMIT_PER_MINUTE: '4', REDIS_URL: redis.url };
+    first = await startGateway(upstreams.urls, env);
+    second = await startGateway(upstreams.urls, env);
+  });
+
+  afterAll(async () => {
+    await first.close();
+    await second.close();
+    await upstreams.close();
+    await redis.stop();
+  });
+
+  it('draws one bucket per user across every gateway instance', async () => {
+    const token = await userToken('shared-1');
+    const statuses = [];
+    for (const gateway of [first, second, first, second, first, second]) statuses.push((await get(`${gateway.url}/users/me`, token)).status);
+    expect(statuses).toEqual([200, 200, 200, 200, 429, 429]);
+    expect(upstreams.all()).toHaveLength(4);
+  });
+
+  it('lets requests through when Redis is gone, rather than failing the API', async () => {
+    await redis.stop();
+    const response = await get(`${first.url}/users/me`, await userToken('shared-2'));
+    expect(response.status).toBe(200);
+  });
+});
