@@ -7,6 +7,7 @@ import { SignJWT } from 'jose';
 import { UPSTREAM_NAMES, UPSTREAMS } from '../gateway/src/upstreams.js';
 import { finish, measure, startProcess, stopAfter, table, type Measurement } from './lib.js';
 import { freePortBlock } from '../test/helpers/ports.js';
+import { startRedis } from '../test/helpers/redis.js';
 
 const argument = (name: string, fallback: number) => {
   const index = process.argv.indexOf(`--${name}`);
@@ -14,19 +15,24 @@ const argument = (name: string, fallback: number) => {
 };
 const seconds = argument('seconds', 5);
 const rounds = argument('rounds', 2);
-stopAfter((seconds * 3 * rounds + 60) * 1000);
+stopAfter((seconds * 5 * rounds + 60) * 1000);
 const secret = 'bench-secret-that-is-long-enough-for-hs256-keys';
 
-const base = await freePortBlock(2);
+const base = await freePortBlock(4);
 const upstreamPort = base;
-const gatewayPort = base + 1;
 const upstreamUrl = `http://127.0.0.1:${upstreamPort}`;
-const gatewayUrl = `http://127.0.0.1:${gatewayPort}`;
+const gatewayUrl = `http://127.0.0.1:${base + 1}`;
+const limitedUrl = `http://127.0.0.1:${base + 2}`;
+const sharedUrl = `http://127.0.0.1:${base + 3}`;
 
 await startProcess('bench/upstream-stub.ts', [String(upstreamPort)], {});
-const gatewayEnv: NodeJS.ProcessEnv = { PORT: String(gatewayPort), JWT_SECRET_KEY: secret, LOG_LEVEL: 'warn', NODE_ENV: 'production', RATE_LIMIT_PER_MINUTE: '0' };
+const gatewayEnv: NodeJS.ProcessEnv = { PORT: String(base + 1), JWT_SECRET_KEY: secret, LOG_LEVEL: 'warn', NODE_ENV: 'production', RATE_LIMIT_PER_MINUTE: '0' };
 for (const name of UPSTREAM_NAMES) gatewayEnv[UPSTREAMS[name].envVar] = upstreamUrl;
 await startProcess('gateway/src/main.ts', [], gatewayEnv, `${gatewayUrl}/health`);
+// The same gateway with a limit no run reaches: what the limiter costs, in memory and through Redis.
+const redis = await startRedis();
+await startProcess('gateway/src/main.ts', [], { ...gatewayEnv, PORT: String(base + 2), RATE_LIMIT_PER_MINUTE: '10000000' }, `${limitedUrl}/health`);
+await startProcess('gateway/src/main.ts', [], { ...gatewayEnv, PORT: String(base + 3), RATE_LIMIT_PER_MINUTE: '10000000', REDIS_URL: redis.url }, `${sharedUrl}/health`);
 
 const token = await new SignJWT({ roles: ['user'] }).setProtectedHeader({ alg: 'HS256' }).setSubject('1').setExpirationTime('2h').sign(new TextEncoder().encode(secret));
 const auth = { authorization: `Bearer ${token}` };
@@ -38,14 +44,21 @@ try {
     results.push(await measure(`round ${round}: upstream alone`, `${upstreamUrl}/ondemand/movies/m1`, {}, seconds));
     results.push(await measure(`round ${round}: gateway, authenticated GET`, `${gatewayUrl}/ondemand/movies/m1`, auth, seconds));
     results.push(await measure(`round ${round}: gateway, unauthenticated → 401`, `${gatewayUrl}/ondemand/movies/m1`, {}, seconds));
+    results.push(await measure(`round ${round}: gateway + rate limit in memory, authenticated GET`, `${limitedUrl}/ondemand/movies/m1`, auth, seconds));
+    results.push(await measure(`round ${round}: gateway + rate limit in Redis, authenticated GET`, `${sharedUrl}/ondemand/movies/m1`, auth, seconds));
   }
   console.log(table(results));
   const average = (label: string) => {
     const matching = results.filter((row) => row.label.endsWith(label));
     return matching.reduce((sum, row) => sum + row.requestsPerSecond, 0) / matching.length;
   };
-  const ratio = average('gateway, authenticated GET') / average('upstream alone');
-  console.log(`\nauthenticated GET through the gateway: ${Math.round(average('gateway, authenticated GET'))} req/s, ${(ratio * 100).toFixed(0)}% of the upstream alone`);
+  const ratio = average(': gateway, authenticated GET') / average('upstream alone');
+  console.log(`\nauthenticated GET through the gateway: ${Math.round(average(': gateway, authenticated GET'))} req/s, ${(ratio * 100).toFixed(0)}% of the upstream alone`);
+  for (const store of ['memory', 'Redis']) {
+    const cost = 1 - average(`rate limit in ${store}, authenticated GET`) / average(': gateway, authenticated GET');
+    console.log(`rate limiting in ${store} costs ${(cost * 100).toFixed(0)}% of that throughput`);
+  }
 } finally {
+  await redis.stop();
   finish();
 }

@@ -22,6 +22,8 @@ function answersPing(port: number): Promise<boolean> {
 export async function startRedis(): Promise<RunningRedis> {
   const port = await freePortBlock(1);
   const child: ChildProcess = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
+  // Whatever happens to this process, its redis-server goes with it.
+  process.once('exit', () => child.kill('SIGKILL'));
   const failed = new Promise<never>((_, reject) => child.once('error', (error) => reject(new Error(`redis-server could not start (is it installed?): ${error.message}`))));
   const ready = (async () => {
     for (let attempt = 0; attempt < 100; attempt++) {
