@@ -11,7 +11,8 @@ import { checkReadiness } from './observability/readiness.js';
 import { requestIdOf } from './observability/request-id.js';
 import { createGraphQLEndpoint, GRAPHQL_PATH, type GraphQLEndpoint } from './graphql/handler.js';
 import { createRateLimiter, rateLimitHeaders, rateLimitKey } from './ratelimit/index.js';
-import { RestPassthrough, type RestRequestContext } from './rest/handler.js';
+import type { RequestContext } from './request-context.js';
+import { RestPassthrough } from './rest/handler.js';
 
 export interface Gateway {
   readonly server: Server;
@@ -72,7 +73,7 @@ export async function createGateway(config: GatewayConfig, logger: Logger, optio
     throw new GatewayError('RATE_LIMITED', `Too many requests: try again in ${decision.retryAfterSeconds} s`, { 'retry-after': String(decision.retryAfterSeconds) });
   }
 
-  async function handle(req: IncomingMessage, res: ServerResponse, context: RestRequestContext): Promise<void> {
+  async function handle(req: IncomingMessage, res: ServerResponse, context: RequestContext): Promise<void> {
     if (applyCors(req, res, config.corsOrigins)) return;
     const { requestId } = context;
     const path = pathOf(req);
@@ -113,7 +114,7 @@ export async function createGateway(config: GatewayConfig, logger: Logger, optio
   const server = createServer({ maxHeaderSize: MAX_HEADER_BYTES }, (req, res) => {
     const started = process.hrtime.bigint();
     const requestId = requestIdOf(req.headers);
-    const context: RestRequestContext = { requestId, route: 'unmatched' };
+    const context: RequestContext = { requestId, route: 'unmatched' };
     res.setHeader('x-request-id', requestId);
     res.once('close', () => metrics.observeRequest(context.route, req.method ?? 'GET', res.statusCode, secondsSince(started)));
     handle(req, res, context).catch((error: unknown) => {

@@ -5,16 +5,11 @@ import type { TokenVerifier } from '../auth/verifier.js';
 import type { GatewayConfig } from '../config.js';
 import { GatewayError, problemForStatus, sendProblem } from '../errors.js';
 import type { GatewayMetrics } from '../observability/metrics.js';
+import type { RequestContext } from '../request-context.js';
 import { clientAddress, upstreamRequestHeaders } from './headers.js';
 import { normaliseTarget } from './path.js';
 import { UpstreamProxy } from './proxy.js';
 import { accessFor, findRoute, type HttpMethod } from './routes.js';
-
-export interface RestRequestContext {
-  readonly requestId: string;
-  /** Set to the matched route's prefix, for metrics and logs. */
-  route: string;
-}
 
 function lastValue(value: string | string[] | undefined): string | undefined {
   const joined = Array.isArray(value) ? value.join(',') : value;
@@ -38,7 +33,7 @@ export class RestPassthrough {
     this.proxy = new UpstreamProxy({ upstreams: config.upstreams, metrics, timeoutMs: config.upstreamTimeoutMs, bodyLimitBytes: config.bodyLimitBytes });
   }
 
-  async handle(req: IncomingMessage, res: ServerResponse, context: RestRequestContext): Promise<void> {
+  async handle(req: IncomingMessage, res: ServerResponse, context: RequestContext): Promise<void> {
     const target = normaliseTarget(req.url ?? '');
     const route = findRoute(target.path);
     if (route) context.route = route.prefix;
