@@ -76,11 +76,11 @@ describe('npm start', { timeout: 60_000 }, () => {
     }
 
     const pids = descendants(started.child.pid as number);
-    expect(pids.length).toBeGreaterThanOrEqual(8);
+    expect(pids.length, started.output()).toBeGreaterThanOrEqual(8);
     process.kill(-(started.child.pid as number), 'SIGINT');
-    expect(await started.exit).toBe(0);
+    expect(await started.exit, started.output()).toBe(0);
     await new Promise((resolve) => setTimeout(resolve, 300));
-    expect(pidsAlive(pids)).toEqual([]);
+    expect(pidsAlive(pids), started.output()).toEqual([]);
   });
 
   it('stops every process, exit 0, when only npm gets SIGTERM', async () => {
@@ -90,9 +90,9 @@ describe('npm start', { timeout: 60_000 }, () => {
     const pids = descendants(started.child.pid as number);
     expect(pids.length).toBeGreaterThanOrEqual(8);
     started.child.kill('SIGTERM');
-    expect(await started.exit).toBe(0);
+    expect(await started.exit, started.output()).toBe(0);
     await new Promise((resolve) => setTimeout(resolve, 300));
-    expect(pidsAlive(pids)).toEqual([]);
+    expect(pidsAlive(pids), started.output()).toEqual([]);
     await expect(fetch(`http://127.0.0.1:${base}/health`)).rejects.toThrow();
   });
 
