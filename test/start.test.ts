@@ -45,6 +45,18 @@ function pidsAlive(pids: number[]): number[] {
   });
 }
 
+/** Readiness may lag liveness while freshly started services warm up on a busy machine: poll it. */
+async function readyWithin(url: string, ms: number): Promise<number> {
+  const deadline = Date.now() + ms;
+  let status = 0;
+  while (Date.now() < deadline) {
+    status = (await fetch(url)).status;
+    if (status === 200) break;
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+  return status;
+}
+
 /** Every process below `pid` (npm, the launcher, the six services and the gateway), by the process tree. */
 function descendants(pid: number): number[] {
   let children: number[];
@@ -57,7 +69,9 @@ function descendants(pid: number): number[] {
   return children.flatMap((child) => [child, ...descendants(child)]);
 }
 
-describe('npm start', { timeout: 60_000 }, () => {
+// Whole-stack process tests on a two-core machine shared with the other suites: one retry absorbs a
+// scheduling hiccup; a real fault fails twice (and the failure message carries the launcher's output).
+describe('npm start', { timeout: 60_000, retry: 1 }, () => {
   it('runs six services and the gateway, prints URLs and logins, and stops cleanly on Ctrl-C', async () => {
     const base = await freePortBlock(7);
     const port = base + 6;
@@ -70,7 +84,7 @@ describe('npm start', { timeout: 60_000 }, () => {
     for (const login of ['alice  / alice-password', 'bob    / bob-password', 'admin  / admin-password']) expect(text).toContain(login);
 
     expect(await (await fetch(`http://127.0.0.1:${port}/health`)).json()).toEqual({ status: 'ok' });
-    expect((await fetch(`http://127.0.0.1:${port}/ready`)).status).toBe(200);
+    expect(await readyWithin(`http://127.0.0.1:${port}/ready`, 10_000), started.output()).toBe(200);
     for (const name of UPSTREAM_NAMES) {
       expect((await fetch(`http://127.0.0.1:${base + UPSTREAMS[name].portOffset}/health`)).status).toBe(200);
     }
