@@ -8,6 +8,15 @@ interface Series {
   readonly duration: { observe(value: number): void };
 }
 
+function cached(cache: Map<string, Series>, key: string, create: () => Series): Series {
+  let series = cache.get(key);
+  if (!series) {
+    series = create();
+    cache.set(key, series);
+  }
+  return series;
+}
+
 /** What a call to an upstream ended with: its status, or why there was none. */
 export type UpstreamOutcome = number | 'timeout' | 'unreachable' | 'aborted';
 
@@ -63,23 +72,19 @@ export class GatewayMetrics {
   private readonly upstreamSeries = new Map<string, Series>();
 
   observeRequest(route: string, method: string, status: number, seconds: number): void {
-    const key = `${route} ${method} ${status}`;
-    let series = this.requestSeries.get(key);
-    if (!series) {
-      series = { count: this.httpRequests.labels(route, method, String(status)), duration: this.httpDuration.labels(route, method) };
-      this.requestSeries.set(key, series);
-    }
+    const series = cached(this.requestSeries, `${route} ${method} ${status}`, () => ({
+      count: this.httpRequests.labels(route, method, String(status)),
+      duration: this.httpDuration.labels(route, method),
+    }));
     series.count.inc();
     series.duration.observe(seconds);
   }
 
   observeUpstream(service: UpstreamName, method: string, outcome: UpstreamOutcome, seconds: number): void {
-    const key = `${service} ${method} ${outcome}`;
-    let series = this.upstreamSeries.get(key);
-    if (!series) {
-      series = { count: this.upstreamRequests.labels(service, method, String(outcome)), duration: this.upstreamDuration.labels(service, method) };
-      this.upstreamSeries.set(key, series);
-    }
+    const series = cached(this.upstreamSeries, `${service} ${method} ${outcome}`, () => ({
+      count: this.upstreamRequests.labels(service, method, String(outcome)),
+      duration: this.upstreamDuration.labels(service, method),
+    }));
     series.count.inc();
     series.duration.observe(seconds);
   }
