@@ -1,6 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
+import { identityFromHeaders } from './auth/authenticate.js';
+import type { Identity } from './auth/identity.js';
 import { createTokenVerifier, type TokenVerifier, type VerifierOptions } from './auth/verifier.js';
 import type { GatewayConfig } from './config.js';
 import { applyCors } from './cors.js';
@@ -59,14 +61,14 @@ export interface GatewayOptions {
 export async function createGateway(config: GatewayConfig, logger: Logger, options: GatewayOptions = {}): Promise<Gateway> {
   const verifier = await createTokenVerifier(config.jwt, options.verifier);
   const metrics = new GatewayMetrics();
-  const rest = new RestPassthrough(config, verifier, metrics);
-  const graphql = await createGraphQLEndpoint(config, verifier, metrics, logger);
+  const rest = new RestPassthrough(config, metrics);
+  const graphql = await createGraphQLEndpoint(config, metrics, logger);
   const limiter = createRateLimiter(config, logger);
 
   /** Takes a token for the caller; a refusal is a 429 before any routing, so no upstream is called. */
-  async function enforceRateLimit(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  async function enforceRateLimit(req: IncomingMessage, res: ServerResponse, context: RequestContext): Promise<void> {
     if (!limiter) return;
-    const decision = await limiter.take(await rateLimitKey(req, verifier, config.trustProxyHops));
+    const decision = await limiter.take(await rateLimitKey(req, context, config.trustProxyHops));
     for (const [name, value] of Object.entries(rateLimitHeaders(decision))) res.setHeader(name, value);
     if (decision.allowed) return;
     metrics.rateLimited.inc();
@@ -84,7 +86,7 @@ export async function createGateway(config: GatewayConfig, logger: Logger, optio
       }
     }
     // Probes and scrapes are never limited: a busy client must not make the gateway look dead.
-    if (!PROBES.has(path)) await enforceRateLimit(req, res);
+    if (!PROBES.has(path)) await enforceRateLimit(req, res, context);
     if (path === '/metrics') {
       const { contentType, body } = await metrics.render();
       res.writeHead(200, { 'content-type': contentType, 'cache-control': 'no-store' }).end(body);
@@ -105,7 +107,7 @@ export async function createGateway(config: GatewayConfig, logger: Logger, optio
       return;
     }
     if (path === GRAPHQL_PATH) {
-      await graphql.handle(req, res, requestId);
+      await graphql.handle(req, res, context);
       return;
     }
     await rest.handle(req, res, context);
@@ -114,7 +116,8 @@ export async function createGateway(config: GatewayConfig, logger: Logger, optio
   const server = createServer({ maxHeaderSize: MAX_HEADER_BYTES }, (req, res) => {
     const started = process.hrtime.bigint();
     const requestId = requestIdOf(req.headers);
-    const context: RequestContext = { requestId, route: 'unmatched' };
+    let identity: Promise<Identity | undefined> | undefined;
+    const context: RequestContext = { requestId, route: 'unmatched', authenticate: () => (identity ??= identityFromHeaders(req.headers, verifier)) };
     res.setHeader('x-request-id', requestId);
     res.once('close', () => metrics.observeRequest(context.route, req.method ?? 'GET', res.statusCode, secondsSince(started)));
     handle(req, res, context).catch((error: unknown) => {

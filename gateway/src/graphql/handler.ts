@@ -6,12 +6,11 @@ import { ApolloArmor } from '@escape.tech/graphql-armor';
 import type { MeshInstance } from '@graphql-mesh/runtime';
 import { GraphQLError, GraphQLSchema, specifiedDirectives } from 'graphql';
 import { applyMiddleware } from 'graphql-middleware';
-import { identityFromHeaders } from '../auth/authenticate.js';
-import type { TokenVerifier } from '../auth/verifier.js';
 import type { GatewayConfig } from '../config.js';
 import { appendVary } from '../cors.js';
 import { ERROR_KINDS, GatewayError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
+import type { RequestContext } from '../request-context.js';
 import type { GatewayMetrics } from '../observability/metrics.js';
 import type { GatewayContext } from '../../../mesh/context.js';
 import { createErrorFormatter } from './errors.js';
@@ -80,15 +79,15 @@ export interface GraphQLEndpoint {
   readonly mesh: MeshInstance;
   /** The schema as served: shield applied, Mesh annotations removed. */
   readonly schema: GraphQLSchema;
-  handle(req: IncomingMessage, res: ServerResponse, requestId: string): Promise<void>;
+  handle(req: IncomingMessage, res: ServerResponse, context: RequestContext): Promise<void>;
   stop(): Promise<void>;
 }
 
 /**
  * `/graphql`: the Mesh-built schema behind graphql-shield, served by Apollo Server on the gateway's
- * own HTTP server (executeHTTPGraphQLRequest), with the same token verification as REST.
+ * own HTTP server (executeHTTPGraphQLRequest); the caller is the request's, verified as for REST.
  */
-export async function createGraphQLEndpoint(config: GatewayConfig, verifier: TokenVerifier, metrics: GatewayMetrics, logger: Logger): Promise<GraphQLEndpoint> {
+export async function createGraphQLEndpoint(config: GatewayConfig, metrics: GatewayMetrics, logger: Logger): Promise<GraphQLEndpoint> {
   const upstreamFetch = createUpstreamFetch(config.upstreams, config.upstreamTimeoutMs, metrics);
   const mesh = await loadMesh(config.upstreams, upstreamFetch.fetch, logger);
   const schema = applyMiddleware(servedSchema(mesh.schema), permissions);
@@ -116,10 +115,10 @@ export async function createGraphQLEndpoint(config: GatewayConfig, verifier: Tok
   });
   await apollo.start();
 
-  async function contextFor(req: IncomingMessage, requestId: string): Promise<GatewayContext> {
+  async function contextFor(req: IncomingMessage, { requestId, authenticate }: RequestContext): Promise<GatewayContext> {
     let identity;
     try {
-      identity = await identityFromHeaders(req.headers, verifier);
+      identity = await authenticate();
     } catch (error) {
       // An invalid token fails the whole request: it never quietly becomes an anonymous one.
       // Apollo answers a failed context without running plugins: the request id goes in here.
@@ -137,7 +136,7 @@ export async function createGraphQLEndpoint(config: GatewayConfig, verifier: Tok
   return {
     mesh,
     schema,
-    async handle(req, res, requestId) {
+    async handle(req, res, context) {
       const headers = new HeaderMap();
       for (const [name, value] of Object.entries(req.headers)) {
         if (value !== undefined) headers.set(name, Array.isArray(value) ? value.join(', ') : value);
@@ -149,7 +148,7 @@ export async function createGraphQLEndpoint(config: GatewayConfig, verifier: Tok
         search: queryStart === -1 ? '' : (req.url ?? '').slice(queryStart),
         body: req.method === 'POST' ? parsedBody(await readBody(req, config.bodyLimitBytes), req.headers['content-type']) : undefined,
       };
-      const response = await apollo.executeHTTPGraphQLRequest({ httpGraphQLRequest, context: () => contextFor(req, requestId) });
+      const response = await apollo.executeHTTPGraphQLRequest({ httpGraphQLRequest, context: () => contextFor(req, context) });
       for (const [name, value] of response.headers) {
         if (name === 'vary') appendVary(res, value);
         else res.setHeader(name, value);

@@ -1,8 +1,7 @@
 import type { IncomingMessage } from 'node:http';
-import { identityFromHeaders } from '../auth/authenticate.js';
-import type { TokenVerifier } from '../auth/verifier.js';
 import type { GatewayConfig } from '../config.js';
 import type { Logger } from '../observability/logger.js';
+import type { RequestContext } from '../request-context.js';
 import { clientAddress } from '../rest/headers.js';
 import { bucketShape, type RateDecision, type RateLimiter } from './limiter.js';
 import { MemoryRateLimiter } from './memory.js';
@@ -21,9 +20,9 @@ export function createRateLimiter(config: GatewayConfig, logger: Logger): RateLi
  * Whose bucket a request draws from: the user of a valid token, else the client address (through
  * TRUST_PROXY_HOPS). A bad token counts against its sender's address, which also slows guessing.
  */
-export async function rateLimitKey(req: IncomingMessage, verifier: TokenVerifier, trustProxyHops: number): Promise<string> {
+export async function rateLimitKey(req: IncomingMessage, context: RequestContext, trustProxyHops: number): Promise<string> {
   try {
-    const identity = await identityFromHeaders(req.headers, verifier);
+    const identity = await context.authenticate();
     if (identity) return `user:${identity.sub}`;
   } catch {
     // falls through to the address

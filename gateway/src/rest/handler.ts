@@ -1,7 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { authenticationRequired, identityFromHeaders } from '../auth/authenticate.js';
+import { authenticationRequired } from '../auth/authenticate.js';
 import { hasRole, type Identity } from '../auth/identity.js';
-import type { TokenVerifier } from '../auth/verifier.js';
 import type { GatewayConfig } from '../config.js';
 import { GatewayError, problemForStatus, sendProblem } from '../errors.js';
 import type { GatewayMetrics } from '../observability/metrics.js';
@@ -27,7 +26,6 @@ export class RestPassthrough {
 
   constructor(
     private readonly config: GatewayConfig,
-    private readonly verifier: TokenVerifier,
     metrics: GatewayMetrics,
   ) {
     this.proxy = new UpstreamProxy({ upstreams: config.upstreams, metrics, timeoutMs: config.upstreamTimeoutMs, bodyLimitBytes: config.bodyLimitBytes });
@@ -42,7 +40,7 @@ export class RestPassthrough {
 
     let identity: Identity | undefined;
     if (access !== 'public') {
-      identity = await identityFromHeaders(req.headers, this.verifier);
+      identity = await context.authenticate();
       if (!identity && access !== 'optional') throw authenticationRequired();
     }
     if (access === 'admin' && !hasRole(identity, 'admin')) throw new GatewayError('FORBIDDEN', 'Admin access required');
