@@ -7,6 +7,7 @@ import type { MeshInstance } from '@graphql-mesh/runtime';
 import { GraphQLError, GraphQLSchema, specifiedDirectives } from 'graphql';
 import { applyMiddleware } from 'graphql-middleware';
 import type { GatewayConfig } from '../config.js';
+import { assertDeclaredLength, isBodyTooLarge, limitedBody, payloadTooLarge } from '../body-limit.js';
 import { appendVary } from '../cors.js';
 import { ERROR_KINDS, GatewayError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
@@ -45,14 +46,12 @@ const requestIdPlugin: ApolloServerPlugin<GatewayContext> = {
 };
 
 async function readBody(req: IncomingMessage, limit: number): Promise<string> {
-  const declared = Number(req.headers['content-length'] ?? 0);
-  if (declared > limit) throw new GatewayError('PAYLOAD_TOO_LARGE', `The request body is over the limit of ${limit} bytes`, { connection: 'close' });
+  assertDeclaredLength(req.headers, limit);
   const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > limit) throw new GatewayError('PAYLOAD_TOO_LARGE', `The request body is over the limit of ${limit} bytes`, { connection: 'close' });
-    chunks.push(chunk);
+  try {
+    for await (const chunk of limitedBody(req, limit)) chunks.push(chunk);
+  } catch (error) {
+    throw isBodyTooLarge(error) ? payloadTooLarge(limit) : error;
   }
   return Buffer.concat(chunks).toString('utf8');
 }

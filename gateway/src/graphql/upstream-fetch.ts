@@ -1,4 +1,5 @@
-import { Agent, fetch as undiciFetch, errors as undiciErrors } from 'undici';
+import { fetch as undiciFetch, errors as undiciErrors } from 'undici';
+import { createUpstreamAgent } from '../upstream/agent.js';
 import { GatewayError } from '../errors.js';
 import { secondsSince, type GatewayMetrics } from '../observability/metrics.js';
 import { summariseUpstreamError } from '../rest/proxy.js';
@@ -13,7 +14,7 @@ export type MeshFetch = (url: string, init?: RequestInit) => Promise<Response>;
  * Mesh message with URLs in it); an unreachable or slow upstream becomes the gateway's own error.
  */
 export function createUpstreamFetch(upstreams: UpstreamUrls, timeoutMs: number, metrics: GatewayMetrics): { fetch: MeshFetch; close(): Promise<void> } {
-  const agent = new Agent({ connections: 128, keepAliveTimeout: 30_000, keepAliveMaxTimeout: 60_000, connect: { timeout: 5000 } });
+  const agent = createUpstreamAgent();
   const serviceOf = (url: string): UpstreamName | undefined => UPSTREAM_NAMES.find((name) => url.startsWith(`${upstreams[name]}/`));
 
   async function fetch(url: string, init: RequestInit = {}): Promise<Response> {

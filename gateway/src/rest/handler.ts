@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { authenticationRequired } from '../auth/authenticate.js';
+import { assertDeclaredLength } from '../body-limit.js';
 import { hasRole, type Identity } from '../auth/identity.js';
 import type { GatewayConfig } from '../config.js';
 import { GatewayError, problemForStatus, sendProblem } from '../errors.js';
@@ -49,10 +50,7 @@ export class RestPassthrough {
       throw new GatewayError('METHOD_NOT_ALLOWED', `${req.method ?? ''} is not allowed here`, { allow: route.methods.join(', ') });
     }
 
-    const declaredLength = Number(req.headers['content-length'] ?? 0);
-    if (declaredLength > this.config.bodyLimitBytes) {
-      throw new GatewayError('PAYLOAD_TOO_LARGE', `The request body is over the limit of ${this.config.bodyLimitBytes} bytes`, { connection: 'close' });
-    }
+    assertDeclaredLength(req.headers, this.config.bodyLimitBytes);
 
     const trusted = this.config.trustProxyHops > 0;
     const headers = upstreamRequestHeaders(req.headers, {

@@ -2,17 +2,14 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { STATUS_CODES } from 'node:http';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { Agent, errors as undiciErrors, type Dispatcher } from 'undici';
+import { errors as undiciErrors, type Agent, type Dispatcher } from 'undici';
+import { isBodyTooLarge, limitedBody, payloadTooLarge } from '../body-limit.js';
+import { createUpstreamAgent } from '../upstream/agent.js';
 import { appendVary } from '../cors.js';
 import { GatewayError } from '../errors.js';
 import { secondsSince, type GatewayMetrics, type UpstreamOutcome } from '../observability/metrics.js';
 import { UPSTREAMS, type UpstreamName, type UpstreamUrls } from '../upstreams.js';
 import { clientResponseHeaders } from './headers.js';
-
-/** Thrown into the request body stream when a client sends more than the body limit. */
-class BodyTooLargeError extends Error {
-  readonly code = 'GATEWAY_BODY_TOO_LARGE';
-}
 
 /** How much of an upstream error body is read to find its `detail`; the rest is discarded. */
 const MAX_ERROR_BODY_BYTES = 64 * 1024;
@@ -39,15 +36,6 @@ export interface ProxyOptions {
   readonly metrics: GatewayMetrics;
   readonly timeoutMs: number;
   readonly bodyLimitBytes: number;
-}
-
-async function* limitedBody(source: AsyncIterable<Buffer>, limit: number): AsyncGenerator<Buffer> {
-  let received = 0;
-  for await (const chunk of source) {
-    received += chunk.length;
-    if (received > limit) throw new BodyTooLargeError('request body over the limit');
-    yield chunk;
-  }
 }
 
 async function readCapped(body: Dispatcher.ResponseData['body']): Promise<string> {
@@ -97,16 +85,14 @@ export function summariseUpstreamError(status: number, bodyText: string, title: 
 
 function outcomeOf(error: unknown): UpstreamOutcome {
   if (error instanceof undiciErrors.HeadersTimeoutError || error instanceof undiciErrors.BodyTimeoutError) return 'timeout';
-  if (error instanceof undiciErrors.RequestAbortedError || error instanceof BodyTooLargeError || (error as { cause?: unknown }).cause instanceof BodyTooLargeError) {
+  if (error instanceof undiciErrors.RequestAbortedError || isBodyTooLarge(error)) {
     return 'aborted';
   }
   return 'unreachable';
 }
 
-function upstreamFailure(error: unknown, title: string): GatewayError | undefined {
-  if (error instanceof BodyTooLargeError || (error as { cause?: unknown }).cause instanceof BodyTooLargeError) {
-    return new GatewayError('PAYLOAD_TOO_LARGE', 'The request body is over the size limit', { connection: 'close' });
-  }
+function upstreamFailure(error: unknown, title: string, bodyLimitBytes: number): GatewayError | undefined {
+  if (isBodyTooLarge(error)) return payloadTooLarge(bodyLimitBytes);
   if (error instanceof undiciErrors.RequestAbortedError) return undefined;
   if (error instanceof undiciErrors.HeadersTimeoutError || error instanceof undiciErrors.BodyTimeoutError) {
     return new GatewayError('UPSTREAM_TIMEOUT', `The ${title} service did not answer in time`);
@@ -133,7 +119,7 @@ export class UpstreamProxy {
         return [name, { origin: parsed.origin, path: parsed.pathname.replace(/\/$/, '') }];
       }),
     ) as Record<UpstreamName, { origin: string; path: string }>;
-    this.agent = new Agent({ connections: 256, keepAliveTimeout: 30_000, keepAliveMaxTimeout: 60_000, connect: { timeout: 5000 } });
+    this.agent = createUpstreamAgent();
   }
 
   /**
@@ -166,7 +152,7 @@ export class UpstreamProxy {
     } catch (error) {
       res.off('close', onClientGone);
       this.options.metrics.observeUpstream(request.upstream, request.method, outcomeOf(error), secondsSince(started));
-      const failure = upstreamFailure(error, title);
+      const failure = upstreamFailure(error, title, this.options.bodyLimitBytes);
       if (failure) throw failure;
       return undefined;
     }
