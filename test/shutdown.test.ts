@@ -1,4 +1,7 @@
+import { spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { UPSTREAM_NAMES, UPSTREAMS } from '../gateway/src/upstreams.js';
+import { freePortBlock } from './helpers/ports.js';
 import { startGateway, type RunningGateway } from './helpers/gateway.js';
 import { startRecordingUpstreams, type RecordingUpstreams } from './helpers/recording-upstream.js';
 import { TEST_SECRET, userToken } from './helpers/tokens.js';
@@ -27,5 +30,28 @@ describe('graceful shutdown', () => {
     expect(await response.text()).toBe('finished');
     await closed;
     await expect(fetch(`${gateway.url}/health`)).rejects.toThrow();
+  });
+
+  it('on SIGTERM, the gateway process finishes the request in flight and exits 0', async () => {
+    upstreams.upstreams.ondemand.behaviour = (_req, res) => void setTimeout(() => res.writeHead(200, { 'content-type': 'text/plain' }).end('drained'), 800);
+    const port = await freePortBlock(1);
+    const upstreamEnv = Object.fromEntries(UPSTREAM_NAMES.map((name) => [UPSTREAMS[name].envVar, upstreams.urls[name]]));
+    const child = spawn(process.execPath, ['--import', 'tsx', 'gateway/src/main.ts'], {
+      env: { PATH: process.env.PATH, JWT_SECRET_KEY: TEST_SECRET, PORT: String(port), LOG_LEVEL: 'warn', ...upstreamEnv },
+      stdio: 'ignore',
+    });
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    const url = `http://127.0.0.1:${port}`;
+    for (let attempt = 0; attempt < 150; attempt++) {
+      if (await fetch(`${url}/health`).then((response) => response.ok, () => false)) break;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    const inFlight = fetch(`${url}/ondemand/slow`, { headers: { authorization: `Bearer ${await userToken()}`, connection: 'close' } });
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    child.kill('SIGTERM');
+    const response = await inFlight;
+    expect(response.status).toBe(200);
+    expect(await response.text()).toBe('drained');
+    expect(await exited).toBe(0);
   });
 });

@@ -96,6 +96,9 @@ export async function createGraphQLEndpoint(config: GatewayConfig, metrics: Gate
     schema,
     introspection: config.graphqlIntrospection,
     csrfPrevention: true,
+    // The gateway drains and stops on SIGTERM itself; Apollo's own handler would re-raise the signal
+    // and kill the process with requests still in flight.
+    stopOnTerminationSignals: false,
     includeStacktraceInErrorResponses: false,
     allowBatchedHttpRequests: false,
     validationRules: armor.validationRules,
