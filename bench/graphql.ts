@@ -5,12 +5,12 @@
  */
 import { execute, parse } from 'graphql';
 import { applyMiddleware } from 'graphql-middleware';
+import { loadConfig } from '../gateway/src/config.js';
 import { servedSchema } from '../gateway/src/graphql/handler.js';
-import { loadMesh } from '../gateway/src/graphql/mesh.js';
 import { permissions } from '../gateway/src/graphql/permissions.js';
-import { createUpstreamFetch } from '../gateway/src/graphql/upstream-fetch.js';
 import { createLogger } from '../gateway/src/observability/logger.js';
-import { GatewayMetrics } from '../gateway/src/observability/metrics.js';
+import { createGateway } from '../gateway/src/server.js';
+import { UPSTREAM_NAMES, UPSTREAMS } from '../gateway/src/upstreams.js';
 import { startReferenceServices } from '../services/registry.js';
 
 const argument = (name: string, fallback: number) => {
@@ -26,8 +26,10 @@ setTimeout(() => {
 }, 5 * 60_000).unref();
 
 const stack = await startReferenceServices({ anyPorts: true, env: {} });
-const upstreamFetch = createUpstreamFetch(stack.urls, 30_000, new GatewayMetrics());
-const mesh = await loadMesh(stack.urls, upstreamFetch.fetch, createLogger('silent'));
+const upstreamEnv = Object.fromEntries(UPSTREAM_NAMES.map((name) => [UPSTREAMS[name].envVar, stack.urls[name]]));
+const gateway = await createGateway(loadConfig({ LOG_LEVEL: 'silent', ...upstreamEnv }), createLogger('silent'));
+if (!gateway.graphql) throw new Error('the gateway has no GraphQL face');
+const { mesh } = gateway.graphql;
 const plain = servedSchema(mesh.schema);
 const shielded = applyMiddleware(plain, permissions);
 
@@ -40,10 +42,11 @@ const document = parse('{ movies(limit: 50) { items { id title year genres durat
 
 async function runOnce(schema: typeof plain): Promise<void> {
   const { contextFactory } = mesh.getEnveloped({});
+  const identity = { sub: '1', roles: ['user'], expiresAtMs: Date.now() + 3600_000 };
   const contextValue = await contextFactory({
     requestId: 'bench',
-    headers: { authorization: `Bearer ${login.access_token}` },
-    user: { sub: '1', roles: ['user'], rolesHeader: 'user' },
+    user: identity,
+    caller: { requestId: 'bench', identity, authorization: `Bearer ${login.access_token}`, forwarded: { clientIp: '127.0.0.1', forwardedFor: '127.0.0.1', proto: 'http', host: 'bench' } },
   });
   const result = await execute({ schema, document, contextValue });
   if (result.errors) throw new Error(result.errors.map((error) => error.message).join('; '));
@@ -71,7 +74,6 @@ try {
   console.log(`| with graphql-shield | ${median(withShield).toFixed(2)} | ${withShield.map((value) => value.toFixed(2)).join(', ')} |`);
   console.log(`\nshield overhead: ${((median(withShield) / median(without) - 1) * 100).toFixed(1)}% (${iterations} queries a round, ${rounds} rounds)`);
 } finally {
-  mesh.destroy();
-  await upstreamFetch.close();
+  await gateway.close(100);
   await stack.close();
 }

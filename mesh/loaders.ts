@@ -1,7 +1,6 @@
 import DataLoader from 'dataloader';
-import { GraphQLError } from 'graphql';
-import { ERROR_KINDS } from '../gateway/src/errors.js';
-import type { GatewayContext, SourceOperation } from './context.js';
+import type { GatewayContext } from './context.js';
+import { callSource } from './source.js';
 
 export interface MovieRecord {
   id: string;
@@ -54,33 +53,6 @@ export interface Loaders {
   readonly subscriptions: DataLoader<string, SubscriptionRecord | null>;
 }
 
-/**
- * Calls a source operation outside a resolver. The in-context SDK hands an upstream failure back as
- * an Error value rather than rejecting: it is thrown here, so every key of the batch fails with it.
- */
-export async function callSource<T>(operation: SourceOperation, options: Parameters<SourceOperation>[0]): Promise<T> {
-  const result = await operation(options);
-  if (result instanceof Error) throw clientFacing(result);
-  return result as T;
-}
-
-const INVALID_VARIABLE = /^Variable "\$(\w+)" got invalid value/;
-
-/**
- * The error to raise at the field that asked: the one at the bottom of Mesh's wrapping (an upstream's
- * answer, say), or, when the source's own argument types refused a value before any call, a
- * BAD_USER_INPUT naming the argument (never the generated type names).
- */
-function clientFacing(error: Error): Error {
-  const argument = INVALID_VARIABLE.exec(error.message)?.[1];
-  if (argument) return new GraphQLError(`Invalid value for argument "${argument}"`, { extensions: { code: ERROR_KINDS.BAD_REQUEST.code } });
-  let current = error;
-  for (let next = (current as { originalError?: unknown }).originalError; next instanceof Error; next = (current as { originalError?: unknown }).originalError) {
-    current = next;
-  }
-  return current;
-}
-
 function byKey<T>(keys: readonly string[], items: readonly T[], keyOf: (item: T) => string): (T | null)[] {
   const found = new Map(items.map((item) => [keyOf(item), item]));
   return keys.map((key) => found.get(key) ?? null);
@@ -90,49 +62,29 @@ function createLoaders(context: GatewayContext): Loaders {
   const options = { maxBatchSize: MAX_BATCH };
   return {
     movies: new DataLoader(async (ids) => {
-      const batch = await callSource<{ items: MovieRecord[] }>(context.OnDemand.Query.OnDemand_moviesByIds, {
-        args: { ids },
-        context,
-        selectionSet: `{ ... on OnDemand_MovieBatch { items { ${MOVIE_FIELDS} } } }`,
-      });
+      const batch = await callSource<{ items: MovieRecord[] }>(context, 'moviesByIds', { ids }, `{ ... on OnDemand_MovieBatch { items { ${MOVIE_FIELDS} } } }`);
       return byKey(ids, batch.items, (movie) => movie.id);
     }, options),
 
     channels: new DataLoader(async (ids) => {
-      const batch = await callSource<{ items: ChannelRecord[] }>(context.LiveTv.Query.LiveTv_channelsByIds, {
-        args: { ids },
-        context,
-        selectionSet: `{ ... on LiveTv_ChannelBatch { items { ${CHANNEL_FIELDS} } } }`,
-      });
+      const batch = await callSource<{ items: ChannelRecord[] }>(context, 'channelsByIds', { ids }, `{ ... on LiveTv_ChannelBatch { items { ${CHANNEL_FIELDS} } } }`);
       return byKey(ids, batch.items, (channel) => channel.id);
     }, options),
 
     nowPlaying: new DataLoader(async (channelIds) => {
-      const batch = await callSource<{ items: { channelId: string; program?: ProgramRecord | null }[] }>(context.LiveTv.Query.LiveTv_nowPlaying, {
-        args: { channelIds },
-        context,
-        selectionSet: `{ ... on LiveTv_NowPlayingBatch { items { channelId program { ${PROGRAM_FIELDS} } } } }`,
-      });
+      const batch = await callSource<{ items: { channelId: string; program?: ProgramRecord | null }[] }>(context, 'nowPlaying', { channelIds }, `{ ... on LiveTv_NowPlayingBatch { items { channelId program { ${PROGRAM_FIELDS} } } } }`);
       return byKey(channelIds, batch.items, (item) => item.channelId).map((item) => item?.program ?? null);
     }, options),
 
     entitlements: new DataLoader(async (contentIds) => {
-      const batch = await callSource<{ items: EntitlementRecord[] }>(context.RightsManagement.Query.RightsManagement_entitlements, {
-        args: { contentIds },
-        context,
-        selectionSet: '{ ... on RightsManagement_EntitlementBatch { items { contentId canPlay reason } } }',
-      });
+      const batch = await callSource<{ items: EntitlementRecord[] }>(context, 'entitlements', { contentIds }, '{ ... on RightsManagement_EntitlementBatch { items { contentId canPlay reason } } }');
       return byKey(contentIds, batch.items, (item) => item.contentId).map(
         (item, index) => item ?? { contentId: contentIds[index] as string, canPlay: false, reason: 'unknown_content' },
       );
     }, options),
 
     subscriptions: new DataLoader(async (userIds) => {
-      const batch = await callSource<{ items: SubscriptionRecord[] }>(context.RightsManagement.Query.RightsManagement_subscriptionsByUserIds, {
-        args: { userIds },
-        context,
-        selectionSet: '{ ... on RightsManagement_SubscriptionBatch { items { userId planId status } } }',
-      });
+      const batch = await callSource<{ items: SubscriptionRecord[] }>(context, 'subscriptionsByUserIds', { userIds }, '{ ... on RightsManagement_SubscriptionBatch { items { userId planId status } } }');
       return byKey(userIds, batch.items, (item) => item.userId);
     }, options),
   };

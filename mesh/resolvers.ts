@@ -1,5 +1,6 @@
 import type { GatewayContext } from './context.js';
-import { callSource, CHANNEL_FIELDS, loadersOf, MOVIE_FIELDS, PROGRAM_FIELDS, type ChannelRecord, type MovieRecord } from './loaders.js';
+import { CHANNEL_FIELDS, loadersOf, MOVIE_FIELDS, PROGRAM_FIELDS, type ChannelRecord, type MovieRecord } from './loaders.js';
+import { callSource } from './source.js';
 
 type Args = Record<string, unknown>;
 type Resolver = (root: unknown, args: Args, context: GatewayContext) => unknown;
@@ -19,57 +20,30 @@ function given(args: Args): Args {
 }
 
 const Query: Record<string, Resolver> = {
-  movies: (_root, args, context) =>
-    callSource(context.OnDemand.Query.OnDemand_movies, {
-      args: given(args),
-      context,
-      selectionSet: `{ ... on OnDemand_MovieList { items { ${MOVIE_FIELDS} } total } }`,
-    }),
+  movies: (_root, args, context) => callSource(context, 'movies', given(args), `{ ... on OnDemand_MovieList { items { ${MOVIE_FIELDS} } total } }`),
   movie: (_root, { id }, context) => loadersOf(context).movies.load(id as string),
-  channels: (_root, _args, context) => callSource(context.LiveTv.Query.LiveTv_channels, { context, selectionSet: `{ ${CHANNEL_FIELDS} }` }),
+  channels: (_root, _args, context) => callSource(context, 'channels', {}, `{ ${CHANNEL_FIELDS} }`),
   channel: (_root, { id }, context) => loadersOf(context).channels.load(id as string),
-  me: (_root, _args, context) =>
-    callSource(context.UserManagement.Query.UserManagement_me, { context, selectionSet: `{ ... on UserManagement_User { ${USER_FIELDS} } }` }),
-  plans: (_root, _args, context) => callSource(context.RightsManagement.Query.RightsManagement_plans, { context, selectionSet: '{ id name }' }),
-  search: (_root, args, context) =>
-    callSource(context.GlobalSearch.Query.GlobalSearch_search, {
-      args: given(args),
-      context,
-      selectionSet: '{ ... on GlobalSearch_SearchResults { items { kind id title } total } }',
-    }),
-  playMovie: (_root, { id }, context) =>
-    callSource(context.OnDemand.Query.OnDemand_playMovie, { args: { movieId: id }, context, selectionSet: `{ ... on OnDemand_Playback { ${PLAYBACK_FIELDS} } }` }),
-  playChannel: (_root, { id }, context) =>
-    callSource(context.LiveTv.Query.LiveTv_playChannel, { args: { channelId: id }, context, selectionSet: `{ ... on LiveTv_Playback { ${PLAYBACK_FIELDS} } }` }),
-  adminUsers: (_root, args, context) =>
-    callSource(context.UserManagement.Query.UserManagement_adminUsers, { args: given(args), context, selectionSet: `{ ... on UserManagement_User { ${USER_FIELDS} } }` }),
+  me: (_root, _args, context) => callSource(context, 'me', {}, `{ ... on UserManagement_User { ${USER_FIELDS} } }`),
+  plans: (_root, _args, context) => callSource(context, 'plans', {}, '{ id name }'),
+  search: (_root, args, context) => callSource(context, 'search', given(args), '{ ... on GlobalSearch_SearchResults { items { kind id title } total } }'),
+  playMovie: (_root, { id }, context) => callSource(context, 'playMovie', { movieId: id }, `{ ... on OnDemand_Playback { ${PLAYBACK_FIELDS} } }`),
+  playChannel: (_root, { id }, context) => callSource(context, 'playChannel', { channelId: id }, `{ ... on LiveTv_Playback { ${PLAYBACK_FIELDS} } }`),
+  adminUsers: (_root, args, context) => callSource(context, 'adminUsers', given(args), `{ ... on UserManagement_User { ${USER_FIELDS} } }`),
 };
 
 const Mutation: Record<string, Resolver> = {
-  login: (_root, args, context) =>
-    callSource(context.Authentication.Mutation.Authentication_login, { args: { input: args }, context, selectionSet: `{ ... on Authentication_Token { ${TOKEN_FIELDS} } }` }),
-  register: (_root, args, context) =>
-    callSource(context.Authentication.Mutation.Authentication_register, { args: { input: args }, context, selectionSet: `{ ... on Authentication_User { ${USER_FIELDS} } }` }),
-  subscribe: (_root, args, context) =>
-    callSource(context.RightsManagement.Mutation.RightsManagement_subscribe, {
-      args: { input: args },
-      context,
-      selectionSet: '{ ... on RightsManagement_UserSubscription { planId status } }',
-    }),
-  adminCreateMovie: (_root, { input }, context) =>
-    callSource(context.OnDemand.Mutation.OnDemand_adminCreateMovie, { args: { input: given(input as Args) }, context, selectionSet: `{ ... on OnDemand_Movie { ${MOVIE_FIELDS} } }` }),
+  login: (_root, args, context) => callSource(context, 'login', { input: args }, `{ ... on Authentication_Token { ${TOKEN_FIELDS} } }`),
+  register: (_root, args, context) => callSource(context, 'register', { input: args }, `{ ... on Authentication_User { ${USER_FIELDS} } }`),
+  subscribe: (_root, args, context) => callSource(context, 'subscribe', { input: args }, '{ ... on RightsManagement_UserSubscription { planId status } }'),
+  adminCreateMovie: (_root, { input }, context) => callSource(context, 'adminCreateMovie', { input: given(input as Args) }, `{ ... on OnDemand_Movie { ${MOVIE_FIELDS} } }`),
   adminUpdateMovie: (_root, { id, input }, context) =>
-    callSource(context.OnDemand.Mutation.OnDemand_adminUpdateMovie, { args: { id, input: given(input as Args) }, context, selectionSet: `{ ... on OnDemand_Movie { ${MOVIE_FIELDS} } }` }),
+    callSource(context, 'adminUpdateMovie', { id, input: given(input as Args) }, `{ ... on OnDemand_Movie { ${MOVIE_FIELDS} } }`),
   adminDeleteMovie: async (_root, { id }, context) => {
-    await callSource(context.OnDemand.Mutation.OnDemand_adminDeleteMovie, { args: { id }, context, selectionSet: '{ __typename }' });
+    await callSource(context, 'adminDeleteMovie', { id }, '{ __typename }');
     return true;
   },
-  adminSetUserRoles: (_root, { id, roles }, context) =>
-    callSource(context.UserManagement.Mutation.UserManagement_adminSetUserRoles, {
-      args: { id, input: { roles } },
-      context,
-      selectionSet: `{ ... on UserManagement_User { ${USER_FIELDS} } }`,
-    }),
+  adminSetUserRoles: (_root, { id, roles }, context) => callSource(context, 'adminSetUserRoles', { id, input: { roles } }, `{ ... on UserManagement_User { ${USER_FIELDS} } }`),
 };
 
 /** Cross-service fields: each goes through the request's DataLoader, one batched call per service. */
@@ -83,7 +57,7 @@ export const resolvers = {
     entitlement: (channel: ChannelRecord, _args: Args, context: GatewayContext) => loadersOf(context).entitlements.load(`channel:${channel.id}`),
     nowPlaying: (channel: ChannelRecord, _args: Args, context: GatewayContext) => loadersOf(context).nowPlaying.load(channel.id),
     schedule: (channel: ChannelRecord, _args: Args, context: GatewayContext) =>
-      callSource(context.LiveTv.Query.LiveTv_channelSchedule, { args: { id: channel.id }, context, selectionSet: `{ ... on LiveTv_Program { ${PROGRAM_FIELDS} } }` }),
+      callSource(context, 'channelSchedule', { id: channel.id }, `{ ... on LiveTv_Program { ${PROGRAM_FIELDS} } }`),
   },
   Program: {
     start: (program: { start: unknown }) => isoString(program.start),

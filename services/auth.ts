@@ -5,7 +5,7 @@ import type { ServiceEnvironment } from './lib/environment.js';
 import type { ServiceDefinition } from './lib/service.js';
 import { createTokenSigner } from './lib/signing.js';
 import { DEMO_USERS } from './data/catalog.js';
-import { specPath } from './specs.js';
+import { specPath } from '../gateway/src/upstreams.js';
 
 interface Credential {
   userId: string;

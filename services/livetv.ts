@@ -5,7 +5,7 @@ import { requireAdmin, requireCaller } from './lib/identity.js';
 import { signedPlaybackUrl } from './lib/playback.js';
 import type { ServiceDefinition } from './lib/service.js';
 import { demoChannels, nowPlayingOf, scheduleOf, type Channel } from './data/catalog.js';
-import { specPath } from './specs.js';
+import { specPath } from '../gateway/src/upstreams.js';
 
 type ChannelInput = Omit<Channel, 'id'>;
 

@@ -5,7 +5,7 @@ import { requireAdmin, requireCaller } from './lib/identity.js';
 import { signedPlaybackUrl } from './lib/playback.js';
 import type { ServiceDefinition } from './lib/service.js';
 import { demoMovies, MOVIE_COUNT, type Movie } from './data/catalog.js';
-import { specPath } from './specs.js';
+import { specPath } from '../gateway/src/upstreams.js';
 
 type MovieInput = Omit<Movie, 'id'>;
 

@@ -4,7 +4,7 @@ import type { ServiceEnvironment } from './lib/environment.js';
 import { identityHeaders, requireAdmin, requireCaller } from './lib/identity.js';
 import type { ServiceDefinition } from './lib/service.js';
 import { DEMO_SUBSCRIPTION_START, DEMO_USERS, PLANS } from './data/catalog.js';
-import { specPath } from './specs.js';
+import { specPath } from '../gateway/src/upstreams.js';
 
 interface Subscription {
   planId: string;

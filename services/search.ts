@@ -3,7 +3,7 @@ import { HttpError } from './lib/errors.js';
 import type { ServiceEnvironment } from './lib/environment.js';
 import type { ServiceDefinition } from './lib/service.js';
 import type { Channel, Movie } from './data/catalog.js';
-import { specPath } from './specs.js';
+import { specPath } from '../gateway/src/upstreams.js';
 
 interface SearchHit {
   kind: 'movie' | 'channel';

@@ -2,7 +2,7 @@ import { HttpError } from './lib/errors.js';
 import { requireAdmin, requireCaller } from './lib/identity.js';
 import type { ServiceDefinition } from './lib/service.js';
 import { DEMO_USERS } from './data/catalog.js';
-import { specPath } from './specs.js';
+import { specPath } from '../gateway/src/upstreams.js';
 
 interface User {
   id: string;

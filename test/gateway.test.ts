@@ -28,6 +28,7 @@ describe('gateway liveness and readiness', () => {
       type: 'about:blank',
       title: 'Not Found',
       status: 404,
+      code: 'NOT_FOUND',
       detail: 'No route matches this path',
       instance: '/nothing/here',
       requestId: 'abc-123',

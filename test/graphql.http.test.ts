@@ -117,7 +117,7 @@ describe('GraphQL when an upstream fails', () => {
   it('answers INTERNAL_SERVER_ERROR, with a bare message, when an upstream answers something unusable', async () => {
     fx.upstreams.upstreams.rights.behaviour = (_req, res) => void res.writeHead(200, { 'content-type': 'application/json' }).end('{"secret": "db01.internal", "not": "a list"}');
     const answer = await graphql(fx.gateway.url, '{ plans { id } }');
-    expect(onlyError(answer)).toMatchObject({ code: 'INTERNAL_SERVER_ERROR', message: 'Internal server error' });
+    expect(onlyError(answer)).toMatchObject({ code: 'INTERNAL_SERVER_ERROR', message: 'The gateway failed to handle this request' });
     expect(answer.text).not.toContain('db01');
   });
 

@@ -2,7 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { printSchema } from 'graphql';
+import { GraphQLSchema, printSchema } from 'graphql';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createTvClient, GatewayGraphQLError } from '../examples/tv-app/client.js';
 import { HomeScreen, PlayMovie } from '../examples/tv-app/operations.js';
@@ -35,7 +35,7 @@ const MOVIE = 'id title year genres durationMinutes free';
 
 describe('the served schema', () => {
   it('is the committed schema.graphql', () => {
-    expect(`${printSchema(gateway.gateway.graphql.schema)}\n`).toBe(readFileSync(new URL('../schema.graphql', import.meta.url), 'utf8'));
+    expect(`${printSchema(gateway.gateway.graphql?.schema ?? new GraphQLSchema({}))}\n`).toBe(readFileSync(new URL('../schema.graphql', import.meta.url), 'utf8'));
   });
 
   it('is what the typed client example was generated from (npm run schema regenerates both)', () => {

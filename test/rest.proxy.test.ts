@@ -240,7 +240,15 @@ describe('errors', () => {
     fx.upstreams.upstreams.users.behaviour = (_req, res) => void res.writeHead(409, { 'content-type': 'application/json' }).end('{"detail":"Email already used"}');
     const response = await fetch(`${fx.gateway.url}/users/me`, { method: 'PATCH', headers: { ...auth(), 'x-request-id': 'r-1' } });
     expect(response.status).toBe(409);
-    expect(await problemOf(response)).toEqual({ type: 'about:blank', title: 'Conflict', status: 409, detail: 'Email already used', instance: '/users/me', requestId: 'r-1' });
+    expect(await problemOf(response)).toEqual({
+      type: 'about:blank',
+      title: 'Conflict',
+      status: 409,
+      code: 'BAD_USER_INPUT',
+      detail: 'Email already used',
+      instance: '/users/me',
+      requestId: 'r-1',
+    });
   });
 
   it('moves an upstream validation list to errors', async () => {

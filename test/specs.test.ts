@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { Validator } from '@seriousme/openapi-schema-validator';
 import { UPSTREAM_NAMES } from '../gateway/src/upstreams.js';
-import { specPath } from '../services/specs.js';
+import { specPath } from '../gateway/src/upstreams.js';
 
 interface Operation {
   operationId?: string;

@@ -31,6 +31,10 @@ export interface GatewayConfig {
   readonly upstreams: UpstreamUrls;
   readonly jwt: JwtConfig;
   readonly upstreamTimeoutMs: number;
+  /** Largest upstream body read whole (GraphQL); REST streams. */
+  readonly upstreamResponseLimitBytes: number;
+  /** Each upstream's circuit breaker: consecutive failures that open it (0: never), how long it stays open. */
+  readonly breaker: { readonly failureThreshold: number; readonly openMs: number };
   readonly bodyLimitBytes: number;
   readonly corsOrigins: readonly string[];
   readonly trustProxyHops: number;
@@ -107,6 +111,9 @@ const environmentSchema = z.object({
   JWT_ISSUER: optionalText,
   JWT_AUDIENCE: optionalText,
   UPSTREAM_TIMEOUT_MS: integer('UPSTREAM_TIMEOUT_MS', 1, 600_000),
+  UPSTREAM_RESPONSE_LIMIT_BYTES: integer('UPSTREAM_RESPONSE_LIMIT_BYTES', 1, 1024 * 1024 * 1024),
+  UPSTREAM_BREAKER_FAILURES: integer('UPSTREAM_BREAKER_FAILURES', 0, 1000),
+  UPSTREAM_BREAKER_OPEN_MS: integer('UPSTREAM_BREAKER_OPEN_MS', 1, 3_600_000),
   BODY_LIMIT_BYTES: integer('BODY_LIMIT_BYTES', 1, 1024 * 1024 * 1024),
   CORS_ORIGINS: optionalText,
   TRUST_PROXY_HOPS: integer('TRUST_PROXY_HOPS', 0, 16),
@@ -198,6 +205,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): GatewayConfig 
       ...(vars.JWT_AUDIENCE !== undefined ? { audience: vars.JWT_AUDIENCE } : {}),
     },
     upstreamTimeoutMs: vars.UPSTREAM_TIMEOUT_MS ?? 30_000,
+    upstreamResponseLimitBytes: vars.UPSTREAM_RESPONSE_LIMIT_BYTES ?? 10 * 1024 * 1024,
+    breaker: { failureThreshold: vars.UPSTREAM_BREAKER_FAILURES ?? 5, openMs: vars.UPSTREAM_BREAKER_OPEN_MS ?? 10_000 },
     bodyLimitBytes: vars.BODY_LIMIT_BYTES ?? 10 * 1024 * 1024,
     corsOrigins: parseOrigins(vars.CORS_ORIGINS),
     trustProxyHops: vars.TRUST_PROXY_HOPS ?? 0,

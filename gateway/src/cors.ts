@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { ANSWERED, type GatewayPlugin } from './pipeline/pipeline.js';
 
 const ALLOWED_METHODS = 'GET, POST, PUT, PATCH, DELETE, OPTIONS';
 /** Request headers browsers may send: ours, plus what Apollo clients and Sandbox send. */
@@ -12,8 +13,7 @@ const PREFLIGHT_MAX_AGE_SECONDS = '600';
  * the list. Answers true when it has answered the request itself (a preflight: no authentication, no
  * upstream call).
  */
-export function applyCors(req: IncomingMessage, res: ServerResponse, allowedOrigins: readonly string[]): boolean {
-  if (allowedOrigins.length === 0) return false;
+function applyCors(req: IncomingMessage, res: ServerResponse, allowedOrigins: readonly string[]): boolean {
   res.setHeader('vary', 'Origin');
   const origin = req.headers.origin;
   const allowed = typeof origin === 'string' && allowedOrigins.includes(origin);
@@ -30,6 +30,17 @@ export function applyCors(req: IncomingMessage, res: ServerResponse, allowedOrig
   }
   res.writeHead(204).end();
   return true;
+}
+
+/** CORS for CORS_ORIGINS, before anything else looks at the request; nothing at all when none is configured. */
+export function corsPlugin(allowedOrigins: readonly string[]): GatewayPlugin {
+  if (allowedOrigins.length === 0) return { name: 'cors' };
+  return {
+    name: 'cors',
+    phases: {
+      cors: ({ req, res }) => (applyCors(req, res, allowedOrigins) ? ANSWERED : undefined),
+    },
+  };
 }
 
 /** Adds to a response's Vary header instead of replacing it (CORS has already put Origin there). */

@@ -1,69 +1,113 @@
 import { STATUS_CODES, type ServerResponse } from 'node:http';
+import type { GraphQLFormattedError } from 'graphql';
 
 /**
- * The one catalogue of errors the gateway answers with. REST answers RFC 9457 problem+json with the
- * kind's status and title; GraphQL answers the kind's `code` in `extensions.code`.
+ * The one catalogue of errors the gateway answers with, keyed by public code (as fastify's `FST_ERR_*`
+ * and undici's `UND_ERR_*`). The code is `extensions.code` on GraphQL and `code` in a REST problem.
  */
 export const ERROR_KINDS = {
-  BAD_REQUEST: { status: 400, title: 'Bad Request', code: 'BAD_USER_INPUT' },
-  UNAUTHENTICATED: { status: 401, title: 'Unauthorized', code: 'UNAUTHENTICATED' },
-  FORBIDDEN: { status: 403, title: 'Forbidden', code: 'FORBIDDEN' },
-  NOT_FOUND: { status: 404, title: 'Not Found', code: 'NOT_FOUND' },
-  METHOD_NOT_ALLOWED: { status: 405, title: 'Method Not Allowed', code: 'METHOD_NOT_ALLOWED' },
-  PAYLOAD_TOO_LARGE: { status: 413, title: 'Content Too Large', code: 'PAYLOAD_TOO_LARGE' },
-  RATE_LIMITED: { status: 429, title: 'Too Many Requests', code: 'RATE_LIMITED' },
-  HEADERS_TOO_LARGE: { status: 431, title: 'Request Header Fields Too Large', code: 'HEADERS_TOO_LARGE' },
-  INTERNAL: { status: 500, title: 'Internal Server Error', code: 'INTERNAL_SERVER_ERROR' },
-  UPSTREAM_UNAVAILABLE: { status: 503, title: 'Service Unavailable', code: 'UPSTREAM_UNAVAILABLE' },
-  UPSTREAM_TIMEOUT: { status: 504, title: 'Gateway Timeout', code: 'UPSTREAM_TIMEOUT' },
-} as const satisfies Record<string, { status: number; title: string; code: string }>;
+  BAD_USER_INPUT: { status: 400, title: 'Bad Request' },
+  UNAUTHENTICATED: { status: 401, title: 'Unauthorized' },
+  FORBIDDEN: { status: 403, title: 'Forbidden' },
+  NOT_FOUND: { status: 404, title: 'Not Found' },
+  METHOD_NOT_ALLOWED: { status: 405, title: 'Method Not Allowed' },
+  PAYLOAD_TOO_LARGE: { status: 413, title: 'Content Too Large' },
+  RATE_LIMITED: { status: 429, title: 'Too Many Requests' },
+  HEADERS_TOO_LARGE: { status: 431, title: 'Request Header Fields Too Large' },
+  INTERNAL_SERVER_ERROR: { status: 500, title: 'Internal Server Error' },
+  UPSTREAM_UNAVAILABLE: { status: 503, title: 'Service Unavailable' },
+  UPSTREAM_TIMEOUT: { status: 504, title: 'Gateway Timeout' },
+} as const satisfies Record<string, { status: number; title: string }>;
 
-export type ErrorKind = keyof typeof ERROR_KINDS;
+export type ErrorCode = keyof typeof ERROR_KINDS;
 
-/** An RFC 9457 problem details document, with the request id for support. */
+export interface GatewayErrorOptions {
+  /** What went wrong underneath: logged, never shown. */
+  readonly cause?: unknown;
+  /** An upstream's own status relayed in place of the kind's (a 409, a 502). */
+  readonly status?: number;
+  /** Response headers that belong to the error (`WWW-Authenticate`, `Retry-After`, `Allow`). */
+  readonly headers?: Readonly<Record<string, string>>;
+  /** More members for the problem and the GraphQL extensions (a validation `errors` list). */
+  readonly extensions?: Readonly<Record<string, unknown>>;
+}
+
+/** An error of the catalogue. `detail` is written for clients; `cause` is for the log. */
+export class GatewayError extends Error {
+  readonly status: number;
+  readonly headers: Readonly<Record<string, string>>;
+  readonly extensions: Readonly<Record<string, unknown>>;
+
+  constructor(
+    readonly code: ErrorCode,
+    readonly detail: string,
+    options: GatewayErrorOptions = {},
+  ) {
+    super(detail, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'GatewayError';
+    this.status = options.status ?? ERROR_KINDS[code].status;
+    this.headers = options.headers ?? {};
+    this.extensions = options.extensions ?? {};
+  }
+
+  get title(): string {
+    return this.status === ERROR_KINDS[this.code].status ? ERROR_KINDS[this.code].title : (STATUS_CODES[this.status] ?? 'Error');
+  }
+}
+
+/** The catalogue's answer to an error nobody placed: the cause is logged by whoever renders it. */
+export function internalError(cause: unknown): GatewayError {
+  return new GatewayError('INTERNAL_SERVER_ERROR', 'The gateway failed to handle this request', { cause });
+}
+
+/** An RFC 9457 problem details document, with the code and the request id for support. */
 export interface Problem {
   type: 'about:blank';
   title: string;
   status: number;
+  code: ErrorCode;
   detail: string;
   instance: string;
   requestId: string;
   [extension: string]: unknown;
 }
 
-export function problemOf(kind: ErrorKind, detail: string, instance: string, requestId: string, extensions: Record<string, unknown> = {}): Problem {
-  const { status, title } = ERROR_KINDS[kind];
-  return { ...extensions, type: 'about:blank', title, status, detail, instance, requestId };
+/** Renderer one of two: the REST face's problem+json. Extensions never override the standard members. */
+export function toProblem(error: GatewayError, instance: string, requestId: string): Problem {
+  return { ...error.extensions, type: 'about:blank', title: error.title, status: error.status, code: error.code, detail: error.detail, instance, requestId };
 }
 
-/** A problem for a status outside the catalogue, such as an upstream's 409 or 422 relayed as it was. */
-export function problemForStatus(status: number, detail: string, instance: string, requestId: string, extensions: Record<string, unknown> = {}): Problem {
-  return { ...extensions, type: 'about:blank', title: STATUS_CODES[status] ?? 'Error', status, detail, instance, requestId };
+/**
+ * Renderer two of two: a GraphQL error, at a field's place in the response (`at`), or for the whole
+ * request (with its request id: within an execution the GraphQL face adds it to every error at once).
+ */
+export function toGraphQLError(error: GatewayError, at: Pick<GraphQLFormattedError, 'locations' | 'path'> = {}, requestId?: string): GraphQLFormattedError {
+  return {
+    message: error.detail,
+    ...(at.locations ? { locations: at.locations } : {}),
+    ...(at.path ? { path: at.path } : {}),
+    extensions: { ...error.extensions, code: error.code, ...(requestId !== undefined ? { requestId } : {}) },
+  };
 }
 
-export function sendProblem(res: ServerResponse, problem: Problem, headers: Record<string, string> = {}): void {
-  const payload = JSON.stringify(problem);
-  res.writeHead(problem.status, {
-    ...headers,
-    'content-type': 'application/problem+json',
-    'content-length': Buffer.byteLength(payload),
-    'cache-control': 'no-store',
-  });
-  res.end(payload);
+/** The bytes of a problem response, with the error's own headers. */
+export function problemResponse(error: GatewayError, instance: string, requestId: string): { status: number; headers: Record<string, string | number>; body: string } {
+  const body = JSON.stringify(toProblem(error, instance, requestId));
+  return {
+    status: error.status,
+    headers: { ...error.headers, 'content-type': 'application/problem+json', 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store' },
+    body,
+  };
 }
 
-/** An error the gateway answers with one of the catalogue's kinds; `detail` is safe to show clients. */
-export class GatewayError extends Error {
-  constructor(
-    readonly kind: ErrorKind,
-    readonly detail: string,
-    readonly headers: Readonly<Record<string, string>> = {},
-  ) {
-    super(detail);
-    this.name = 'GatewayError';
-  }
+export function sendProblem(res: ServerResponse, error: GatewayError, instance: string, requestId: string): void {
+  const { status, headers, body } = problemResponse(error, instance, requestId);
+  res.writeHead(status, headers).end(body);
+}
 
-  get status(): number {
-    return ERROR_KINDS[this.kind].status;
-  }
+/** A GraphQL response failing as a whole (a refused token, a body too large, a 429), with the kind's status. */
+export function sendGraphQLError(res: ServerResponse, error: GatewayError, requestId: string): void {
+  const body = JSON.stringify({ errors: [toGraphQLError(error, {}, requestId)] });
+  res.writeHead(error.status, { ...error.headers, 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store' });
+  res.end(body);
 }

@@ -2,7 +2,7 @@ import { OpenAPIBackend, type Operation } from 'openapi-backend';
 import addFormats from 'ajv-formats';
 import { expect } from 'vitest';
 import type { UpstreamName } from '../../gateway/src/upstreams.js';
-import { specPath } from '../../services/specs.js';
+import { specPath } from '../../gateway/src/upstreams.js';
 
 export interface Answer {
   readonly status: number;

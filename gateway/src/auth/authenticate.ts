@@ -1,22 +1,69 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import { GatewayError } from '../errors.js';
+import type { GatewayPlugin } from '../pipeline/pipeline.js';
+import { accessOf } from '../routing.js';
 import type { Identity } from './identity.js';
 import { invalidToken, type TokenVerifier } from './verifier.js';
 
 const BEARER = /^Bearer +([^\s]+) *$/i;
 
+/**
+ * What authentication found. `unchecked`: the route does not care who calls (public routes, unknown
+ * paths), so a token is not even looked at. `refused`: a token was sent and is not acceptable (or its
+ * keys could not be fetched); the face answers with that error after rate limiting.
+ */
+export type AuthOutcome =
+  | { readonly kind: 'unchecked' }
+  | { readonly kind: 'anonymous' }
+  | { readonly kind: 'verified'; readonly identity: Identity }
+  | { readonly kind: 'refused'; readonly error: GatewayError };
+
+const UNCHECKED: AuthOutcome = { kind: 'unchecked' };
+const ANONYMOUS: AuthOutcome = { kind: 'anonymous' };
+
 export function authenticationRequired(): GatewayError {
-  return new GatewayError('UNAUTHENTICATED', 'Authentication required', { 'www-authenticate': 'Bearer' });
+  return new GatewayError('UNAUTHENTICATED', 'Authentication required', { headers: { 'www-authenticate': 'Bearer' } });
 }
 
 /**
- * The caller's identity from `Authorization: Bearer <jwt>`, or undefined when no Authorization header
- * was sent. A header that is sent must hold a valid bearer token: anything else is a 401.
+ * The caller from `Authorization: Bearer <jwt>`: anonymous without the header; a header that is sent
+ * must hold a valid bearer token. Only the catalogue's errors become a refusal: anything else is a bug
+ * and goes on up.
  */
-export async function identityFromHeaders(headers: IncomingHttpHeaders, verifier: TokenVerifier): Promise<Identity | undefined> {
+export async function authenticate(headers: IncomingHttpHeaders, verifier: TokenVerifier): Promise<AuthOutcome> {
   const authorization = headers.authorization;
-  if (authorization === undefined) return undefined;
+  if (authorization === undefined) return ANONYMOUS;
   const token = BEARER.exec(authorization)?.[1];
-  if (!token) throw invalidToken('The Authorization header must be "Bearer <token>"');
-  return verifier.verify(token);
+  if (!token) return { kind: 'refused', error: invalidToken('The Authorization header must be "Bearer <token>"') };
+  try {
+    return { kind: 'verified', identity: await verifier.verify(token) };
+  } catch (error) {
+    if (error instanceof GatewayError) return { kind: 'refused', error };
+    throw error;
+  }
+}
+
+/**
+ * The identity a face may act for. `required`: an anonymous caller is a 401. A refused token is always
+ * answered with its own error: it never quietly becomes an anonymous call.
+ */
+export function identityOf(auth: AuthOutcome, required: boolean): Identity | undefined {
+  if (auth.kind === 'refused') throw auth.error;
+  if (auth.kind === 'verified') return auth.identity;
+  if (required) throw authenticationRequired();
+  return undefined;
+}
+
+/** Verifies the caller once per request, and only where the route needs to know who calls. */
+export function authenticationPlugin(verifier: TokenVerifier): GatewayPlugin {
+  return {
+    name: 'authentication',
+    phases: {
+      async authenticate({ req, state }) {
+        const access = accessOf(state.get('route'));
+        state.set('auth', access === undefined || access === 'public' ? UNCHECKED : await authenticate(req.headers, verifier));
+        return undefined;
+      },
+    },
+  };
 }

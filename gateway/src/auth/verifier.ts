@@ -18,10 +18,18 @@ const HMAC_HASHES: Record<string, string> = { HS256: 'SHA-256', HS384: 'SHA-384'
 
 /** A 401 for a token that was sent but is not acceptable. */
 export function invalidToken(detail: string): GatewayError {
-  return new GatewayError('UNAUTHENTICATED', detail, { 'www-authenticate': `Bearer error="invalid_token", error_description="${detail}"` });
+  return new GatewayError('UNAUTHENTICATED', detail, { headers: { 'www-authenticate': `Bearer error="invalid_token", error_description="${detail}"` } });
 }
 
-function describe(error: unknown): GatewayError {
+function keysUnavailable(cause: unknown): GatewayError {
+  return new GatewayError('UPSTREAM_UNAVAILABLE', 'Token signing keys are unavailable', { cause });
+}
+
+/**
+ * jose's verdict as the catalogue's kind: what is wrong with the token (401), or the key set that could
+ * not be fetched (503). Anything else is not a verdict on the token and goes on up unchanged.
+ */
+function describe(error: unknown): unknown {
   if (error instanceof errors.JWTExpired) return invalidToken('Token has expired');
   if (error instanceof errors.JWTClaimValidationFailed) {
     if (error.claim === 'nbf') return invalidToken('Token is not valid yet');
@@ -34,12 +42,13 @@ function describe(error: unknown): GatewayError {
   if (error instanceof errors.JOSEAlgNotAllowed || error instanceof errors.JOSENotSupported) return invalidToken('Token algorithm is not accepted');
   if (error instanceof errors.JWSSignatureVerificationFailed) return invalidToken('Token signature is invalid');
   if (error instanceof errors.JWKSNoMatchingKey || error instanceof errors.JWKSMultipleMatchingKeys) return invalidToken('Token signing key is unknown');
-  if (error instanceof errors.JWKSTimeout || error instanceof errors.JWKSInvalid) {
-    return new GatewayError('UPSTREAM_UNAVAILABLE', 'Token signing keys are unavailable');
+  // The key set's fetch timed out, failed or answered something that is not a key set.
+  if (error instanceof errors.JWKSTimeout || error instanceof errors.JWKSInvalid || (error instanceof errors.JOSEError && error.code === 'ERR_JOSE_GENERIC')) {
+    return keysUnavailable(error);
   }
   if (error instanceof errors.JOSEError) return invalidToken('Token is malformed');
-  if (error instanceof TypeError) return invalidToken('Token is malformed');
-  return new GatewayError('UPSTREAM_UNAVAILABLE', 'Token signing keys are unavailable');
+  if (error instanceof TypeError && error.message === 'fetch failed') return keysUnavailable(error);
+  return error;
 }
 
 function identityOf(payload: JWTPayload): Identity {

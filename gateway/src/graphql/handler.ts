@@ -1,25 +1,27 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage } from 'node:http';
 import { ApolloServer, HeaderMap, type ApolloServerPlugin, type HTTPGraphQLRequest } from '@apollo/server';
 import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
 import { ApolloServerPluginLandingPageLocalDefault } from '@apollo/server/plugin/landingPage/default';
 import { ApolloArmor } from '@escape.tech/graphql-armor';
 import type { MeshInstance } from '@graphql-mesh/runtime';
-import { GraphQLError, GraphQLSchema, specifiedDirectives } from 'graphql';
+import { GraphQLSchema, specifiedDirectives } from 'graphql';
 import { applyMiddleware } from 'graphql-middleware';
-import type { GatewayConfig } from '../config.js';
-import { assertDeclaredLength, isBodyTooLarge, limitedBody, payloadTooLarge } from '../body-limit.js';
-import { appendVary } from '../cors.js';
-import { ERROR_KINDS, GatewayError } from '../errors.js';
-import type { Logger } from '../observability/logger.js';
-import type { RequestContext } from '../request-context.js';
-import type { GatewayMetrics } from '../observability/metrics.js';
 import type { GatewayContext } from '../../../mesh/context.js';
+import { identityOf } from '../auth/authenticate.js';
+import type { Identity } from '../auth/identity.js';
+import { readLimited } from '../body-limit.js';
+import type { GatewayConfig } from '../config.js';
+import { appendVary } from '../cors.js';
+import { GatewayError } from '../errors.js';
+import type { Logger } from '../observability/logger.js';
+import type { Exchange } from '../pipeline/pipeline.js';
+import type { Face } from '../routing.js';
+import { callerOf } from '../upstream/call.js';
+import type { UpstreamClient } from '../upstream/client.js';
 import { createErrorFormatter } from './errors.js';
 import { loadMesh } from './mesh.js';
+import { createMeshFetch } from './mesh-fetch.js';
 import { permissions } from './permissions.js';
-import { createUpstreamFetch } from './upstream-fetch.js';
-
-export const GRAPHQL_PATH = '/graphql';
 
 /** Limits a maintained library enforces before execution: no upstream call for an abusive query. */
 const ARMOR = new ApolloArmor({
@@ -31,7 +33,7 @@ const ARMOR = new ApolloArmor({
   blockFieldSuggestion: { enabled: true },
 });
 
-/** Adds the request id to every error, so a client can quote it (formatError cannot see the context). */
+/** Adds the request id to every error of a response, so a client can quote it (formatError cannot see the context). */
 const requestIdPlugin: ApolloServerPlugin<GatewayContext> = {
   async requestDidStart() {
     return {
@@ -45,24 +47,13 @@ const requestIdPlugin: ApolloServerPlugin<GatewayContext> = {
   },
 };
 
-async function readBody(req: IncomingMessage, limit: number): Promise<string> {
-  assertDeclaredLength(req.headers, limit);
-  const chunks: Buffer[] = [];
-  try {
-    for await (const chunk of limitedBody(req, limit)) chunks.push(chunk);
-  } catch (error) {
-    throw isBodyTooLarge(error) ? payloadTooLarge(limit) : error;
-  }
-  return Buffer.concat(chunks).toString('utf8');
-}
-
 function parsedBody(text: string, contentType: string | undefined): unknown {
   if (text === '') return undefined;
   if (!/^application\/(graphql-response\+)?json\b/i.test(contentType ?? '')) return text;
   try {
     return JSON.parse(text) as unknown;
-  } catch {
-    throw new GatewayError('BAD_REQUEST', 'The request body is not valid JSON');
+  } catch (error) {
+    throw new GatewayError('BAD_USER_INPUT', 'The request body is not valid JSON', { cause: error });
   }
 }
 
@@ -74,21 +65,37 @@ export function servedSchema(meshSchema: GraphQLSchema): GraphQLSchema {
   return new GraphQLSchema({ ...meshSchema.toConfig(), directives: specifiedDirectives, astNode: undefined, extensionASTNodes: [] });
 }
 
-export interface GraphQLEndpoint {
+async function httpGraphQLRequest(req: IncomingMessage, bodyLimitBytes: number): Promise<HTTPGraphQLRequest> {
+  const headers = new HeaderMap();
+  for (const [name, value] of Object.entries(req.headers)) {
+    if (value !== undefined) headers.set(name, Array.isArray(value) ? value.join(', ') : value);
+  }
+  const queryStart = (req.url ?? '').indexOf('?');
+  return {
+    method: (req.method ?? 'GET').toUpperCase(),
+    headers,
+    search: queryStart === -1 ? '' : (req.url ?? '').slice(queryStart),
+    body: req.method === 'POST' ? parsedBody(await readLimited(req, bodyLimitBytes), req.headers['content-type']) : undefined,
+  };
+}
+
+export interface GraphQLFace {
   readonly mesh: MeshInstance;
   /** The schema as served: shield applied, Mesh annotations removed. */
   readonly schema: GraphQLSchema;
-  handle(req: IncomingMessage, res: ServerResponse, context: RequestContext): Promise<void>;
+  /** Answers /graphql. */
+  readonly handle: Face;
   stop(): Promise<void>;
 }
 
 /**
- * `/graphql`: the Mesh-built schema behind graphql-shield, served by Apollo Server on the gateway's
- * own HTTP server (executeHTTPGraphQLRequest); the caller is the request's, verified as for REST.
+ * `/graphql`: the Mesh-built schema behind graphql-shield, served by Apollo Server on the gateway's own
+ * HTTP server (executeHTTPGraphQLRequest). The caller is the one the pipeline authenticated; a token
+ * that was sent and refused fails the whole request (it never quietly becomes an anonymous one). Every
+ * upstream call goes through the upstream client, as Mesh's fetch.
  */
-export async function createGraphQLEndpoint(config: GatewayConfig, metrics: GatewayMetrics, logger: Logger): Promise<GraphQLEndpoint> {
-  const upstreamFetch = createUpstreamFetch(config.upstreams, config.upstreamTimeoutMs, metrics);
-  const mesh = await loadMesh(config.upstreams, upstreamFetch.fetch, logger);
+export async function createGraphQLFace(config: GatewayConfig, client: UpstreamClient, logger: Logger): Promise<GraphQLFace> {
+  const mesh = await loadMesh(config.upstreams, createMeshFetch(client, config.upstreams, config.upstreamResponseLimitBytes), logger);
   const schema = applyMiddleware(servedSchema(mesh.schema), permissions);
   const armor = ARMOR.protect();
 
@@ -117,40 +124,23 @@ export async function createGraphQLEndpoint(config: GatewayConfig, metrics: Gate
   });
   await apollo.start();
 
-  async function contextFor(req: IncomingMessage, { requestId, authenticate }: RequestContext): Promise<GatewayContext> {
-    let identity;
-    try {
-      identity = await authenticate();
-    } catch (error) {
-      // An invalid token fails the whole request: it never quietly becomes an anonymous one.
-      // Apollo answers a failed context without running plugins: the request id goes in here.
-      if (!(error instanceof GatewayError)) throw error;
-      throw new GraphQLError(error.detail, {
-        extensions: { code: ERROR_KINDS[error.kind].code, requestId, http: { status: error.status, headers: new HeaderMap(Object.entries(error.headers)) } },
-      });
-    }
-    const user = identity ? { sub: identity.sub, roles: identity.roles, rolesHeader: identity.roles.join(',') } : undefined;
-    const headers = { authorization: req.headers.authorization };
-    const { contextFactory } = mesh.getEnveloped({ req });
-    return (await contextFactory({ requestId, headers, ...(user ? { user } : {}) })) as unknown as GatewayContext;
+  async function contextFor(exchange: Exchange, identity: Identity | undefined): Promise<GatewayContext> {
+    const context: GatewayContext = { requestId: exchange.state.get('requestId'), caller: callerOf(exchange, identity), ...(identity ? { user: identity } : {}) };
+    const { contextFactory } = mesh.getEnveloped({ req: exchange.req });
+    return (await contextFactory(context)) as unknown as GatewayContext;
   }
 
   return {
     mesh,
     schema,
-    async handle(req, res, context) {
-      const headers = new HeaderMap();
-      for (const [name, value] of Object.entries(req.headers)) {
-        if (value !== undefined) headers.set(name, Array.isArray(value) ? value.join(', ') : value);
-      }
-      const queryStart = (req.url ?? '').indexOf('?');
-      const httpGraphQLRequest: HTTPGraphQLRequest = {
-        method: (req.method ?? 'GET').toUpperCase(),
-        headers,
-        search: queryStart === -1 ? '' : (req.url ?? '').slice(queryStart),
-        body: req.method === 'POST' ? parsedBody(await readBody(req, config.bodyLimitBytes), req.headers['content-type']) : undefined,
-      };
-      const response = await apollo.executeHTTPGraphQLRequest({ httpGraphQLRequest, context: () => contextFor(req, context) });
+    async handle(exchange) {
+      const { req, res } = exchange;
+      // A refused token fails the whole request here, before the body is read.
+      const identity = identityOf(exchange.state.get('auth'), false);
+      const response = await apollo.executeHTTPGraphQLRequest({
+        httpGraphQLRequest: await httpGraphQLRequest(req, config.bodyLimitBytes),
+        context: () => contextFor(exchange, identity),
+      });
       for (const [name, value] of response.headers) {
         if (name === 'vary') appendVary(res, value);
         else res.setHeader(name, value);
@@ -166,7 +156,6 @@ export async function createGraphQLEndpoint(config: GatewayConfig, metrics: Gate
     async stop() {
       await apollo.stop();
       mesh.destroy();
-      await upstreamFetch.close();
     },
   };
 }

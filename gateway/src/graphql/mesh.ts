@@ -7,30 +7,21 @@ import { InMemoryStoreStorageAdapter, MeshStore } from '@graphql-mesh/store';
 import type { YamlConfig } from '@graphql-mesh/types';
 import { parse } from 'yaml';
 import type { Logger } from '../observability/logger.js';
-import type { UpstreamName, UpstreamUrls } from '../upstreams.js';
+import { UPSTREAM_NAMES, UPSTREAMS, type UpstreamUrls } from '../upstreams.js';
+import type { MeshFetch } from './mesh-fetch.js';
 import { routeMeshLogsTo } from './mesh-logger.js';
-import type { MeshFetch } from './upstream-fetch.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 
-/** Which upstream each Mesh source in .meshrc.yaml calls. */
-export const SOURCE_UPSTREAMS: Readonly<Record<string, UpstreamName>> = {
-  Authentication: 'auth',
-  UserManagement: 'users',
-  OnDemand: 'ondemand',
-  LiveTv: 'livetv',
-  RightsManagement: 'rights',
-  GlobalSearch: 'search',
-};
-
 /**
  * Builds the Mesh from .meshrc.yaml in this process (no @graphql-mesh/cli at run time). Each source's
- * endpoint is the gateway's configured URL for its upstream, so REST and GraphQL always agree.
+ * endpoint is the gateway's configured URL for its upstream, so REST and GraphQL always agree, and every
+ * call goes through `fetchFn` (the upstream client).
  */
 export async function loadMesh(upstreams: UpstreamUrls, fetchFn: MeshFetch, logger: Logger): Promise<MeshInstance> {
   const config = parse(readFileSync(`${ROOT}.meshrc.yaml`, 'utf8')) as YamlConfig.Config;
   for (const source of config.sources) {
-    const upstream = SOURCE_UPSTREAMS[source.name];
+    const upstream = UPSTREAM_NAMES.find((name) => UPSTREAMS[name].meshSource === source.name);
     const openapi = (source.handler as { openapi?: { endpoint?: string } }).openapi;
     if (!upstream || !openapi) throw new Error(`.meshrc.yaml: source ${source.name} has no upstream`);
     openapi.endpoint = upstreams[upstream];

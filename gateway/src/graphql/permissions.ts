@@ -1,15 +1,9 @@
-import { GraphQLError } from 'graphql';
 import { allow, deny, rule, shield } from 'graphql-shield';
-import { ERROR_KINDS } from '../errors.js';
+import { GatewayError } from '../errors.js';
 import type { GatewayContext } from '../../../mesh/context.js';
 
-function unauthenticated(message = 'Authentication required'): GraphQLError {
-  return new GraphQLError(message, { extensions: { code: ERROR_KINDS.UNAUTHENTICATED.code } });
-}
-
-function forbidden(message: string): GraphQLError {
-  return new GraphQLError(message, { extensions: { code: ERROR_KINDS.FORBIDDEN.code } });
-}
+const unauthenticated = () => new GatewayError('UNAUTHENTICATED', 'Authentication required');
+const forbidden = (detail: string) => new GatewayError('FORBIDDEN', detail);
 
 // Rules are cached per request ("contextual"): a list of 50 entitlements checks the token once.
 const isAuthenticated = rule({ cache: 'contextual' })((_parent, _args, context: GatewayContext) => (context.user ? true : unauthenticated()));

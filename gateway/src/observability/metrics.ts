@@ -1,4 +1,8 @@
-import { collectDefaultMetrics, Counter, Histogram, Registry } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { OwnEndpoint } from '../own-endpoints.js';
+import type { GatewayPlugin } from '../pipeline/pipeline.js';
+import type { Route } from '../routing.js';
+import type { UpstreamOutcome } from '../upstream/failures.js';
 import type { UpstreamName } from '../upstreams.js';
 
 const DURATION_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
@@ -16,9 +20,6 @@ function cached(cache: Map<string, Series>, key: string, create: () => Series): 
   }
   return series;
 }
-
-/** What a call to an upstream ended with: its status, or why there was none. */
-export type UpstreamOutcome = number | 'timeout' | 'unreachable' | 'aborted';
 
 /**
  * The contract's Prometheus metrics, in a registry of this gateway's own (tests run several gateways in
@@ -44,7 +45,7 @@ export class GatewayMetrics {
 
   private readonly upstreamRequests = new Counter({
     name: 'gateway_upstream_requests_total',
-    help: 'Calls the gateway made to an upstream, REST and GraphQL alike, by service, method and status (or timeout / unreachable / aborted).',
+    help: 'Calls the gateway made to an upstream, REST and GraphQL alike, by service, method and status (or timeout / unreachable / truncated / too_large / aborted / error).',
     labelNames: ['service', 'method', 'status'] as const,
     registers: [this.registry],
   });
@@ -60,6 +61,13 @@ export class GatewayMetrics {
   readonly rateLimited = new Counter({
     name: 'gateway_rate_limited_total',
     help: 'Requests refused with 429 by the rate limiter.',
+    registers: [this.registry],
+  });
+
+  private readonly circuitState = new Gauge({
+    name: 'gateway_upstream_circuit_state',
+    help: "Each upstream's circuit breaker: 0 closed, 1 half-open, 2 open.",
+    labelNames: ['service'] as const,
     registers: [this.registry],
   });
 
@@ -89,10 +97,44 @@ export class GatewayMetrics {
     series.duration.observe(seconds);
   }
 
+  setCircuitState(service: UpstreamName, state: number): void {
+    this.circuitState.labels(service).set(state);
+  }
+
   /** The Prometheus text exposition. */
   async render(): Promise<{ contentType: string; body: string }> {
     return { contentType: this.registry.contentType, body: await this.registry.metrics() };
   }
+}
+
+/**
+ * The `route` label of a request: a route-table prefix, an own endpoint's path, /graphql, or
+ * "unmatched" (never a raw path: the label set stays small). Only the metrics set it.
+ */
+export function routeLabel(route: Route | undefined): string {
+  if (route === undefined) return 'unmatched';
+  if (route.face === 'own') return route.path;
+  if (route.face === 'graphql') return '/graphql';
+  return route.rule?.prefix ?? 'unmatched';
+}
+
+/** Counts and times every request once its response is over, whichever phase answered it. */
+export function metricsPlugin(metrics: GatewayMetrics): GatewayPlugin {
+  return {
+    name: 'metrics',
+    onResponse: ({ req, res, state, started }) => metrics.observeRequest(routeLabel(state.peek('route')), req.method ?? 'GET', res.statusCode, secondsSince(started)),
+  };
+}
+
+/** GET /metrics: the Prometheus scrape. */
+export function metricsEndpoint(metrics: GatewayMetrics): OwnEndpoint {
+  return {
+    path: '/metrics',
+    async handle({ res }) {
+      const { contentType, body } = await metrics.render();
+      res.writeHead(200, { 'content-type': contentType, 'cache-control': 'no-store' }).end(body);
+    },
+  };
 }
 
 /** Seconds since a `process.hrtime.bigint()` reading. */

@@ -1,8 +1,10 @@
-import type { IncomingMessage } from 'node:http';
+import type { AuthOutcome } from '../auth/authenticate.js';
 import type { GatewayConfig } from '../config.js';
+import { GatewayError } from '../errors.js';
+import type { Forwarded } from '../forwarded.js';
 import type { Logger } from '../observability/logger.js';
-import type { RequestContext } from '../request-context.js';
-import { clientAddress } from '../rest/headers.js';
+import type { GatewayMetrics } from '../observability/metrics.js';
+import type { GatewayPlugin } from '../pipeline/pipeline.js';
 import { bucketShape, type RateDecision, type RateLimiter } from './limiter.js';
 import { MemoryRateLimiter } from './memory.js';
 import { RedisRateLimiter } from './redis.js';
@@ -17,17 +19,11 @@ export function createRateLimiter(config: GatewayConfig, logger: Logger): RateLi
 }
 
 /**
- * Whose bucket a request draws from: the user of a valid token, else the client address (through
- * TRUST_PROXY_HOPS). A bad token counts against its sender's address, which also slows guessing.
+ * Whose bucket a request draws from: the user of a verified token, else the client address (through
+ * TRUST_PROXY_HOPS). A refused token counts against its sender's address, which also slows guessing.
  */
-export async function rateLimitKey(req: IncomingMessage, context: RequestContext, trustProxyHops: number): Promise<string> {
-  try {
-    const identity = await context.authenticate();
-    if (identity) return `user:${identity.sub}`;
-  } catch {
-    // falls through to the address
-  }
-  return `ip:${clientAddress(req.socket.remoteAddress ?? '', req.headers['x-forwarded-for'], trustProxyHops).ip}`;
+export function rateLimitKey(auth: AuthOutcome, forwarded: Forwarded): string {
+  return auth.kind === 'verified' ? `user:${auth.identity.sub}` : `ip:${forwarded.clientIp}`;
 }
 
 /** The RateLimit-* headers (IETF httpapi draft fields) for a decision. */
@@ -37,5 +33,24 @@ export function rateLimitHeaders(decision: RateDecision): Record<string, string>
     'ratelimit-remaining': String(decision.remaining),
     'ratelimit-reset': String(decision.resetSeconds),
     'ratelimit-policy': `${decision.limit};w=60`,
+  };
+}
+
+/**
+ * Takes a token for the caller before any face looks at the request: a refusal is a 429 before any
+ * other check, so no upstream is called. Own endpoints (probes, metrics) answered earlier: never limited.
+ */
+export function rateLimitPlugin(limiter: RateLimiter, metrics: GatewayMetrics): GatewayPlugin {
+  return {
+    name: 'rate-limit',
+    phases: {
+      async rateLimit({ res, state }) {
+        const decision = await limiter.take(rateLimitKey(state.get('auth'), state.get('forwarded')));
+        for (const [name, value] of Object.entries(rateLimitHeaders(decision))) res.setHeader(name, value);
+        if (decision.allowed) return undefined;
+        metrics.rateLimited.inc();
+        throw new GatewayError('RATE_LIMITED', `Too many requests: try again in ${decision.retryAfterSeconds} s`, { headers: { 'retry-after': String(decision.retryAfterSeconds) } });
+      },
+    },
   };
 }

@@ -13,7 +13,7 @@ const UNRESERVED = /[A-Za-z0-9\-._~]/;
 const MAX_TARGET_LENGTH = 8192;
 
 function refuse(detail: string): GatewayError {
-  return new GatewayError('BAD_REQUEST', detail);
+  return new GatewayError('BAD_USER_INPUT', detail);
 }
 
 /**

@@ -1,184 +1,129 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { STATUS_CODES } from 'node:http';
 import { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
-import { errors as undiciErrors, type Agent, type Dispatcher } from 'undici';
-import { isBodyTooLarge, limitedBody, payloadTooLarge } from '../body-limit.js';
-import { createUpstreamAgent } from '../upstream/agent.js';
+import { errors as undiciErrors, type Dispatcher } from 'undici';
+import { limitedBody } from '../body-limit.js';
 import { appendVary } from '../cors.js';
-import { GatewayError } from '../errors.js';
-import { secondsSince, type GatewayMetrics, type UpstreamOutcome } from '../observability/metrics.js';
-import { UPSTREAMS, type UpstreamName, type UpstreamUrls } from '../upstreams.js';
+import type { UpstreamCall } from '../upstream/call.js';
+import { MAX_ERROR_BODY_BYTES, type UpstreamClient } from '../upstream/client.js';
+import { upstreamFailure } from '../upstream/failures.js';
+import type { UpstreamName } from '../upstreams.js';
 import { clientResponseHeaders } from './headers.js';
 
-/** How much of an upstream error body is read to find its `detail`; the rest is discarded. */
-const MAX_ERROR_BODY_BYTES = 64 * 1024;
-const MAX_DETAIL_LENGTH = 1000;
+type Controller = Dispatcher.DispatchController;
+type Headers = Parameters<NonNullable<Dispatcher.DispatchHandler['onResponseStart']>>[2];
 
-export interface UpstreamErrorSummary {
-  readonly status: number;
-  readonly detail: string;
-  readonly errors?: unknown[];
-  readonly headers: Record<string, string>;
-}
+/**
+ * Relays an upstream's answer to the client as it arrives: status and headers (less hop-by-hop and
+ * CORS), then the body chunk by chunk with backpressure (the upstream read pauses while the client is
+ * slow). An error status is not relayed: up to 64 KiB of its body are kept for the catalogue's error.
+ * Written straight on undici's handler interface, with no intermediate stream.
+ */
+class RelayHandler implements Dispatcher.DispatchHandler {
+  private controller: Controller | undefined;
+  private clientGone = false;
+  private relaying = false;
+  private errorStatus = 0;
+  private errorHeaders: Headers = {};
+  private readonly errorChunks: Buffer[] = [];
+  private errorBytes = 0;
+  readonly done: Promise<void>;
+  private settle!: (error?: Error) => void;
+  private settled = false;
 
-export interface ForwardRequest {
-  readonly upstream: UpstreamName;
-  readonly method: string;
-  /** Normalised path and raw query: the upstream URL is the configured base plus exactly these. */
-  readonly path: string;
-  readonly query: string;
-  readonly headers: Record<string, string | string[]>;
-}
+  constructor(
+    private readonly client: UpstreamClient,
+    private readonly upstream: UpstreamName,
+    private readonly call: UpstreamCall,
+    private readonly res: ServerResponse,
+  ) {
+    this.done = new Promise((resolve, reject) => {
+      this.settle = (error) => {
+        if (this.settled) return;
+        this.settled = true;
+        this.res.off('close', this.onClientClose);
+        if (error) reject(error);
+        else resolve();
+      };
+    });
+    res.once('close', this.onClientClose);
+  }
 
-export interface ProxyOptions {
-  readonly upstreams: UpstreamUrls;
-  readonly metrics: GatewayMetrics;
-  readonly timeoutMs: number;
-  readonly bodyLimitBytes: number;
-}
+  private readonly onClientClose = () => {
+    if (this.res.writableFinished) return;
+    // The client went away first: the upstream call is cancelled (or will be, as soon as it starts).
+    this.clientGone = true;
+    this.controller?.abort(new undiciErrors.RequestAbortedError('the client went away'));
+  };
 
-async function readCapped(body: Dispatcher.ResponseData['body']): Promise<string> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of body as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > MAX_ERROR_BODY_BYTES) {
-      body.destroy();
-      break;
+  onRequestStart(controller: Controller): void {
+    this.controller = controller;
+    if (this.clientGone) controller.abort(new undiciErrors.RequestAbortedError('the client went away'));
+  }
+
+  onResponseStart(_controller: Controller, statusCode: number, headers: Headers): void {
+    if (statusCode >= 400) {
+      this.errorStatus = statusCode;
+      this.errorHeaders = headers;
+      return;
     }
-    chunks.push(chunk);
+    const { vary, ...relayed } = clientResponseHeaders(headers);
+    if (vary !== undefined) appendVary(this.res, vary);
+    this.relaying = true;
+    this.res.writeHead(statusCode, relayed);
   }
-  return Buffer.concat(chunks).toString('utf8');
-}
 
-/** Only the FastAPI validation fields are kept from an upstream's error list. */
-function validationIssues(list: unknown[]): unknown[] {
-  return list.slice(0, 100).map((item) => {
-    const { loc, msg, type } = (typeof item === 'object' && item !== null ? item : {}) as Record<string, unknown>;
-    return { loc: Array.isArray(loc) ? loc : [], msg: typeof msg === 'string' ? msg : 'Invalid value', type: typeof type === 'string' ? type : 'value_error' };
-  });
-}
-
-/** An upstream 4xx keeps its status and `detail`; a 5xx keeps its status and nothing else. */
-export function summariseUpstreamError(status: number, bodyText: string, title: string, upstreamHeaders: Record<string, string | string[] | undefined>): UpstreamErrorSummary {
-  const headers: Record<string, string> = {};
-  for (const name of ['allow', 'retry-after']) {
-    const value = upstreamHeaders[name];
-    if (typeof value === 'string') headers[name] = value;
-  }
-  if (status >= 500) return { status, detail: `The ${title} service failed to handle the request`, headers };
-  let detail = STATUS_CODES[status] ?? 'Upstream error';
-  let errors: unknown[] | undefined;
-  try {
-    const parsed = JSON.parse(bodyText) as { detail?: unknown };
-    if (typeof parsed.detail === 'string' && parsed.detail !== '') detail = parsed.detail.slice(0, MAX_DETAIL_LENGTH);
-    if (Array.isArray(parsed.detail)) {
-      detail = 'Request validation failed';
-      errors = validationIssues(parsed.detail);
+  onResponseData(controller: Controller, chunk: Buffer): void {
+    if (this.errorStatus !== 0) {
+      this.errorChunks.push(chunk);
+      this.errorBytes += chunk.length;
+      if (this.errorBytes >= MAX_ERROR_BODY_BYTES) {
+        // Enough to find its detail: the rest is never read.
+        this.settleError();
+        controller.abort(new undiciErrors.RequestAbortedError('the error body was read far enough'));
+      }
+      return;
     }
-  } catch {
-    // not JSON: the status's own phrase stands
+    if (!this.res.write(chunk)) {
+      controller.pause();
+      this.res.once('drain', () => controller.resume());
+    }
   }
-  return { status, detail, headers, ...(errors ? { errors } : {}) };
-}
 
-function outcomeOf(error: unknown): UpstreamOutcome {
-  if (error instanceof undiciErrors.HeadersTimeoutError || error instanceof undiciErrors.BodyTimeoutError) return 'timeout';
-  if (error instanceof undiciErrors.RequestAbortedError || isBodyTooLarge(error)) {
-    return 'aborted';
+  private settleError(): void {
+    const text = Buffer.concat(this.errorChunks).toString('utf8');
+    this.settle(this.client.httpFailure(this.upstream, this.call, this.errorStatus, this.errorHeaders, text));
   }
-  return 'unreachable';
-}
 
-function upstreamFailure(error: unknown, title: string, bodyLimitBytes: number): GatewayError | undefined {
-  if (isBodyTooLarge(error)) return payloadTooLarge(bodyLimitBytes);
-  if (error instanceof undiciErrors.RequestAbortedError) return undefined;
-  if (error instanceof undiciErrors.HeadersTimeoutError || error instanceof undiciErrors.BodyTimeoutError) {
-    return new GatewayError('UPSTREAM_TIMEOUT', `The ${title} service did not answer in time`);
+  onResponseEnd(): void {
+    if (this.errorStatus !== 0) {
+      this.settleError();
+      return;
+    }
+    this.res.end();
+    this.settle();
   }
-  if (error instanceof undiciErrors.RequestContentLengthMismatchError) {
-    return new GatewayError('BAD_REQUEST', 'The request body does not match its Content-Length');
+
+  onResponseError(_controller: Controller | undefined, error: Error): void {
+    if (this.settled) return;
+    if (this.relaying || this.clientGone) {
+      // Part of the answer is out (or nobody is listening): nothing more can be said on this response.
+      this.res.destroy();
+      this.settle();
+      return;
+    }
+    this.settle(upstreamFailure(error, this.upstream, this.errorStatus !== 0));
   }
-  return new GatewayError('UPSTREAM_UNAVAILABLE', `The ${title} service is unavailable`);
 }
 
 /**
- * Forwards requests to the upstreams over undici, one keep-alive pool per upstream origin, streaming
- * bodies both ways. Upstream errors come back as summaries for the caller to turn into problems.
+ * Sends the client's request on through the upstream client, its body streamed (and cut off at the
+ * body limit), and relays the answer. An upstream error status is thrown as the catalogue's error;
+ * redirects and every other status below 400 are relayed as they are.
  */
-export class UpstreamProxy {
-  private readonly agent: Agent;
-  /** Each upstream's origin and base path, parsed once: the upstream path is the base path plus the checked path. */
-  private readonly bases: Readonly<Record<UpstreamName, { origin: string; path: string }>>;
-
-  constructor(private readonly options: ProxyOptions) {
-    this.bases = Object.fromEntries(
-      Object.entries(options.upstreams).map(([name, url]) => {
-        const parsed = new URL(url);
-        return [name, { origin: parsed.origin, path: parsed.pathname.replace(/\/$/, '') }];
-      }),
-    ) as Record<UpstreamName, { origin: string; path: string }>;
-    this.agent = createUpstreamAgent();
-  }
-
-  /**
-   * Sends the request on and streams a success straight to `res`. Answers the upstream's error summary
-   * when its status is 400 or more (nothing written to `res` yet), or throws a GatewayError.
-   */
-  async forward(req: IncomingMessage, res: ServerResponse, request: ForwardRequest): Promise<UpstreamErrorSummary | undefined> {
-    const { title } = UPSTREAMS[request.upstream];
-    const base = this.bases[request.upstream];
-    const hasBody = req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0;
-    const abort = new AbortController();
-    const onClientGone = () => {
-      if (!res.writableFinished) abort.abort();
-    };
-    res.once('close', onClientGone);
-
-    let response: Dispatcher.ResponseData;
-    const started = process.hrtime.bigint();
-    try {
-      response = await this.agent.request({
-        origin: base.origin,
-        path: base.path + request.path + (request.query === '' ? '' : `?${request.query}`),
-        method: request.method as Dispatcher.HttpMethod,
-        headers: request.headers,
-        body: hasBody ? Readable.from(limitedBody(req, this.options.bodyLimitBytes), { objectMode: false }) : null,
-        headersTimeout: this.options.timeoutMs,
-        bodyTimeout: this.options.timeoutMs,
-        signal: abort.signal,
-      });
-    } catch (error) {
-      res.off('close', onClientGone);
-      this.options.metrics.observeUpstream(request.upstream, request.method, outcomeOf(error), secondsSince(started));
-      const failure = upstreamFailure(error, title, this.options.bodyLimitBytes);
-      if (failure) throw failure;
-      return undefined;
-    }
-
-    this.options.metrics.observeUpstream(request.upstream, request.method, response.statusCode, secondsSince(started));
-    if (response.statusCode >= 400) {
-      res.off('close', onClientGone);
-      const text = await readCapped(response.body).catch(() => '');
-      return summariseUpstreamError(response.statusCode, text, title, response.headers);
-    }
-
-    const { vary, ...headers } = clientResponseHeaders(response.headers);
-    if (vary !== undefined) appendVary(res, vary);
-    res.writeHead(response.statusCode, headers);
-    try {
-      await pipeline(response.body, res);
-    } catch {
-      // The client went away or the upstream broke off mid-body: nothing more can be said on this response.
-      res.destroy();
-    } finally {
-      res.off('close', onClientGone);
-    }
-    return undefined;
-  }
-
-  async close(): Promise<void> {
-    await this.agent.close();
-  }
+export function forward(client: UpstreamClient, upstream: UpstreamName, req: IncomingMessage, res: ServerResponse, call: Omit<UpstreamCall, 'body'>, bodyLimitBytes: number): Promise<void> {
+  const hasBody = req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0;
+  const sent: UpstreamCall = { ...call, body: hasBody ? Readable.from(limitedBody(req, bodyLimitBytes), { objectMode: false }) : null };
+  const relay = new RelayHandler(client, upstream, sent, res);
+  client.dispatch(upstream, sent, relay);
+  return relay.done;
 }

@@ -1,0 +1,77 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { RequestState } from './state.js';
+
+/** One request and its response, with the state the phases build up. */
+export interface Exchange {
+  readonly req: IncomingMessage;
+  readonly res: ServerResponse;
+  readonly state: RequestState;
+  /** When the request arrived (`process.hrtime.bigint()`). */
+  readonly started: bigint;
+}
+
+/** A phase's answer that the request is done: no later phase runs. */
+export const ANSWERED: unique symbol = Symbol('answered');
+
+export type StepResult = typeof ANSWERED | undefined;
+export type Step = (exchange: Exchange) => StepResult | Promise<StepResult>;
+
+/**
+ * The phases every request goes through, in order. A phase may answer the request itself (a
+ * preflight, a probe, a 429) or throw a GatewayError; the face phase always answers.
+ */
+export const PHASES = ['onRequest', 'cors', 'ownEndpoints', 'route', 'authenticate', 'rateLimit', 'face'] as const;
+
+export type PhaseName = (typeof PHASES)[number];
+
+/**
+ * One concern of the gateway: the steps it runs in the phases it owns, and what it does when the
+ * response is over (sent, failed or abandoned by the client).
+ */
+export interface GatewayPlugin {
+  readonly name: string;
+  readonly phases?: Partial<Record<PhaseName, Step>>;
+  readonly onResponse?: (exchange: Exchange) => void;
+}
+
+export interface Pipeline {
+  /** `phase:plugin` for every step, in the order they run. */
+  readonly steps: readonly string[];
+  run(req: IncomingMessage, res: ServerResponse): Promise<void>;
+}
+
+function isPromise(value: StepResult | Promise<StepResult>): value is Promise<StepResult> {
+  return typeof (value as Promise<StepResult> | undefined)?.then === 'function';
+}
+
+/** Composes the plugins' steps, phase by phase in PHASES order, plugins in the order given. */
+export function createPipeline(plugins: readonly GatewayPlugin[], onError: (exchange: Exchange, error: unknown) => void): Pipeline {
+  const steps = PHASES.flatMap((phase) =>
+    plugins.flatMap((plugin) => {
+      const run = plugin.phases?.[phase];
+      return run ? [{ name: `${phase}:${plugin.name}`, run }] : [];
+    }),
+  );
+  const responders = plugins.flatMap((plugin) => (plugin.onResponse ? [plugin.onResponse] : []));
+
+  return {
+    steps: steps.map((step) => step.name),
+    async run(req, res) {
+      const exchange: Exchange = { req, res, state: new RequestState(), started: process.hrtime.bigint() };
+      if (responders.length > 0) {
+        res.once('close', () => {
+          for (const respond of responders) respond(exchange);
+        });
+      }
+      try {
+        for (const step of steps) {
+          const result = step.run(exchange);
+          if ((isPromise(result) ? await result : result) === ANSWERED) return;
+        }
+        throw new Error('no phase answered the request');
+      } catch (error) {
+        onError(exchange, error);
+      }
+    },
+  };
+}

@@ -1,0 +1,84 @@
+import type { IncomingMessage } from 'node:http';
+import { GatewayError } from './errors.js';
+import { ANSWERED, type Exchange, type GatewayPlugin, type StepResult } from './pipeline/pipeline.js';
+import { normaliseTarget, type RequestTarget } from './rest/path.js';
+import { accessFor, findRoute, type Access, type RouteRule } from './rest/routes.js';
+
+export const GRAPHQL_PATH = '/graphql';
+
+/** Which face answers a request: one of the gateway's own endpoints, GraphQL, or the REST passthrough. */
+export type Route =
+  | { readonly face: 'own'; readonly path: string }
+  | { readonly face: 'graphql' }
+  | {
+      readonly face: 'rest';
+      /** The normalised target, or the 400 for one that cannot be normalised safely. */
+      readonly target: RequestTarget | GatewayError;
+      /** The route-table row the path matched. */
+      readonly rule?: RouteRule;
+      /** Who may call: the row's access, `admin` anywhere under /admin, undefined elsewhere (404). */
+      readonly access?: Access;
+    };
+
+/** The raw path of a request, before any normalisation (for `instance` and own endpoints). */
+export function rawPathOf(req: IncomingMessage): string {
+  const url = req.url ?? '/';
+  const queryStart = url.indexOf('?');
+  return queryStart === -1 ? url : url.slice(0, queryStart);
+}
+
+/** Who may call the face a route leads to; undefined when nobody is authenticated for it. */
+export function accessOf(route: Route): Access | undefined {
+  if (route.face === 'graphql') return 'optional';
+  if (route.face === 'rest') return route.access;
+  return undefined;
+}
+
+function restRoute(req: IncomingMessage): Route {
+  let target: RequestTarget;
+  try {
+    target = normaliseTarget(req.url ?? '');
+  } catch (error) {
+    if (error instanceof GatewayError) return { face: 'rest', target: error };
+    throw error;
+  }
+  const rule = findRoute(target.path);
+  const access = accessFor(target.path, rule);
+  return { face: 'rest', target, ...(rule ? { rule } : {}), ...(access ? { access } : {}) };
+}
+
+/**
+ * Decides the face and, for REST, normalises the target and finds its route-table row. It refuses
+ * nothing itself: refusals (400, 401, 403, 404, 405) are the face's, after rate limiting, in the
+ * contract's order. Without a GraphQL face, /graphql is a path like any other.
+ */
+export function routingPlugin(options: { readonly graphql: boolean }): GatewayPlugin {
+  return {
+    name: 'routing',
+    phases: {
+      route({ req, state }) {
+        state.set('route', options.graphql && rawPathOf(req) === GRAPHQL_PATH ? { face: 'graphql' } : restRoute(req));
+        return undefined;
+      },
+    },
+  };
+}
+
+/** A face answers every request routed to it (or throws the catalogue's error). */
+export type Face = (exchange: Exchange) => Promise<void>;
+
+/** The last phase: the face the route chose answers. */
+export function facesPlugin(faces: { readonly rest: Face; readonly graphql?: Face }): GatewayPlugin {
+  return {
+    name: 'faces',
+    phases: {
+      async face(exchange): Promise<StepResult> {
+        const route = exchange.state.get('route');
+        const face = route.face === 'rest' ? faces.rest : route.face === 'graphql' ? faces.graphql : undefined;
+        if (!face) throw new Error(`no face answers a route of the ${route.face} face`);
+        await face(exchange);
+        return ANSWERED;
+      },
+    },
+  };
+}

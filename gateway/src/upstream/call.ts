@@ -1,0 +1,61 @@
+import type { Readable } from 'node:stream';
+import type { Dispatcher } from 'undici';
+import type { Identity } from '../auth/identity.js';
+import type { Forwarded } from '../forwarded.js';
+import type { Exchange } from '../pipeline/pipeline.js';
+import type { UpstreamOperation } from './operations.js';
+
+/** The client request an upstream call is made for: what the upstream is told about it. */
+export interface Caller {
+  readonly requestId: string;
+  /** The verified caller, when there is one. */
+  readonly identity?: Identity;
+  /** The client's Authorization header, passed on as it came. */
+  readonly authorization?: string;
+  /** Where the client request came from; absent for the gateway's own calls (readiness checks). */
+  readonly forwarded?: Forwarded;
+}
+
+/** One call to an upstream, as a face asks for it. */
+export interface UpstreamCall {
+  readonly method: string;
+  /** Relative to the upstream's base URL: a path the REST route table checked, or one built from an operation. */
+  readonly path: string;
+  /** The raw query string, without "?" ("" or absent for none). */
+  readonly query?: string;
+  /** The face's end-to-end headers; the gateway's own are added by the client. */
+  readonly headers?: Readonly<Record<string, string | string[]>>;
+  readonly body?: string | Buffer | Readable | null;
+  readonly caller: Caller;
+  /** The OpenAPI operation the call is for (GraphQL): the target must fit its path template. */
+  readonly operation?: UpstreamOperation;
+  /** `relay`: a 3xx is an answer like any other (REST); `refuse`: a 3xx is a failure (GraphQL). */
+  readonly redirects?: 'relay' | 'refuse';
+  /** Fail once the body passes this many bytes (for answers read whole); streamed answers have no cap. */
+  readonly responseLimitBytes?: number;
+  /** Replaces UPSTREAM_TIMEOUT_MS for this call (readiness checks use a shorter one). */
+  readonly timeoutMs?: number;
+  /** The whole answer, body included, must arrive within the timeout (for answers read whole). */
+  readonly deadline?: boolean;
+  /** Aborts the call (the client went away). */
+  readonly signal?: AbortSignal;
+}
+
+/** What the interceptors read of a call: carried on undici's dispatch options. */
+export interface DispatchWithCall extends Dispatcher.DispatchOptions {
+  readonly call: UpstreamCall;
+}
+
+export function callOf(options: Dispatcher.DispatchOptions): UpstreamCall {
+  return (options as DispatchWithCall).call;
+}
+
+/** The caller of a client request as the upstream client needs it, the same for both faces. */
+export function callerOf({ req, state }: Exchange, identity: Identity | undefined): Caller {
+  return {
+    requestId: state.get('requestId'),
+    forwarded: state.get('forwarded'),
+    ...(identity ? { identity } : {}),
+    ...(req.headers.authorization !== undefined ? { authorization: req.headers.authorization } : {}),
+  };
+}

@@ -1,0 +1,163 @@
+import { Pool, type Dispatcher } from 'undici';
+import type { Logger } from '../observability/logger.js';
+import type { GatewayMetrics } from '../observability/metrics.js';
+import { UPSTREAM_NAMES, UPSTREAMS, type UpstreamName, type UpstreamUrls } from '../upstreams.js';
+import { CircuitBreaker, CIRCUIT_STATES } from './breaker.js';
+import type { DispatchWithCall, UpstreamCall } from './call.js';
+import type { GatewayError } from '../errors.js';
+import { upstreamFailure, upstreamHttpFailure } from './failures.js';
+import { circuitBreakerInterceptor } from './interceptors/circuit-breaker.js';
+import { forwardingInterceptor } from './interceptors/forwarding.js';
+import { metricsInterceptor } from './interceptors/metrics.js';
+import { pathSafetyInterceptor } from './interceptors/path-safety.js';
+import { redirectsInterceptor } from './interceptors/redirects.js';
+import { responseLimitInterceptor } from './interceptors/response-limit.js';
+import { retryInterceptor } from './interceptors/retry.js';
+import { timeoutInterceptor } from './interceptors/timeout.js';
+
+export interface UpstreamClientOptions {
+  readonly upstreams: UpstreamUrls;
+  readonly timeoutMs: number;
+  readonly breaker: { readonly failureThreshold: number; readonly openMs: number };
+  readonly metrics: GatewayMetrics;
+  readonly logger: Logger;
+}
+
+export type UpstreamResponse = Dispatcher.ResponseData;
+
+/** How much of an upstream's error body is read to find its `detail`; the rest is discarded. */
+export const MAX_ERROR_BODY_BYTES = 64 * 1024;
+
+async function readCapped(body: UpstreamResponse['body'], limit: number): Promise<string> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of body as AsyncIterable<Buffer>) {
+    chunks.push(chunk);
+    size += chunk.length;
+    if (size >= limit) break;
+  }
+  // Leaving the loop early destroys the stream: the rest is never read.
+  return Buffer.concat(chunks).toString('utf8').slice(0, limit);
+}
+
+interface Upstream {
+  readonly dispatcher: Dispatcher;
+  readonly pool: Pool;
+  /** The upstream URL's path, put in front of every call's path. */
+  readonly basePath: string;
+  readonly breaker: CircuitBreaker;
+}
+
+/**
+ * The one way the gateway calls its upstreams, for the REST face, the GraphQL face (as Mesh's fetch)
+ * and readiness checks. One keep-alive pool per upstream, composed with undici interceptors, each one
+ * concern, outermost first: path safety, forwarding headers, circuit breaker, one retry, redirect
+ * policy, response body cap, metrics, timeouts. Failures come out as the catalogue's kinds.
+ */
+export class UpstreamClient {
+  private readonly upstreams: Readonly<Record<UpstreamName, Upstream>>;
+
+  constructor(private readonly options: UpstreamClientOptions) {
+    const entries = UPSTREAM_NAMES.map((name): [UpstreamName, Upstream] => {
+      const url = new URL(options.upstreams[name]);
+      const pool = new Pool(url.origin, {
+        connections: 256,
+        keepAliveTimeout: 30_000,
+        keepAliveMaxTimeout: 60_000,
+        headersTimeout: options.timeoutMs,
+        bodyTimeout: options.timeoutMs,
+        connect: { timeout: Math.min(5000, options.timeoutMs) },
+      });
+      const breaker = new CircuitBreaker({
+        ...options.breaker,
+        onStateChange: (state) => {
+          options.metrics.setCircuitState(name, CIRCUIT_STATES[state]);
+          options.logger[state === 'open' ? 'warn' : 'info']({ upstream: name, circuit: state }, `circuit ${state} for the ${UPSTREAMS[name].title} service`);
+        },
+      });
+      options.metrics.setCircuitState(name, CIRCUIT_STATES.closed);
+      // compose() wraps in order: the first interceptor is nearest the pool, the last is met first.
+      const dispatcher = pool.compose(
+        timeoutInterceptor(options.timeoutMs),
+        metricsInterceptor(options.metrics, name),
+        responseLimitInterceptor(),
+        redirectsInterceptor(),
+        retryInterceptor(),
+        circuitBreakerInterceptor(breaker),
+        forwardingInterceptor(),
+        pathSafetyInterceptor(),
+      );
+      return [name, { dispatcher, pool, basePath: url.pathname.replace(/\/$/, ''), breaker }];
+    });
+    this.upstreams = Object.fromEntries(entries) as Record<UpstreamName, Upstream>;
+  }
+
+  /**
+   * Makes the call and answers the upstream's response whatever its status (headers arrived; the body
+   * streams). Fails with a GatewayError when there is no usable response.
+   */
+  private optionsFor(upstream: UpstreamName, call: UpstreamCall): DispatchWithCall & Dispatcher.RequestOptions {
+    return {
+      call,
+      method: call.method as Dispatcher.HttpMethod,
+      path: this.upstreams[upstream].basePath + call.path + (call.query ? `?${call.query}` : ''),
+      body: call.body ?? null,
+      ...(call.signal ? { signal: call.signal } : {}),
+    };
+  }
+
+  async request(upstream: UpstreamName, call: UpstreamCall): Promise<UpstreamResponse> {
+    try {
+      return await this.upstreams[upstream].dispatcher.request(this.optionsFor(upstream, call));
+    } catch (error) {
+      throw upstreamFailure(error, upstream);
+    }
+  }
+
+  /**
+   * Makes the call with `handler` receiving the answer as it arrives (undici's handler interface), for a
+   * face that relays it as it streams. A call refused before it starts reaches `onResponseError` too.
+   */
+  dispatch(upstream: UpstreamName, call: UpstreamCall, handler: Dispatcher.DispatchHandler): void {
+    try {
+      this.upstreams[upstream].dispatcher.dispatch(this.optionsFor(upstream, call), handler);
+    } catch (error) {
+      handler.onResponseError?.(undefined as unknown as Dispatcher.DispatchController, error as Error);
+    }
+  }
+
+  /**
+   * An upstream's error status and (up to 64 KiB of) its body as the catalogue's error. Upstream text
+   * the client may not see is logged with the request id.
+   */
+  httpFailure(upstream: UpstreamName, call: UpstreamCall, status: number, headers: Record<string, string | string[] | undefined>, text: string): GatewayError {
+    const { error, withheld } = upstreamHttpFailure(upstream, status, text.slice(0, MAX_ERROR_BODY_BYTES), headers);
+    if (withheld !== undefined) {
+      this.options.logger.warn({ requestId: call.caller.requestId, upstream, status, upstreamBody: withheld.slice(0, 2000) }, 'upstream error text withheld from the client');
+    }
+    return error;
+  }
+
+  /** The error of a response read with `request` whose status is 400 or more. */
+  async errorOf(upstream: UpstreamName, call: UpstreamCall, response: UpstreamResponse): Promise<GatewayError> {
+    const text = await readCapped(response.body, MAX_ERROR_BODY_BYTES).catch(() => '');
+    return this.httpFailure(upstream, call, response.statusCode, response.headers, text);
+  }
+
+  /** The body of a response read whole: failures (too large, broken, too slow) as the catalogue's kinds. */
+  async text(upstream: UpstreamName, response: UpstreamResponse): Promise<string> {
+    try {
+      return await response.body.text();
+    } catch (error) {
+      throw upstreamFailure(error, upstream, true);
+    }
+  }
+
+  circuitState(upstream: UpstreamName): string {
+    return this.upstreams[upstream].breaker.current;
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(UPSTREAM_NAMES.map((name) => this.upstreams[name].pool.close()));
+  }
+}

@@ -1,0 +1,31 @@
+import type { Dispatcher } from 'undici';
+import { REQUEST_ID_HEADER } from '../../observability/request-id.js';
+import { callOf, type Caller } from '../call.js';
+
+/**
+ * The headers the gateway itself sets on every upstream call, REST and GraphQL alike: the caller's
+ * Authorization as sent, the identity from its verified token (`X-User-ID`, `X-User-Roles`; none for an
+ * anonymous caller), the request id, and where the request came from (`X-Forwarded-*`).
+ */
+export function gatewayHeaders(caller: Caller): Record<string, string> {
+  const headers: Record<string, string> = { [REQUEST_ID_HEADER]: caller.requestId };
+  if (caller.forwarded) {
+    headers['x-forwarded-for'] = caller.forwarded.forwardedFor;
+    headers['x-forwarded-proto'] = caller.forwarded.proto;
+    headers['x-forwarded-host'] = caller.forwarded.host;
+  }
+  if (caller.authorization !== undefined) headers.authorization = caller.authorization;
+  if (caller.identity) {
+    headers['x-user-id'] = caller.identity.sub;
+    headers['x-user-roles'] = caller.identity.roles.join(',');
+  }
+  return headers;
+}
+
+/** Adds the gateway's own headers to the face's, replacing any of the same name. */
+export function forwardingInterceptor(): Dispatcher.DispatcherComposeInterceptor {
+  return (dispatch) => (options, handler) => {
+    const call = callOf(options);
+    return dispatch({ ...options, headers: { ...call.headers, ...gatewayHeaders(call.caller) } }, handler);
+  };
+}

@@ -1,0 +1,116 @@
+import { readFileSync } from 'node:fs';
+import { parse } from 'yaml';
+import { GatewayError } from '../errors.js';
+import { specPath, UPSTREAM_NAMES, type UpstreamName } from '../upstreams.js';
+
+/** One operation of an upstream's OpenAPI spec: where its calls may go. */
+export interface UpstreamOperation {
+  readonly operationId: string;
+  readonly upstream: UpstreamName;
+  readonly method: string;
+  /** The spec's path template, such as `/play/ondemand/{movieId}`. */
+  readonly template: string;
+  readonly pathParams: readonly string[];
+  readonly queryParams: ReadonlySet<string>;
+}
+
+interface SpecParameter {
+  readonly name?: string;
+  readonly in?: string;
+  readonly $ref?: string;
+}
+
+interface SpecOperation {
+  readonly operationId?: string;
+  readonly parameters?: readonly SpecParameter[];
+}
+
+type SpecPathItem = Record<string, SpecOperation | readonly SpecParameter[] | undefined> & { readonly parameters?: readonly SpecParameter[] };
+
+const METHODS = ['get', 'put', 'post', 'delete', 'options', 'head', 'patch', 'trace'];
+
+/** Every operation of the six specs in schemas/, by operationId (unique across them: Mesh merges them). */
+export function loadOperations(): ReadonlyMap<string, UpstreamOperation> {
+  const operations = new Map<string, UpstreamOperation>();
+  for (const upstream of UPSTREAM_NAMES) {
+    const spec = parse(readFileSync(specPath(upstream), 'utf8')) as { paths?: Record<string, SpecPathItem>; components?: { parameters?: Record<string, SpecParameter> } };
+    // Parameters are often shared: `$ref: '#/components/parameters/Name'`.
+    const resolve = (parameter: SpecParameter) => (parameter.$ref ? (spec.components?.parameters?.[parameter.$ref.replace('#/components/parameters/', '')] ?? {}) : parameter);
+    for (const [template, item] of Object.entries(spec.paths ?? {})) {
+      for (const method of METHODS) {
+        const operation = item[method] as SpecOperation | undefined;
+        if (!operation?.operationId) continue;
+        const parameters = [...(item.parameters ?? []), ...(operation.parameters ?? [])].map(resolve);
+        const named = (place: string) => parameters.filter((parameter) => parameter.in === place && parameter.name).map((parameter) => parameter.name as string);
+        if (operations.has(operation.operationId)) throw new Error(`operationId ${operation.operationId} appears twice in schemas/`);
+        operations.set(operation.operationId, {
+          operationId: operation.operationId,
+          upstream,
+          method: method.toUpperCase(),
+          template,
+          pathParams: named('path'),
+          queryParams: new Set(named('query')),
+        });
+      }
+    }
+  }
+  return operations;
+}
+
+/**
+ * Characters no path argument may hold, whatever the encoding: they split or re-join segments once
+ * some server decodes them ("/", "\", "%", ";" and NUL). The REST face refuses the same in its paths.
+ */
+const STRUCTURAL = /[/\\%;\0]/;
+
+/**
+ * A value placed in a path, percent-encoded as exactly one segment. Values that could not stay one
+ * segment everywhere (dot segments, empty, or holding a structural character) are refused.
+ */
+export function encodePathSegment(value: string, argument: string): string {
+  if (value === '' || value === '.' || value === '..' || STRUCTURAL.test(value)) {
+    throw new GatewayError('BAD_USER_INPUT', `Invalid value for argument "${argument}"`);
+  }
+  return encodeURIComponent(value);
+}
+
+/** A segment as encodePathSegment makes them: pchar only, escapes well-formed, none of a structural character. */
+const SEGMENT = /^(?:[A-Za-z0-9\-._~!$&'()*+,=:@]|%[0-9A-Fa-f]{2})+$/;
+const STRUCTURAL_ESCAPE = /%(?:2f|5c|25|3b|00)/i;
+
+function fitsSegment(segment: string): boolean {
+  return segment !== '.' && segment !== '..' && SEGMENT.test(segment) && !STRUCTURAL_ESCAPE.test(segment);
+}
+
+/**
+ * Whether a target stays within an operation: the path has the template's segments, each parameter
+ * exactly one plain segment, and the query names only the operation's query parameters.
+ */
+export function fitsOperation(operation: UpstreamOperation, path: string, query = ''): boolean {
+  const expected = operation.template.split('/');
+  const actual = path.split('/');
+  if (actual.length !== expected.length) return false;
+  for (let i = 0; i < expected.length; i++) {
+    const literal = expected[i] as string;
+    const segment = actual[i] as string;
+    const isParameter = literal.startsWith('{') && literal.endsWith('}');
+    if (isParameter ? !fitsSegment(segment) : segment !== literal) return false;
+  }
+  if (query === '') return true;
+  return query.split('&').every((pair) => {
+    const name = pair.split('=', 1)[0] ?? '';
+    try {
+      return operation.queryParams.has(decodeURIComponent(name));
+    } catch {
+      return false;
+    }
+  });
+}
+
+let loaded: ReadonlyMap<string, UpstreamOperation> | undefined;
+
+/** The operations of schemas/, read once per process. */
+export function upstreamOperations(): ReadonlyMap<string, UpstreamOperation> {
+  loaded ??= loadOperations();
+  return loaded;
+}
