@@ -10,7 +10,7 @@ import { servedSchema } from '../gateway/src/graphql/handler.js';
 import { permissions } from '../gateway/src/graphql/permissions.js';
 import { createLogger } from '../gateway/src/observability/logger.js';
 import { createGateway } from '../gateway/src/server.js';
-import { UPSTREAM_NAMES, UPSTREAMS } from '../gateway/src/upstreams.js';
+import { upstreamEnvironment } from '../gateway/src/upstreams.js';
 import { startReferenceServices } from '../services/registry.js';
 
 const argument = (name: string, fallback: number) => {
@@ -26,7 +26,7 @@ setTimeout(() => {
 }, 5 * 60_000).unref();
 
 const stack = await startReferenceServices({ anyPorts: true, env: {} });
-const upstreamEnv = Object.fromEntries(UPSTREAM_NAMES.map((name) => [UPSTREAMS[name].envVar, stack.urls[name]]));
+const upstreamEnv = upstreamEnvironment(stack.urls);
 const gateway = await createGateway(loadConfig({ LOG_LEVEL: 'silent', ...upstreamEnv }), createLogger('silent'));
 if (!gateway.graphql) throw new Error('the gateway has no GraphQL face');
 const { mesh } = gateway.graphql;

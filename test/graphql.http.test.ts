@@ -7,7 +7,7 @@ import { graphql, onlyError } from './helpers/graphql.js';
 import { startReferenceServices, type ReferenceServices } from '../services/registry.js';
 import { TEST_SECRET, userToken } from './helpers/tokens.js';
 import { freePortBlock } from './helpers/ports.js';
-import { UPSTREAM_NAMES, UPSTREAMS } from '../gateway/src/upstreams.js';
+import { upstreamEnvironment } from '../gateway/src/upstreams.js';
 
 const INTROSPECTION = '{ __schema { queryType { name } } }';
 
@@ -58,7 +58,7 @@ describe('GraphQL over HTTP', () => {
 
   it('builds the schema in a production process too (Mesh must not look for build artifacts)', async () => {
     const port = await freePortBlock(1);
-    const upstreamEnv = Object.fromEntries(UPSTREAM_NAMES.map((name) => [UPSTREAMS[name].envVar, stack.urls[name]]));
+    const upstreamEnv = upstreamEnvironment(stack.urls);
     const child = spawn(process.execPath, ['--import', 'tsx', 'gateway/src/main.ts'], {
       env: { PATH: process.env.PATH, NODE_ENV: 'production', JWT_SECRET_KEY: TEST_SECRET, PORT: String(port), LOG_LEVEL: 'warn', ...upstreamEnv },
       stdio: 'ignore',

@@ -1,20 +1,8 @@
 import { beforeEach, describe, expect, it } from 'vitest';
 import { useRecordingGateway } from './helpers/fixtures.js';
 import { graphql } from './helpers/graphql.js';
+import { sample } from './helpers/metrics.js';
 import { userToken } from './helpers/tokens.js';
-
-/** The value of one sample of the Prometheus text exposition, labels in any order; undefined when absent. */
-function sample(text: string, name: string, labels: Record<string, string> = {}): number | undefined {
-  for (const line of text.split('\n')) {
-    const match = /^([a-z_:]+)(?:\{(.*)\})? (\S+)$/.exec(line);
-    if (!match || match[1] !== name) continue;
-    const present = Object.fromEntries([...(match[2] ?? '').matchAll(/(\w+)="([^"]*)"/g)].map(([, key, value]) => [key, value]));
-    if (Object.entries(labels).every(([key, value]) => present[key] === value) && Object.keys(present).length === Object.keys(labels).length) {
-      return Number(match[3]);
-    }
-  }
-  return undefined;
-}
 
 describe('GET /metrics', () => {
   const fx = useRecordingGateway({ UPSTREAM_TIMEOUT_MS: '300' });

@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { UPSTREAM_NAMES, UPSTREAMS } from '../gateway/src/upstreams.js';
+import { upstreamEnvironment } from '../gateway/src/upstreams.js';
 import { freePortBlock } from './helpers/ports.js';
 import { startGateway, type RunningGateway } from './helpers/gateway.js';
 import { startRecordingUpstreams, type RecordingUpstreams } from './helpers/recording-upstream.js';
@@ -35,7 +35,7 @@ describe('graceful shutdown', () => {
   it('on SIGTERM, the gateway process finishes the request in flight and exits 0', async () => {
     upstreams.upstreams.ondemand.behaviour = (_req, res) => void setTimeout(() => res.writeHead(200, { 'content-type': 'text/plain' }).end('drained'), 800);
     const port = await freePortBlock(1);
-    const upstreamEnv = Object.fromEntries(UPSTREAM_NAMES.map((name) => [UPSTREAMS[name].envVar, upstreams.urls[name]]));
+    const upstreamEnv = upstreamEnvironment(upstreams.urls);
     const child = spawn(process.execPath, ['--import', 'tsx', 'gateway/src/main.ts'], {
       env: { PATH: process.env.PATH, JWT_SECRET_KEY: TEST_SECRET, PORT: String(port), LOG_LEVEL: 'warn', ...upstreamEnv },
       stdio: 'ignore',

@@ -10,10 +10,12 @@ const request = createTvClient(baseUrl, () => session.token);
 
 session.token = (await request(Login, { username: 'alice', password: 'alice-password' })).login.access_token;
 const home = await request(HomeScreen, { limit: 5 });
-for (const movie of home.movies.items) {
+// Root fields are nullable: a failing service blanks its own row, not the whole screen.
+const movies = home.movies?.items ?? [];
+for (const movie of movies) {
   console.log(`${movie.title} (${movie.year ?? '?'}) ${movie.entitlement.canPlay ? '▶' : '🔒'} ${movie.entitlement.reason ?? ''}`);
 }
-const guide = await request(LiveGuide);
-console.log(`${guide.channels.length} channels; on ${guide.channels[0]?.name}: ${guide.channels[0]?.nowPlaying?.title ?? 'nothing'}`);
-const playback = await request(PlayMovie, { id: home.movies.items[1]?.id ?? 'm2' });
-console.log(`play until ${playback.playMovie.expiresAt}: ${playback.playMovie.url}`);
+const channels = (await request(LiveGuide)).channels ?? [];
+console.log(`${channels.length} channels; on ${channels[0]?.name}: ${channels[0]?.nowPlaying?.title ?? 'nothing'}`);
+const { playMovie } = await request(PlayMovie, { id: movies[1]?.id ?? 'm2' });
+console.log(playMovie ? `play until ${playMovie.expiresAt}: ${playMovie.url}` : 'not playable now');

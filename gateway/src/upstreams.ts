@@ -46,3 +46,8 @@ export function referenceServiceUrls(basePort: number): UpstreamUrls {
 export function specPath(name: UpstreamName): string {
   return fileURLToPath(new URL(`../../schemas/${UPSTREAMS[name].spec}`, import.meta.url));
 }
+
+/** The environment variables that point a gateway (or a service) at these upstream URLs. */
+export function upstreamEnvironment(urls: UpstreamUrls): Record<string, string> {
+  return Object.fromEntries(UPSTREAM_NAMES.map((name) => [UPSTREAMS[name].envVar, urls[name]]));
+}

@@ -1,7 +1,9 @@
+import { Writable } from 'node:stream';
+import { pino } from 'pino';
 import { loadConfig } from '../../gateway/src/config.js';
-import { createLogger } from '../../gateway/src/observability/logger.js';
+import { createLogger, type Logger } from '../../gateway/src/observability/logger.js';
 import { createGateway, type Gateway, type GatewayOptions } from '../../gateway/src/server.js';
-import { UPSTREAM_NAMES, UPSTREAMS, type UpstreamUrls } from '../../gateway/src/upstreams.js';
+import { upstreamEnvironment, type UpstreamUrls } from '../../gateway/src/upstreams.js';
 
 export interface RunningGateway {
   readonly url: string;
@@ -12,12 +14,30 @@ export interface RunningGateway {
 /**
  * The real gateway, in this process, on a free port, in front of the given upstreams. Rate limiting is
  * off unless `env` sets RATE_LIMIT_PER_MINUTE (suites send hundreds of requests from one address), and
- * so are the circuit breakers unless it sets UPSTREAM_BREAKER_FAILURES (suites make upstreams fail on purpose).
+ * so are the circuit breakers unless it sets UPSTREAM_BREAKER_FAILURES (suites make upstreams fail on
+ * purpose). `logger` replaces the silent one.
  */
-export async function startGateway(upstreams: UpstreamUrls, env: NodeJS.ProcessEnv = {}, options: GatewayOptions = {}): Promise<RunningGateway> {
-  const upstreamEnv = Object.fromEntries(UPSTREAM_NAMES.map((name) => [UPSTREAMS[name].envVar, upstreams[name]]));
-  const config = loadConfig({ NODE_ENV: 'test', LOG_LEVEL: 'silent', RATE_LIMIT_PER_MINUTE: '0', UPSTREAM_BREAKER_FAILURES: '0', ...upstreamEnv, ...env });
-  const gateway = await createGateway(config, createLogger(config.logLevel), options);
+export async function startGateway(upstreams: UpstreamUrls, env: NodeJS.ProcessEnv = {}, options: GatewayOptions & { logger?: Logger } = {}): Promise<RunningGateway> {
+  const config = loadConfig({ NODE_ENV: 'test', LOG_LEVEL: 'silent', RATE_LIMIT_PER_MINUTE: '0', UPSTREAM_BREAKER_FAILURES: '0', ...upstreamEnvironment(upstreams), ...env });
+  const gateway = await createGateway(config, options.logger ?? createLogger(config.logLevel), options);
   const url = await gateway.listen(0);
   return { url, gateway, close: () => gateway.close(1000) };
+}
+
+export interface CapturedLog {
+  readonly logger: Logger;
+  /** Every line logged so far, parsed. */
+  readonly lines: Record<string, unknown>[];
+}
+
+/** A real pino logger at `level` whose lines are kept for the test to read. */
+export function captureLog(level = 'info'): CapturedLog {
+  const lines: Record<string, unknown>[] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      for (const line of chunk.toString().split('\n')) if (line !== '') lines.push(JSON.parse(line) as Record<string, unknown>);
+      done();
+    },
+  });
+  return { logger: pino({ level }, sink), lines };
 }

@@ -157,7 +157,7 @@ const INTERNALS = [
   /\b[A-Za-z]:\\/,
   /\\/,
   /\b[\w-]+\.(?:js|mjs|cjs|ts|py|rb|go|java|php|cs|rs|kt|scala|sql)\b/i,
-  /\bat [\w$.<>]+ \(|\bline \d+\b|\btraceback\b|\bstack\b|\bexception\b|\berrno\b/i,
+  /\bat [\w$.<>]+ \(|\bline \d+\b|\btraceback\b|\bstack\b|exception\b|\berrno\b|\b\w*error:\s/i,
   /\bE[A-Z]{3,}\b/,
   /\S+:\S+@\S+/,
   /\b(?:password|passwd|pwd|secret|token|apikey|api_key)\s*[=:]/i,

@@ -1,0 +1,18 @@
+/** The value of one sample of the Prometheus text exposition, labels in any order; undefined when absent. */
+export function sample(text: string, name: string, labels: Record<string, string> = {}): number | undefined {
+  for (const line of text.split('\n')) {
+    const match = /^([a-z_:]+)(?:\{(.*)\})? (\S+)$/.exec(line);
+    if (!match || match[1] !== name) continue;
+    const present = Object.fromEntries([...(match[2] ?? '').matchAll(/(\w+)="([^"]*)"/g)].map(([, key, value]) => [key, value]));
+    if (Object.entries(labels).every(([key, value]) => present[key] === value) && Object.keys(present).length === Object.keys(labels).length) {
+      return Number(match[3]);
+    }
+  }
+  return undefined;
+}
+
+/** Calls to one upstream with one outcome, as `/metrics` counts them (0 when there is no such series yet). */
+export async function upstreamCalls(baseUrl: string, service: string, method: string, status: string): Promise<number> {
+  const text = await (await fetch(`${baseUrl}/metrics`)).text();
+  return sample(text, 'gateway_upstream_requests_total', { service, method, status }) ?? 0;
+}
