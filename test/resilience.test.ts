@@ -5,7 +5,7 @@
 import { createServer as createTcpServer, type Server as TcpServer } from 'node:net';
 import type { ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { Gateway } from '../gateway/src/server.js';
 import type { UpstreamName } from '../gateway/src/upstreams.js';
 import { startGateway, type RunningGateway } from './helpers/gateway.js';
@@ -14,7 +14,9 @@ import { freePortBlock } from './helpers/ports.js';
 import { startRecordingUpstreams, type RecordingUpstream, type RecordingUpstreams } from './helpers/recording-upstream.js';
 import { signToken, TEST_SECRET } from './helpers/tokens.js';
 
-const BREAKER = { JWT_SECRET_KEY: TEST_SECRET, UPSTREAM_BREAKER_FAILURES: '3', UPSTREAM_BREAKER_OPEN_MS: '150' };
+/** Breakers on, time in the test's hands: an open circuit turns half-open only when the test says. */
+const BREAKER = { JWT_SECRET_KEY: TEST_SECRET, UPSTREAM_BREAKER_FAILURES: '3', UPSTREAM_BREAKER_OPEN_MS: '60000' };
+const OPEN_MS = 60_000;
 
 let upstreams: RecordingUpstreams;
 let token: string;
@@ -37,35 +39,23 @@ async function circuitState(gateway: Gateway, service: UpstreamName): Promise<nu
 const failWith500 = (_req: unknown, res: ServerResponse) => void res.writeHead(500, { 'content-type': 'application/json' }).end('{"detail":"boom"}');
 const answerJson = (body: unknown) => (_req: unknown, res: ServerResponse) => void res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(body));
 
-/**
- * Sends requests until one reaches `upstream` as the half-open probe (the others are refused at once
- * while the circuit is open). The upstream holds the probe until `release` is called.
- */
-async function holdProbe(upstream: RecordingUpstream, send: () => Promise<{ statusCode: number }>) {
-  let arrived!: () => void;
-  const reached = new Promise<void>((resolve) => (arrived = resolve));
-  const held: ServerResponse[] = [];
+/** The upstream holds the next request it gets until the test answers it. */
+function holdNext(upstream: RecordingUpstream): { arrived: Promise<void>; answer: (respond: (res: ServerResponse) => void) => void } {
+  let held: ServerResponse | undefined;
+  let arrive!: () => void;
+  const arrived = new Promise<void>((resolve) => (arrive = resolve));
   upstream.behaviour = (_req, res) => {
-    held.push(res);
-    arrived();
+    held = res;
+    arrive();
   };
-  let probe: Promise<{ statusCode: number }> | undefined;
-  await vi.waitFor(
-    async () => {
-      const attempt = send();
-      const first = await Promise.race([attempt.then(() => 'refused' as const), reached.then(() => 'probe' as const)]);
-      if (first !== 'probe') throw new Error('still open');
-      probe = attempt;
-    },
-    { timeout: 20_000, interval: 20 },
-  );
-  return { probe: probe as Promise<{ statusCode: number }>, release: (respond: (res: ServerResponse) => void) => held.forEach(respond) };
+  return { arrived, answer: (respond) => respond(held as ServerResponse) };
 }
 
 describe('the circuit breaker on the REST face', () => {
+  const clock = { now: Date.now() };
   let running: RunningGateway;
   beforeAll(async () => {
-    running = await startGateway(upstreams.urls, BREAKER, { graphql: false });
+    running = await startGateway(upstreams.urls, BREAKER, { graphql: false, now: () => clock.now });
   });
   afterAll(async () => running.close());
 
@@ -79,19 +69,22 @@ describe('the circuit breaker on the REST face', () => {
     expect(livetv.requests).toHaveLength(3);
     expect(await circuitState(running.gateway, 'livetv')).toBe(2);
 
+    clock.now += OPEN_MS / 2;
     const refused = await get();
     expect(refused.statusCode).toBe(503);
-    expect(Number(refused.headers['retry-after'])).toBeGreaterThanOrEqual(1);
+    expect(refused.headers['retry-after']).toBe('30');
     expect(refused.json()).toMatchObject({ code: 'UPSTREAM_UNAVAILABLE', detail: 'The live TV service is unavailable' });
     expect(livetv.requests).toHaveLength(3);
 
     // Half-open: one probe goes through; while it is out, everyone else is still refused.
-    const { probe, release } = await holdProbe(livetv, get);
+    clock.now += OPEN_MS / 2;
+    const held = holdNext(livetv);
+    const probe = get();
+    await held.arrived;
     expect(await circuitState(running.gateway, 'livetv')).toBe(1);
-    const meanwhile = await get();
-    expect(meanwhile.statusCode).toBe(503);
+    expect((await get()).statusCode).toBe(503);
     expect(livetv.requests).toHaveLength(4);
-    release((res) => answerJson([])(undefined, res));
+    held.answer((res) => answerJson([])(undefined, res));
     expect((await probe).statusCode).toBe(200);
     expect(await circuitState(running.gateway, 'livetv')).toBe(0);
 
@@ -106,13 +99,14 @@ describe('the circuit breaker on the REST face', () => {
     ondemand.behaviour = (_req, res) => void res.destroy();
     for (let i = 0; i < 3; i++) expect((await send()).statusCode).toBe(503);
     expect(await circuitState(running.gateway, 'ondemand')).toBe(2);
-    const { probe, release } = await holdProbe(ondemand, send);
-    release((res) => failWith500(undefined, res));
-    expect((await probe).statusCode).toBe(500);
+    clock.now += OPEN_MS;
+    ondemand.behaviour = failWith500;
+    expect((await send()).statusCode).toBe(500);
+    expect(ondemand.requests).toHaveLength(4);
     expect(await circuitState(running.gateway, 'ondemand')).toBe(2);
-    const calls = ondemand.requests.length;
+    clock.now += OPEN_MS - 1;
     expect((await send()).statusCode).toBe(503);
-    expect(ondemand.requests).toHaveLength(calls);
+    expect(ondemand.requests).toHaveLength(4);
   });
 
   it('counts neither 4xx answers nor a client’s mistakes against the upstream', async () => {
@@ -125,9 +119,10 @@ describe('the circuit breaker on the REST face', () => {
 });
 
 describe('the circuit breaker on the GraphQL face', () => {
+  const clock = { now: Date.now() };
   let running: RunningGateway;
   beforeAll(async () => {
-    running = await startGateway(upstreams.urls, BREAKER);
+    running = await startGateway(upstreams.urls, BREAKER, { now: () => clock.now });
   });
   afterAll(async () => running.close());
 
@@ -135,7 +130,7 @@ describe('the circuit breaker on the GraphQL face', () => {
 
   it('is the same breaker as REST’s: REST failures open it, GraphQL is refused without a call, and the probe closes it', async () => {
     const rights = upstreams.upstreams.rights;
-    rights.behaviour = (_req, res) => void setTimeout(() => res.destroy(), 1);
+    rights.behaviour = (_req, res) => void res.destroy();
     for (let i = 0; i < 3; i++) {
       expect((await running.gateway.inject({ url: '/subscriptions/plans', headers: { authorization: `Bearer ${token}` } })).statusCode).toBe(503);
     }
@@ -144,13 +139,16 @@ describe('the circuit breaker on the GraphQL face', () => {
     expect(refused.json()).toMatchObject({ data: { plans: null }, errors: [{ message: 'The rights management service is unavailable', extensions: { code: 'UPSTREAM_UNAVAILABLE' } }] });
     expect(rights.requests).toHaveLength(3);
 
-    const { probe, release } = await holdProbe(rights, plans);
+    clock.now += OPEN_MS;
+    const held = holdNext(rights);
+    const probe = plans();
+    await held.arrived;
     expect(await circuitState(running.gateway, 'rights')).toBe(1);
-    release((res) => answerJson([{ id: 'basic', name: 'Basic' }])(undefined, res));
-    expect((await probe).statusCode).toBe(200);
+    expect((await plans()).json()).toMatchObject({ data: { plans: null }, errors: [{ extensions: { code: 'UPSTREAM_UNAVAILABLE' } }] });
+    held.answer((res) => answerJson([{ id: 'basic', name: 'Basic' }])(undefined, res));
+    expect((await probe).json()).toEqual({ data: { plans: [{ id: 'basic' }] } });
     expect(await circuitState(running.gateway, 'rights')).toBe(0);
-    rights.behaviour = answerJson([{ id: 'basic', name: 'Basic' }]);
-    expect((await plans()).json()).toEqual({ data: { plans: [{ id: 'basic' }] } });
+    expect(rights.requests).toHaveLength(4);
   });
 });
 

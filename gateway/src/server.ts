@@ -40,6 +40,8 @@ export interface GatewayOptions {
   readonly verifier?: VerifierOptions;
   /** Serve /graphql (default). Without it, Mesh and Apollo are never loaded. */
   readonly graphql?: boolean;
+  /** The clock of the circuit breakers (epoch ms), for tests that move time themselves. */
+  readonly now?: () => number;
 }
 
 /** Largest request head accepted; above it the answer is 431. */
@@ -80,7 +82,14 @@ export function errorResponder(logger: Logger): (exchange: Exchange, error: unkn
 export async function createGateway(config: GatewayConfig, logger: Logger, options: GatewayOptions = {}): Promise<Gateway> {
   const verifier = await createTokenVerifier(config.jwt, options.verifier);
   const metrics = new GatewayMetrics();
-  const client = new UpstreamClient({ upstreams: config.upstreams, timeoutMs: config.upstreamTimeoutMs, breaker: config.breaker, metrics, logger });
+  const client = new UpstreamClient({
+    upstreams: config.upstreams,
+    timeoutMs: config.upstreamTimeoutMs,
+    breaker: config.breaker,
+    metrics,
+    logger,
+    ...(options.now ? { now: options.now } : {}),
+  });
   const graphql = options.graphql === false ? undefined : await (await import('./graphql/handler.js')).createGraphQLFace(config, client, logger);
   const limiter = createRateLimiter(config, logger);
 

@@ -21,6 +21,8 @@ export interface UpstreamClientOptions {
   readonly breaker: { readonly failureThreshold: number; readonly openMs: number };
   readonly metrics: GatewayMetrics;
   readonly logger: Logger;
+  /** The breakers' clock (epoch ms): Date.now unless a test moves time itself. */
+  readonly now?: () => number;
 }
 
 export type UpstreamResponse = Dispatcher.ResponseData;
@@ -70,6 +72,7 @@ export class UpstreamClient {
       });
       const breaker = new CircuitBreaker({
         ...options.breaker,
+        ...(options.now ? { now: options.now } : {}),
         onStateChange: (state) => {
           options.metrics.setCircuitState(name, CIRCUIT_STATES[state]);
           options.logger[state === 'open' ? 'warn' : 'info']({ upstream: name, circuit: state }, `circuit ${state} for the ${UPSTREAMS[name].title} service`);
