@@ -27,8 +27,8 @@ const Query: Record<string, Resolver> = {
   me: (_root, _args, context) => callSource(context, 'me', {}, `{ ... on UserManagement_User { ${USER_FIELDS} } }`),
   plans: (_root, _args, context) => callSource(context, 'plans', {}, '{ id name }'),
   search: (_root, args, context) => callSource(context, 'search', given(args), '{ ... on GlobalSearch_SearchResults { items { kind id title } total } }'),
-  playMovie: (_root, { id }, context) => callSource(context, 'playMovie', { movieId: id }, `{ ... on OnDemand_Playback { ${PLAYBACK_FIELDS} } }`),
-  playChannel: (_root, { id }, context) => callSource(context, 'playChannel', { channelId: id }, `{ ... on LiveTv_Playback { ${PLAYBACK_FIELDS} } }`),
+  playMovie: (_root, { id }, context) => callSource(context, 'playMovie', { id }, `{ ... on OnDemand_Playback { ${PLAYBACK_FIELDS} } }`),
+  playChannel: (_root, { id }, context) => callSource(context, 'playChannel', { id }, `{ ... on LiveTv_Playback { ${PLAYBACK_FIELDS} } }`),
   adminUsers: (_root, args, context) => callSource(context, 'adminUsers', given(args), `{ ... on UserManagement_User { ${USER_FIELDS} } }`),
 };
 

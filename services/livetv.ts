@@ -48,7 +48,7 @@ export function livetvService(env: ServiceEnvironment): ServiceDefinition {
 
       async playChannel({ headers, params }) {
         const caller = requireCaller(headers);
-        const channel = channelOrNotFound(params.channelId as string);
+        const channel = channelOrNotFound(params.id as string);
         await requireEntitlement(env, headers, `channel:${channel.id}`, 'channel');
         return { body: signedPlaybackUrl(`live/${channel.id}`, caller.id, env.playbackSigningKey) };
       },

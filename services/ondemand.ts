@@ -40,7 +40,7 @@ export function ondemandService(env: ServiceEnvironment): ServiceDefinition {
 
       async playMovie({ headers, params }) {
         const caller = requireCaller(headers);
-        const movie = movieOrNotFound(params.movieId as string);
+        const movie = movieOrNotFound(params.id as string);
         await requireEntitlement(env, headers, `movie:${movie.id}`, 'movie');
         return { body: signedPlaybackUrl(`vod/${movie.id}`, caller.id, env.playbackSigningKey) };
       },

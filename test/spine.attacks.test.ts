@@ -35,7 +35,7 @@ describe('a GraphQL argument never steers an upstream path', () => {
     ['a\\b', '/play/ondemand/a\\b', 400],
   ])('playMovie(id: %j) is BAD_USER_INPUT with no upstream call; REST refuses its twin', async (id, restTarget, restStatus) => {
     const answer = await graphql(fx.gateway.url, 'query ($id: ID!) { playMovie(id: $id) { url } }', { token: bob, variables: { id } });
-    expect(onlyError(answer)).toEqual({ code: 'BAD_USER_INPUT', message: 'Invalid value for argument "movieId"', path: ['playMovie'] });
+    expect(onlyError(answer)).toEqual({ code: 'BAD_USER_INPUT', message: 'Invalid value for argument "id"', path: ['playMovie'] });
     if (restTarget) expect((await rawGet(fx.gateway.url, restTarget, { authorization: `Bearer ${bob}` })).status).toBe(restStatus);
     expect(fx.upstreams.all()).toEqual([]);
   });

@@ -25,7 +25,7 @@ const operation = (id: string) => {
 
 describe('the operations of schemas/', () => {
   it('are read with their templates and parameters, shared ($ref) ones included', () => {
-    expect(operation('playMovie')).toMatchObject({ upstream: 'ondemand', method: 'GET', template: '/play/ondemand/{movieId}', pathParams: ['movieId'] });
+    expect(operation('playMovie')).toMatchObject({ upstream: 'ondemand', method: 'GET', template: '/play/ondemand/{id}', pathParams: ['id'] });
     expect([...operation('channelsByIds').queryParams]).toEqual(['ids']);
     expect([...operation('adminUsers').queryParams].sort()).toEqual(['limit', 'offset']);
     expect(operation('adminSetUserRoles')).toMatchObject({ method: 'PUT', template: '/admin/users/{id}/roles', pathParams: ['id'] });
@@ -44,7 +44,7 @@ describe('path arguments', () => {
   });
 
   it.each(['', '.', '..', '../../admin/ondemand/movies/m1', 'm2/../m1', 'm1%2Fx', 'a\\b', 'a;b', 'a\0b'])('%j is refused as BAD_USER_INPUT naming the argument', (value) => {
-    expect(() => encodePathSegment(value, 'movieId')).toThrow(expect.objectContaining({ code: 'BAD_USER_INPUT', detail: 'Invalid value for argument "movieId"' }));
+    expect(() => encodePathSegment(value, 'id')).toThrow(expect.objectContaining({ code: 'BAD_USER_INPUT', detail: 'Invalid value for argument "id"' }));
   });
 
   it('fits an operation only when each parameter is one plain segment and the query names only its parameters', () => {

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
-import { inject, type InjectOptions, type Response as InjectResponse } from 'light-my-request';
+import type { InjectOptions, Response as InjectResponse } from 'light-my-request';
 import { authenticationPlugin } from './auth/authenticate.js';
 import { createTokenVerifier, type TokenVerifier, type VerifierOptions } from './auth/verifier.js';
 import type { GatewayConfig } from './config.js';
@@ -137,7 +137,8 @@ export async function createGateway(config: GatewayConfig, logger: Logger, optio
         });
       });
     },
-    inject: (injectOptions) => inject(dispatch, injectOptions),
+    // Loaded on first use: serving never needs it.
+    inject: async (injectOptions) => (await import('light-my-request')).inject(dispatch, injectOptions),
     close(graceMs = 10_000) {
       return new Promise((resolve) => {
         const force = setTimeout(() => server.closeAllConnections(), graceMs);

@@ -18,6 +18,7 @@ import type { Exchange } from '../pipeline/pipeline.js';
 import type { Face } from '../routing.js';
 import { callerOf } from '../upstream/call.js';
 import type { UpstreamClient } from '../upstream/client.js';
+import { upstreamOperations } from '../upstream/operations.js';
 import { createErrorFormatter } from './errors.js';
 import { loadMesh } from './mesh.js';
 import { createMeshFetch } from './mesh-fetch.js';
@@ -95,7 +96,7 @@ export interface GraphQLFace {
  * upstream call goes through the upstream client, as Mesh's fetch.
  */
 export async function createGraphQLFace(config: GatewayConfig, client: UpstreamClient, logger: Logger): Promise<GraphQLFace> {
-  const mesh = await loadMesh(config.upstreams, createMeshFetch(client, config.upstreams, config.upstreamResponseLimitBytes), logger);
+  const mesh = await loadMesh(config.upstreams, createMeshFetch(client, config.upstreams, upstreamOperations(), config.upstreamResponseLimitBytes), logger);
   const schema = applyMiddleware(servedSchema(mesh.schema), permissions);
   const armor = ARMOR.protect();
 

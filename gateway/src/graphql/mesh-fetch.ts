@@ -3,7 +3,7 @@ import { internalError } from '../errors.js';
 import type { UpstreamCall } from '../upstream/call.js';
 import type { UpstreamClient } from '../upstream/client.js';
 import { InvalidResponseBodyError, upstreamFailure } from '../upstream/failures.js';
-import { upstreamOperations } from '../upstream/operations.js';
+import type { UpstreamOperation } from '../upstream/operations.js';
 import type { UpstreamUrls } from '../upstreams.js';
 
 /** What Mesh's OpenAPI handler calls for every upstream request: fetch's shape, plus its context and field. */
@@ -19,9 +19,9 @@ const MESH_HEADERS = ['accept', 'content-type'];
  * answer is read whole, within UPSTREAM_RESPONSE_LIMIT_BYTES and the timeout, never a redirect, and
  * must be JSON: Mesh gets a Response it can only parse, or the catalogue's error.
  */
-export function createMeshFetch(client: UpstreamClient, upstreams: UpstreamUrls, responseLimitBytes: number): MeshFetch {
+export function createMeshFetch(client: UpstreamClient, upstreams: UpstreamUrls, operations: ReadonlyMap<string, UpstreamOperation>, responseLimitBytes: number): MeshFetch {
   return async (url, init, context, info) => {
-    const operation = upstreamOperations().get(info.fieldName);
+    const operation = operations.get(info.fieldName);
     const base = operation && upstreams[operation.upstream];
     if (!operation || !base || !url.startsWith(`${base}/`)) throw internalError(new Error(`Mesh called ${info.fieldName} at an unexpected URL`));
     const target = url.slice(base.length);
