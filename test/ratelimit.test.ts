@@ -45,6 +45,7 @@ describe('rate limiting in one gateway', () => {
 
     const graphQLRefused = await graphql(fx.gateway.url, '{ plans { id } }', { token });
     expect(graphQLRefused.status).toBe(429);
+    expect(graphQLRefused.errors?.[0]?.extensions).toMatchObject({ code: 'RATE_LIMITED', requestId: expect.any(String) });
     expect(fx.upstreams.all()).toHaveLength(3);
   });
 
