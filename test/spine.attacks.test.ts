@@ -164,6 +164,31 @@ describe('an upstream answer that breaks is read as the failure it is', () => {
     expect(onlyError(await graphql(fx.gateway.url, '{ plans { id } }')).code).toBe('UPSTREAM_TIMEOUT');
   });
 
+  it('on REST, a body that breaks off or stalls after the headers cuts the client’s response short, counted as such', async () => {
+    const read = async (path: string) => {
+      const response = await fetch(`${fx.gateway.url}${path}`, { headers: { authorization: `Bearer ${bob}` } });
+      expect(response.status).toBe(200);
+      return response.text().then(
+        () => 'complete',
+        () => 'cut short',
+      );
+    };
+    const counted = async () => [await upstreamCalls(fx.gateway.url, 'rights', 'GET', 'truncated'), await upstreamCalls(fx.gateway.url, 'rights', 'GET', 'timeout')];
+    const [truncated = 0, timedOut = 0] = await counted();
+    fx.upstreams.upstreams.rights.behaviour = (_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': '1000' });
+      res.write('[{"id":"basic"', () => res.socket?.end());
+    };
+    expect(await read('/subscriptions/plans')).toBe('cut short');
+    expect(await counted()).toEqual([truncated + 1, timedOut]);
+    fx.upstreams.upstreams.rights.behaviour = (_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': '1000' });
+      res.write('[{"id":"basic",');
+    };
+    expect(await read('/subscriptions/plans')).toBe('cut short');
+    expect(await counted()).toEqual([truncated + 1, timedOut + 1]);
+  });
+
   it('invalid JSON: UPSTREAM_UNAVAILABLE, never the body', async () => {
     fx.upstreams.upstreams.rights.behaviour = (_req, res) => void res.writeHead(200, { 'content-type': 'application/json' }).end('{"dsn": "postgres://db01.internal/x", ');
     const answer = await graphql(fx.gateway.url, '{ plans { id } }');
