@@ -47,7 +47,6 @@ interface Upstream {
   readonly pool: Pool;
   /** The upstream URL's path, put in front of every call's path. */
   readonly basePath: string;
-  readonly breaker: CircuitBreaker;
 }
 
 /**
@@ -90,7 +89,7 @@ export class UpstreamClient {
         forwardingInterceptor(),
         pathSafetyInterceptor(),
       );
-      return [name, { dispatcher, pool, basePath: url.pathname.replace(/\/$/, ''), breaker }];
+      return [name, { dispatcher, pool, basePath: url.pathname.replace(/\/$/, '') }];
     });
     this.upstreams = Object.fromEntries(entries) as Record<UpstreamName, Upstream>;
   }
@@ -154,10 +153,6 @@ export class UpstreamClient {
     } catch (error) {
       throw upstreamFailure(error, upstream, true);
     }
-  }
-
-  circuitState(upstream: UpstreamName): string {
-    return this.upstreams[upstream].breaker.current;
   }
 
   async close(): Promise<void> {
