@@ -2,12 +2,12 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['node_modules/', '.mesh/', 'coverage/'] },
+  { ignores: ['node_modules/', '.mesh/', 'coverage/', 'dist/'] },
   js.configs.recommended,
   ...tseslint.configs.strict,
   {
     languageOptions: {
-      parserOptions: { projectService: { allowDefaultProject: ['*.js', 'test/fixtures/*.mjs'] }, tsconfigRootDir: import.meta.dirname },
+      parserOptions: { projectService: { allowDefaultProject: ['*.js', 'scripts/*.mjs', 'test/fixtures/*.mjs'] }, tsconfigRootDir: import.meta.dirname },
     },
     rules: {
       '@typescript-eslint/no-floating-promises': 'error',
@@ -18,5 +18,10 @@ export default tseslint.config(
       eqeqeq: ['error', 'always'],
       'no-console': 'off',
     },
+  },
+  // Plain-JavaScript scripts (the build, test loader hooks) run on Node: its globals exist there.
+  {
+    files: ['**/*.mjs'],
+    languageOptions: { globals: { console: 'readonly', fetch: 'readonly', performance: 'readonly', process: 'readonly', URL: 'readonly' } },
   },
 );

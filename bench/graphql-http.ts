@@ -17,8 +17,8 @@ stopAfter((seconds * 6 + 90) * 1000);
 const base = await freePortBlock(7);
 const env: NodeJS.ProcessEnv = { SERVICES_BASE_PORT: String(base), PORT: String(base + 6), NODE_ENV: 'production', LOG_LEVEL: 'warn', RATE_LIMIT_PER_MINUTE: '0', JWT_SECRET_KEY: 'bench-secret-that-is-long-enough-for-hs256-keys' };
 const gatewayUrl = `http://127.0.0.1:${base + 6}`;
-await Promise.all(UPSTREAM_NAMES.map((name) => startProcess('services/main.ts', [name], env, `http://127.0.0.1:${base + UPSTREAMS[name].portOffset}/health`)));
-await startProcess('gateway/src/main.ts', [], env, `${gatewayUrl}/health`);
+await Promise.all(UPSTREAM_NAMES.map((name) => startProcess('services/main', [name], env, `http://127.0.0.1:${base + UPSTREAMS[name].portOffset}/health`)));
+await startProcess('gateway/src/main', [], env, `${gatewayUrl}/health`);
 
 const post = (query: string, token?: string) => ({
   method: 'POST' as const,

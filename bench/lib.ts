@@ -1,5 +1,6 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import autocannon from 'autocannon';
+import { recentOutput, waitUntilReady } from '../scripts/lib/readiness.js';
 
 const started: ChildProcess[] = [];
 
@@ -31,26 +32,18 @@ export interface Measurement {
   readonly non2xx: number;
 }
 
-/** Runs a module in its own process (as it runs in production) and waits for it to say it is ready. */
-export function startProcess(entry: string, args: string[], env: NodeJS.ProcessEnv, readyUrl?: string): Promise<ChildProcess> {
-  const child = fork(entry, args, { execArgv: ['--import', 'tsx'], env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
+/**
+ * Runs a module in its own process and waits until `readyUrl` answers (or the process exits). A module
+ * of the product runs from the build, as in production (`gateway/src/main` is dist/gateway/src/main.js);
+ * a benchmark's own helper (`bench/….ts`) runs through tsx.
+ */
+export async function startProcess(entry: string, args: string[], env: NodeJS.ProcessEnv, readyUrl: string): Promise<ChildProcess> {
+  const fromSource = entry.endsWith('.ts');
+  const child = fork(fromSource ? entry : `dist/${entry}.js`, args, { execArgv: fromSource ? ['--import', 'tsx'] : [], env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
   started.push(child);
-  return new Promise((resolve, reject) => {
-    child.once('exit', (code) => reject(new Error(`${entry} exited with ${code}`)));
-    if (!readyUrl) {
-      child.once('message', () => resolve(child));
-      return;
-    }
-    const poll = async () => {
-      try {
-        if ((await fetch(readyUrl)).ok) return resolve(child);
-      } catch {
-        // not yet listening
-      }
-      setTimeout(() => void poll(), 100);
-    };
-    void poll();
-  });
+  child.stderr?.pipe(process.stderr);
+  await waitUntilReady({ label: entry, url: readyUrl, child, output: recentOutput(child) });
+  return child;
 }
 
 export interface RequestShape {

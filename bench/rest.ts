@@ -25,14 +25,14 @@ const gatewayUrl = `http://127.0.0.1:${base + 1}`;
 const limitedUrl = `http://127.0.0.1:${base + 2}`;
 const sharedUrl = `http://127.0.0.1:${base + 3}`;
 
-await startProcess('bench/upstream-stub.ts', [String(upstreamPort)], {});
+await startProcess('bench/upstream-stub.ts', [String(upstreamPort)], {}, upstreamUrl);
 const gatewayEnv: NodeJS.ProcessEnv = { PORT: String(base + 1), JWT_SECRET_KEY: secret, LOG_LEVEL: 'warn', NODE_ENV: 'production', RATE_LIMIT_PER_MINUTE: '0' };
 for (const name of UPSTREAM_NAMES) gatewayEnv[UPSTREAMS[name].envVar] = upstreamUrl;
-await startProcess('gateway/src/main.ts', [], gatewayEnv, `${gatewayUrl}/health`);
+await startProcess('gateway/src/main', [], gatewayEnv, `${gatewayUrl}/health`);
 // The same gateway with a limit no run reaches: what the limiter costs, in memory and through Redis.
 const redis = await startRedis();
-await startProcess('gateway/src/main.ts', [], { ...gatewayEnv, PORT: String(base + 2), RATE_LIMIT_PER_MINUTE: '10000000' }, `${limitedUrl}/health`);
-await startProcess('gateway/src/main.ts', [], { ...gatewayEnv, PORT: String(base + 3), RATE_LIMIT_PER_MINUTE: '10000000', REDIS_URL: redis.url }, `${sharedUrl}/health`);
+await startProcess('gateway/src/main', [], { ...gatewayEnv, PORT: String(base + 2), RATE_LIMIT_PER_MINUTE: '10000000' }, `${limitedUrl}/health`);
+await startProcess('gateway/src/main', [], { ...gatewayEnv, PORT: String(base + 3), RATE_LIMIT_PER_MINUTE: '10000000', REDIS_URL: redis.url }, `${sharedUrl}/health`);
 
 const token = await new SignJWT({ roles: ['user'] }).setProtectedHeader({ alg: 'HS256' }).setSubject('1').setExpirationTime('2h').sign(new TextEncoder().encode(secret));
 const auth = { authorization: `Bearer ${token}` };

@@ -7,5 +7,5 @@ const server = createServer((req, res) => {
   res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) }).end(body);
 });
 server.keepAliveTimeout = 65_000;
-server.listen(Number(process.argv[2]), '127.0.0.1', () => process.send?.('ready'));
+server.listen(Number(process.argv[2]), '127.0.0.1');
 process.on('disconnect', () => process.exit(0));

@@ -1,30 +1,46 @@
 /**
  * `npm start`: the six reference services and the gateway, each in its own process, on loopback.
  * `npm run start:services`: the services alone. Ctrl-C or SIGTERM stops every process, then exits 0.
+ *
+ * Each process is waited for until it serves or exits: a slow machine only makes the start slower. A
+ * process that exits early fails the launch with what it printed; START_TIMEOUT_MS (default 120 s)
+ * bounds the whole start and names whoever was still starting.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
+import { CODE_EXTENSION, CODE_ROOT } from '../gateway/src/paths.js';
+import { UPSTREAM_NAMES, UPSTREAMS } from '../gateway/src/upstreams.js';
 import { DEMO_USERS } from '../services/data/catalog.js';
 import { serviceEnvironment } from '../services/lib/environment.js';
-import { UPSTREAM_NAMES, UPSTREAMS } from '../gateway/src/upstreams.js';
+import { NotReadyError, recentOutput, waitUntilReady } from './lib/readiness.js';
 
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const STARTUP_TIMEOUT_MS = 30_000;
 const STOP_TIMEOUT_MS = 10_000;
+
+function startTimeoutMs(raw: string | undefined): number {
+  if (raw === undefined || raw === '') return 120_000;
+  if (!/^\d+$/.test(raw) || Number(raw) < 1) {
+    process.stderr.write(`START_TIMEOUT_MS must be a whole number of milliseconds (got ${JSON.stringify(raw.slice(0, 40))})\n`);
+    process.exit(1);
+  }
+  return Number(raw);
+}
 
 const servicesOnly = process.argv.includes('--services-only');
 const env: NodeJS.ProcessEnv = { ...process.env, NODE_ENV: process.env.NODE_ENV ?? 'development', HOST: process.env.HOST ?? '127.0.0.1' };
 const serviceEnv = serviceEnvironment(env);
 const gatewayUrl = `http://${env.HOST === '0.0.0.0' ? '127.0.0.1' : env.HOST}:${env.PORT ?? '4000'}`;
+const timeoutMs = startTimeoutMs(env.START_TIMEOUT_MS);
 
 interface Managed {
   readonly label: string;
+  readonly url: string;
   readonly child: ChildProcess;
+  readonly output: () => string;
   readonly exited: Promise<number | null>;
 }
 
 const managed: Managed[] = [];
+const ready = new Set<string>();
 let stopping = false;
 
 function prefixLines(stream: NodeJS.ReadableStream | null, label: string, sink: NodeJS.WritableStream): void {
@@ -32,39 +48,19 @@ function prefixLines(stream: NodeJS.ReadableStream | null, label: string, sink: 
   createInterface({ input: stream }).on('line', (line) => sink.write(`${label.padEnd(9)}| ${line}\n`));
 }
 
-function launch(label: string, entry: string, args: string[] = []): Managed {
-  const child = spawn(process.execPath, ['--import', 'tsx', entry, ...args], {
-    cwd: ROOT,
+/** Runs a module of this code base in its own process, the way this launcher runs (the build, or tsx). */
+function launch(label: string, module: string, url: string, args: string[] = []): Managed {
+  const child = spawn(process.execPath, [...process.execArgv, `${CODE_ROOT}${module}${CODE_EXTENSION}`, ...args], {
     env,
     stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
   });
+  const output = recentOutput(child);
   prefixLines(child.stdout, label, process.stdout);
   prefixLines(child.stderr, label, process.stderr);
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  const process_ = { label, child, exited };
-  void exited.then((code) => {
-    if (!stopping) {
-      process.stderr.write(`${label} exited unexpectedly (code ${code ?? 'signal'}); stopping everything\n`);
-      void stopAll(1);
-    }
-  });
+  const process_ = { label, url, child, output, exited };
   managed.push(process_);
   return process_;
-}
-
-async function waitForHealth(label: string, url: string): Promise<void> {
-  const deadline = Date.now() + STARTUP_TIMEOUT_MS;
-  while (Date.now() < deadline) {
-    if (stopping) return;
-    try {
-      const response = await fetch(`${url}/health`);
-      if (response.ok) return;
-    } catch {
-      // not listening yet
-    }
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  throw new Error(`${label} did not answer ${url}/health within ${STARTUP_TIMEOUT_MS / 1000} s`);
 }
 
 async function stopAll(exitCode: number): Promise<void> {
@@ -83,17 +79,28 @@ process.on('SIGINT', () => void stopAll(0));
 process.on('SIGTERM', () => void stopAll(0));
 
 async function main(): Promise<void> {
-  const started = Date.now();
-  for (const name of UPSTREAM_NAMES) launch(name, 'services/main.ts', [name]);
+  const started = performance.now();
+  for (const name of UPSTREAM_NAMES) launch(name, 'services/main', serviceEnv.urls[name], [name]);
   // The gateway needs no upstream to start (readiness tells when they answer), so all start at once.
-  if (!servicesOnly) launch('gateway', 'gateway/src/main.ts');
-  await Promise.all([
-    ...UPSTREAM_NAMES.map((name) => waitForHealth(name, serviceEnv.urls[name])),
-    ...(servicesOnly ? [] : [waitForHealth('gateway', gatewayUrl)]),
-  ]);
-  if (stopping) return;
+  if (!servicesOnly) launch('gateway', 'gateway/src/main', gatewayUrl);
+  const limit = AbortSignal.timeout(timeoutMs);
+  const times = await Promise.all(
+    managed.map(async (process_) => {
+      const ms = await waitUntilReady({ label: process_.label, url: `${process_.url}/health`, child: process_.child, output: process_.output, signal: limit });
+      ready.add(process_.label);
+      return `${process_.label} ready in ${(ms / 1000).toFixed(1)} s`;
+    }),
+  );
+  // A process that dies after it was ready stops the whole stack: nothing runs half started.
+  for (const { label, exited } of managed) {
+    void exited.then((code) => {
+      if (stopping) return;
+      process.stderr.write(`${label} exited unexpectedly (code ${code ?? 'signal'}); stopping everything\n`);
+      void stopAll(1);
+    });
+  }
 
-  const lines = ['', `Ready in ${((Date.now() - started) / 1000).toFixed(1)} s.`];
+  const lines = ['', ...times.map((line) => `  ${line}`), `Ready in ${((performance.now() - started) / 1000).toFixed(1)} s.`];
   if (!servicesOnly) {
     lines.push(`  Gateway     ${gatewayUrl}   (REST routes, GET /health, GET /ready)`);
     lines.push(`  GraphQL     ${gatewayUrl}/graphql   (Apollo Sandbox in a browser)`);
@@ -108,6 +115,13 @@ async function main(): Promise<void> {
 }
 
 main().catch((error: unknown) => {
-  process.stderr.write(`${error instanceof Error ? error.message : String(error)}\n`);
+  if (stopping) return;
+  if (error instanceof NotReadyError && error.exitCode === undefined) {
+    const starting = managed.filter(({ label }) => !ready.has(label));
+    process.stderr.write(`start failed: still starting after ${timeoutMs / 1000} s (START_TIMEOUT_MS): ${starting.map(({ label }) => label).join(', ')}\n`);
+    for (const { label, output } of starting) process.stderr.write(`--- ${label} printed:\n${output() || '(nothing)'}\n`);
+  } else {
+    process.stderr.write(`start failed: ${error instanceof Error ? error.message : String(error)}\n`);
+  }
   void stopAll(1);
 });

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLocalJWKSet, decodeJwt, decodeProtectedHeader, jwtVerify } from 'jose';
 import { UPSTREAM_NAMES, type UpstreamName } from '../gateway/src/upstreams.js';
-import { DEVELOPMENT_JWT_SECRET } from '../gateway/src/config.js';
+import { DEVELOPMENT_JWT_SECRET } from '../gateway/src/development.js';
 import { serviceEnvironment } from '../services/lib/environment.js';
 import { startReferenceServices, startService, type ReferenceServices } from '../services/registry.js';
 import { SpecCheckedClient } from './helpers/openapi.js';

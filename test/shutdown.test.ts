@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { upstreamEnvironment } from '../gateway/src/upstreams.js';
+import { recentOutput, waitUntilReady } from '../scripts/lib/readiness.js';
 import { freePortBlock } from './helpers/ports.js';
 import { startGateway, type RunningGateway } from './helpers/gateway.js';
 import { startRecordingUpstreams, type RecordingUpstreams } from './helpers/recording-upstream.js';
@@ -35,17 +36,13 @@ describe('graceful shutdown', () => {
   it('on SIGTERM, the gateway process finishes the request in flight and exits 0', async () => {
     upstreams.upstreams.ondemand.behaviour = (_req, res) => void setTimeout(() => res.writeHead(200, { 'content-type': 'text/plain' }).end('drained'), 800);
     const port = await freePortBlock(1);
-    const upstreamEnv = upstreamEnvironment(upstreams.urls);
-    const child = spawn(process.execPath, ['--import', 'tsx', 'gateway/src/main.ts'], {
-      env: { PATH: process.env.PATH, JWT_SECRET_KEY: TEST_SECRET, PORT: String(port), LOG_LEVEL: 'warn', ...upstreamEnv },
-      stdio: 'ignore',
+    const child = spawn(process.execPath, ['dist/gateway/src/main.js'], {
+      env: { PATH: process.env.PATH, JWT_SECRET_KEY: TEST_SECRET, PORT: String(port), LOG_LEVEL: 'warn', ...upstreamEnvironment(upstreams.urls) },
+      stdio: ['ignore', 'pipe', 'pipe'],
     });
     const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
     const url = `http://127.0.0.1:${port}`;
-    for (let attempt = 0; attempt < 150; attempt++) {
-      if (await fetch(`${url}/health`).then((response) => response.ok, () => false)) break;
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
+    await waitUntilReady({ label: 'gateway', url: `${url}/health`, child, output: recentOutput(child) });
     const inFlight = fetch(`${url}/ondemand/slow`, { headers: { authorization: `Bearer ${await userToken()}`, connection: 'close' } });
     await new Promise((resolve) => setTimeout(resolve, 200));
     child.kill('SIGTERM');

@@ -1,8 +1,7 @@
 import { z } from 'zod';
+import { DEVELOPMENT_JWT_SECRET } from './development.js';
 import { DEFAULT_SERVICES_BASE_PORT, UPSTREAM_NAMES, UPSTREAMS, referenceServiceUrls, type UpstreamUrls } from './upstreams.js';
 
-/** Used when no key is configured outside production, and by the reference services' defaults. */
-export const DEVELOPMENT_JWT_SECRET = 'development-only-jwt-secret-do-not-use-in-production';
 
 const HMAC_ALGORITHMS = ['HS256', 'HS384', 'HS512'] as const;
 const ASYMMETRIC_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'] as const;

@@ -1,6 +1,5 @@
+// Only the configuration is imported up front: a bad variable is reported before anything heavy loads.
 import { ConfigError, loadConfig, type GatewayConfig } from './config.js';
-import { createLogger } from './observability/logger.js';
-import { createGateway } from './server.js';
 
 function configOrExit(): GatewayConfig {
   try {
@@ -13,6 +12,7 @@ function configOrExit(): GatewayConfig {
 }
 
 const config = configOrExit();
+const [{ createLogger }, { createGateway }] = await Promise.all([import('./observability/logger.js'), import('./server.js')]);
 const logger = createLogger(config.logLevel);
 if (config.jwt.usesDevelopmentSecret) logger.warn('JWT_SECRET_KEY is not set: using the development-only key');
 
@@ -24,6 +24,8 @@ try {
   process.stderr.write(`gateway: cannot listen on ${config.host}:${config.port}: ${error instanceof Error ? error.message : String(error)}\n`);
   process.exit(1);
 }
+// Under `npm start` the launcher is told the moment the gateway serves.
+process.send?.({ ready: true });
 
 let stopping = false;
 function shutdown(signal: string): void {

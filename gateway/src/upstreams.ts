@@ -1,4 +1,4 @@
-import { fileURLToPath } from 'node:url';
+import { PROJECT_ROOT } from './paths.js';
 
 /**
  * The six upstream services: their metric label, the environment variable that holds their base URL
@@ -44,7 +44,7 @@ export function referenceServiceUrls(basePort: number): UpstreamUrls {
 
 /** Absolute path of an upstream's OpenAPI spec. */
 export function specPath(name: UpstreamName): string {
-  return fileURLToPath(new URL(`../../schemas/${UPSTREAMS[name].spec}`, import.meta.url));
+  return `${PROJECT_ROOT}schemas/${UPSTREAMS[name].spec}`;
 }
 
 /** The environment variables that point a gateway (or a service) at these upstream URLs. */

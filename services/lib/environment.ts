@@ -1,5 +1,5 @@
 // The gateway's development key, so `npm start` works with no configuration.
-import { DEVELOPMENT_JWT_SECRET } from '../../gateway/src/config.js';
+import { DEVELOPMENT_JWT_SECRET } from '../../gateway/src/development.js';
 import { DEFAULT_SERVICES_BASE_PORT, UPSTREAM_NAMES, UPSTREAMS, referenceServiceUrls, type UpstreamUrls } from '../../gateway/src/upstreams.js';
 
 /** What the reference services read from the environment. They are demo services: defaults everywhere. */

@@ -1,0 +1,72 @@
+// `npm run build`: the TypeScript sources compiled to dist/ (esbuild, one file each: type checks are
+// `npm run typecheck`'s), then the Mesh's source schemas generated ahead of time (dist/mesh-artifacts/).
+// With --if-stale it does only what is out of date, so `npm start` can run it every time.
+// Plain JavaScript: it must run before anything is compiled, with nothing but Node and esbuild.
+import { createHash } from 'node:crypto';
+import { mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { build } from 'esbuild';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const DIST = join(ROOT, 'dist');
+const SOURCE_DIRS = ['gateway', 'services', 'mesh', 'scripts'];
+const MANIFEST = join(DIST, 'build.json');
+const ifStale = process.argv.includes('--if-stale');
+
+function sourcesUnder(dir) {
+  return readdirSync(join(ROOT, dir), { withFileTypes: true }).flatMap((entry) => {
+    const path = join(dir, entry.name);
+    if (entry.isDirectory()) return sourcesUnder(path);
+    return entry.name.endsWith('.ts') && !entry.name.endsWith('.d.ts') ? [path] : [];
+  });
+}
+
+/** A digest of what the compiled code is made from: every source, this script and the installed packages. */
+function codeDigest(sources) {
+  const hash = createHash('sha256');
+  for (const file of [...sources, 'scripts/build.mjs', 'package-lock.json']) hash.update(`${file}\0`).update(readFileSync(join(ROOT, file))).update('\0');
+  return hash.digest('hex');
+}
+
+function readManifest() {
+  try {
+    return JSON.parse(readFileSync(MANIFEST, 'utf8'));
+  } catch {
+    return {};
+  }
+}
+
+const started = performance.now();
+const sources = SOURCE_DIRS.flatMap(sourcesUnder).sort();
+const digest = codeDigest(sources);
+const codeCurrent = ifStale && readManifest().code === digest && statSync(join(DIST, 'gateway/src/main.js'), { throwIfNoEntry: false });
+if (!codeCurrent) {
+  for (const dir of SOURCE_DIRS) rmSync(join(DIST, dir), { recursive: true, force: true });
+  await build({
+    entryPoints: sources.map((file) => join(ROOT, file)),
+    outdir: DIST,
+    outbase: ROOT,
+    format: 'esm',
+    platform: 'node',
+    target: 'node20',
+    sourcemap: true,
+    logLevel: 'warning',
+  });
+  mkdirSync(DIST, { recursive: true });
+  writeFileSync(MANIFEST, JSON.stringify({ code: digest }));
+  console.log(`build: compiled ${sources.length} files to ${relative(ROOT, DIST)}/ in ${Math.round(performance.now() - started)} ms`);
+}
+
+// The Mesh artifacts are made by the compiled gateway itself, which also knows when they are stale.
+const compiled = (path) => import(pathToFileURL(join(DIST, path)).href);
+const { artifactsAreCurrent, MESH_ARTIFACTS } = await compiled('gateway/src/graphql/mesh-artifacts.js');
+if (!ifStale || !artifactsAreCurrent()) {
+  const meshStarted = performance.now();
+  const mesh = await compiled('gateway/src/graphql/mesh.js');
+  const { createLogger } = await compiled('gateway/src/observability/logger.js');
+  const { referenceServiceUrls, DEFAULT_SERVICES_BASE_PORT } = await compiled('gateway/src/upstreams.js');
+  const built = await mesh.loadMesh(referenceServiceUrls(DEFAULT_SERVICES_BASE_PORT), fetch, createLogger('warn'), 'write');
+  built.destroy();
+  console.log(`build: Mesh artifacts in ${relative(ROOT, MESH_ARTIFACTS)}/ in ${Math.round(performance.now() - meshStarted)} ms`);
+}

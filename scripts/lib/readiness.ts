@@ -1,0 +1,75 @@
+import type { ChildProcess } from 'node:child_process';
+
+/** Why a process never became ready: it exited first (with what it printed last), or the wait was called off. */
+export class NotReadyError extends Error {
+  constructor(
+    message: string,
+    readonly exitCode?: number | null,
+  ) {
+    super(message);
+    this.name = 'NotReadyError';
+  }
+}
+
+export interface ReadinessWait {
+  /** What to call it in messages. */
+  readonly label: string;
+  /** Answers 200 once the process serves (its /health). */
+  readonly url: string;
+  /** The process being waited for: if it exits first, the wait fails at once. */
+  readonly child?: ChildProcess;
+  /** Its recent output, for the message when it exits early. */
+  readonly output?: () => string;
+  /** Calls the wait off (an overall limit, a launch being stopped). */
+  readonly signal?: AbortSignal;
+}
+
+const POLL_MS = 25;
+
+function answers(url: string): Promise<boolean> {
+  return fetch(url, { signal: AbortSignal.timeout(2000) }).then(
+    async (response) => {
+      await response.body?.cancel();
+      return response.ok;
+    },
+    () => false,
+  );
+}
+
+/**
+ * Waits until `url` answers 200, however long a busy machine takes, unless the process exits first (a
+ * failed start fails the wait with its last output) or `signal` calls it off. Answers how long it
+ * took, in ms. The one readiness wait of the launcher, the benchmarks and the tests.
+ */
+export async function waitUntilReady({ label, url, child, output, signal }: ReadinessWait): Promise<number> {
+  const started = performance.now();
+  let exited: number | null | undefined;
+  const onExit = (code: number | null) => (exited = code);
+  child?.once('exit', onExit);
+  try {
+    for (;;) {
+      if (child && (exited !== undefined || child.exitCode !== null || child.signalCode !== null)) {
+        const code = exited ?? child.exitCode;
+        const printed = output?.().trim();
+        throw new NotReadyError(`${label} exited (${code === null ? `signal ${child.signalCode ?? ''}` : `code ${code}`}) before it was ready${printed ? `; it printed:\n${printed}` : ''}`, code);
+      }
+      if (signal?.aborted) throw new NotReadyError(`${label} was not ready yet: ${String(signal.reason ?? 'the wait was called off')}`);
+      if (await answers(url)) return performance.now() - started;
+      await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+    }
+  } finally {
+    child?.off('exit', onExit);
+  }
+}
+
+/** Keeps the last `lines` lines a process printed (stdout and stderr), for messages about it. */
+export function recentOutput(child: ChildProcess, lines = 20): () => string {
+  const kept: string[] = [];
+  const keep = (chunk: Buffer) => {
+    kept.push(...chunk.toString().split('\n').filter((line) => line !== ''));
+    kept.splice(0, Math.max(0, kept.length - lines));
+  };
+  child.stdout?.on('data', keep);
+  child.stderr?.on('data', keep);
+  return () => kept.join('\n');
+}
