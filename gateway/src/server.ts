@@ -91,7 +91,7 @@ export async function createGateway(config: GatewayConfig, logger: Logger, optio
     ...(options.now ? { now: options.now } : {}),
   });
   const graphql = options.graphql === false ? undefined : await (await import('./graphql/handler.js')).createGraphQLFace(config, client, logger);
-  const limiter = createRateLimiter(config, logger);
+  const limiter = await createRateLimiter(config, logger);
 
   // Each concern is one plugin; the pipeline runs their steps phase by phase (see PHASES).
   const plugins: GatewayPlugin[] = [

@@ -7,15 +7,19 @@ import type { GatewayMetrics } from '../observability/metrics.js';
 import type { GatewayPlugin } from '../pipeline/pipeline.js';
 import { bucketShape, type RateDecision, type RateLimiter } from './limiter.js';
 import { MemoryRateLimiter } from './memory.js';
-import { RedisRateLimiter } from './redis.js';
 
 export type { RateDecision, RateLimiter };
 
-/** The configured limiter: shared through Redis with REDIS_URL, in memory without; none at 0 per minute. */
-export function createRateLimiter(config: GatewayConfig, logger: Logger): RateLimiter | undefined {
+/**
+ * The configured limiter: shared through Redis with REDIS_URL, in memory without; none at 0 per minute.
+ * The Redis client is only loaded when it is used.
+ */
+export async function createRateLimiter(config: GatewayConfig, logger: Logger): Promise<RateLimiter | undefined> {
   if (config.rateLimitPerMinute === 0) return undefined;
   const shape = bucketShape(config.rateLimitPerMinute);
-  return config.redisUrl ? new RedisRateLimiter(config.redisUrl, shape, logger) : new MemoryRateLimiter(shape);
+  if (!config.redisUrl) return new MemoryRateLimiter(shape);
+  const { RedisRateLimiter } = await import('./redis.js');
+  return new RedisRateLimiter(config.redisUrl, shape, logger);
 }
 
 /**
