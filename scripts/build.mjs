@@ -3,7 +3,7 @@
 // With --if-stale it does only what is out of date, so `npm start` can run it every time.
 // Plain JavaScript: it must run before anything is compiled, with nothing but Node and esbuild.
 import { createHash } from 'node:crypto';
-import { mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { build } from 'esbuild';
@@ -53,7 +53,6 @@ if (!codeCurrent) {
     sourcemap: true,
     logLevel: 'warning',
   });
-  mkdirSync(DIST, { recursive: true });
   writeFileSync(MANIFEST, JSON.stringify({ code: digest }));
   console.log(`build: compiled ${sources.length} files to ${relative(ROOT, DIST)}/ in ${Math.round(performance.now() - started)} ms`);
 }
