@@ -1,5 +1,5 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import { ROUTES } from '../gateway/src/rest/routes.js';
+import { allowHeader, ROUTES } from '../gateway/src/rest/routes.js';
 import { useRecordingGateway } from './helpers/fixtures.js';
 import { adminToken, userToken } from './helpers/tokens.js';
 
@@ -68,10 +68,17 @@ describe('the route table, row by row', () => {
       const method = route.methods.includes('DELETE') ? 'OPTIONS' : 'DELETE';
       const answer = await call(method, route.path, route.access === 'admin' ? admin : user);
       expect(answer.status).toBe(405);
-      expect(answer.headers.get('allow')).toBe(route.methods.join(', '));
+      expect(answer.headers.get('allow')).toBe(allowHeader(route));
+      expect(answer.headers.get('allow')?.includes('HEAD')).toBe(route.methods.includes('GET'));
       expect(fx.upstreams.all()).toHaveLength(0);
     },
   );
+
+  it.each(rows.filter((row) => row.method === 'GET'))('HEAD $path is taken wherever GET is, and forwarded as HEAD', async (row) => {
+    const answer = await call('HEAD', row.path, tokenFor(row.access)());
+    expect(answer.status).toBe(200);
+    expect(fx.upstreams.all().map((request) => `${request.method} ${request.url}`)).toEqual([`HEAD ${row.path}`]);
+  });
 
   it('matches {rest} as empty, a trailing slash or more segments, but not a longer first segment', async () => {
     for (const path of ['/admin/users', '/admin/users/', '/admin/users/7/roles']) {

@@ -1,6 +1,6 @@
 import { errors as undiciErrors } from 'undici';
 import { describe, expect, it } from 'vitest';
-import { BodyTooLargeError } from '../gateway/src/body-limit.js';
+import { BodyTimeoutError, BodyTooLargeError } from '../gateway/src/request-body.js';
 import { GatewayError } from '../gateway/src/errors.js';
 import { CircuitBreaker, type CircuitState } from '../gateway/src/upstream/breaker.js';
 import {
@@ -82,6 +82,7 @@ describe('the one failure mapping', () => {
     [new UnsafeTargetError('no'), false, 'unsafe_target', 'BAD_USER_INPUT', 'An argument does not fit the upstream operation it is sent to'],
     [new undiciErrors.RequestContentLengthMismatchError(), false, 'request_length_mismatch', 'BAD_USER_INPUT', 'The request body does not match its Content-Length'],
     [new BodyTooLargeError(1000), false, 'request_too_large', 'PAYLOAD_TOO_LARGE', 'The request body is over the limit of 1000 bytes'],
+    [new BodyTimeoutError('no chunk'), false, 'request_timeout', 'REQUEST_TIMEOUT', 'The request body did not arrive in time'],
     [new TypeError('x is not a function'), false, 'unexpected', 'INTERNAL_SERVER_ERROR', 'The gateway failed to handle this request'],
   ] as const)('%s (response started: %s) is %s, answered as %s', (error, started, failure, code, detail) => {
     expect(failureOf(error, started)).toBe(failure);

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { DEVELOPMENT_JWT_SECRET } from './development.js';
+import type { BodyPolicy } from './request-body.js';
 import { DEFAULT_SERVICES_BASE_PORT, UPSTREAM_NAMES, UPSTREAMS, referenceServiceUrls, type UpstreamUrls } from './upstreams.js';
 
 
@@ -34,7 +35,12 @@ export interface GatewayConfig {
   readonly upstreamResponseLimitBytes: number;
   /** Each upstream's circuit breaker: consecutive failures that open it (0: never), how long it stays open. */
   readonly breaker: { readonly failureThreshold: number; readonly openMs: number };
-  readonly bodyLimitBytes: number;
+  /** Request bodies: BODY_LIMIT_BYTES and how long a client may take to send one. */
+  readonly body: BodyPolicy;
+  /** REQUEST_HEAD_TIMEOUT_MS: the longest a client may take to send a request's head. */
+  readonly headTimeoutMs: number;
+  /** UPLOADS_PER_CLIENT: streamed uploads one client address may have in flight at once. */
+  readonly uploadsPerClient: number;
   readonly corsOrigins: readonly string[];
   readonly trustProxyHops: number;
   readonly rateLimitPerMinute: number;
@@ -114,6 +120,10 @@ const environmentSchema = z.object({
   UPSTREAM_BREAKER_FAILURES: integer('UPSTREAM_BREAKER_FAILURES', 0, 1000),
   UPSTREAM_BREAKER_OPEN_MS: integer('UPSTREAM_BREAKER_OPEN_MS', 1, 3_600_000),
   BODY_LIMIT_BYTES: integer('BODY_LIMIT_BYTES', 1, 1024 * 1024 * 1024),
+  REQUEST_HEAD_TIMEOUT_MS: integer('REQUEST_HEAD_TIMEOUT_MS', 100, 600_000),
+  REQUEST_BODY_IDLE_TIMEOUT_MS: integer('REQUEST_BODY_IDLE_TIMEOUT_MS', 100, 600_000),
+  REQUEST_BODY_TIMEOUT_MS: integer('REQUEST_BODY_TIMEOUT_MS', 100, 3_600_000),
+  UPLOADS_PER_CLIENT: integer('UPLOADS_PER_CLIENT', 1, 10_000),
   CORS_ORIGINS: optionalText,
   TRUST_PROXY_HOPS: integer('TRUST_PROXY_HOPS', 0, 16),
   RATE_LIMIT_PER_MINUTE: integer('RATE_LIMIT_PER_MINUTE', 0, 10_000_000),
@@ -206,7 +216,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): GatewayConfig 
     upstreamTimeoutMs: vars.UPSTREAM_TIMEOUT_MS ?? 30_000,
     upstreamResponseLimitBytes: vars.UPSTREAM_RESPONSE_LIMIT_BYTES ?? 10 * 1024 * 1024,
     breaker: { failureThreshold: vars.UPSTREAM_BREAKER_FAILURES ?? 5, openMs: vars.UPSTREAM_BREAKER_OPEN_MS ?? 10_000 },
-    bodyLimitBytes: vars.BODY_LIMIT_BYTES ?? 10 * 1024 * 1024,
+    body: {
+      limitBytes: vars.BODY_LIMIT_BYTES ?? 10 * 1024 * 1024,
+      idleTimeoutMs: vars.REQUEST_BODY_IDLE_TIMEOUT_MS ?? 10_000,
+      totalTimeoutMs: vars.REQUEST_BODY_TIMEOUT_MS ?? 30_000,
+    },
+    headTimeoutMs: vars.REQUEST_HEAD_TIMEOUT_MS ?? 10_000,
+    uploadsPerClient: vars.UPLOADS_PER_CLIENT ?? 4,
     corsOrigins: parseOrigins(vars.CORS_ORIGINS),
     trustProxyHops: vars.TRUST_PROXY_HOPS ?? 0,
     rateLimitPerMinute: vars.RATE_LIMIT_PER_MINUTE ?? 600,

@@ -14,6 +14,7 @@ import { GatewayMetrics, metricsEndpoint, metricsPlugin } from './observability/
 import { readinessEndpoint } from './observability/readiness.js';
 import { requestIdPlugin } from './observability/request-id.js';
 import { healthEndpoint, ownEndpointsPlugin } from './own-endpoints.js';
+import { protocolPlugin } from './protocol.js';
 import { createPipeline, type Exchange, type GatewayPlugin, type Pipeline } from './pipeline/pipeline.js';
 import { createRateLimiter, rateLimitPlugin } from './ratelimit/index.js';
 import { restFace } from './rest/handler.js';
@@ -96,6 +97,7 @@ export async function createGateway(config: GatewayConfig, logger: Logger, optio
   // Each concern is one plugin; the pipeline runs their steps phase by phase (see PHASES).
   const plugins: GatewayPlugin[] = [
     requestIdPlugin(),
+    protocolPlugin(),
     forwardedPlugin(config.trustProxyHops),
     metricsPlugin(metrics),
     corsPlugin(config.corsOrigins),
@@ -103,16 +105,36 @@ export async function createGateway(config: GatewayConfig, logger: Logger, optio
     routingPlugin({ graphql: graphql !== undefined }),
     authenticationPlugin(verifier),
     ...(limiter ? [rateLimitPlugin(limiter, metrics)] : []),
-    facesPlugin({ rest: restFace(client, config.bodyLimitBytes), ...(graphql ? { graphql: graphql.handle } : {}) }),
+    facesPlugin({ rest: restFace(client, config.body, config.uploadsPerClient), ...(graphql ? { graphql: graphql.handle } : {}) }),
   ];
   const pipeline = createPipeline(plugins, errorResponder(logger));
   const dispatch = (req: Parameters<Pipeline['run']>[0], res: Parameters<Pipeline['run']>[1]) => void pipeline.run(req, res);
 
-  const server = createServer({ maxHeaderSize: MAX_HEADER_BYTES }, dispatch);
-  server.keepAliveTimeout = 65_000;
+  const server = createServer(
+    {
+      maxHeaderSize: MAX_HEADER_BYTES,
+      // A request's head must arrive within REQUEST_HEAD_TIMEOUT_MS; the whole request (head and body)
+      // within that plus REQUEST_BODY_TIMEOUT_MS, which the body reader also enforces, with a 408.
+      headersTimeout: config.headTimeoutMs,
+      requestTimeout: config.headTimeoutMs + config.body.totalTimeoutMs,
+      // How often Node checks those timeouts (its default, 30 s, would let a 10 s limit run to 40 s).
+      connectionsCheckingInterval: 1000,
+      keepAliveTimeout: 65_000,
+    },
+    dispatch,
+  );
+  // A client that asks `Expect: 100-continue` is answered by the pipeline like any other; the body
+  // reader sends the 100 only once nothing can refuse the request any more.
+  server.on('checkContinue', dispatch);
   server.on('clientError', (error: NodeJS.ErrnoException, socket: Socket) => {
     if (!socket.writable) {
       socket.destroy();
+      return;
+    }
+    if (error.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
+      // A connection that never sent a byte is closed without a word; a request that stalled gets a 408.
+      if (socket.bytesRead === 0) socket.destroy();
+      else rawProblem(socket, new GatewayError('REQUEST_TIMEOUT', 'The request did not arrive in time'));
       return;
     }
     if (error.code === 'HPE_HEADER_OVERFLOW') rawProblem(socket, new GatewayError('HEADERS_TOO_LARGE', 'The request headers are too large'));

@@ -6,6 +6,7 @@ import type { Identity } from './identity.js';
 import { invalidToken, type TokenVerifier } from './verifier.js';
 
 const BEARER = /^Bearer +([^\s]+) *$/i;
+const BEARER_SCHEME = /^Bearer(?:\s|$)/i;
 
 /**
  * What authentication found. `unchecked`: the route does not care who calls (public routes, unknown
@@ -21,8 +22,8 @@ export type AuthOutcome =
 const UNCHECKED: AuthOutcome = { kind: 'unchecked' };
 const ANONYMOUS: AuthOutcome = { kind: 'anonymous' };
 
-export function authenticationRequired(): GatewayError {
-  return new GatewayError('UNAUTHENTICATED', 'Authentication required', { headers: { 'www-authenticate': 'Bearer' } });
+export function authenticationRequired(detail = 'Authentication required'): GatewayError {
+  return new GatewayError('UNAUTHENTICATED', detail, { headers: { 'www-authenticate': 'Bearer' } });
 }
 
 /**
@@ -33,8 +34,10 @@ export function authenticationRequired(): GatewayError {
 export async function authenticate(headers: IncomingHttpHeaders, verifier: TokenVerifier): Promise<AuthOutcome> {
   const authorization = headers.authorization;
   if (authorization === undefined) return ANONYMOUS;
+  // Another scheme (Basic, say) is no token at all: a plain challenge, no error code (RFC 6750 3.1).
+  if (!BEARER_SCHEME.test(authorization)) return { kind: 'refused', error: authenticationRequired('Only Bearer tokens are accepted') };
   const token = BEARER.exec(authorization)?.[1];
-  if (!token) return { kind: 'refused', error: invalidToken('The Authorization header must be "Bearer <token>"') };
+  if (!token) return { kind: 'refused', error: invalidToken('The Authorization header must be Bearer and one token') };
   try {
     return { kind: 'verified', identity: await verifier.verify(token) };
   } catch (error) {

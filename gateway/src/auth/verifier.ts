@@ -16,9 +16,13 @@ const MAX_ROLES = 64;
 
 const HMAC_HASHES: Record<string, string> = { HS256: 'SHA-256', HS384: 'SHA-384', HS512: 'SHA-512' };
 
-/** A 401 for a token that was sent but is not acceptable. */
+/**
+ * A 401 for a token that was sent but is not acceptable. The description goes into a quoted string,
+ * where RFC 6750 3 allows no `"` or `\`.
+ */
 export function invalidToken(detail: string): GatewayError {
-  return new GatewayError('UNAUTHENTICATED', detail, { headers: { 'www-authenticate': `Bearer error="invalid_token", error_description="${detail}"` } });
+  const description = detail.replace(/[^\x20-\x7e]|["\\]/g, "'");
+  return new GatewayError('UNAUTHENTICATED', detail, { headers: { 'www-authenticate': `Bearer error="invalid_token", error_description="${description}"` } });
 }
 
 function keysUnavailable(cause: unknown): GatewayError {

@@ -1,4 +1,3 @@
-import type { IncomingMessage } from 'node:http';
 import { ApolloServer, HeaderMap, type ApolloServerPlugin, type HTTPGraphQLRequest } from '@apollo/server';
 import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
 import { ApolloServerPluginLandingPageLocalDefault } from '@apollo/server/plugin/landingPage/default';
@@ -9,7 +8,7 @@ import { applyMiddleware } from 'graphql-middleware';
 import type { GatewayContext } from '../../../mesh/context.js';
 import { identityOf } from '../auth/authenticate.js';
 import type { Identity } from '../auth/identity.js';
-import { readLimited } from '../body-limit.js';
+import { readBody, type BodyPolicy } from '../request-body.js';
 import type { GatewayConfig } from '../config.js';
 import { appendVary } from '../cors.js';
 import { GatewayError } from '../errors.js';
@@ -66,7 +65,7 @@ export function servedSchema(meshSchema: GraphQLSchema): GraphQLSchema {
   return new GraphQLSchema({ ...meshSchema.toConfig(), directives: specifiedDirectives, astNode: undefined, extensionASTNodes: [] });
 }
 
-async function httpGraphQLRequest(req: IncomingMessage, bodyLimitBytes: number): Promise<HTTPGraphQLRequest> {
+async function httpGraphQLRequest({ req, res }: Exchange, policy: BodyPolicy): Promise<HTTPGraphQLRequest> {
   const headers = new HeaderMap();
   for (const [name, value] of Object.entries(req.headers)) {
     if (value !== undefined) headers.set(name, Array.isArray(value) ? value.join(', ') : value);
@@ -76,7 +75,7 @@ async function httpGraphQLRequest(req: IncomingMessage, bodyLimitBytes: number):
     method: (req.method ?? 'GET').toUpperCase(),
     headers,
     search: queryStart === -1 ? '' : (req.url ?? '').slice(queryStart),
-    body: req.method === 'POST' ? parsedBody(await readLimited(req, bodyLimitBytes), req.headers['content-type']) : undefined,
+    body: req.method === 'POST' ? parsedBody((await readBody(req, res, policy)).toString('utf8'), req.headers['content-type']) : undefined,
   };
 }
 
@@ -135,11 +134,11 @@ export async function createGraphQLFace(config: GatewayConfig, client: UpstreamC
     mesh,
     schema,
     async handle(exchange) {
-      const { req, res } = exchange;
+      const { res } = exchange;
       // A refused token fails the whole request here, before the body is read.
       const identity = identityOf(exchange.state.get('auth'), false);
       const response = await apollo.executeHTTPGraphQLRequest({
-        httpGraphQLRequest: await httpGraphQLRequest(req, config.bodyLimitBytes),
+        httpGraphQLRequest: await httpGraphQLRequest(exchange, config.body),
         context: () => contextFor(exchange, identity),
       });
       for (const [name, value] of response.headers) {

@@ -1,20 +1,38 @@
 import { identityOf } from '../auth/authenticate.js';
 import { hasRole } from '../auth/identity.js';
-import { assertDeclaredLength } from '../body-limit.js';
+import type { Readable } from 'node:stream';
+import { assertDeclaredLength, bodyStream, hasBody, readBody, UploadGate, type BodyPolicy } from '../request-body.js';
 import { GatewayError } from '../errors.js';
 import { callerOf } from '../upstream/call.js';
+import type { Exchange } from '../pipeline/pipeline.js';
 import type { Face } from '../routing.js';
 import type { UpstreamClient } from '../upstream/client.js';
 import { endToEndHeaders } from './headers.js';
 import { forward } from './proxy.js';
-import type { HttpMethod } from './routes.js';
+import { allowHeader, takesMethod } from './routes.js';
 
 /**
  * The REST passthrough face. The checks run in the contract's order: the path could be normalised
  * (else 400), authentication (401), authorization (403), routing (404), the method (405). Only then is
  * anything sent upstream, to the path that was checked.
  */
-export function restFace(client: UpstreamClient, bodyLimitBytes: number): Face {
+/** Bodies up to this size (declared) are read whole before an upstream connection is taken. */
+const BUFFERED_BODY_BYTES = 64 * 1024;
+
+/** The request body to send upstream: none, bytes read whole (small ones), or a stream (large uploads). */
+async function bodyFor(exchange: Exchange, policy: BodyPolicy, uploads: UploadGate): Promise<{ body: Buffer | Readable | null; done?: () => void }> {
+  const { req, res, state } = exchange;
+  if (!hasBody(req.headers)) return { body: null };
+  const declared = req.headers['content-length'] === undefined ? undefined : Number(req.headers['content-length']);
+  // A trickling client never holds a pooled upstream connection for a small body.
+  if (declared !== undefined && declared <= BUFFERED_BODY_BYTES) return { body: await readBody(req, res, policy) };
+  const leave = uploads.enter(state.get('forwarded').clientIp);
+  if (!leave) throw new GatewayError('RATE_LIMITED', 'Too many uploads in progress from this client', { headers: { 'retry-after': '1', connection: 'close' } });
+  return { body: bodyStream(req, res, policy), done: leave };
+}
+
+export function restFace(client: UpstreamClient, policy: BodyPolicy, uploadsPerClient: number): Face {
+  const uploads = new UploadGate(uploadsPerClient);
   return async (exchange) => {
     const { req, res, state } = exchange;
     const route = state.get('route');
@@ -25,19 +43,25 @@ export function restFace(client: UpstreamClient, bodyLimitBytes: number): Face {
     const identity = access === 'public' ? undefined : identityOf(state.get('auth'), access !== 'optional');
     if (access === 'admin' && !hasRole(identity, 'admin')) throw new GatewayError('FORBIDDEN', 'Admin access required');
     if (!rule) throw new GatewayError('NOT_FOUND', 'No route matches this path');
-    if (!rule.methods.includes(req.method as HttpMethod)) {
-      throw new GatewayError('METHOD_NOT_ALLOWED', `${req.method ?? ''} is not allowed here`, { headers: { allow: rule.methods.join(', ') } });
+    if (!takesMethod(rule, req.method ?? '')) {
+      throw new GatewayError('METHOD_NOT_ALLOWED', `${req.method ?? ''} is not allowed here`, { headers: { allow: allowHeader(rule) } });
     }
-    assertDeclaredLength(req.headers, bodyLimitBytes);
+    assertDeclaredLength(req.headers, policy.limitBytes);
+    const { body, done } = await bodyFor(exchange, policy, uploads);
 
     const call = {
       method: req.method ?? 'GET',
       path: target.path,
       query: target.query,
       headers: endToEndHeaders(req.headers),
+      body,
       caller: callerOf(exchange, identity),
       redirects: 'relay' as const,
     };
-    await forward(client, rule.upstream, req, res, call, bodyLimitBytes);
+    try {
+      await forward(client, rule.upstream, res, call);
+    } finally {
+      done?.();
+    }
   };
 }

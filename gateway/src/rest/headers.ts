@@ -20,13 +20,17 @@ function connectionListed(headers: Record<string, HeaderValue>): Set<string> {
   return listed;
 }
 
-/** A copy without hop-by-hop headers, those named in `Connection`, and any in `drop`. */
+/**
+ * A copy without hop-by-hop headers, those named in `Connection`, and any in `drop` — spelled with
+ * underscores too (`x_user_id`): some servers read those as the dashed name.
+ */
 function withoutHopByHop(headers: Record<string, HeaderValue>, drop: ReadonlySet<string> = new Set()): Record<string, string | string[]> {
   const listed = connectionListed(headers);
   const kept: Record<string, string | string[]> = {};
   for (const [name, value] of Object.entries(headers)) {
     const lower = name.toLowerCase();
-    if (value === undefined || HOP_BY_HOP.has(lower) || listed.has(lower) || drop.has(lower)) continue;
+    const dashed = lower.replaceAll('_', '-');
+    if (value === undefined || HOP_BY_HOP.has(dashed) || listed.has(lower) || drop.has(dashed)) continue;
     kept[lower] = value;
   }
   return kept;
@@ -41,8 +45,16 @@ export function endToEndHeaders(incoming: IncomingHttpHeaders): Record<string, s
   return withoutHopByHop(incoming, GATEWAY_OWNED);
 }
 
-/** CORS is the gateway's to answer: an upstream's own CORS headers never reach the client. */
-const UPSTREAM_CORS = new Set([
+/**
+ * Response headers that are the gateway's to set: its request id, its rate limits, CORS. An upstream's
+ * own never reach the client (nor replace the gateway's).
+ */
+const GATEWAY_RESPONSE_HEADERS = new Set([
+  'x-request-id',
+  'ratelimit-limit',
+  'ratelimit-remaining',
+  'ratelimit-reset',
+  'ratelimit-policy',
   'access-control-allow-origin',
   'access-control-allow-credentials',
   'access-control-allow-methods',
@@ -53,5 +65,5 @@ const UPSTREAM_CORS = new Set([
 
 /** What the client receives of the upstream's headers. */
 export function clientResponseHeaders(upstream: Record<string, HeaderValue>): Record<string, string | string[]> {
-  return withoutHopByHop(upstream, UPSTREAM_CORS);
+  return withoutHopByHop(upstream, GATEWAY_RESPONSE_HEADERS);
 }

@@ -10,7 +10,6 @@ export interface RequestTarget {
 /** pchar of RFC 3986 plus "/", less ";" (no path parameters) and with "%" only as an escape. */
 const ALLOWED_PATH = /^[A-Za-z0-9\-._~!$&'()*+,=:@/%]*$/;
 const UNRESERVED = /[A-Za-z0-9\-._~]/;
-const MAX_TARGET_LENGTH = 8192;
 
 function refuse(detail: string): GatewayError {
   return new GatewayError('BAD_USER_INPUT', detail);
@@ -66,7 +65,6 @@ function removeDotSegments(path: string): string {
  * Anything that cannot be normalised safely is a 400, so the path decided on is the path sent.
  */
 export function normaliseTarget(target: string): RequestTarget {
-  if (target.length > MAX_TARGET_LENGTH) throw refuse('The request target is too long');
   if (!target.startsWith('/')) throw refuse('Only origin-form request targets ("/path?query") are accepted');
   const queryStart = target.indexOf('?');
   const rawPath = queryStart === -1 ? target : target.slice(0, queryStart);

@@ -1,7 +1,5 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
-import { Readable } from 'node:stream';
+import type { ServerResponse } from 'node:http';
 import { errors as undiciErrors, type Dispatcher } from 'undici';
-import { limitedBody } from '../body-limit.js';
 import { appendVary } from '../cors.js';
 import type { UpstreamCall } from '../upstream/call.js';
 import { MAX_ERROR_BODY_BYTES, type UpstreamClient } from '../upstream/client.js';
@@ -70,6 +68,13 @@ class RelayHandler implements Dispatcher.DispatchHandler {
     if (vary !== undefined) appendVary(this.res, vary);
     this.relaying = true;
     this.res.writeHead(statusCode, relayed);
+    // These statuses have no body (RFC 9110 15.3.5, 15.4.5): whatever an upstream sends after one is not relayed.
+    if (statusCode === 204 || statusCode === 304) this.finish();
+  }
+
+  private finish(): void {
+    if (!this.res.writableEnded) this.res.end();
+    this.settle();
   }
 
   onResponseData(controller: Controller, chunk: Buffer): void {
@@ -83,6 +88,7 @@ class RelayHandler implements Dispatcher.DispatchHandler {
       }
       return;
     }
+    if (this.settled) return;
     if (!this.res.write(chunk)) {
       controller.pause();
       this.res.once('drain', () => controller.resume());
@@ -95,12 +101,8 @@ class RelayHandler implements Dispatcher.DispatchHandler {
   }
 
   onResponseEnd(): void {
-    if (this.errorStatus !== 0) {
-      this.settleError();
-      return;
-    }
-    this.res.end();
-    this.settle();
+    if (this.errorStatus !== 0) this.settleError();
+    else this.finish();
   }
 
   onResponseError(_controller: Controller | undefined, error: Error): void {
@@ -116,14 +118,12 @@ class RelayHandler implements Dispatcher.DispatchHandler {
 }
 
 /**
- * Sends the client's request on through the upstream client, its body streamed (and cut off at the
- * body limit), and relays the answer. An upstream error status is thrown as the catalogue's error;
- * redirects and every other status below 400 are relayed as they are.
+ * Sends the client's request on through the upstream client and relays the answer. An upstream error
+ * status is thrown as the catalogue's error; redirects and every other status below 400 are relayed as
+ * they are.
  */
-export function forward(client: UpstreamClient, upstream: UpstreamName, req: IncomingMessage, res: ServerResponse, call: Omit<UpstreamCall, 'body'>, bodyLimitBytes: number): Promise<void> {
-  const hasBody = req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0;
-  const sent: UpstreamCall = { ...call, body: hasBody ? Readable.from(limitedBody(req, bodyLimitBytes), { objectMode: false }) : null };
-  const relay = new RelayHandler(client, upstream, sent, res);
-  client.dispatch(upstream, sent, relay);
+export function forward(client: UpstreamClient, upstream: UpstreamName, res: ServerResponse, call: UpstreamCall): Promise<void> {
+  const relay = new RelayHandler(client, upstream, call, res);
+  client.dispatch(upstream, call, relay);
   return relay.done;
 }

@@ -43,6 +43,16 @@ export function matchesPrefix(path: string, prefix: string, exact = false): bool
   return !exact && path.startsWith(`${prefix}/`);
 }
 
+/** Whether a route takes a method: HEAD wherever GET is taken (RFC 9110 9.3.2). */
+export function takesMethod(route: RouteRule, method: string): boolean {
+  return route.methods.includes(method as HttpMethod) || (method === 'HEAD' && route.methods.includes('GET'));
+}
+
+/** The `Allow` header of a route. */
+export function allowHeader(route: RouteRule): string {
+  return [...route.methods, ...(route.methods.includes('GET') ? ['HEAD'] : [])].join(', ');
+}
+
 export function findRoute(path: string): RouteRule | undefined {
   return ROUTES.find((route) => matchesPrefix(path, route.prefix, route.exact));
 }

@@ -13,6 +13,7 @@ import { pathSafetyInterceptor } from './interceptors/path-safety.js';
 import { redirectsInterceptor } from './interceptors/redirects.js';
 import { responseLimitInterceptor } from './interceptors/response-limit.js';
 import { retryInterceptor } from './interceptors/retry.js';
+import { statusInterceptor } from './interceptors/status.js';
 import { timeoutInterceptor } from './interceptors/timeout.js';
 
 export interface UpstreamClientOptions {
@@ -53,7 +54,7 @@ interface Upstream {
  * The one way the gateway calls its upstreams, for the REST face, the GraphQL face (as Mesh's fetch)
  * and readiness checks. One keep-alive pool per upstream, composed with undici interceptors, each one
  * concern, outermost first: path safety, forwarding headers, circuit breaker, one retry, redirect
- * policy, response body cap, metrics, timeouts. Failures come out as the catalogue's kinds.
+ * policy, valid status, response body cap, metrics, timeouts. Failures come out as the catalogue's kinds.
  */
 export class UpstreamClient {
   private readonly upstreams: Readonly<Record<UpstreamName, Upstream>>;
@@ -83,6 +84,7 @@ export class UpstreamClient {
         timeoutInterceptor(options.timeoutMs),
         metricsInterceptor(options.metrics, name),
         responseLimitInterceptor(),
+        statusInterceptor(),
         redirectsInterceptor(),
         retryInterceptor(),
         circuitBreakerInterceptor(breaker),

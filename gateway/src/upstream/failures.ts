@@ -1,6 +1,6 @@
 import { STATUS_CODES } from 'node:http';
 import { errors as undiciErrors } from 'undici';
-import { bodyTooLargeOf, payloadTooLarge } from '../body-limit.js';
+import { bodyErrorOf, bodyTimedOut, BodyTimeoutError, BodyTooLargeError, payloadTooLarge } from '../request-body.js';
 import { GatewayError, internalError, type ErrorCode } from '../errors.js';
 import { UPSTREAMS, type UpstreamName } from '../upstreams.js';
 
@@ -33,6 +33,11 @@ export class UnsafeTargetError extends Error {
   readonly code = 'GW_ERR_UNSAFE_TARGET';
 }
 
+/** The upstream answered with a status no HTTP answer has. */
+export class InvalidStatusError extends Error {
+  readonly code = 'GW_ERR_INVALID_STATUS';
+}
+
 /** A body that was to be JSON is not. */
 export class InvalidResponseBodyError extends Error {
   readonly code = 'GW_ERR_INVALID_RESPONSE_BODY';
@@ -45,10 +50,12 @@ export type Failure =
   | 'truncated'
   | 'too_large'
   | 'redirect'
+  | 'invalid_status'
   | 'invalid_body'
   | 'circuit_open'
   | 'unsafe_target'
   | 'request_too_large'
+  | 'request_timeout'
   | 'request_length_mismatch'
   | 'aborted'
   | 'unexpected';
@@ -64,10 +71,12 @@ export function failureOf(error: unknown, responseStarted: boolean): Failure {
   if (error instanceof UpstreamDeadlineError || error instanceof undiciErrors.HeadersTimeoutError || error instanceof undiciErrors.BodyTimeoutError) return 'timeout';
   if (error instanceof ResponseTooLargeError) return 'too_large';
   if (error instanceof RedirectRefusedError) return 'redirect';
+  if (error instanceof InvalidStatusError) return 'invalid_status';
   if (error instanceof InvalidResponseBodyError) return 'invalid_body';
   if (error instanceof CircuitOpenError) return 'circuit_open';
   if (error instanceof UnsafeTargetError) return 'unsafe_target';
-  if (bodyTooLargeOf(error)) return 'request_too_large';
+  if (bodyErrorOf(error, BodyTooLargeError)) return 'request_too_large';
+  if (bodyErrorOf(error, BodyTimeoutError)) return 'request_timeout';
   if (error instanceof undiciErrors.RequestContentLengthMismatchError) return 'request_length_mismatch';
   if (error instanceof undiciErrors.RequestAbortedError || (error instanceof Error && error.name === 'AbortError')) return 'aborted';
   if (error instanceof undiciErrors.ResponseContentLengthMismatchError) return 'truncated';
@@ -80,7 +89,7 @@ export function failureOf(error: unknown, responseStarted: boolean): Failure {
 
 /** Failures that say the upstream is unwell (the circuit breaker counts them). */
 export function isUpstreamFault(failure: Failure): boolean {
-  return failure === 'timeout' || failure === 'unreachable' || failure === 'truncated';
+  return failure === 'timeout' || failure === 'unreachable' || failure === 'truncated' || failure === 'invalid_status';
 }
 
 /** What a call ended with, for `gateway_upstream_requests_total`: the upstream's status, or why there was none. */
@@ -101,7 +110,7 @@ export function outcomeOf(failure: Failure, status: number | undefined): Upstrea
   }
 }
 
-const FAILURE_ANSWERS: Readonly<Record<Exclude<Failure, 'request_too_large' | 'unexpected'>, { code: ErrorCode; detail: (title: string) => string }>> = {
+const FAILURE_ANSWERS: Readonly<Record<Exclude<Failure, 'request_too_large' | 'request_timeout' | 'unexpected'>, { code: ErrorCode; detail: (title: string) => string; status?: number }>> = {
   timeout: { code: 'UPSTREAM_TIMEOUT', detail: (title) => `The ${title} service did not answer in time` },
   unreachable: { code: 'UPSTREAM_UNAVAILABLE', detail: (title) => `The ${title} service is unavailable` },
   circuit_open: { code: 'UPSTREAM_UNAVAILABLE', detail: (title) => `The ${title} service is unavailable` },
@@ -109,6 +118,7 @@ const FAILURE_ANSWERS: Readonly<Record<Exclude<Failure, 'request_too_large' | 'u
   truncated: { code: 'UPSTREAM_UNAVAILABLE', detail: (title) => `The ${title} service sent an incomplete answer` },
   too_large: { code: 'UPSTREAM_UNAVAILABLE', detail: (title) => `The ${title} service sent an answer over the gateway's size limit` },
   redirect: { code: 'UPSTREAM_UNAVAILABLE', detail: (title) => `The ${title} service answered with a redirect, which the gateway does not follow` },
+  invalid_status: { code: 'UPSTREAM_UNAVAILABLE', detail: (title) => `The ${title} service sent an answer that is not valid HTTP`, status: 502 },
   invalid_body: { code: 'UPSTREAM_UNAVAILABLE', detail: (title) => `The ${title} service sent an answer that is not valid JSON` },
   unsafe_target: { code: 'BAD_USER_INPUT', detail: () => 'An argument does not fit the upstream operation it is sent to' },
   request_length_mismatch: { code: 'BAD_USER_INPUT', detail: () => 'The request body does not match its Content-Length' },
@@ -121,11 +131,12 @@ const FAILURE_ANSWERS: Readonly<Record<Exclude<Failure, 'request_too_large' | 'u
 export function upstreamFailure(error: unknown, upstream: UpstreamName, responseStarted = false): GatewayError {
   if (error instanceof GatewayError) return error;
   const failure = failureOf(error, responseStarted);
-  if (failure === 'request_too_large') return payloadTooLarge(bodyTooLargeOf(error)?.limit ?? 0, error);
+  if (failure === 'request_too_large') return payloadTooLarge(bodyErrorOf(error, BodyTooLargeError)?.limit ?? 0, error);
+  if (failure === 'request_timeout') return bodyTimedOut(bodyErrorOf(error, BodyTimeoutError) as BodyTimeoutError);
   if (failure === 'unexpected') return internalError(error);
-  const { code, detail } = FAILURE_ANSWERS[failure];
+  const { code, detail, status } = FAILURE_ANSWERS[failure];
   const headers = error instanceof CircuitOpenError ? { 'retry-after': String(Math.max(1, Math.ceil(error.retryAfterMs / 1000))) } : undefined;
-  return new GatewayError(code, detail(UPSTREAMS[upstream].title), { cause: error, ...(headers ? { headers } : {}) });
+  return new GatewayError(code, detail(UPSTREAMS[upstream].title), { cause: error, ...(headers ? { headers } : {}), ...(status ? { status } : {}) });
 }
 
 /** The catalogue kind for an upstream's error status: what a GraphQL client reads in `extensions.code`. */
