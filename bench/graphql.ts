@@ -74,6 +74,6 @@ try {
   console.log(`| with graphql-shield | ${median(withShield).toFixed(2)} | ${withShield.map((value) => value.toFixed(2)).join(', ')} |`);
   console.log(`\nshield overhead: ${((median(withShield) / median(without) - 1) * 100).toFixed(1)}% (${iterations} queries a round, ${rounds} rounds)`);
 } finally {
-  await gateway.close(100);
+  await gateway.close({ graceMs: 100 });
   await stack.close();
 }

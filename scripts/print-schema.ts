@@ -8,4 +8,4 @@ import { createGateway } from '../gateway/src/server.js';
 const gateway = await createGateway(loadConfig({ LOG_LEVEL: 'silent' }), createLogger('silent'));
 if (!gateway.graphql) throw new Error('the gateway has no GraphQL face');
 writeFileSync(new URL('../schema.graphql', import.meta.url), `${printSchema(gateway.graphql.schema)}\n`);
-await gateway.close(100);
+await gateway.close({ graceMs: 100 });

@@ -26,7 +26,13 @@ function startTimeoutMs(raw: string | undefined): number {
 }
 
 const servicesOnly = process.argv.includes('--services-only');
-const env: NodeJS.ProcessEnv = { ...process.env, NODE_ENV: process.env.NODE_ENV ?? 'development', HOST: process.env.HOST ?? '127.0.0.1' };
+// No load balancer watches a development stack: Ctrl-C stops the gateway without a drain window.
+const env: NodeJS.ProcessEnv = {
+  ...process.env,
+  NODE_ENV: process.env.NODE_ENV ?? 'development',
+  HOST: process.env.HOST ?? '127.0.0.1',
+  SHUTDOWN_DRAIN_MS: process.env.SHUTDOWN_DRAIN_MS ?? '0',
+};
 const serviceEnv = serviceEnvironment(env);
 const gatewayUrl = `http://${env.HOST === '0.0.0.0' ? '127.0.0.1' : env.HOST}:${env.PORT ?? '4000'}`;
 const timeoutMs = startTimeoutMs(env.START_TIMEOUT_MS);

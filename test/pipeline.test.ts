@@ -30,6 +30,7 @@ describe('the pipeline', () => {
   it('runs named phases in order, one concern a plugin', () => {
     expect(fx.gateway.gateway.pipeline.steps).toEqual([
       'onRequest:request-id',
+      'onRequest:lifecycle',
       'onRequest:protocol',
       'onRequest:forwarded',
       'cors:cors',

@@ -46,6 +46,12 @@ export interface GatewayConfig {
   readonly rateLimitPerMinute: number;
   readonly redisUrl?: string;
   readonly logLevel: LogLevel;
+  /** ADMIN_PORT: a second listener for /metrics, /health and /ready details, off the public port. */
+  readonly adminPort?: number;
+  /** READY_REQUIRES_ALL_UPSTREAMS: /ready is 503 while any upstream is down (else it reports them, 200). */
+  readonly readyRequiresAllUpstreams: boolean;
+  /** After SIGTERM: not ready but serving for `drainMs`, then closing, in-flight requests get `graceMs`. */
+  readonly shutdown: { readonly drainMs: number; readonly graceMs: number };
   readonly graphqlIntrospection: boolean;
 }
 
@@ -129,6 +135,10 @@ const environmentSchema = z.object({
   RATE_LIMIT_PER_MINUTE: integer('RATE_LIMIT_PER_MINUTE', 0, 10_000_000),
   REDIS_URL: httpUrl('REDIS_URL', ['redis:', 'rediss:']),
   LOG_LEVEL: oneOf('LOG_LEVEL', LOG_LEVELS),
+  ADMIN_PORT: integer('ADMIN_PORT', 1, 65535),
+  READY_REQUIRES_ALL_UPSTREAMS: oneOf('READY_REQUIRES_ALL_UPSTREAMS', ['true', 'false']),
+  SHUTDOWN_DRAIN_MS: integer('SHUTDOWN_DRAIN_MS', 0, 600_000),
+  SHUTDOWN_GRACE_MS: integer('SHUTDOWN_GRACE_MS', 0, 600_000),
   GRAPHQL_INTROSPECTION: oneOf('GRAPHQL_INTROSPECTION', ['true', 'false']),
 });
 
@@ -194,6 +204,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): GatewayConfig 
   }
   const secret = usesHmac ? (vars.JWT_SECRET_KEY ?? DEVELOPMENT_JWT_SECRET) : undefined;
 
+  if (vars.ADMIN_PORT !== undefined && vars.ADMIN_PORT === (vars.PORT ?? 4000)) throw new ConfigError('ADMIN_PORT must be another port than PORT');
   const upstreams = referenceServiceUrls(vars.SERVICES_BASE_PORT ?? DEFAULT_SERVICES_BASE_PORT);
   for (const name of UPSTREAM_NAMES) {
     const configured = (vars as Record<string, unknown>)[UPSTREAMS[name].envVar] as string | undefined;
@@ -228,6 +239,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): GatewayConfig 
     rateLimitPerMinute: vars.RATE_LIMIT_PER_MINUTE ?? 600,
     ...(vars.REDIS_URL !== undefined ? { redisUrl: vars.REDIS_URL } : {}),
     logLevel: vars.LOG_LEVEL ?? 'info',
+    ...(vars.ADMIN_PORT !== undefined ? { adminPort: vars.ADMIN_PORT } : {}),
+    readyRequiresAllUpstreams: vars.READY_REQUIRES_ALL_UPSTREAMS === 'true',
+    shutdown: { drainMs: vars.SHUTDOWN_DRAIN_MS ?? 5000, graceMs: vars.SHUTDOWN_GRACE_MS ?? 10_000 },
     graphqlIntrospection: vars.GRAPHQL_INTROSPECTION === undefined ? !production : vars.GRAPHQL_INTROSPECTION === 'true',
   };
 }

@@ -19,20 +19,18 @@ if (config.jwt.usesDevelopmentSecret) logger.warn('JWT_SECRET_KEY is not set: us
 const gateway = await createGateway(config, logger);
 try {
   const url = await gateway.listen();
-  logger.info({ url, upstreams: config.upstreams, nodeEnv: config.nodeEnv }, 'gateway listening');
+  logger.info({ url, ...(gateway.adminUrl ? { adminUrl: gateway.adminUrl } : {}), upstreams: config.upstreams, nodeEnv: config.nodeEnv }, 'gateway listening');
 } catch (error) {
   process.stderr.write(`gateway: cannot listen on ${config.host}:${config.port}: ${error instanceof Error ? error.message : String(error)}\n`);
   process.exit(1);
 }
-// Under `npm start` the launcher is told the moment the gateway serves.
-process.send?.({ ready: true });
-
 let stopping = false;
 function shutdown(signal: string): void {
   if (stopping) return;
   stopping = true;
   logger.info({ signal }, 'shutting down');
-  void gateway.close().then(() => {
+  // Not ready for SHUTDOWN_DRAIN_MS while still serving, then the requests in flight finish.
+  void gateway.close(config.shutdown).then(() => {
     logger.info('stopped');
     process.exit(0);
   });

@@ -11,9 +11,10 @@ import { forwardedPlugin } from './forwarded.js';
 import type { GraphQLFace } from './graphql/handler.js';
 import type { Logger } from './observability/logger.js';
 import { GatewayMetrics, metricsEndpoint, metricsPlugin } from './observability/metrics.js';
-import { readinessEndpoint } from './observability/readiness.js';
+import { readinessEndpoint, UpstreamHealthCheck } from './observability/readiness.js';
 import { requestIdPlugin } from './observability/request-id.js';
-import { healthEndpoint, ownEndpointsPlugin } from './own-endpoints.js';
+import { closeGracefully, Connections, Lifecycle, lifecyclePlugin } from './lifecycle.js';
+import { healthEndpoint, ownEndpointsPlugin, type OwnEndpoint } from './own-endpoints.js';
 import { protocolPlugin } from './protocol.js';
 import { createPipeline, type Exchange, type GatewayPlugin, type Pipeline } from './pipeline/pipeline.js';
 import { createRateLimiter, rateLimitPlugin } from './ratelimit/index.js';
@@ -29,12 +30,21 @@ export interface Gateway {
   /** Absent in a REST-only gateway. */
   readonly graphql?: GraphQLFace;
   readonly pipeline: Pipeline;
-  /** Binds the configured host and port (or `port` when given; 0 for any free port) and answers the URL. */
+  /**
+   * Binds the configured host and port (or `port` when given; 0 for any free port) and answers the URL;
+   * with ADMIN_PORT, the admin listener too (`adminUrl`).
+   */
   listen(port?: number): Promise<string>;
+  /** The admin listener's URL once it listens (ADMIN_PORT). */
+  readonly adminUrl: string | undefined;
   /** Dispatches a request in-process, without a socket (light-my-request), through the same pipeline. */
   inject(options: InjectOptions | string): Promise<InjectResponse>;
-  /** Stops accepting connections, lets requests in flight finish (up to `graceMs`), then closes. */
-  close(graceMs?: number): Promise<void>;
+  /**
+   * Shuts down: reported not ready for `drainMs` while still serving (default 0), then no new
+   * connections and `Connection: close` on every response while requests in flight finish, for at most
+   * `graceMs` (default SHUTDOWN_GRACE_MS); then everything is closed.
+   */
+  close(options?: { readonly drainMs?: number; readonly graceMs?: number }): Promise<void>;
 }
 
 export interface GatewayOptions {
@@ -94,20 +104,31 @@ export async function createGateway(config: GatewayConfig, logger: Logger, optio
   const graphql = options.graphql === false ? undefined : await (await import('./graphql/handler.js')).createGraphQLFace(config, client, logger);
   const limiter = await createRateLimiter(config, logger);
 
+  const lifecycle = new Lifecycle();
+  const upstreamHealth = new UpstreamHealthCheck(client);
+  const readiness = (details: boolean) => readinessEndpoint({ lifecycle, upstreams: upstreamHealth, requireAllUpstreams: config.readyRequiresAllUpstreams, details });
+  // With an admin listener, the public port keeps liveness and a bare readiness; details and metrics move.
+  const admin = config.adminPort !== undefined;
+  const publicEndpoints = admin ? [healthEndpoint, readiness(false)] : [healthEndpoint, readiness(true), metricsEndpoint(metrics)];
+
   // Each concern is one plugin; the pipeline runs their steps phase by phase (see PHASES).
   const plugins: GatewayPlugin[] = [
     requestIdPlugin(),
+    lifecyclePlugin(lifecycle),
     protocolPlugin(),
     forwardedPlugin(config.trustProxyHops),
     metricsPlugin(metrics),
     corsPlugin(config.corsOrigins),
-    ownEndpointsPlugin([healthEndpoint, readinessEndpoint(client), metricsEndpoint(metrics)]),
+    ownEndpointsPlugin(publicEndpoints),
     routingPlugin({ graphql: graphql !== undefined }),
     authenticationPlugin(verifier),
     ...(limiter ? [rateLimitPlugin(limiter, metrics)] : []),
     facesPlugin({ rest: restFace(client, config.body, config.uploadsPerClient), ...(graphql ? { graphql: graphql.handle } : {}) }),
   ];
   const pipeline = createPipeline(plugins, errorResponder(logger));
+  const adminServer = admin ? createAdminServer([healthEndpoint, readiness(true), metricsEndpoint(metrics)], logger) : undefined;
+  const adminConnections = adminServer ? new Connections(adminServer) : undefined;
+  let adminUrl: string | undefined;
   const dispatch = (req: Parameters<Pipeline['run']>[0], res: Parameters<Pipeline['run']>[1]) => void pipeline.run(req, res);
 
   const server = createServer(
@@ -123,6 +144,7 @@ export async function createGateway(config: GatewayConfig, logger: Logger, optio
     },
     dispatch,
   );
+  const connections = new Connections(server);
   // A client that asks `Expect: 100-continue` is answered by the pipeline like any other; the body
   // reader sends the 100 only once nothing can refuse the request any more.
   server.on('checkContinue', dispatch);
@@ -148,29 +170,47 @@ export async function createGateway(config: GatewayConfig, logger: Logger, optio
     client,
     ...(graphql ? { graphql } : {}),
     pipeline,
-    listen(port = config.port) {
-      return new Promise((resolve, reject) => {
-        server.once('error', reject);
-        server.listen(port, config.host, () => {
-          server.off('error', reject);
-          const address = server.address() as AddressInfo;
-          const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
-          resolve(`http://${host}:${address.port}`);
-        });
-      });
+    async listen(port = config.port) {
+      if (adminServer) adminUrl = await listenOn(adminServer, config.adminPort ?? 0, config.host);
+      return listenOn(server, port, config.host);
+    },
+    get adminUrl() {
+      return adminUrl;
     },
     // Loaded on first use: serving never needs it.
     inject: async (injectOptions) => (await import('light-my-request')).inject(dispatch, injectOptions),
-    close(graceMs = 10_000) {
-      return new Promise((resolve) => {
-        const force = setTimeout(() => server.closeAllConnections(), graceMs);
-        force.unref();
-        server.close(() => {
-          clearTimeout(force);
-          void Promise.all([client.close(), graphql?.stop(), limiter?.close()]).then(() => resolve());
-        });
-        server.closeIdleConnections();
-      });
+    async close({ drainMs = 0, graceMs = config.shutdown.graceMs } = {}) {
+      lifecycle.drain();
+      if (drainMs > 0) await new Promise((resolve) => setTimeout(resolve, drainMs));
+      lifecycle.close();
+      await Promise.all([closeGracefully(server, connections, graceMs), ...(adminServer && adminConnections ? [closeGracefully(adminServer, adminConnections, graceMs)] : [])]);
+      await Promise.all([client.close(), graphql?.stop(), limiter?.close()]);
     },
   };
+}
+
+function listenOn(server: Server, port: number, host: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      const address = server.address() as AddressInfo;
+      const shown = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+      resolve(`http://${shown}:${address.port}`);
+    });
+  });
+}
+
+/** The admin listener (ADMIN_PORT): probes and metrics, nothing else, never rate limited. */
+function createAdminServer(endpoints: readonly OwnEndpoint[], logger: Logger): Server {
+  const nothingElse: GatewayPlugin = {
+    name: 'admin',
+    phases: {
+      face() {
+        throw new GatewayError('NOT_FOUND', 'The admin port serves /health, /ready and /metrics only');
+      },
+    },
+  };
+  const pipeline = createPipeline([requestIdPlugin(), ownEndpointsPlugin(endpoints), nothingElse], errorResponder(logger));
+  return createServer({ maxHeaderSize: MAX_HEADER_BYTES }, (req, res) => void pipeline.run(req, res));
 }

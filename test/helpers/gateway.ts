@@ -21,7 +21,7 @@ export async function startGateway(upstreams: UpstreamUrls, env: NodeJS.ProcessE
   const config = loadConfig({ NODE_ENV: 'test', LOG_LEVEL: 'silent', RATE_LIMIT_PER_MINUTE: '0', UPSTREAM_BREAKER_FAILURES: '0', ...upstreamEnvironment(upstreams), ...env });
   const gateway = await createGateway(config, options.logger ?? createLogger(config.logLevel), options);
   const url = await gateway.listen(0);
-  return { url, gateway, close: () => gateway.close(1000) };
+  return { url, gateway, close: () => gateway.close({ graceMs: 1000 }) };
 }
 
 export interface CapturedLog {

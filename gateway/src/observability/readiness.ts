@@ -1,49 +1,80 @@
 import { GatewayError } from '../errors.js';
+import type { Lifecycle } from '../lifecycle.js';
 import { sendJson, type OwnEndpoint } from '../own-endpoints.js';
 import type { UpstreamClient } from '../upstream/client.js';
 import { UPSTREAM_NAMES, type UpstreamName } from '../upstreams.js';
 
 export type UpstreamHealth = 'ok' | 'unhealthy' | 'unreachable';
 
-export interface Readiness {
-  readonly ready: boolean;
+export interface UpstreamsHealth {
   readonly services: Readonly<Record<UpstreamName, UpstreamHealth>>;
   readonly failing: readonly UpstreamName[];
 }
 
 const HEALTH_TIMEOUT_MS = 2000;
+/** How long one round of upstream health checks stands for every /ready in between. */
+const CACHE_MS = 2000;
 
-/** Asks every upstream's own health check, all at once, through the upstream client like any call. */
-export async function checkReadiness(client: UpstreamClient, requestId: string): Promise<Readiness> {
-  const caller = { requestId };
-  const healthOf = async (name: UpstreamName): Promise<UpstreamHealth> => {
-    try {
-      const response = await client.request(name, { method: 'GET', path: '/health', caller, timeoutMs: HEALTH_TIMEOUT_MS, deadline: true, redirects: 'refuse' });
-      await response.body.dump();
-      return response.statusCode === 200 ? 'ok' : 'unhealthy';
-    } catch {
-      return 'unreachable';
-    }
-  };
-  const results = await Promise.all(UPSTREAM_NAMES.map(async (name) => [name, await healthOf(name)] as const));
-  const services = Object.fromEntries(results) as Record<UpstreamName, UpstreamHealth>;
-  const failing = results.filter(([, health]) => health !== 'ok').map(([name]) => name);
-  return { ready: failing.length === 0, services, failing };
+/**
+ * The upstreams' own health checks, asked through the upstream client, all at once, at most one round
+ * every 2 s whatever the number of /ready calls (a probe flood never reaches the upstreams).
+ */
+export class UpstreamHealthCheck {
+  private last: { readonly at: number; readonly result: Promise<UpstreamsHealth> } | undefined;
+
+  constructor(private readonly client: UpstreamClient) {}
+
+  current(requestId: string): Promise<UpstreamsHealth> {
+    if (this.last && Date.now() - this.last.at < CACHE_MS) return this.last.result;
+    const result = this.check(requestId);
+    this.last = { at: Date.now(), result };
+    return result;
+  }
+
+  private async check(requestId: string): Promise<UpstreamsHealth> {
+    const caller = { requestId };
+    const healthOf = async (name: UpstreamName): Promise<UpstreamHealth> => {
+      try {
+        const response = await this.client.request(name, { method: 'GET', path: '/health', caller, timeoutMs: HEALTH_TIMEOUT_MS, deadline: true, redirects: 'refuse' });
+        await response.body.dump();
+        return response.statusCode === 200 ? 'ok' : 'unhealthy';
+      } catch {
+        return 'unreachable';
+      }
+    };
+    const results = await Promise.all(UPSTREAM_NAMES.map(async (name) => [name, await healthOf(name)] as const));
+    return { services: Object.fromEntries(results) as Record<UpstreamName, UpstreamHealth>, failing: results.filter(([, health]) => health !== 'ok').map(([name]) => name) };
+  }
 }
 
-/** GET /ready: 200 while every upstream answers its health check, else 503 naming those that do not. */
-export function readinessEndpoint(client: UpstreamClient): OwnEndpoint {
+export interface ReadinessOptions {
+  readonly lifecycle: Lifecycle;
+  readonly upstreams: UpstreamHealthCheck;
+  /** READY_REQUIRES_ALL_UPSTREAMS: one upstream down makes the instance not ready (else: degraded, 200). */
+  readonly requireAllUpstreams: boolean;
+  /** Whether to name the upstreams and their health (not on a public port when ADMIN_PORT is set). */
+  readonly details: boolean;
+}
+
+/**
+ * GET /ready: whether this instance can serve. Not while it is shutting down (503 `draining`); with every
+ * upstream healthy `ready`; with one or more down `degraded` — still 200, unless every upstream is
+ * required — since the others still serve and every instance sees the same upstreams.
+ */
+export function readinessEndpoint({ lifecycle, upstreams, requireAllUpstreams, details }: ReadinessOptions): OwnEndpoint {
   return {
     path: '/ready',
     async handle({ res, state }) {
-      const readiness = await checkReadiness(client, state.get('requestId'));
-      if (readiness.ready) {
-        sendJson(res, 200, { status: 'ready', services: readiness.services });
+      if (lifecycle.phase !== 'serving') throw new GatewayError('UPSTREAM_UNAVAILABLE', 'The gateway is shutting down');
+      const health = await upstreams.current(state.get('requestId'));
+      const shown = details ? { services: health.services, ...(health.failing.length > 0 ? { failing: health.failing } : {}) } : {};
+      if (health.failing.length === 0) {
+        sendJson(res, 200, { status: 'ready', ...shown });
         return;
       }
-      throw new GatewayError('UPSTREAM_UNAVAILABLE', `Upstream services not ready: ${readiness.failing.join(', ')}`, {
-        extensions: { failing: readiness.failing, services: readiness.services },
-      });
+      const detail = details ? `Upstream services not ready: ${health.failing.join(', ')}` : 'Some upstream services are not ready';
+      if (requireAllUpstreams) throw new GatewayError('UPSTREAM_UNAVAILABLE', detail, { extensions: shown });
+      sendJson(res, 200, { status: 'degraded', ...shown });
     },
   };
 }
