@@ -47,6 +47,8 @@ async function runOnce(schema: typeof plain): Promise<void> {
     requestId: 'bench',
     user: identity,
     caller: { requestId: 'bench', identity, authorization: `Bearer ${login.access_token}`, forwarded: { clientIp: '127.0.0.1', forwardedFor: '127.0.0.1', proto: 'http', host: 'bench' } },
+    budget: { limit: 50, used: 0 },
+    signal: new AbortController().signal,
   });
   const result = await execute({ schema, document, contextValue });
   if (result.errors) throw new Error(result.errors.map((error) => error.message).join('; '));

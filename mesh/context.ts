@@ -11,6 +11,12 @@ export type SourceOperation = (options: { args?: Record<string, unknown>; contex
 /** Mesh's in-context SDK, merged into every request's context: per source, per root type, per operation. */
 export type MeshSdk = Readonly<Record<string, Readonly<Record<string, Readonly<Record<string, SourceOperation>>>> | undefined>>;
 
+/** How many upstream calls one GraphQL request may still make (GRAPHQL_MAX_UPSTREAM_CALLS). */
+export interface CallBudget {
+  readonly limit: number;
+  used: number;
+}
+
 /** What the gateway puts in every GraphQL request's context, beside Mesh's SDK. */
 export interface GatewayContext {
   readonly requestId: string;
@@ -18,4 +24,7 @@ export interface GatewayContext {
   readonly user?: Identity;
   /** What every upstream call made for this request tells the upstream (Mesh hands the context to its fetch). */
   readonly caller: Caller;
+  readonly budget: CallBudget;
+  /** Aborted when the client goes away: no upstream call starts after that, those in flight stop. */
+  readonly signal: AbortSignal;
 }

@@ -48,6 +48,7 @@ export interface Loaders {
   readonly movies: DataLoader<string, MovieRecord | null>;
   readonly channels: DataLoader<string, ChannelRecord | null>;
   readonly nowPlaying: DataLoader<string, ProgramRecord | null>;
+  readonly schedules: DataLoader<string, ProgramRecord[]>;
   /** Keyed by content id: `movie:<id>` or `channel:<id>`. */
   readonly entitlements: DataLoader<string, EntitlementRecord>;
   readonly subscriptions: DataLoader<string, SubscriptionRecord | null>;
@@ -74,6 +75,11 @@ function createLoaders(context: GatewayContext): Loaders {
     nowPlaying: new DataLoader(async (channelIds) => {
       const batch = await callSource<{ items: { channelId: string; program?: ProgramRecord | null }[] }>(context, 'nowPlaying', { channelIds }, `{ ... on LiveTv_NowPlayingBatch { items { channelId program { ${PROGRAM_FIELDS} } } } }`);
       return byKey(channelIds, batch.items, (item) => item.channelId).map((item) => item?.program ?? null);
+    }, options),
+
+    schedules: new DataLoader(async (channelIds) => {
+      const batch = await callSource<{ items: { channelId: string; programs: ProgramRecord[] }[] }>(context, 'schedulesByChannelIds', { channelIds }, `{ ... on LiveTv_ScheduleBatch { items { channelId programs { ${PROGRAM_FIELDS} } } } }`);
+      return byKey(channelIds, batch.items, (item) => item.channelId).map((item) => item?.programs ?? []);
     }, options),
 
     entitlements: new DataLoader(async (contentIds) => {

@@ -1,5 +1,5 @@
 import type { GatewayContext } from './context.js';
-import { CHANNEL_FIELDS, loadersOf, MOVIE_FIELDS, PROGRAM_FIELDS, type ChannelRecord, type MovieRecord } from './loaders.js';
+import { CHANNEL_FIELDS, loadersOf, MOVIE_FIELDS, type ChannelRecord, type MovieRecord } from './loaders.js';
 import { callSource } from './source.js';
 
 type Args = Record<string, unknown>;
@@ -56,8 +56,7 @@ export const resolvers = {
   Channel: {
     entitlement: (channel: ChannelRecord, _args: Args, context: GatewayContext) => loadersOf(context).entitlements.load(`channel:${channel.id}`),
     nowPlaying: (channel: ChannelRecord, _args: Args, context: GatewayContext) => loadersOf(context).nowPlaying.load(channel.id),
-    schedule: (channel: ChannelRecord, _args: Args, context: GatewayContext) =>
-      callSource(context, 'channelSchedule', { id: channel.id }, `{ ... on LiveTv_Program { ${PROGRAM_FIELDS} } }`),
+    schedule: (channel: ChannelRecord, _args: Args, context: GatewayContext) => loadersOf(context).schedules.load(channel.id),
   },
   Program: {
     start: (program: { start: unknown }) => isoString(program.start),

@@ -46,6 +46,12 @@ export function livetvService(env: ServiceEnvironment): ServiceDefinition {
         return { body: { items: ids.map((channelId) => ({ channelId, program: nowPlayingOf(channelId, nowMs) })) } };
       },
 
+      schedulesByChannelIds({ query }) {
+        const nowMs = Date.now();
+        const ids = [...new Set(query.channelIds as string[])].filter((id) => channels.has(id));
+        return { body: { items: ids.map((channelId) => ({ channelId, programs: scheduleOf(channelId, nowMs) })) } };
+      },
+
       async playChannel({ headers, params }) {
         const caller = requireCaller(headers);
         const channel = channelOrNotFound(params.id as string);

@@ -268,6 +268,16 @@ describe('live TV', () => {
     expect(await client.livetv.call('GET', '/livetv/now-playing')).toMatchObject({ status: 422 });
   });
 
+  it('answers the schedules of many channels in one call, each the same as the channel’s own', async () => {
+    const batch = await client.livetv.call('GET', '/livetv/schedules?channelIds=c2,nope,c1');
+    const items = ((batch.body as Json).items ?? []) as { channelId: string; programs: { start: string; end: string }[] }[];
+    expect(items.map((item) => item.channelId)).toEqual(['c2', 'c1']);
+    const own = await client.livetv.call('GET', '/livetv/channels/c2/schedule');
+    expect(items[0]?.programs[0]).toEqual((own.body as { start: string }[])[0]);
+    expect(Date.parse(items[0]?.programs.at(-1)?.end ?? '')).toBeGreaterThanOrEqual(Date.now() + 24 * 3600_000);
+    expect(await client.livetv.call('GET', '/livetv/schedules')).toMatchObject({ status: 422 });
+  });
+
   it('plays a paid channel for alice, refuses it to bob, plays a free one for bob', async () => {
     expect(await client.livetv.call('GET', '/play/live/c2', { headers: ALICE })).toMatchObject({ status: 200 });
     expect(await client.livetv.call('GET', '/play/live/c2', { headers: BOB })).toMatchObject({ status: 403 });

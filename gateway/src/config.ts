@@ -53,6 +53,12 @@ export interface GatewayConfig {
   /** After SIGTERM: not ready but serving for `drainMs`, then closing, in-flight requests get `graceMs`. */
   readonly shutdown: { readonly drainMs: number; readonly graceMs: number };
   readonly graphqlIntrospection: boolean;
+  /** GRAPHQL_MAX_COST: the most a query may cost, lists counted by the items they stand for. */
+  readonly graphqlMaxCost: number;
+  /** GRAPHQL_MAX_UPSTREAM_CALLS: the most upstream calls one GraphQL request may make. */
+  readonly graphqlMaxUpstreamCalls: number;
+  /** REGISTRATIONS_PER_HOUR: accounts one client address may create (both faces); 0: no limit. */
+  readonly registrationsPerHour: number;
 }
 
 /** A configuration problem, worded for one line on stderr: it names the variable, never a secret's value. */
@@ -140,6 +146,9 @@ const environmentSchema = z.object({
   SHUTDOWN_DRAIN_MS: integer('SHUTDOWN_DRAIN_MS', 0, 600_000),
   SHUTDOWN_GRACE_MS: integer('SHUTDOWN_GRACE_MS', 0, 600_000),
   GRAPHQL_INTROSPECTION: oneOf('GRAPHQL_INTROSPECTION', ['true', 'false']),
+  GRAPHQL_MAX_COST: integer('GRAPHQL_MAX_COST', 1, 10_000_000),
+  GRAPHQL_MAX_UPSTREAM_CALLS: integer('GRAPHQL_MAX_UPSTREAM_CALLS', 1, 10_000),
+  REGISTRATIONS_PER_HOUR: integer('REGISTRATIONS_PER_HOUR', 0, 1_000_000),
 });
 
 function parseAlgorithms(raw: string | undefined, jwksUrl: string | undefined, explicitSecret: boolean): string[] {
@@ -243,5 +252,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): GatewayConfig 
     readyRequiresAllUpstreams: vars.READY_REQUIRES_ALL_UPSTREAMS === 'true',
     shutdown: { drainMs: vars.SHUTDOWN_DRAIN_MS ?? 5000, graceMs: vars.SHUTDOWN_GRACE_MS ?? 10_000 },
     graphqlIntrospection: vars.GRAPHQL_INTROSPECTION === undefined ? !production : vars.GRAPHQL_INTROSPECTION === 'true',
+    graphqlMaxCost: vars.GRAPHQL_MAX_COST ?? 10_000,
+    graphqlMaxUpstreamCalls: vars.GRAPHQL_MAX_UPSTREAM_CALLS ?? 50,
+    registrationsPerHour: vars.REGISTRATIONS_PER_HOUR ?? 10,
   };
 }

@@ -17,7 +17,7 @@ import { closeGracefully, Connections, Lifecycle, lifecyclePlugin } from './life
 import { healthEndpoint, ownEndpointsPlugin, type OwnEndpoint } from './own-endpoints.js';
 import { protocolPlugin } from './protocol.js';
 import { createPipeline, type Exchange, type GatewayPlugin, type Pipeline } from './pipeline/pipeline.js';
-import { createRateLimiter, rateLimitPlugin } from './ratelimit/index.js';
+import { createRateLimiter, createRegistrationLimiter, rateLimitPlugin, registrationGuard } from './ratelimit/index.js';
 import { restFace } from './rest/handler.js';
 import { facesPlugin, rawPathOf, routingPlugin } from './routing.js';
 import { UpstreamClient } from './upstream/client.js';
@@ -93,6 +93,7 @@ export function errorResponder(logger: Logger): (exchange: Exchange, error: unkn
 export async function createGateway(config: GatewayConfig, logger: Logger, options: GatewayOptions = {}): Promise<Gateway> {
   const verifier = await createTokenVerifier(config.jwt, options.verifier);
   const metrics = new GatewayMetrics();
+  const registrations = await createRegistrationLimiter(config, logger);
   const client = new UpstreamClient({
     upstreams: config.upstreams,
     timeoutMs: config.upstreamTimeoutMs,
@@ -100,6 +101,7 @@ export async function createGateway(config: GatewayConfig, logger: Logger, optio
     metrics,
     logger,
     ...(options.now ? { now: options.now } : {}),
+    ...(registrations ? { guards: [registrationGuard(registrations, metrics)] } : {}),
   });
   const graphql = options.graphql === false ? undefined : await (await import('./graphql/handler.js')).createGraphQLFace(config, client, logger);
   const limiter = await createRateLimiter(config, logger);
@@ -184,7 +186,7 @@ export async function createGateway(config: GatewayConfig, logger: Logger, optio
       if (drainMs > 0) await new Promise((resolve) => setTimeout(resolve, drainMs));
       lifecycle.close();
       await Promise.all([closeGracefully(server, connections, graceMs), ...(adminServer && adminConnections ? [closeGracefully(adminServer, adminConnections, graceMs)] : [])]);
-      await Promise.all([client.close(), graphql?.stop(), limiter?.close()]);
+      await Promise.all([client.close(), graphql?.stop(), limiter?.close(), registrations?.close()]);
     },
   };
 }

@@ -1,4 +1,3 @@
-import { unwrapResolverError } from '@apollo/server/errors';
 import { GraphQLError, type GraphQLFormattedError } from 'graphql';
 import { GatewayError, internalError, toGraphQLError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
@@ -29,7 +28,7 @@ function isRequestError(error: unknown, formatted: GraphQLFormattedError): boole
  */
 export function createErrorFormatter(logger: Logger): (formatted: GraphQLFormattedError, error: unknown) => GraphQLFormattedError {
   return (formatted, error) => {
-    const original = unwrapResolverError(error);
+    const original = error instanceof GraphQLError && error.originalError ? error.originalError : error;
     if (original instanceof GatewayError && original.code !== 'INTERNAL_SERVER_ERROR') return toGraphQLError(original, formatted);
     if (isRequestError(original, formatted)) {
       return { message: formatted.message, ...(formatted.locations ? { locations: formatted.locations } : {}), extensions: { code: formatted.extensions?.code } };
@@ -38,4 +37,12 @@ export function createErrorFormatter(logger: Logger): (formatted: GraphQLFormatt
     logger.error({ err: internal.cause ?? internal, path: formatted.path }, 'unexpected GraphQL error');
     return toGraphQLError(internal, formatted);
   };
+}
+
+/**
+ * A catalogue error raised outside execution (a plugin refusing the operation), as Apollo takes it:
+ * with the kind's HTTP status; `formatError` renders the kind itself.
+ */
+export function requestError(error: GatewayError): GraphQLError {
+  return new GraphQLError(error.detail, { originalError: error, extensions: { http: { status: error.status } } });
 }

@@ -18,6 +18,7 @@ import type { Face } from '../routing.js';
 import { callerOf } from '../upstream/call.js';
 import type { UpstreamClient } from '../upstream/client.js';
 import { upstreamOperations } from '../upstream/operations.js';
+import { costLimitPlugin, onePasswordMutationRule } from './cost.js';
 import { createErrorFormatter } from './errors.js';
 import { loadMesh } from './mesh.js';
 import { createMeshFetch } from './mesh-fetch.js';
@@ -29,7 +30,8 @@ const ARMOR = new ApolloArmor({
   maxDepth: { n: 8 },
   maxDirectives: { n: 10 },
   maxTokens: { n: 1000 },
-  costLimit: { maxCost: 5000 },
+  // The cost that counts lists by their items is the gateway's own (cost.ts).
+  costLimit: { enabled: false },
   blockFieldSuggestion: { enabled: true },
 });
 
@@ -108,11 +110,12 @@ export async function createGraphQLFace(config: GatewayConfig, client: UpstreamC
     stopOnTerminationSignals: false,
     includeStacktraceInErrorResponses: false,
     allowBatchedHttpRequests: false,
-    validationRules: armor.validationRules,
+    validationRules: [...armor.validationRules, onePasswordMutationRule],
     formatError: createErrorFormatter(logger),
     plugins: [
       ...(armor.plugins as unknown as ApolloServerPlugin<GatewayContext>[]),
       requestIdPlugin,
+      costLimitPlugin<GatewayContext>(config.graphqlMaxCost),
       config.graphqlIntrospection ? ApolloServerPluginLandingPageLocalDefault({ embed: true, includeCookies: false }) : ApolloServerPluginLandingPageDisabled(),
     ],
     logger: {
@@ -125,7 +128,15 @@ export async function createGraphQLFace(config: GatewayConfig, client: UpstreamC
   await apollo.start();
 
   async function contextFor(exchange: Exchange, identity: Identity | undefined): Promise<GatewayContext> {
-    const context: GatewayContext = { requestId: exchange.state.get('requestId'), caller: callerOf(exchange, identity), ...(identity ? { user: identity } : {}) };
+    const cancel = new AbortController();
+    exchange.res.once('close', () => cancel.abort());
+    const context: GatewayContext = {
+      requestId: exchange.state.get('requestId'),
+      caller: callerOf(exchange, identity),
+      ...(identity ? { user: identity } : {}),
+      budget: { limit: config.graphqlMaxUpstreamCalls, used: 0 },
+      signal: cancel.signal,
+    };
     const { contextFactory } = mesh.getEnveloped({ req: exchange.req });
     return (await contextFactory(context)) as unknown as GatewayContext;
   }

@@ -1,5 +1,6 @@
 import type { GatewayContext } from '../../../mesh/context.js';
-import { internalError } from '../errors.js';
+import { errors as undiciErrors } from 'undici';
+import { GatewayError, internalError } from '../errors.js';
 import type { UpstreamCall } from '../upstream/call.js';
 import type { UpstreamClient } from '../upstream/client.js';
 import { InvalidResponseBodyError, upstreamFailure } from '../upstream/failures.js';
@@ -24,6 +25,12 @@ export function createMeshFetch(client: UpstreamClient, upstreams: UpstreamUrls,
     const operation = operations.get(info.fieldName);
     const base = operation && upstreams[operation.upstream];
     if (!operation || !base || !url.startsWith(`${base}/`)) throw internalError(new Error(`Mesh called ${info.fieldName} at an unexpected URL`));
+    // Nothing more starts for a client that went away.
+    if (context.signal.aborted) throw upstreamFailure(new undiciErrors.RequestAbortedError('the client went away'), operation.upstream);
+    if (context.budget.used >= context.budget.limit) {
+      throw new GatewayError('BAD_USER_INPUT', `This query needs more than ${context.budget.limit} upstream calls: ask for less in one request`);
+    }
+    context.budget.used += 1;
     const target = url.slice(base.length);
     const queryStart = target.indexOf('?');
     const headers = new Headers(init.headers);
@@ -38,7 +45,7 @@ export function createMeshFetch(client: UpstreamClient, upstreams: UpstreamUrls,
       redirects: 'refuse',
       responseLimitBytes,
       deadline: true,
-      ...(init.signal ? { signal: init.signal } : {}),
+      signal: context.signal,
     };
     const response = await client.request(operation.upstream, call);
     if (response.statusCode >= 400) throw await client.errorOf(operation.upstream, call, response);

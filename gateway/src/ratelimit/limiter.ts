@@ -16,14 +16,14 @@ export interface RateLimiter {
   close(): Promise<void>;
 }
 
-/** A bucket of `capacity` tokens that refills at `capacity` per minute. */
+/** A bucket of `capacity` tokens that refills at `capacity` per window (a minute unless said). */
 export interface BucketShape {
   readonly capacity: number;
   readonly refillPerMs: number;
 }
 
-export function bucketShape(perMinute: number): BucketShape {
-  return { capacity: perMinute, refillPerMs: perMinute / 60_000 };
+export function bucketShape(capacity: number, windowMs = 60_000): BucketShape {
+  return { capacity, refillPerMs: capacity / windowMs };
 }
 
 /** The decision for a bucket holding `tokens` after the take (and whether the take happened). */

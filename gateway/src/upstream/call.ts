@@ -3,6 +3,7 @@ import type { Dispatcher } from 'undici';
 import type { Identity } from '../auth/identity.js';
 import type { Forwarded } from '../forwarded.js';
 import type { Exchange } from '../pipeline/pipeline.js';
+import type { UpstreamName } from '../upstreams.js';
 import type { UpstreamOperation } from './operations.js';
 
 /** The client request an upstream call is made for: what the upstream is told about it. */
@@ -39,6 +40,13 @@ export interface UpstreamCall {
   readonly deadline?: boolean;
   /** Aborts the call (the client went away). */
   readonly signal?: AbortSignal;
+}
+
+/** A rule some calls must pass before they are made (a limit on account creation, say). */
+export interface CallGuard {
+  applies(upstream: UpstreamName, call: UpstreamCall): boolean;
+  /** Resolves to go ahead; rejects with the catalogue's error to refuse the call. */
+  check(call: UpstreamCall): Promise<void>;
 }
 
 /** What the interceptors read of a call: carried on undici's dispatch options. */

@@ -3,7 +3,7 @@ import type { Logger } from '../observability/logger.js';
 import type { GatewayMetrics } from '../observability/metrics.js';
 import { UPSTREAM_NAMES, UPSTREAMS, type UpstreamName, type UpstreamUrls } from '../upstreams.js';
 import { CircuitBreaker, CIRCUIT_STATES } from './breaker.js';
-import type { DispatchWithCall, UpstreamCall } from './call.js';
+import type { CallGuard, DispatchWithCall, UpstreamCall } from './call.js';
 import type { GatewayError } from '../errors.js';
 import { upstreamFailure, upstreamHttpFailure } from './failures.js';
 import { circuitBreakerInterceptor } from './interceptors/circuit-breaker.js';
@@ -24,6 +24,8 @@ export interface UpstreamClientOptions {
   readonly logger: Logger;
   /** The breakers' clock (epoch ms): Date.now unless a test moves time itself. */
   readonly now?: () => number;
+  /** Rules some calls must pass first (REGISTRATIONS_PER_HOUR). */
+  readonly guards?: readonly CallGuard[];
 }
 
 export type UpstreamResponse = Dispatcher.ResponseData;
@@ -110,7 +112,13 @@ export class UpstreamClient {
     };
   }
 
+  /** The guards a call must pass; none for almost every call, which then goes out at once. */
+  private guardsFor(upstream: UpstreamName, call: UpstreamCall): readonly CallGuard[] {
+    return this.options.guards?.filter((guard) => guard.applies(upstream, call)) ?? [];
+  }
+
   async request(upstream: UpstreamName, call: UpstreamCall): Promise<UpstreamResponse> {
+    for (const guard of this.guardsFor(upstream, call)) await guard.check(call);
     try {
       return await this.upstreams[upstream].dispatcher.request(this.optionsFor(upstream, call));
     } catch (error) {
@@ -123,11 +131,17 @@ export class UpstreamClient {
    * face that relays it as it streams. A call refused before it starts reaches `onResponseError` too.
    */
   dispatch(upstream: UpstreamName, call: UpstreamCall, handler: Dispatcher.DispatchHandler): void {
-    try {
-      this.upstreams[upstream].dispatcher.dispatch(this.optionsFor(upstream, call), handler);
-    } catch (error) {
-      handler.onResponseError?.(undefined as unknown as Dispatcher.DispatchController, error as Error);
-    }
+    const refuse = (error: unknown) => handler.onResponseError?.(undefined as unknown as Dispatcher.DispatchController, error as Error);
+    const send = () => {
+      try {
+        this.upstreams[upstream].dispatcher.dispatch(this.optionsFor(upstream, call), handler);
+      } catch (error) {
+        refuse(error);
+      }
+    };
+    const guards = this.guardsFor(upstream, call);
+    if (guards.length === 0) send();
+    else Promise.all(guards.map((guard) => guard.check(call))).then(send, refuse);
   }
 
   /**

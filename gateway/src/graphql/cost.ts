@@ -1,0 +1,61 @@
+import type { ApolloServerPlugin } from '@apollo/server';
+import { GraphQLError, Kind, type FieldNode, type GraphQLCompositeType, type OperationDefinitionNode, type ValidationContext, type ASTVisitor } from 'graphql';
+import { getComplexity, type ComplexityEstimator } from 'graphql-query-complexity';
+import { GatewayError } from '../errors.js';
+import { requestError } from './errors.js';
+
+/**
+ * How many items a list field stands for, when a query does not say: its `limit` argument, else what
+ * the upstream answers by default (the specs' `limit` defaults), else how many there are (channels,
+ * plans, a channel's programmes over 24 hours).
+ */
+const LIST_SIZES: Readonly<Record<string, (args: Record<string, unknown>) => number>> = {
+  'Query.movies': (args) => (typeof args.limit === 'number' ? args.limit : 20),
+  'Query.search': (args) => (typeof args.limit === 'number' ? args.limit : 10),
+  'Query.adminUsers': (args) => (typeof args.limit === 'number' ? args.limit : 20),
+  'Query.channels': () => 25,
+  'Query.plans': () => 5,
+  'Channel.schedule': () => 50,
+};
+
+/** Every field costs 1, and what is selected under a list costs once per item the list stands for. */
+const listAwareEstimator: ComplexityEstimator = ({ type, field, args, childComplexity }) => {
+  const size = LIST_SIZES[`${(type as GraphQLCompositeType).name}.${field.name}`]?.(args) ?? 1;
+  return 1 + childComplexity * size;
+};
+
+/**
+ * Refuses, before execution, a query whose cost (lists counted by the items they stand for) is over
+ * `maxCost`: 15 aliases of every channel's 24-hour schedule never start.
+ */
+export function costLimitPlugin<TContext extends object>(maxCost: number): ApolloServerPlugin<TContext> {
+  return {
+    async requestDidStart() {
+      return {
+        async didResolveOperation({ request, document, schema, operationName }) {
+          const cost = getComplexity({ schema, query: document, variables: request.variables ?? {}, ...(operationName ? { operationName } : {}), estimators: [listAwareEstimator] });
+          if (cost > maxCost) {
+            throw requestError(new GatewayError('BAD_USER_INPUT', `This query costs ${cost}, over the limit of ${maxCost}: ask for fewer items or fewer aliases`, { extensions: { cost, maxCost } }));
+          }
+        },
+      };
+    },
+  };
+}
+
+/** Mutations that create an account or check a password (a slow hash each): at most one per request. */
+const ONE_PER_REQUEST = new Set(['login', 'register']);
+
+/**
+ * A validation rule: `register` or `login` asked more than once in one request (aliases) is refused
+ * before execution, like graphql-armor's limits (GRAPHQL_VALIDATION_FAILED).
+ */
+export function onePasswordMutationRule(context: ValidationContext): ASTVisitor {
+  return {
+    OperationDefinition(operation: OperationDefinitionNode) {
+      if (operation.operation !== 'mutation') return;
+      const asked = operation.selectionSet.selections.filter((selection): selection is FieldNode => selection.kind === Kind.FIELD && ONE_PER_REQUEST.has(selection.name.value));
+      if (asked.length > 1) context.reportError(new GraphQLError('At most one login or register per request', { nodes: asked }));
+    },
+  };
+}
