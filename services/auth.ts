@@ -20,9 +20,11 @@ interface Profile {
   roles: string[];
 }
 
+/** A refresh token's grant; every token rotated from the same login shares its `family`. */
 interface RefreshGrant {
   userId: string;
   expiresAtMs: number;
+  family: string;
 }
 
 const SCRYPT_KEY_LENGTH = 64;
@@ -47,6 +49,8 @@ export async function authService(env: ServiceEnvironment): Promise<ServiceDefin
   // Unknown usernames are checked against this too, so a miss costs the same time as a wrong password.
   const decoy = await hashPassword('', randomBytes(16).toString('hex'));
   const refreshGrants = new Map<string, RefreshGrant>();
+  // Refresh tokens already exchanged, by family: one used twice means it was stolen (RFC 9700 4.14.2).
+  const exchanged = new Map<string, { family: string; expiresAtMs: number }>();
   let nextUserId = Math.max(...DEMO_USERS.map((user) => Number(user.id))) + 1;
   const signer = await createTokenSigner(env);
 
@@ -57,9 +61,13 @@ export async function authService(env: ServiceEnvironment): Promise<ServiceDefin
     return answer.body;
   }
 
-  async function tokensFor(profile: Profile) {
+  function revokeFamily(family: string): void {
+    for (const [token, grant] of refreshGrants) if (grant.family === family) refreshGrants.delete(token);
+  }
+
+  async function tokensFor(profile: Profile, family = randomBytes(16).toString('base64url')) {
     const refreshToken = randomBytes(32).toString('base64url');
-    refreshGrants.set(refreshToken, { userId: profile.id, expiresAtMs: Date.now() + REFRESH_TTL_MS });
+    refreshGrants.set(refreshToken, { userId: profile.id, expiresAtMs: Date.now() + REFRESH_TTL_MS, family });
     return {
       access_token: await signer.sign({ sub: profile.id, roles: profile.roles }),
       token_type: 'bearer',
@@ -104,11 +112,19 @@ export async function authService(env: ServiceEnvironment): Promise<ServiceDefin
 
       async refreshToken({ body }) {
         const { refresh_token: token } = body as { refresh_token: string };
+        const reused = exchanged.get(token);
+        if (reused) {
+          // Whoever holds the family's live token now got it from a token that was used before: revoke it all.
+          revokeFamily(reused.family);
+          throw new HttpError(401, 'Refresh token already used: the session is revoked');
+        }
         const grant = refreshGrants.get(token);
         // Rotation: a refresh token works once, whatever happens next.
         refreshGrants.delete(token);
         if (!grant || grant.expiresAtMs <= Date.now()) throw new HttpError(401, 'Invalid refresh token');
-        return { body: await tokensFor(await profileOf(grant.userId)) };
+        exchanged.set(token, { family: grant.family, expiresAtMs: grant.expiresAtMs });
+        for (const [old, { expiresAtMs }] of exchanged) if (expiresAtMs <= Date.now()) exchanged.delete(old);
+        return { body: await tokensFor(await profileOf(grant.userId), grant.family) };
       },
 
       jwks: () => ({ body: signer.jwks() }),

@@ -1,7 +1,7 @@
 import { HttpError } from './lib/errors.js';
 import type { ServiceEnvironment } from './lib/environment.js';
 import { requireEntitlement } from './lib/entitlement.js';
-import { requireAdmin, requireCaller } from './lib/identity.js';
+import { requireAdmin, requireCaller, rolesFromUserStore } from './lib/identity.js';
 import { signedPlaybackUrl } from './lib/playback.js';
 import type { ServiceDefinition } from './lib/service.js';
 import { demoChannels, nowPlayingOf, scheduleOf, type Channel } from './data/catalog.js';
@@ -10,6 +10,7 @@ import { specPath } from '../gateway/src/upstreams.js';
 type ChannelInput = Omit<Channel, 'id'>;
 
 export function livetvService(env: ServiceEnvironment): ServiceDefinition {
+  const currentRoles = rolesFromUserStore(env);
   const channels = new Map<string, Channel>(demoChannels().map((channel) => [channel.id, channel]));
   let nextChannelNumber = channels.size + 1;
 
@@ -59,8 +60,8 @@ export function livetvService(env: ServiceEnvironment): ServiceDefinition {
         return { body: signedPlaybackUrl(`live/${channel.id}`, caller.id, env.playbackSigningKey) };
       },
 
-      adminCreateChannel({ headers, body }) {
-        requireAdmin(headers);
+      async adminCreateChannel({ headers, body }) {
+        await requireAdmin(headers, currentRoles);
         const input = body as ChannelInput;
         assertNumberFree(input.number);
         const channel: Channel = { id: `c${nextChannelNumber++}`, ...input };
@@ -68,8 +69,8 @@ export function livetvService(env: ServiceEnvironment): ServiceDefinition {
         return { status: 201, body: channel };
       },
 
-      adminUpdateChannel({ headers, params, body }) {
-        requireAdmin(headers);
+      async adminUpdateChannel({ headers, params, body }) {
+        await requireAdmin(headers, currentRoles);
         const { id } = channelOrNotFound(params.id as string);
         const input = body as ChannelInput;
         assertNumberFree(input.number, id);
@@ -78,8 +79,8 @@ export function livetvService(env: ServiceEnvironment): ServiceDefinition {
         return { body: channel };
       },
 
-      adminDeleteChannel({ headers, params }) {
-        requireAdmin(headers);
+      async adminDeleteChannel({ headers, params }) {
+        await requireAdmin(headers, currentRoles);
         channels.delete(channelOrNotFound(params.id as string).id);
         return { status: 204 };
       },

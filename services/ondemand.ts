@@ -1,7 +1,7 @@
 import { HttpError } from './lib/errors.js';
 import type { ServiceEnvironment } from './lib/environment.js';
 import { requireEntitlement } from './lib/entitlement.js';
-import { requireAdmin, requireCaller } from './lib/identity.js';
+import { requireAdmin, requireCaller, rolesFromUserStore } from './lib/identity.js';
 import { signedPlaybackUrl } from './lib/playback.js';
 import type { ServiceDefinition } from './lib/service.js';
 import { demoMovies, MOVIE_COUNT, type Movie } from './data/catalog.js';
@@ -10,6 +10,7 @@ import { specPath } from '../gateway/src/upstreams.js';
 type MovieInput = Omit<Movie, 'id'>;
 
 export function ondemandService(env: ServiceEnvironment): ServiceDefinition {
+  const currentRoles = rolesFromUserStore(env);
   const movies = new Map<string, Movie>(demoMovies().map((movie) => [movie.id, movie]));
   let nextMovieNumber = MOVIE_COUNT + 1;
 
@@ -45,23 +46,23 @@ export function ondemandService(env: ServiceEnvironment): ServiceDefinition {
         return { body: signedPlaybackUrl(`vod/${movie.id}`, caller.id, env.playbackSigningKey) };
       },
 
-      adminCreateMovie({ headers, body }) {
-        requireAdmin(headers);
+      async adminCreateMovie({ headers, body }) {
+        await requireAdmin(headers, currentRoles);
         const movie: Movie = { id: `m${nextMovieNumber++}`, ...(body as MovieInput) };
         movies.set(movie.id, movie);
         return { status: 201, body: movie };
       },
 
-      adminUpdateMovie({ headers, params, body }) {
-        requireAdmin(headers);
+      async adminUpdateMovie({ headers, params, body }) {
+        await requireAdmin(headers, currentRoles);
         const { id } = movieOrNotFound(params.id as string);
         const movie: Movie = { id, ...(body as MovieInput) };
         movies.set(id, movie);
         return { body: movie };
       },
 
-      adminDeleteMovie({ headers, params }) {
-        requireAdmin(headers);
+      async adminDeleteMovie({ headers, params }) {
+        await requireAdmin(headers, currentRoles);
         movies.delete(movieOrNotFound(params.id as string).id);
         return { status: 204 };
       },

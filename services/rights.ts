@@ -1,7 +1,7 @@
 import { callService } from './lib/client.js';
 import { HttpError } from './lib/errors.js';
 import type { ServiceEnvironment } from './lib/environment.js';
-import { identityHeaders, requireAdmin, requireCaller } from './lib/identity.js';
+import { identityHeaders, requireAdmin, requireCaller, rolesFromUserStore } from './lib/identity.js';
 import type { ServiceDefinition } from './lib/service.js';
 import { DEMO_SUBSCRIPTION_START, DEMO_USERS, PLANS } from './data/catalog.js';
 import { specPath } from '../gateway/src/upstreams.js';
@@ -31,6 +31,7 @@ interface Entitlement {
 const KIND_TO_PLAN_FEATURE = { movie: 'movies', channel: 'channels' } as const;
 
 export function rightsService(env: ServiceEnvironment): ServiceDefinition {
+  const currentRoles = rolesFromUserStore(env);
   const subscriptions = new Map<string, Subscription>();
   for (const user of DEMO_USERS) {
     if (user.planId) subscriptions.set(user.id, { planId: user.planId, status: 'active', startedAt: DEMO_SUBSCRIPTION_START });
@@ -73,10 +74,10 @@ export function rightsService(env: ServiceEnvironment): ServiceDefinition {
     return { contentId, canPlay: false, reason: 'subscription_required' };
   }
 
-  function mayRead(callerId: string, roles: readonly string[], userIds: readonly string[]): void {
-    if (!roles.includes('admin') && userIds.some((id) => id !== callerId)) {
-      throw new HttpError(403, 'Only admins may read other users');
-    }
+  /** Another user's data is an admin's to read: asked of the user store only when it matters. */
+  async function mayRead(callerId: string, userIds: readonly string[]): Promise<void> {
+    if (userIds.every((id) => id === callerId)) return;
+    if (!(await currentRoles(callerId)).includes('admin')) throw new HttpError(403, 'Only admins may read other users');
   }
 
   return {
@@ -100,10 +101,10 @@ export function rightsService(env: ServiceEnvironment): ServiceDefinition {
         return { status: 201, body: subscription };
       },
 
-      subscriptionsByUserIds({ headers, query }) {
+      async subscriptionsByUserIds({ headers, query }) {
         const caller = requireCaller(headers);
         const userIds = [...new Set(query.userIds as string[])];
-        mayRead(caller.id, caller.roles, userIds);
+        await mayRead(caller.id, userIds);
         return {
           body: {
             items: userIds.flatMap((userId) => {
@@ -122,22 +123,22 @@ export function rightsService(env: ServiceEnvironment): ServiceDefinition {
         return { body: { items: contentIds.map((contentId) => decide(caller.id, contentId, flags.get(contentId), nowMs)) } };
       },
 
-      adminEntitlementGrants({ headers, query }) {
-        requireAdmin(headers);
+      async adminEntitlementGrants({ headers, query }) {
+        await requireAdmin(headers, currentRoles);
         const userId = query.userId as string | undefined;
         return { body: userId === undefined ? grants : grants.filter((grant) => grant.userId === userId) };
       },
 
-      adminGrantEntitlement({ headers, body }) {
-        requireAdmin(headers);
+      async adminGrantEntitlement({ headers, body }) {
+        await requireAdmin(headers, currentRoles);
         const input = body as { userId: string; contentId: string; expiresAt?: string };
         const grant: Grant = { id: `g${nextGrantId++}`, ...input, createdAt: new Date().toISOString() };
         grants.push(grant);
         return { status: 201, body: grant };
       },
 
-      adminRevokeEntitlement({ headers, params }) {
-        requireAdmin(headers);
+      async adminRevokeEntitlement({ headers, params }) {
+        await requireAdmin(headers, currentRoles);
         const index = grants.findIndex((grant) => grant.id === params.id);
         if (index === -1) throw new HttpError(404, 'Grant not found');
         grants.splice(index, 1);

@@ -20,6 +20,9 @@ export function usersService(): ServiceDefinition {
     return user;
   }
 
+  // This service is the user store: a caller's roles are read from it, not from the token.
+  const currentRoles = (id: string): readonly string[] => users.get(id)?.roles ?? [];
+
   return {
     name: 'users',
     spec: specPath('users'),
@@ -36,22 +39,22 @@ export function usersService(): ServiceDefinition {
       usersByIds({ headers, query }) {
         const caller = requireCaller(headers);
         const ids = [...new Set(query.ids as string[])];
-        if (!caller.roles.includes('admin') && ids.some((id) => id !== caller.id)) {
+        if (!currentRoles(caller.id).includes('admin') && ids.some((id) => id !== caller.id)) {
           throw new HttpError(403, 'Only admins may read other users');
         }
         return { body: { items: ids.flatMap((id) => users.get(id) ?? []) } };
       },
 
-      adminUsers({ headers, query }) {
-        requireAdmin(headers);
+      async adminUsers({ headers, query }) {
+        await requireAdmin(headers, currentRoles);
         const limit = query.limit as number;
         const offset = query.offset as number;
         const ordered = [...users.values()].sort((a, b) => Number(a.id) - Number(b.id));
         return { body: ordered.slice(offset, offset + limit) };
       },
 
-      adminSetUserRoles({ headers, params, body }) {
-        requireAdmin(headers);
+      async adminSetUserRoles({ headers, params, body }) {
+        await requireAdmin(headers, currentRoles);
         const user = userOrNotFound(params.id as string);
         user.roles = [...(body as { roles: string[] }).roles];
         return { body: user };

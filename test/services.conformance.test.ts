@@ -94,14 +94,21 @@ describe('authentication', () => {
     expect(locs).toEqual(expect.arrayContaining(['body.username', 'body.password', 'body.email']));
   });
 
-  it('rotates refresh tokens: each works once', async () => {
+  it('rotates refresh tokens: each works once, and one used twice revokes its whole family', async () => {
+    const refresh = (token: string) => client.auth.call('POST', '/auth/refresh', { json: { refresh_token: token } });
     const login = await client.auth.call('POST', '/auth/login', { json: { username: 'bob', password: 'bob-password' } });
-    const { refresh_token } = login.body as { refresh_token: string };
-    const refreshed = await client.auth.call('POST', '/auth/refresh', { json: { refresh_token } });
+    const { refresh_token: first } = login.body as { refresh_token: string };
+    const refreshed = await refresh(first);
     expect(refreshed.status).toBe(200);
     expect(decodeJwt((refreshed.body as { access_token: string }).access_token).sub).toBe('2');
-    const reused = await client.auth.call('POST', '/auth/refresh', { json: { refresh_token } });
-    expect(reused).toMatchObject({ status: 401, body: { detail: 'Invalid refresh token' } });
+    const { refresh_token: second } = refreshed.body as { refresh_token: string };
+    // A thief replays the first token: refused, and the legitimate holder's newer token dies with it.
+    expect(await refresh(first)).toMatchObject({ status: 401, body: { detail: 'Refresh token already used: the session is revoked' } });
+    expect(await refresh(second)).toMatchObject({ status: 401, body: { detail: 'Invalid refresh token' } });
+    // Another login is another family, untouched.
+    const other = (await client.auth.call('POST', '/auth/login', { json: { username: 'bob', password: 'bob-password' } })).body as { refresh_token: string };
+    expect((await refresh(other.refresh_token)).status).toBe(200);
+    expect(await refresh('never-issued')).toMatchObject({ status: 401, body: { detail: 'Invalid refresh token' } });
     const bad = await client.auth.call('POST', '/auth/refresh', { json: {} });
     expect(bad.status).toBe(422);
   });
@@ -111,7 +118,7 @@ describe('authentication', () => {
     expect(await client.auth.call('POST', '/internal/keys/rotate')).toMatchObject({ status: 409 });
   });
 
-  it('in ES256 mode signs with a published key and rotates it, keeping the previous one published', async () => {
+  it('in ES256 mode signs with a published key, publishes the next one ahead, and rotates to it', async () => {
     const env = serviceEnvironment({ AUTH_TOKEN_ALGORITHM: 'ES256' });
     env.urls.users = stack.urls.users;
     const es256 = await startService('auth', env, '127.0.0.1', 0);
@@ -120,14 +127,17 @@ describe('authentication', () => {
       const login = async () => (await auth.call('POST', '/auth/login', { json: { username: 'alice', password: 'alice-password' } })).body as { access_token: string };
       const first = await login();
       const keySet = (await auth.call('GET', '/.well-known/jwks.json')).body as { keys: { kid: string }[] };
-      expect(keySet.keys).toHaveLength(1);
+      // The next key first, then the signing key.
+      expect(keySet.keys).toHaveLength(2);
       const verified = await jwtVerify(first.access_token, createLocalJWKSet(keySet as never));
-      expect(verified.protectedHeader).toMatchObject({ alg: 'ES256', kid: keySet.keys[0]?.kid });
+      expect(verified.protectedHeader).toMatchObject({ alg: 'ES256', kid: keySet.keys[1]?.kid });
       const rotated = await auth.call('POST', '/internal/keys/rotate');
       const keys = (rotated.body as { keys: { kid: string }[] }).keys;
-      expect(keys).toHaveLength(2);
-      expect(keys[1]?.kid).toBe(keySet.keys[0]?.kid);
-      expect(decodeProtectedHeader((await login()).access_token).kid).toBe(keys[0]?.kid);
+      expect(keys.map((key) => key.kid).slice(1)).toEqual(keySet.keys.map((key) => key.kid));
+      const after = (await login()).access_token;
+      // Signed with the key that was published ahead: a verifier holding the old key set knows it.
+      expect(decodeProtectedHeader(after).kid).toBe(keySet.keys[0]?.kid);
+      expect((await jwtVerify(after, createLocalJWKSet(keySet as never))).payload.sub).toBe('1');
     } finally {
       await es256.close();
     }

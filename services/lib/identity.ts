@@ -1,4 +1,6 @@
 import type { IncomingHttpHeaders } from 'node:http';
+import { callService } from './client.js';
+import type { ServiceEnvironment } from './environment.js';
 import { HttpError } from './errors.js';
 
 /** The caller as the gateway vouches for it in `X-User-ID` / `X-User-Roles`. */
@@ -27,11 +29,27 @@ export function requireCaller(headers: IncomingHttpHeaders): Caller {
   return caller;
 }
 
-/** Defence in depth: the gateway already checked the role, the service checks it again. */
-export function requireAdmin(headers: IncomingHttpHeaders): Caller {
+/** The roles the user store holds for a user now: a token's roles may be an hour old. */
+export type CurrentRoles = (userId: string) => Promise<readonly string[]> | readonly string[];
+
+/**
+ * Admin actions: the token must say admin (the gateway checked it too), and so must the user store,
+ * now — a demoted admin's token still says admin until it expires.
+ */
+export async function requireAdmin(headers: IncomingHttpHeaders, currentRoles: CurrentRoles): Promise<Caller> {
   const caller = requireCaller(headers);
-  if (!caller.roles.includes('admin')) throw new HttpError(403, 'Admin access required');
+  if (!caller.roles.includes('admin') || !(await currentRoles(caller.id)).includes('admin')) throw new HttpError(403, 'Admin access required');
   return caller;
+}
+
+/** A user's current roles, asked of user management over its internal API. */
+export function rolesFromUserStore(env: ServiceEnvironment): CurrentRoles {
+  return async (userId) => {
+    const answer = await callService<{ roles: string[] }>('user management', env.urls.users, `/internal/users/${encodeURIComponent(userId)}`);
+    if (answer.status === 404) return [];
+    if (answer.status !== 200) throw new HttpError(503, 'The user management service is unavailable');
+    return answer.body.roles;
+  };
 }
 
 /** Headers that carry the caller's identity on to another service. */

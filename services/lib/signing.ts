@@ -8,14 +8,14 @@ interface KeyPair {
   readonly publicJwk: JWK;
 }
 
-/** How many public keys stay published: the signing key and the ones before it. */
-const PUBLISHED_KEYS = 3;
+/** How many retired public keys stay published after the signing key (tokens they signed still verify). */
+const RETIRED_KEYS = 2;
 
 export interface TokenSigner {
   sign(claims: { sub: string; roles: readonly string[] }): Promise<string>;
-  /** The public key set, newest first (empty for HS256). */
+  /** The public key set, newest first: the next key, the signing key, retired ones (empty for HS256). */
   jwks(): { keys: JWK[] };
-  /** Starts signing with a new ES256 key; false for HS256, which has no key pair. */
+  /** Starts signing with the published next key and publishes a new next one; false for HS256. */
   rotate(): Promise<boolean>;
 }
 
@@ -25,14 +25,19 @@ async function newKeyPair(): Promise<KeyPair> {
   return { kid, privateKey, publicJwk: { ...(await exportJWK(publicKey)), kid, alg: 'ES256', use: 'sig' } };
 }
 
-/** Signs access tokens with HS256 and the shared secret, or with ES256 keys that can be rotated. */
+/**
+ * Signs access tokens with HS256 and the shared secret, or with ES256 keys that can be rotated. The
+ * next key is published before it signs anything, so a verifier that fetched the key set since the
+ * last rotation already knows the key of every token after the next one.
+ */
 export async function createTokenSigner(env: ServiceEnvironment): Promise<TokenSigner> {
   const secret = new TextEncoder().encode(env.jwtSecret);
-  const keys: KeyPair[] = env.tokenAlgorithm === 'ES256' ? [await newKeyPair()] : [];
+  // Newest first: the next key, the signing key, then retired ones.
+  const keys: KeyPair[] = env.tokenAlgorithm === 'ES256' ? [await newKeyPair(), await newKeyPair()] : [];
 
   return {
     async sign({ sub, roles }) {
-      const current = keys[0];
+      const current = keys[1];
       let jwt = new SignJWT({ roles: [...roles] })
         .setProtectedHeader(current ? { alg: 'ES256', typ: 'JWT', kid: current.kid } : { alg: 'HS256', typ: 'JWT' })
         .setSubject(sub)
@@ -46,7 +51,7 @@ export async function createTokenSigner(env: ServiceEnvironment): Promise<TokenS
     async rotate() {
       if (keys.length === 0) return false;
       keys.unshift(await newKeyPair());
-      keys.length = Math.min(keys.length, PUBLISHED_KEYS);
+      keys.length = Math.min(keys.length, 2 + RETIRED_KEYS);
       return true;
     },
   };

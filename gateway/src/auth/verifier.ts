@@ -1,5 +1,6 @@
 import { webcrypto } from 'node:crypto';
 import { createRemoteJWKSet, errors, jwtVerify, type CryptoKey, type JWTPayload, type JWTVerifyGetKey } from 'jose';
+import { LRUCache } from 'lru-cache';
 import type { JwtConfig } from '../config.js';
 import { GatewayError } from '../errors.js';
 import type { Identity } from './identity.js';
@@ -8,6 +9,9 @@ import { TokenCache } from './token-cache.js';
 /** Tokens longer than this are refused before any parsing (real access tokens are far smaller). */
 export const MAX_TOKEN_LENGTH = 8192;
 const CLOCK_TOLERANCE_SECONDS = 5;
+/** An unknown kid fetches the key set again at most this often (per kid). */
+const KID_REFETCH_MS = 30_000;
+const MIN_REFETCH_INTERVAL_MS = 1000;
 /** `sub` becomes the `X-User-ID` header: visible ASCII only, so it cannot smuggle a header. */
 const SUBJECT = /^[\x21-\x7e]{1,256}$/;
 /** Roles are joined with "," into `X-User-Roles`: a role with a comma or space could forge another. */
@@ -82,25 +86,43 @@ export interface TokenVerifier {
 /**
  * Verifies JWTs with jose: algorithms from the configured allow-list only, `exp` and `sub` required,
  * `nbf` honoured, `iss` / `aud` enforced when configured. HMAC keys are imported once; a JWKS is
- * fetched remotely, cached, and refetched (with a cooldown) when a token names an unknown `kid`.
+ * fetched remotely, cached, and fetched again at once when a token names an unknown `kid` (see keyFromSet).
  */
 export interface VerifierOptions {
   /** After a JWKS fetch, how long an unknown `kid` waits before another fetch (default 30 s). */
-  readonly jwksCooldownMs?: number;
   readonly cache?: TokenCache;
 }
 
 export async function createTokenVerifier(config: JwtConfig, options: VerifierOptions = {}): Promise<TokenVerifier> {
   const cache = options.cache ?? new TokenCache();
   const hmac = config.secret ? await hmacKeys(config.secret, config.algorithms) : new Map<string, CryptoKey>();
-  const jwks = config.jwksUrl
-    ? createRemoteJWKSet(new URL(config.jwksUrl), { cooldownDuration: options.jwksCooldownMs ?? 30_000, cacheMaxAge: 10 * 60_000, timeoutDuration: 5000 })
-    : undefined;
+  const jwks = config.jwksUrl ? createRemoteJWKSet(new URL(config.jwksUrl), { cooldownDuration: KID_REFETCH_MS, cacheMaxAge: 10 * 60_000, timeoutDuration: 5000 }) : undefined;
+  // Kids the key set was fetched again for, and when the last such fetch was.
+  const refetchedFor = new LRUCache<string, true>({ max: 1000, ttl: KID_REFETCH_MS });
+  let lastRefetch = 0;
+
+  /**
+   * A kid the cached key set does not have may be a key rotated in since it was fetched: the set is
+   * fetched again at once, but at most once per kid every 30 s and once a second in all, so that
+   * tokens with made-up kids cannot turn into a flood of fetches.
+   */
+  async function keyFromSet(remote: NonNullable<typeof jwks>, header: Parameters<JWTVerifyGetKey>[0], token: Parameters<JWTVerifyGetKey>[1]): Promise<CryptoKey> {
+    try {
+      return await remote(header, token);
+    } catch (error) {
+      const kid = header.kid;
+      if (!(error instanceof errors.JWKSNoMatchingKey) || kid === undefined || refetchedFor.has(kid) || Date.now() - lastRefetch < MIN_REFETCH_INTERVAL_MS) throw error;
+      refetchedFor.set(kid, true);
+      lastRefetch = Date.now();
+      await remote.reload();
+      return remote(header, token);
+    }
+  }
 
   const resolveKey: JWTVerifyGetKey = async (header, token) => {
     const key = hmac.get(header.alg ?? '');
     if (key) return key;
-    if (jwks && !header.alg?.startsWith('HS')) return jwks(header, token);
+    if (jwks && !header.alg?.startsWith('HS')) return keyFromSet(jwks, header, token);
     throw new errors.JOSEAlgNotAllowed('"alg" (Algorithm) Header Parameter value not allowed');
   };
 
