@@ -27,7 +27,7 @@ setTimeout(() => {
 
 const stack = await startReferenceServices({ anyPorts: true, env: {} });
 const upstreamEnv = upstreamEnvironment(stack.urls);
-const gateway = await createGateway(loadConfig({ LOG_LEVEL: 'silent', ...upstreamEnv }), createLogger('silent'));
+const gateway = await createGateway(loadConfig({ LOG_LEVEL: 'silent', ...upstreamEnv }), createLogger({ level: 'silent' }));
 if (!gateway.graphql) throw new Error('the gateway has no GraphQL face');
 const { mesh } = gateway.graphql;
 const plain = servedSchema(mesh.schema);

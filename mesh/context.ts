@@ -1,4 +1,6 @@
+import type { Context } from '@opentelemetry/api';
 import type { Identity } from '../gateway/src/auth/identity.js';
+import type { GraphQLOperation } from '../gateway/src/pipeline/state.js';
 import type { Caller } from '../gateway/src/upstream/call.js';
 
 /**
@@ -17,9 +19,21 @@ export interface CallBudget {
   used: number;
 }
 
+/** A traced request's helpers: the execute span, once execution starts, and a span per DataLoader batch. */
+export interface GraphQLTracing {
+  execution: Context | undefined;
+  batch<T>(name: string, keys: number, work: () => Promise<T>): Promise<T>;
+}
+
 /** What the gateway puts in every GraphQL request's context, beside Mesh's SDK. */
 export interface GatewayContext {
   readonly requestId: string;
+  /** The request's trace id, when it has one (errors carry it). */
+  readonly traceId?: string;
+  /** Tells the pipeline which operation the request is (access log, server span). */
+  readonly reportOperation: (operation: GraphQLOperation) => void;
+  /** Present when tracing is on. */
+  readonly tracing?: GraphQLTracing;
   /** The verified caller: the permissions read it. */
   readonly user?: Identity;
   /** What every upstream call made for this request tells the upstream (Mesh hands the context to its fetch). */

@@ -65,7 +65,7 @@ if (!ifStale || !artifactsAreCurrent()) {
   const mesh = await compiled('gateway/src/graphql/mesh.js');
   const { createLogger } = await compiled('gateway/src/observability/logger.js');
   const { referenceServiceUrls, DEFAULT_SERVICES_BASE_PORT } = await compiled('gateway/src/upstreams.js');
-  const built = await mesh.loadMesh(referenceServiceUrls(DEFAULT_SERVICES_BASE_PORT), fetch, createLogger('warn'), 'write');
+  const built = await mesh.loadMesh(referenceServiceUrls(DEFAULT_SERVICES_BASE_PORT), fetch, createLogger({ level: 'warn' }), 'write');
   built.destroy();
   console.log(`build: Mesh artifacts in ${relative(ROOT, MESH_ARTIFACTS)}/ in ${Math.round(performance.now() - meshStarted)} ms`);
 }

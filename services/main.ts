@@ -1,3 +1,6 @@
+import { loadTracingConfig } from '../gateway/src/config.js';
+import { startTracing } from '../gateway/src/observability/tracing.js';
+import { projectVersion } from '../gateway/src/paths.js';
 import { UPSTREAM_NAMES, UPSTREAMS, type UpstreamName } from '../gateway/src/upstreams.js';
 import { serviceEnvironment } from './lib/environment.js';
 import { startService } from './registry.js';
@@ -10,10 +13,15 @@ async function main(): Promise<void> {
     process.exit(2);
   }
   const env = serviceEnvironment();
+  // The launcher gives every service the same environment: the service's own name wins over OTEL_SERVICE_NAME.
+  const tracing = await startTracing(loadTracingConfig(), { serviceName: `${name}-service`, serviceVersion: projectVersion(), fixedName: true, warn: (message) => console.warn(`[${name}] opentelemetry: ${message}`) });
   const service = await startService(name, env, process.env.HOST || '127.0.0.1', env.basePort + UPSTREAMS[name].portOffset);
   console.log(`${UPSTREAMS[name].title} service listening on ${service.url}`);
   const stop = () => {
-    void service.close().then(() => process.exit(0));
+    void service
+      .close()
+      .then(() => tracing?.shutdown())
+      .then(() => process.exit(0));
   };
   process.once('SIGTERM', stop);
   process.once('SIGINT', stop);

@@ -40,7 +40,7 @@ describe('the error catalogue', () => {
 
   it('renders an RFC 9457 problem whose own members extensions cannot override', () => {
     const error = new GatewayError('FORBIDDEN', 'Admin access required', { extensions: { status: 200, type: 'x', code: 'OK', extra: 1 } });
-    expect(toProblem(error, '/admin/users', 'r1')).toEqual({
+    expect(toProblem(error, '/admin/users', { requestId: 'r1' })).toEqual({
       type: 'about:blank',
       title: 'Forbidden',
       status: 403,
@@ -54,15 +54,15 @@ describe('the error catalogue', () => {
 
   it('keeps a relayed upstream status with its own title, and the kind’s code', () => {
     const error = new GatewayError('BAD_USER_INPUT', 'Email already used', { status: 409 });
-    expect(toProblem(error, '/users/me', 'r2')).toMatchObject({ status: 409, title: 'Conflict', code: 'BAD_USER_INPUT' });
-    expect(toGraphQLError(error, { path: ['me'] }, 'r2')).toEqual({ message: 'Email already used', path: ['me'], extensions: { code: 'BAD_USER_INPUT', requestId: 'r2' } });
+    expect(toProblem(error, '/users/me', { requestId: 'r2' })).toMatchObject({ status: 409, title: 'Conflict', code: 'BAD_USER_INPUT' });
+    expect(toGraphQLError(error, { path: ['me'] }, { requestId: 'r2' })).toEqual({ message: 'Email already used', path: ['me'], extensions: { code: 'BAD_USER_INPUT', requestId: 'r2' } });
   });
 
   it('keeps the cause for the log and never shows it', () => {
     const cause = new Error('connect ECONNREFUSED 10.0.0.7:5432');
     const error = new GatewayError('UPSTREAM_UNAVAILABLE', 'The on-demand service is unavailable', { cause });
     expect(error.cause).toBe(cause);
-    expect(JSON.stringify(toProblem(error, '/x', 'r3'))).not.toContain('10.0.0.7');
+    expect(JSON.stringify(toProblem(error, '/x', { requestId: 'r3' }))).not.toContain('10.0.0.7');
     expect(JSON.stringify(toGraphQLError(error))).not.toContain('ECONNREFUSED');
   });
 });

@@ -29,7 +29,9 @@ describe('the pipeline', () => {
 
   it('runs named phases in order, one concern a plugin', () => {
     expect(fx.gateway.gateway.pipeline.steps).toEqual([
+      'onRequest:trace',
       'onRequest:request-id',
+      'onRequest:access-log',
       'onRequest:lifecycle',
       'onRequest:protocol',
       'onRequest:forwarded',

@@ -9,9 +9,27 @@ const ASYMMETRIC_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS5
 const SUPPORTED_ALGORITHMS: readonly string[] = [...HMAC_ALGORITHMS, ...ASYMMETRIC_ALGORITHMS];
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 const NODE_ENVS = ['development', 'production', 'test'] as const;
+const LOG_FORMATS = ['json', 'pretty'] as const;
+const OTLP_PROTOCOLS = ['http/protobuf', 'http/json', 'grpc'] as const;
+const TRACE_EXPORTERS = ['otlp', 'console', 'none'] as const;
 
 export type LogLevel = (typeof LOG_LEVELS)[number];
 export type NodeEnv = (typeof NODE_ENVS)[number];
+export type LogFormat = (typeof LOG_FORMATS)[number];
+
+/**
+ * OpenTelemetry tracing. The SDK reads the standard OTEL_* variables itself (endpoint, headers,
+ * sampler, batch sizes, resource); the gateway only decides whether tracing is on and checks what it
+ * can support.
+ */
+export interface TracingConfig {
+  /** An exporter is configured (OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT, or OTEL_TRACES_EXPORTER=console) and the SDK is not disabled. */
+  readonly enabled: boolean;
+  readonly exporter: 'otlp' | 'console';
+  readonly protocol: 'http/protobuf' | 'http/json';
+  /** TRACE_TRUST_CLIENT: continue a client's `traceparent` (else a new trace, the client's as a link). */
+  readonly trustClientContext: boolean;
+}
 
 export interface JwtConfig {
   /** HMAC key; present when any HS* algorithm is accepted. */
@@ -46,6 +64,11 @@ export interface GatewayConfig {
   readonly rateLimitPerMinute: number;
   readonly redisUrl?: string;
   readonly logLevel: LogLevel;
+  /** LOG_FORMAT: readable lines in development, JSON elsewhere, unless set. */
+  readonly logFormat: LogFormat;
+  /** ACCESS_LOG: one `info` line per request. */
+  readonly accessLog: boolean;
+  readonly tracing: TracingConfig;
   /** ADMIN_PORT: a second listener for /metrics, /health and /ready details, off the public port. */
   readonly adminPort?: number;
   /** READY_REQUIRES_ALL_UPSTREAMS: /ready is 503 while any upstream is down (else it reports them, 200). */
@@ -116,6 +139,18 @@ const upstreamShape = Object.fromEntries(
   UPSTREAM_NAMES.map((name) => [UPSTREAMS[name].envVar, httpUrl(UPSTREAMS[name].envVar, ['http:', 'https:'])]),
 ) as Record<string, ReturnType<typeof httpUrl>>;
 
+/** The variables that decide tracing: the gateway's, and the reference services' too. */
+const tracingShape = {
+  OTEL_SDK_DISABLED: oneOf('OTEL_SDK_DISABLED', ['true', 'false']),
+  OTEL_TRACES_EXPORTER: oneOf('OTEL_TRACES_EXPORTER', TRACE_EXPORTERS),
+  OTEL_EXPORTER_OTLP_ENDPOINT: httpUrl('OTEL_EXPORTER_OTLP_ENDPOINT', ['http:', 'https:']),
+  OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: httpUrl('OTEL_EXPORTER_OTLP_TRACES_ENDPOINT', ['http:', 'https:']),
+  OTEL_EXPORTER_OTLP_PROTOCOL: oneOf('OTEL_EXPORTER_OTLP_PROTOCOL', OTLP_PROTOCOLS),
+  OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: oneOf('OTEL_EXPORTER_OTLP_TRACES_PROTOCOL', OTLP_PROTOCOLS),
+  TRACE_TRUST_CLIENT: oneOf('TRACE_TRUST_CLIENT', ['true', 'false']),
+};
+const tracingSchema = z.object(tracingShape);
+
 const environmentSchema = z.object({
   NODE_ENV: oneOf('NODE_ENV', NODE_ENVS),
   PORT: integer('PORT', 1, 65535),
@@ -141,6 +176,9 @@ const environmentSchema = z.object({
   RATE_LIMIT_PER_MINUTE: integer('RATE_LIMIT_PER_MINUTE', 0, 10_000_000),
   REDIS_URL: httpUrl('REDIS_URL', ['redis:', 'rediss:']),
   LOG_LEVEL: oneOf('LOG_LEVEL', LOG_LEVELS),
+  LOG_FORMAT: oneOf('LOG_FORMAT', LOG_FORMATS),
+  ACCESS_LOG: oneOf('ACCESS_LOG', ['true', 'false']),
+  ...tracingShape,
   ADMIN_PORT: integer('ADMIN_PORT', 1, 65535),
   READY_REQUIRES_ALL_UPSTREAMS: oneOf('READY_REQUIRES_ALL_UPSTREAMS', ['true', 'false']),
   SHUTDOWN_DRAIN_MS: integer('SHUTDOWN_DRAIN_MS', 0, 600_000),
@@ -187,16 +225,39 @@ function parseOrigins(raw: string | undefined): string[] {
     });
 }
 
+function tracingOf(vars: z.infer<typeof tracingSchema>): TracingConfig {
+  const exporter = vars.OTEL_TRACES_EXPORTER ?? 'otlp';
+  const endpoint = vars.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT ?? vars.OTEL_EXPORTER_OTLP_ENDPOINT;
+  const enabled = vars.OTEL_SDK_DISABLED !== 'true' && exporter !== 'none' && (exporter === 'console' || endpoint !== undefined);
+  const protocol = vars.OTEL_EXPORTER_OTLP_TRACES_PROTOCOL ?? vars.OTEL_EXPORTER_OTLP_PROTOCOL ?? 'http/protobuf';
+  if (enabled && exporter === 'otlp' && protocol === 'grpc') {
+    throw new ConfigError('OTEL_EXPORTER_OTLP_PROTOCOL=grpc is not supported: use http/protobuf or http/json (the collector\'s port 4318)');
+  }
+  return {
+    enabled,
+    exporter: exporter === 'console' ? 'console' : 'otlp',
+    protocol: protocol === 'http/json' ? 'http/json' : 'http/protobuf',
+    trustClientContext: vars.TRACE_TRUST_CLIENT !== 'false',
+  };
+}
+
+function parsed<T extends z.ZodType>(schema: T, env: NodeJS.ProcessEnv): z.infer<T> {
+  const result = schema.safeParse(env, { reportInput: true });
+  if (result.success) return result.data;
+  const issue = result.error.issues[0];
+  const variable = String(issue?.path[0] ?? '');
+  const shown = SECRET_VARIABLES.has(variable) || typeof env[variable] !== 'string' ? '' : ` (got ${JSON.stringify(env[variable]?.slice(0, 80))})`;
+  throw new ConfigError(`${issue?.message ?? 'invalid configuration'}${shown}`);
+}
+
+/** Tracing's part of the configuration alone (the reference services trace too). */
+export function loadTracingConfig(env: NodeJS.ProcessEnv = process.env): TracingConfig {
+  return tracingOf(parsed(tracingSchema, env));
+}
+
 /** Reads and checks the gateway's configuration; throws a ConfigError naming the first bad variable. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): GatewayConfig {
-  const parsed = environmentSchema.safeParse(env, { reportInput: true });
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    const variable = String(issue?.path[0] ?? '');
-    const shown = SECRET_VARIABLES.has(variable) || typeof env[variable] !== 'string' ? '' : ` (got ${JSON.stringify(env[variable]?.slice(0, 80))})`;
-    throw new ConfigError(`${issue?.message ?? 'invalid configuration'}${shown}`);
-  }
-  const vars = parsed.data;
+  const vars = parsed(environmentSchema, env);
   const nodeEnv = vars.NODE_ENV ?? 'development';
   const production = nodeEnv === 'production';
   const jwksUrl = vars.JWKS_URL;
@@ -248,6 +309,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): GatewayConfig 
     rateLimitPerMinute: vars.RATE_LIMIT_PER_MINUTE ?? 600,
     ...(vars.REDIS_URL !== undefined ? { redisUrl: vars.REDIS_URL } : {}),
     logLevel: vars.LOG_LEVEL ?? 'info',
+    logFormat: vars.LOG_FORMAT ?? (nodeEnv === 'development' ? 'pretty' : 'json'),
+    accessLog: vars.ACCESS_LOG !== 'false',
+    tracing: tracingOf(vars),
     ...(vars.ADMIN_PORT !== undefined ? { adminPort: vars.ADMIN_PORT } : {}),
     readyRequiresAllUpstreams: vars.READY_REQUIRES_ALL_UPSTREAMS === 'true',
     shutdown: { drainMs: vars.SHUTDOWN_DRAIN_MS ?? 5000, graceMs: vars.SHUTDOWN_GRACE_MS ?? 10_000 },

@@ -62,7 +62,13 @@ export function internalError(cause: unknown): GatewayError {
   return new GatewayError('INTERNAL_SERVER_ERROR', 'The gateway failed to handle this request', { cause });
 }
 
-/** An RFC 9457 problem details document, with the code and the request id for support. */
+/** What lets support find a request: its id, and its trace when it has one. */
+export interface Correlation {
+  readonly requestId: string;
+  readonly traceId?: string | undefined;
+}
+
+/** An RFC 9457 problem details document, with the code, the request id and trace id for support. */
 export interface Problem {
   type: 'about:blank';
   title: string;
@@ -71,30 +77,35 @@ export interface Problem {
   detail: string;
   instance: string;
   requestId: string;
+  traceId?: string;
   [extension: string]: unknown;
 }
 
+function correlationMembers({ requestId, traceId }: Correlation): { requestId: string; traceId?: string } {
+  return traceId === undefined ? { requestId } : { requestId, traceId };
+}
+
 /** Renderer one of two: the REST face's problem+json. Extensions never override the standard members. */
-export function toProblem(error: GatewayError, instance: string, requestId: string): Problem {
-  return { ...error.extensions, type: 'about:blank', title: error.title, status: error.status, code: error.code, detail: error.detail, instance, requestId };
+export function toProblem(error: GatewayError, instance: string, correlation: Correlation): Problem {
+  return { ...error.extensions, type: 'about:blank', title: error.title, status: error.status, code: error.code, detail: error.detail, instance, ...correlationMembers(correlation) };
 }
 
 /**
  * Renderer two of two: a GraphQL error, at a field's place in the response (`at`), or for the whole
  * request (with its request id: within an execution the GraphQL face adds it to every error at once).
  */
-export function toGraphQLError(error: GatewayError, at: Pick<GraphQLFormattedError, 'locations' | 'path'> = {}, requestId?: string): GraphQLFormattedError {
+export function toGraphQLError(error: GatewayError, at: Pick<GraphQLFormattedError, 'locations' | 'path'> = {}, correlation?: Correlation): GraphQLFormattedError {
   return {
     message: error.detail,
     ...(at.locations ? { locations: at.locations } : {}),
     ...(at.path ? { path: at.path } : {}),
-    extensions: { ...error.extensions, code: error.code, ...(requestId !== undefined ? { requestId } : {}) },
+    extensions: { ...error.extensions, code: error.code, ...(correlation ? correlationMembers(correlation) : {}) },
   };
 }
 
 /** The bytes of a problem response, with the error's own headers. */
-export function problemResponse(error: GatewayError, instance: string, requestId: string): { status: number; headers: Record<string, string | number>; body: string } {
-  const body = JSON.stringify(toProblem(error, instance, requestId));
+export function problemResponse(error: GatewayError, instance: string, correlation: Correlation): { status: number; headers: Record<string, string | number>; body: string } {
+  const body = JSON.stringify(toProblem(error, instance, correlation));
   return {
     status: error.status,
     headers: { ...error.headers, 'content-type': 'application/problem+json', 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store' },
@@ -102,14 +113,14 @@ export function problemResponse(error: GatewayError, instance: string, requestId
   };
 }
 
-export function sendProblem(res: ServerResponse, error: GatewayError, instance: string, requestId: string): void {
-  const { status, headers, body } = problemResponse(error, instance, requestId);
+export function sendProblem(res: ServerResponse, error: GatewayError, instance: string, correlation: Correlation): void {
+  const { status, headers, body } = problemResponse(error, instance, correlation);
   res.writeHead(status, headers).end(body);
 }
 
 /** A GraphQL response failing as a whole (a refused token, a body too large, a 429), with the kind's status. */
-export function sendGraphQLError(res: ServerResponse, error: GatewayError, requestId: string): void {
-  const body = JSON.stringify({ errors: [toGraphQLError(error, {}, requestId)] });
+export function sendGraphQLError(res: ServerResponse, error: GatewayError, correlation: Correlation): void {
+  const body = JSON.stringify({ errors: [toGraphQLError(error, {}, correlation)] });
   res.writeHead(error.status, { ...error.headers, 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store' });
   res.end(body);
 }

@@ -1,5 +1,6 @@
 // Only the configuration is imported up front: a bad variable is reported before anything heavy loads.
 import { ConfigError, loadConfig, type GatewayConfig } from './config.js';
+import { projectVersion } from './paths.js';
 
 function configOrExit(): GatewayConfig {
   try {
@@ -12,14 +13,19 @@ function configOrExit(): GatewayConfig {
 }
 
 const config = configOrExit();
-const [{ createLogger }, { createGateway }] = await Promise.all([import('./observability/logger.js'), import('./server.js')]);
-const logger = createLogger(config.logLevel);
+const [{ createLogger }, { createGateway }, { startTracing }] = await Promise.all([import('./observability/logger.js'), import('./server.js'), import('./observability/tracing.js')]);
+const logger = createLogger({ level: config.logLevel, format: config.logFormat });
 if (config.jwt.usesDevelopmentSecret) logger.warn('JWT_SECRET_KEY is not set: using the development-only key');
 
-const gateway = await createGateway(config, logger);
+const tracing = await startTracing(config.tracing, {
+  serviceName: 'tv-gateway',
+  serviceVersion: projectVersion(),
+  warn: (message) => logger.warn({ component: 'opentelemetry' }, message),
+});
+const gateway = await createGateway(config, logger, tracing ? { tracing } : {});
 try {
   const url = await gateway.listen();
-  logger.info({ url, ...(gateway.adminUrl ? { adminUrl: gateway.adminUrl } : {}), upstreams: config.upstreams, nodeEnv: config.nodeEnv }, 'gateway listening');
+  logger.info({ url, ...(gateway.adminUrl ? { adminUrl: gateway.adminUrl } : {}), upstreams: config.upstreams, nodeEnv: config.nodeEnv, tracing: config.tracing.enabled }, 'gateway listening');
 } catch (error) {
   process.stderr.write(`gateway: cannot listen on ${config.host}:${config.port}: ${error instanceof Error ? error.message : String(error)}\n`);
   process.exit(1);
@@ -30,10 +36,13 @@ function shutdown(signal: string): void {
   stopping = true;
   logger.info({ signal }, 'shutting down');
   // Not ready for SHUTDOWN_DRAIN_MS while still serving, then the requests in flight finish.
-  void gateway.close(config.shutdown).then(() => {
-    logger.info('stopped');
-    process.exit(0);
-  });
+  void gateway
+    .close(config.shutdown)
+    .then(() => tracing?.shutdown())
+    .then(() => {
+      logger.info('stopped');
+      process.exit(0);
+    });
 }
 process.on('SIGTERM', () => shutdown('SIGTERM'));
 process.on('SIGINT', () => shutdown('SIGINT'));

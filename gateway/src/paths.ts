@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 /**
@@ -15,3 +16,8 @@ export const CODE_EXTENSION = fromBuild ? '.js' : '.ts';
 
 /** The build's output. */
 export const DIST = `${PROJECT_ROOT}dist/`;
+
+/** The version in package.json (`service.version` of the traces). */
+export function projectVersion(): string {
+  return (JSON.parse(readFileSync(`${PROJECT_ROOT}package.json`, 'utf8')) as { version: string }).version;
+}

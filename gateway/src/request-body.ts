@@ -52,6 +52,14 @@ export function hasBody(headers: IncomingHttpHeaders): boolean {
   return headers['transfer-encoding'] !== undefined || Number(headers['content-length'] ?? 0) > 0;
 }
 
+/** Body bytes read so far, per request (for the access log). */
+const bytesReceived = new WeakMap<IncomingMessage, number>();
+
+/** How many bytes of `req`'s body the gateway has read. */
+export function bodyBytesReceived(req: IncomingMessage): number {
+  return bytesReceived.get(req) ?? 0;
+}
+
 /**
  * The body as it arrives, within the policy: BodyTooLargeError past the limit, BodyTimeoutError after
  * a pause or a total time over the policy's. A client that sent `Expect: 100-continue` is told to go on
@@ -71,6 +79,7 @@ export async function* limitedBody(req: IncomingMessage, res: ServerResponse, po
     const next = await Promise.race([chunks.next(), late]).finally(() => clearTimeout(timer));
     if (next.done) return;
     received += next.value.length;
+    bytesReceived.set(req, received);
     if (received > policy.limitBytes) throw new BodyTooLargeError(policy.limitBytes);
     yield next.value;
   }

@@ -6,13 +6,16 @@ import { authenticationPlugin } from './auth/authenticate.js';
 import { createTokenVerifier, type TokenVerifier, type VerifierOptions } from './auth/verifier.js';
 import type { GatewayConfig } from './config.js';
 import { corsPlugin } from './cors.js';
-import { GatewayError, internalError, problemResponse, sendGraphQLError, sendProblem } from './errors.js';
+import { GatewayError, internalError, problemResponse, sendGraphQLError, sendProblem, type Correlation } from './errors.js';
 import { forwardedPlugin } from './forwarded.js';
 import type { GraphQLFace } from './graphql/handler.js';
+import { accessLogPlugin } from './observability/access-log.js';
 import type { Logger } from './observability/logger.js';
 import { GatewayMetrics, metricsEndpoint, metricsPlugin } from './observability/metrics.js';
 import { readinessEndpoint, UpstreamHealthCheck } from './observability/readiness.js';
 import { requestIdPlugin } from './observability/request-id.js';
+import { requestTracePlugin } from './observability/request-trace.js';
+import type { Tracing } from './observability/tracing.js';
 import { closeGracefully, Connections, Lifecycle, lifecyclePlugin } from './lifecycle.js';
 import { healthEndpoint, ownEndpointsPlugin, type OwnEndpoint } from './own-endpoints.js';
 import { protocolPlugin } from './protocol.js';
@@ -53,17 +56,24 @@ export interface GatewayOptions {
   readonly graphql?: boolean;
   /** The clock of the circuit breakers (epoch ms), for tests that move time themselves. */
   readonly now?: () => number;
+  /** The OpenTelemetry SDK, started by the process when tracing is configured. */
+  readonly tracing?: Tracing;
 }
 
 /** Largest request head accepted; above it the answer is 431. */
 const MAX_HEADER_BYTES = 16 * 1024;
 const MAX_INSTANCE_LENGTH = 256;
 
-/** A problem written straight to a socket, for requests Node's parser refused before any handler ran. */
-function rawProblem(socket: Socket, error: GatewayError): void {
-  const { status, headers, body } = problemResponse(error, '', randomUUID());
+/**
+ * A problem written straight to a socket, for requests Node's parser refused before any handler ran;
+ * logged like a request (it never became one the pipeline could log).
+ */
+function rawProblem(socket: Socket, error: GatewayError, logger: Logger): void {
+  const requestId = randomUUID();
+  const { status, headers, body } = problemResponse(error, '', { requestId });
   const head = Object.entries({ ...headers, connection: 'close' }).map(([name, value]) => `${name}: ${value}\r\n`);
   socket.end(`HTTP/1.1 ${status} ${error.title}\r\n${head.join('')}\r\n${body}`);
+  logger.info({ requestId, status, code: error.code, client: socket.remoteAddress }, `unparsable request refused: ${status}`);
 }
 
 /**
@@ -72,9 +82,9 @@ function rawProblem(socket: Socket, error: GatewayError): void {
  */
 export function errorResponder(logger: Logger): (exchange: Exchange, error: unknown) => void {
   return ({ req, res, state }, error) => {
-    const requestId = state.peek('requestId') ?? randomUUID();
+    const correlation: Correlation = { requestId: state.peek('requestId') ?? randomUUID(), traceId: state.peek('trace')?.traceId };
     const failure = error instanceof GatewayError ? error : internalError(error);
-    if (failure.code === 'INTERNAL_SERVER_ERROR') logger.error({ err: failure.cause ?? failure, requestId }, 'unexpected gateway error');
+    if (failure.code === 'INTERNAL_SERVER_ERROR') logger.error({ err: failure.cause ?? failure, ...correlation }, 'unexpected gateway error');
     if (res.headersSent) {
       res.destroy();
       return;
@@ -82,18 +92,18 @@ export function errorResponder(logger: Logger): (exchange: Exchange, error: unkn
     if (res.destroyed) return;
     const route = state.peek('route');
     if (route?.face === 'graphql') {
-      sendGraphQLError(res, failure, requestId);
+      sendGraphQLError(res, failure, correlation);
       return;
     }
     const instance = route?.face === 'rest' && !(route.target instanceof GatewayError) ? route.target.path : rawPathOf(req);
-    sendProblem(res, failure, instance.slice(0, MAX_INSTANCE_LENGTH), requestId);
+    sendProblem(res, failure, instance.slice(0, MAX_INSTANCE_LENGTH), correlation);
   };
 }
 
 export async function createGateway(config: GatewayConfig, logger: Logger, options: GatewayOptions = {}): Promise<Gateway> {
   const verifier = await createTokenVerifier(config.jwt, options.verifier);
   const metrics = new GatewayMetrics();
-  const registrations = await createRegistrationLimiter(config, logger);
+  const registrations = await createRegistrationLimiter(config, logger, metrics);
   const client = new UpstreamClient({
     upstreams: config.upstreams,
     timeoutMs: config.upstreamTimeoutMs,
@@ -102,9 +112,10 @@ export async function createGateway(config: GatewayConfig, logger: Logger, optio
     logger,
     ...(options.now ? { now: options.now } : {}),
     ...(registrations ? { guards: [registrationGuard(registrations, metrics)] } : {}),
+    ...(options.tracing ? { tracing: options.tracing } : {}),
   });
-  const graphql = options.graphql === false ? undefined : await (await import('./graphql/handler.js')).createGraphQLFace(config, client, logger);
-  const limiter = await createRateLimiter(config, logger);
+  const graphql = options.graphql === false ? undefined : await (await import('./graphql/handler.js')).createGraphQLFace(config, client, logger, { metrics, ...(options.tracing ? { tracing: options.tracing } : {}) });
+  const limiter = await createRateLimiter(config, logger, metrics);
 
   const lifecycle = new Lifecycle();
   const upstreamHealth = new UpstreamHealthCheck(client);
@@ -115,7 +126,9 @@ export async function createGateway(config: GatewayConfig, logger: Logger, optio
 
   // Each concern is one plugin; the pipeline runs their steps phase by phase (see PHASES).
   const plugins: GatewayPlugin[] = [
+    requestTracePlugin({ tracing: options.tracing, trustClientContext: config.tracing.trustClientContext, untraced: new Set(publicEndpoints.map((endpoint) => endpoint.path)) }),
     requestIdPlugin(),
+    ...(config.accessLog ? [accessLogPlugin(logger)] : []),
     lifecyclePlugin(lifecycle),
     protocolPlugin(),
     forwardedPlugin(config.trustProxyHops),
@@ -124,7 +137,7 @@ export async function createGateway(config: GatewayConfig, logger: Logger, optio
     ownEndpointsPlugin(publicEndpoints),
     routingPlugin({ graphql: graphql !== undefined }),
     authenticationPlugin(verifier),
-    ...(limiter ? [rateLimitPlugin(limiter, metrics)] : []),
+    ...(limiter ? [rateLimitPlugin(limiter, metrics, logger)] : []),
     facesPlugin({ rest: restFace(client, config.body, config.uploadsPerClient), ...(graphql ? { graphql: graphql.handle } : {}) }),
   ];
   const pipeline = createPipeline(plugins, errorResponder(logger));
@@ -158,11 +171,11 @@ export async function createGateway(config: GatewayConfig, logger: Logger, optio
     if (error.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
       // A connection that never sent a byte is closed without a word; a request that stalled gets a 408.
       if (socket.bytesRead === 0) socket.destroy();
-      else rawProblem(socket, new GatewayError('REQUEST_TIMEOUT', 'The request did not arrive in time'));
+      else rawProblem(socket, new GatewayError('REQUEST_TIMEOUT', 'The request did not arrive in time'), logger);
       return;
     }
-    if (error.code === 'HPE_HEADER_OVERFLOW') rawProblem(socket, new GatewayError('HEADERS_TOO_LARGE', 'The request headers are too large'));
-    else rawProblem(socket, new GatewayError('BAD_USER_INPUT', 'The request could not be parsed'));
+    if (error.code === 'HPE_HEADER_OVERFLOW') rawProblem(socket, new GatewayError('HEADERS_TOO_LARGE', 'The request headers are too large'), logger);
+    else rawProblem(socket, new GatewayError('BAD_USER_INPUT', 'The request could not be parsed'), logger);
   });
 
   return {

@@ -4,6 +4,7 @@ import { OpenAPIBackend, type Context, type Document } from 'openapi-backend';
 import { parse } from 'yaml';
 import addFormats from 'ajv-formats';
 import { HttpError, ValidationFailed } from './errors.js';
+import { inServerSpan, nameServerSpan } from './tracing.js';
 import { toValidationIssues } from './validation.js';
 
 /** What a handler sees: the request after routing and validation against the service's spec. */
@@ -118,7 +119,10 @@ export async function createServiceServer(definition: ServiceDefinition): Promis
   }
 
   for (const [operationId, handler] of Object.entries(definition.handlers)) {
-    api.register(operationId, (context: Context, headers: IncomingHttpHeaders) => handler(requestOf(context, headers)));
+    api.register(operationId, (context: Context, headers: IncomingHttpHeaders) => {
+      nameServerSpan(context.request.method.toUpperCase(), context.operation.path);
+      return handler(requestOf(context, headers));
+    });
   }
   api.register({
     validationFail: (context: Context) => {
@@ -133,7 +137,7 @@ export async function createServiceServer(definition: ServiceDefinition): Promis
   });
 
   return createServer((req, res) => {
-    void (async () => {
+    void inServerSpan(req, res, async () => {
       let reply: Reply;
       try {
         const target = req.url ?? '/';
@@ -149,6 +153,6 @@ export async function createServiceServer(definition: ServiceDefinition): Promis
         reply = errorReply(error, definition.name);
       }
       if (!res.headersSent) send(res, reply);
-    })();
+    });
   });
 }

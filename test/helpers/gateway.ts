@@ -19,7 +19,7 @@ export interface RunningGateway {
  */
 export async function startGateway(upstreams: UpstreamUrls, env: NodeJS.ProcessEnv = {}, options: GatewayOptions & { logger?: Logger } = {}): Promise<RunningGateway> {
   const config = loadConfig({ NODE_ENV: 'test', LOG_LEVEL: 'silent', RATE_LIMIT_PER_MINUTE: '0', REGISTRATIONS_PER_HOUR: '0', UPSTREAM_BREAKER_FAILURES: '0', ...upstreamEnvironment(upstreams), ...env });
-  const gateway = await createGateway(config, options.logger ?? createLogger(config.logLevel), options);
+  const gateway = await createGateway(config, options.logger ?? createLogger({ level: config.logLevel }), options);
   const url = await gateway.listen(0);
   return { url, gateway, close: () => gateway.close({ graceMs: 1000 }) };
 }

@@ -20,6 +20,8 @@ import type { UpstreamClient } from '../upstream/client.js';
 import { upstreamOperations } from '../upstream/operations.js';
 import { costLimitPlugin, onePasswordMutationRule } from './cost.js';
 import { createErrorFormatter } from './errors.js';
+import { apolloLogger } from './library-logs.js';
+import { graphqlTracing, observabilityPlugin, rootFieldsInExecutionSpan, type GraphQLObservers } from './observability.js';
 import { loadMesh } from './mesh.js';
 import { createMeshFetch } from './mesh-fetch.js';
 import { permissions } from './permissions.js';
@@ -34,20 +36,6 @@ const ARMOR = new ApolloArmor({
   costLimit: { enabled: false },
   blockFieldSuggestion: { enabled: true },
 });
-
-/** Adds the request id to every error of a response, so a client can quote it (formatError cannot see the context). */
-const requestIdPlugin: ApolloServerPlugin<GatewayContext> = {
-  async requestDidStart() {
-    return {
-      async willSendResponse({ response, contextValue }) {
-        if (response.body.kind !== 'single') return;
-        for (const error of response.body.singleResult.errors ?? []) {
-          (error.extensions as Record<string, unknown>).requestId = contextValue.requestId;
-        }
-      },
-    };
-  },
-};
 
 function parsedBody(text: string, contentType: string | undefined): unknown {
   if (text === '') return undefined;
@@ -96,9 +84,10 @@ export interface GraphQLFace {
  * that was sent and refused fails the whole request (it never quietly becomes an anonymous one). Every
  * upstream call goes through the upstream client, as Mesh's fetch.
  */
-export async function createGraphQLFace(config: GatewayConfig, client: UpstreamClient, logger: Logger): Promise<GraphQLFace> {
+export async function createGraphQLFace(config: GatewayConfig, client: UpstreamClient, logger: Logger, observers: GraphQLObservers): Promise<GraphQLFace> {
   const mesh = await loadMesh(config.upstreams, createMeshFetch(client, config.upstreams, upstreamOperations(), config.upstreamResponseLimitBytes), logger);
-  const schema = applyMiddleware(servedSchema(mesh.schema), permissions);
+  const { tracing } = observers;
+  const schema = tracing ? applyMiddleware(servedSchema(mesh.schema), permissions, rootFieldsInExecutionSpan) : applyMiddleware(servedSchema(mesh.schema), permissions);
   const armor = ARMOR.protect();
 
   const apollo = new ApolloServer<GatewayContext>({
@@ -114,24 +103,23 @@ export async function createGraphQLFace(config: GatewayConfig, client: UpstreamC
     formatError: createErrorFormatter(logger),
     plugins: [
       ...(armor.plugins as unknown as ApolloServerPlugin<GatewayContext>[]),
-      requestIdPlugin,
+      observabilityPlugin(observers),
       costLimitPlugin<GatewayContext>(config.graphqlMaxCost),
       config.graphqlIntrospection ? ApolloServerPluginLandingPageLocalDefault({ embed: true, includeCookies: false }) : ApolloServerPluginLandingPageDisabled(),
     ],
-    logger: {
-      debug: (message) => logger.debug(message),
-      info: (message) => logger.debug(message),
-      warn: (message) => logger.warn(message),
-      error: (message) => logger.error(message),
-    },
+    logger: apolloLogger(logger),
   });
   await apollo.start();
 
   async function contextFor(exchange: Exchange, identity: Identity | undefined): Promise<GatewayContext> {
     const cancel = new AbortController();
     exchange.res.once('close', () => cancel.abort());
+    const traceId = exchange.state.peek('trace')?.traceId;
     const context: GatewayContext = {
       requestId: exchange.state.get('requestId'),
+      ...(traceId ? { traceId } : {}),
+      reportOperation: (operation) => exchange.state.set('graphqlOperation', operation),
+      ...(tracing ? { tracing: graphqlTracing(tracing) } : {}),
       caller: callerOf(exchange, identity),
       ...(identity ? { user: identity } : {}),
       budget: { limit: config.graphqlMaxUpstreamCalls, used: 0 },

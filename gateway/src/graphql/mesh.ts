@@ -19,7 +19,7 @@ import { CODE_EXTENSION, CODE_ROOT, PROJECT_ROOT } from '../paths.js';
 import { UPSTREAM_NAMES, UPSTREAMS, type UpstreamUrls } from '../upstreams.js';
 import { artifactsAreCurrent, MESH_ARTIFACTS, MESH_MANIFEST, meshInputsDigest } from './mesh-artifacts.js';
 import type { MeshFetch } from './mesh-fetch.js';
-import meshLogger, { routeMeshLogsTo } from './mesh-logger.js';
+import meshLogger, { routeMeshLogsTo } from './library-logs.js';
 
 /** A stored artifact, read as data; missing is what Mesh's store expects of a module it cannot find. */
 async function readArtifact<T>(path: string): Promise<T> {

@@ -1,9 +1,20 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { ERROR_KINDS } from '../errors.js';
 import type { OwnEndpoint } from '../own-endpoints.js';
-import type { GatewayPlugin } from '../pipeline/pipeline.js';
+import { responseStatus, type GatewayPlugin } from '../pipeline/pipeline.js';
 import type { Route } from '../routing.js';
 import type { UpstreamOutcome } from '../upstream/failures.js';
 import type { UpstreamName } from '../upstreams.js';
+
+/** How a GraphQL operation ended: data and no error, data with errors, or no data. */
+export type GraphQLOutcome = 'success' | 'partial' | 'error';
+
+/** Distinct operation names with their own series; GraphQL names are at most this long in the label. */
+const MAX_OPERATION_NAMES = 100;
+const MAX_OPERATION_NAME_LENGTH = 64;
+
+/** The codes a GraphQL error may carry: the catalogue's and the GraphQL tooling's own. */
+const GRAPHQL_ERROR_CODES: ReadonlySet<string> = new Set([...Object.keys(ERROR_KINDS), 'GRAPHQL_PARSE_FAILED', 'GRAPHQL_VALIDATION_FAILED', 'BAD_REQUEST', 'OPERATION_RESOLUTION_FAILURE', 'PERSISTED_QUERY_NOT_FOUND', 'PERSISTED_QUERY_NOT_SUPPORTED']);
 
 const DURATION_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 
@@ -71,8 +82,38 @@ export class GatewayMetrics {
     registers: [this.registry],
   });
 
+  private readonly graphqlOperations = new Counter({
+    name: 'gateway_graphql_operations_total',
+    help: 'GraphQL operations answered, by operation name (anonymous, invalid, other past the first names), type and outcome (success, partial, error).',
+    labelNames: ['operation', 'type', 'outcome'] as const,
+    registers: [this.registry],
+  });
+
+  private readonly graphqlErrors = new Counter({
+    name: 'gateway_graphql_errors_total',
+    help: 'Errors in GraphQL responses, by extensions.code (OTHER for a code outside the catalogue).',
+    labelNames: ['code'] as const,
+    registers: [this.registry],
+  });
+
+  private readonly rateLimitStoreErrors = new Counter({
+    name: 'gateway_rate_limit_store_errors_total',
+    help: 'Calls to the rate limit store (Redis) that failed: the request was let through unlimited.',
+    labelNames: ['limiter'] as const,
+    registers: [this.registry],
+  });
+
+  private readonly rateLimitStoreUp = new Gauge({
+    name: 'gateway_rate_limit_store_up',
+    help: 'Whether the rate limit store (Redis) answers: 1 yes, 0 no (rate limiting is off meanwhile).',
+    labelNames: ['limiter'] as const,
+    registers: [this.registry],
+  });
+
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'gateway_' });
+    // Gauges named like counters; each is the sum of its by-type gauge (gateway_nodejs_active_handles…).
+    for (const name of ['active_handles_total', 'active_requests_total', 'active_resources_total']) this.registry.removeSingleMetric(`gateway_nodejs_${name}`);
   }
 
   // Label children are looked up once per label combination: this runs on every request.
@@ -101,6 +142,36 @@ export class GatewayMetrics {
     this.circuitState.labels(service).set(state);
   }
 
+  private readonly operationNames = new Set<string>();
+
+  /**
+   * Counts a GraphQL operation and the codes of its errors. Operation names are client-chosen: only
+   * the first MAX_OPERATION_NAMES distinct ones get their own series, the rest count as `other`.
+   */
+  observeGraphQLOperation(name: string | undefined, type: string, outcome: GraphQLOutcome, errorCodes: readonly string[]): void {
+    this.graphqlOperations.labels(this.operationLabel(name), type, outcome).inc();
+    for (const code of errorCodes) this.graphqlErrors.labels(GRAPHQL_ERROR_CODES.has(code) ? code : 'OTHER').inc();
+  }
+
+  private operationLabel(name: string | undefined): string {
+    if (name === undefined) return 'invalid';
+    if (name === '') return 'anonymous';
+    const label = name.slice(0, MAX_OPERATION_NAME_LENGTH);
+    if (this.operationNames.has(label)) return label;
+    if (this.operationNames.size >= MAX_OPERATION_NAMES) return 'other';
+    this.operationNames.add(label);
+    return label;
+  }
+
+  /** A call to the rate limit store of `limiter` failed (the request was let through). */
+  rateLimitStoreFailed(limiter: string, count = 1): void {
+    this.rateLimitStoreErrors.labels(limiter).inc(count);
+  }
+
+  setRateLimitStoreUp(limiter: string, up: boolean): void {
+    this.rateLimitStoreUp.labels(limiter).set(up ? 1 : 0);
+  }
+
   /** The Prometheus text exposition. */
   async render(): Promise<{ contentType: string; body: string }> {
     return { contentType: this.registry.contentType, body: await this.registry.metrics() };
@@ -118,11 +189,11 @@ export function routeLabel(route: Route | undefined): string {
   return route.rule?.prefix ?? 'unmatched';
 }
 
-/** Counts and times every request once its response is over, whichever phase answered it. */
+/** Counts and times every request once its response is over, whichever phase answered it (499: the client left first). */
 export function metricsPlugin(metrics: GatewayMetrics): GatewayPlugin {
   return {
     name: 'metrics',
-    onResponse: ({ req, res, state, started }) => metrics.observeRequest(routeLabel(state.peek('route')), req.method ?? 'GET', res.statusCode, secondsSince(started)),
+    onResponse: ({ req, res, state, started }) => metrics.observeRequest(routeLabel(state.peek('route')), req.method ?? 'GET', responseStatus(res), secondsSince(started)),
   };
 }
 

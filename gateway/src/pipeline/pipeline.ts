@@ -10,6 +10,11 @@ export interface Exchange {
   readonly started: bigint;
 }
 
+/** The status a request ended with: 499 (as nginx logs it) when the client left before any answer. */
+export function responseStatus(res: ServerResponse): number {
+  return res.headersSent ? res.statusCode : 499;
+}
+
 /** A phase's answer that the request is done: no later phase runs. */
 export const ANSWERED: unique symbol = Symbol('answered');
 
@@ -25,17 +30,19 @@ export const PHASES = ['onRequest', 'cors', 'ownEndpoints', 'route', 'authentica
 export type PhaseName = (typeof PHASES)[number];
 
 /**
- * One concern of the gateway: the steps it runs in the phases it owns, and what it does when the
- * response is over (sent, failed or abandoned by the client).
+ * One concern of the gateway: the steps it runs in the phases it owns, what it does when the response
+ * is over (sent, failed or abandoned by the client), and, for a concern that must hold the whole
+ * request in a scope of its own (a trace span), what it runs around the phases.
  */
 export interface GatewayPlugin {
   readonly name: string;
   readonly phases?: Partial<Record<PhaseName, Step>>;
   readonly onResponse?: (exchange: Exchange) => void;
+  readonly around?: (exchange: Exchange, runPhases: () => Promise<void>) => Promise<void>;
 }
 
 export interface Pipeline {
-  /** `phase:plugin` for every step, in the order they run. */
+  /** `around:plugin`, then `phase:plugin` for every step, in the order they run. */
   readonly steps: readonly string[];
   run(req: IncomingMessage, res: ServerResponse): Promise<void>;
 }
@@ -53,25 +60,33 @@ export function createPipeline(plugins: readonly GatewayPlugin[], onError: (exch
     }),
   );
   const responders = plugins.flatMap((plugin) => (plugin.onResponse ? [plugin.onResponse] : []));
+  const arounds = plugins.flatMap((plugin) => (plugin.around ? [{ name: `around:${plugin.name}`, run: plugin.around }] : []));
+
+  async function runPhases(exchange: Exchange): Promise<void> {
+    try {
+      for (const step of steps) {
+        const result = step.run(exchange);
+        if ((isPromise(result) ? await result : result) === ANSWERED) return;
+      }
+      throw new Error('no phase answered the request');
+    } catch (error) {
+      onError(exchange, error);
+    }
+  }
+
+  // The first plugin's `around` is the outermost.
+  const run = arounds.reduceRight<(exchange: Exchange) => Promise<void>>((inner, around) => (exchange) => around.run(exchange, () => inner(exchange)), runPhases);
 
   return {
-    steps: steps.map((step) => step.name),
-    async run(req, res) {
+    steps: [...arounds, ...steps].map((step) => step.name),
+    run(req, res) {
       const exchange: Exchange = { req, res, state: new RequestState(), started: process.hrtime.bigint() };
       if (responders.length > 0) {
         res.once('close', () => {
           for (const respond of responders) respond(exchange);
         });
       }
-      try {
-        for (const step of steps) {
-          const result = step.run(exchange);
-          if ((isPromise(result) ? await result : result) === ANSWERED) return;
-        }
-        throw new Error('no phase answered the request');
-      } catch (error) {
-        onError(exchange, error);
-      }
+      return run(exchange);
     },
   };
 }

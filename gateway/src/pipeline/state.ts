@@ -1,6 +1,15 @@
 import type { AuthOutcome } from '../auth/authenticate.js';
 import type { Forwarded } from '../forwarded.js';
+import type { RequestTrace } from '../observability/request-trace.js';
 import type { Route } from '../routing.js';
+import type { UpstreamAttempt } from '../upstream/call.js';
+
+/** A GraphQL operation as the access log, the metrics and the trace name it. */
+export interface GraphQLOperation {
+  /** The operation's name ("" for an unnamed one). */
+  readonly name: string;
+  readonly type: 'query' | 'mutation' | 'subscription';
+}
 
 /** What the pipeline learns about a request, each entry set once, by the phase that owns it. */
 export interface RequestVariables {
@@ -12,6 +21,12 @@ export interface RequestVariables {
   readonly route: Route;
   /** authenticate: the caller, as far as the route needs to know. */
   readonly auth: AuthOutcome;
+  /** onRequest (trace): the trace the request belongs to, when it has one. */
+  readonly trace: RequestTrace;
+  /** onRequest (access log): every upstream call made for the request, appended as each ends. */
+  readonly upstreamAttempts: UpstreamAttempt[];
+  /** face (GraphQL): the operation, once it is known. */
+  readonly graphqlOperation: GraphQLOperation;
 }
 
 type Key = keyof RequestVariables;

@@ -1,3 +1,4 @@
+import { LRUCache } from 'lru-cache';
 import type { AuthOutcome } from '../auth/authenticate.js';
 import type { GatewayConfig } from '../config.js';
 import { GatewayError } from '../errors.js';
@@ -15,20 +16,20 @@ export type { RateDecision, RateLimiter };
  * Token buckets of one shape: shared through Redis with REDIS_URL, in memory without. The Redis client
  * is only loaded when it is used.
  */
-async function bucketsOf(shape: BucketShape, config: GatewayConfig, logger: Logger): Promise<RateLimiter> {
+async function bucketsOf(name: string, shape: BucketShape, config: GatewayConfig, logger: Logger, metrics: GatewayMetrics): Promise<RateLimiter> {
   if (!config.redisUrl) return new MemoryRateLimiter(shape);
   const { RedisRateLimiter } = await import('./redis.js');
-  return new RedisRateLimiter(config.redisUrl, shape, logger);
+  return new RedisRateLimiter(config.redisUrl, shape, { name, logger, metrics });
 }
 
 /** The request rate limiter (RATE_LIMIT_PER_MINUTE); none at 0 per minute. */
-export async function createRateLimiter(config: GatewayConfig, logger: Logger): Promise<RateLimiter | undefined> {
-  return config.rateLimitPerMinute === 0 ? undefined : bucketsOf(bucketShape(config.rateLimitPerMinute), config, logger);
+export async function createRateLimiter(config: GatewayConfig, logger: Logger, metrics: GatewayMetrics): Promise<RateLimiter | undefined> {
+  return config.rateLimitPerMinute === 0 ? undefined : bucketsOf('requests', bucketShape(config.rateLimitPerMinute), config, logger, metrics);
 }
 
 /** Accounts created per client address (REGISTRATIONS_PER_HOUR); none at 0. */
-export async function createRegistrationLimiter(config: GatewayConfig, logger: Logger): Promise<RateLimiter | undefined> {
-  return config.registrationsPerHour === 0 ? undefined : bucketsOf(bucketShape(config.registrationsPerHour, 3_600_000), config, logger);
+export async function createRegistrationLimiter(config: GatewayConfig, logger: Logger, metrics: GatewayMetrics): Promise<RateLimiter | undefined> {
+  return config.registrationsPerHour === 0 ? undefined : bucketsOf('registrations', bucketShape(config.registrationsPerHour, 3_600_000), config, logger, metrics);
 }
 
 /**
@@ -67,19 +68,30 @@ export function rateLimitHeaders(decision: RateDecision): Record<string, string>
   };
 }
 
+/** Buckets whose running dry was logged, until they refill (a flood is one line per client, not one per request). */
+const MAX_REMEMBERED_REFUSALS = 10_000;
+
 /**
  * Takes a token for the caller before any face looks at the request: a refusal is a 429 before any
  * other check, so no upstream is called. Own endpoints (probes, metrics) answered earlier: never limited.
+ * The first refusal of a bucket is logged with its request id; the next ones until the bucket refills
+ * are in the access log only.
  */
-export function rateLimitPlugin(limiter: RateLimiter, metrics: GatewayMetrics): GatewayPlugin {
+export function rateLimitPlugin(limiter: RateLimiter, metrics: GatewayMetrics, logger: Logger): GatewayPlugin {
+  const refusedUntil = new LRUCache<string, number>({ max: MAX_REMEMBERED_REFUSALS });
   return {
     name: 'rate-limit',
     phases: {
       async rateLimit({ res, state }) {
-        const decision = await limiter.take(rateLimitKey(state.get('auth'), state.get('forwarded')));
+        const key = rateLimitKey(state.get('auth'), state.get('forwarded'));
+        const decision = await limiter.take(key);
         for (const [name, value] of Object.entries(rateLimitHeaders(decision))) res.setHeader(name, value);
         if (decision.allowed) return undefined;
         metrics.rateLimited.inc();
+        if ((refusedUntil.get(key) ?? 0) < Date.now()) {
+          refusedUntil.set(key, Date.now() + decision.resetSeconds * 1000);
+          logger.info({ requestId: state.get('requestId'), bucket: key, limit: decision.limit, retryAfterSeconds: decision.retryAfterSeconds }, 'rate limit reached');
+        }
         throw new GatewayError('RATE_LIMITED', `Too many requests: try again in ${decision.retryAfterSeconds} s`, { headers: { 'retry-after': String(decision.retryAfterSeconds) } });
       },
     },

@@ -1,5 +1,6 @@
 import { Redis } from 'ioredis';
 import type { Logger } from '../observability/logger.js';
+import type { GatewayMetrics } from '../observability/metrics.js';
 import { decision, type BucketShape, type RateDecision, type RateLimiter } from './limiter.js';
 
 /**
@@ -27,33 +28,62 @@ return { allowed, tostring(tokens) }
 
 type TakeToken = (key: string, capacity: number, refillPerMs: number) => Promise<[number, string]>;
 
+/** Who hears about the store: its name (`requests`, `registrations`), the log and the metrics. */
+export interface StoreObservers {
+  readonly name: string;
+  readonly logger: Logger;
+  readonly metrics: GatewayMetrics;
+}
+
 /**
  * Rate limits shared by every gateway instance through Redis. When Redis does not answer within
- * 250 ms the request is let through (and logged): losing the limiter must not take the API down.
+ * 250 ms the request is let through: losing the limiter must not take the API down. Every failed call
+ * is counted (`gateway_rate_limit_store_errors_total`), `gateway_rate_limit_store_up` says whether the
+ * store answers, and the log says when it stops and starts answering — once, not on every request.
  */
 export class RedisRateLimiter implements RateLimiter {
   private readonly redis: Redis;
   private readonly takeToken: TakeToken;
+  private up = true;
 
   constructor(
     url: string,
     private readonly shape: BucketShape,
-    private readonly logger: Logger,
+    private readonly observers: StoreObservers,
   ) {
     this.redis = new Redis(url, { enableOfflineQueue: false, maxRetriesPerRequest: 0, commandTimeout: 250, connectTimeout: 1000, keyPrefix: 'gateway:ratelimit:' });
-    this.redis.on('error', (error: Error) => this.logger.warn({ err: error.message }, 'rate limit store unavailable'));
+    this.redis.on('error', (error: Error) => this.markDown(error));
+    this.redis.on('ready', () => this.markUp());
     this.redis.defineCommand('takeToken', { numberOfKeys: 1, lua: TAKE_TOKEN });
     this.takeToken = (this.redis as unknown as { takeToken: TakeToken }).takeToken.bind(this.redis);
+    observers.metrics.setRateLimitStoreUp(observers.name, true);
+    observers.metrics.rateLimitStoreFailed(observers.name, 0);
   }
 
   async take(key: string): Promise<RateDecision> {
     try {
       const [allowed, tokens] = await this.takeToken(key, this.shape.capacity, this.shape.refillPerMs);
+      this.markUp();
       return decision(this.shape, allowed === 1, Number(tokens));
     } catch (error) {
-      this.logger.warn({ err: (error as Error).message }, 'rate limit store unavailable: request let through');
+      this.observers.metrics.rateLimitStoreFailed(this.observers.name);
+      this.markDown(error as Error);
       return decision(this.shape, true, this.shape.capacity);
     }
+  }
+
+  private markDown(error: Error): void {
+    if (!this.up) return;
+    this.up = false;
+    this.observers.metrics.setRateLimitStoreUp(this.observers.name, false);
+    this.observers.logger.warn({ limiter: this.observers.name, err: error.message }, 'rate limit store unavailable: requests are let through unlimited until it answers');
+  }
+
+  private markUp(): void {
+    if (this.up) return;
+    this.up = true;
+    this.observers.metrics.setRateLimitStoreUp(this.observers.name, true);
+    this.observers.logger.info({ limiter: this.observers.name }, 'rate limit store answers again');
   }
 
   async close(): Promise<void> {

@@ -4,7 +4,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'proxy-authenticate', 'proxy-authorization']);
 
 /** Headers the gateway sets itself: whatever a client sent under these names is dropped. */
-const GATEWAY_OWNED = new Set(['host', 'authorization', 'x-user-id', 'x-user-roles', 'x-request-id', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'forwarded', 'expect']);
+const GATEWAY_OWNED = new Set(['host', 'authorization', 'x-user-id', 'x-user-roles', 'x-request-id', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'forwarded', 'expect', 'traceparent', 'tracestate']);
 
 type HeaderValue = string | string[] | undefined;
 
@@ -38,8 +38,8 @@ function withoutHopByHop(headers: Record<string, HeaderValue>, drop: ReadonlySet
 
 /**
  * What the upstream receives of the client's headers: the end-to-end ones, less those the gateway sets
- * itself (identity, request id, forwarding: the upstream client adds its own) and `Authorization`
- * (passed on by the upstream client, on both faces).
+ * itself (identity, request id, forwarding, trace context: the upstream client adds its own) and
+ * `Authorization` (passed on by the upstream client, on both faces).
  */
 export function endToEndHeaders(incoming: IncomingHttpHeaders): Record<string, string | string[]> {
   return withoutHopByHop(incoming, GATEWAY_OWNED);

@@ -8,7 +8,8 @@ export interface BreakerOptions {
   readonly failureThreshold: number;
   /** How long an open circuit refuses calls before it lets one probe through. */
   readonly openMs: number;
-  readonly onStateChange?: (state: CircuitState) => void;
+  /** `requestId`: the call whose failure opened the circuit (or whose probe closed it). */
+  readonly onStateChange?: (state: CircuitState, requestId?: string) => void;
   readonly now?: () => number;
 }
 
@@ -51,24 +52,24 @@ export class CircuitBreaker {
   }
 
   /** The call reached the upstream and it answered well enough (below 500). */
-  succeeded(probe: boolean): void {
+  succeeded(probe: boolean, requestId?: string): void {
     if (probe) {
       this.probing = false;
-      this.moveTo('closed');
+      this.moveTo('closed', requestId);
     }
     if (this.state === 'closed') this.failures = 0;
   }
 
   /** The upstream failed the call: no answer, a timeout, a broken body or a 5xx. */
-  failed(probe: boolean): void {
+  failed(probe: boolean, requestId?: string): void {
     if (probe) {
       this.probing = false;
-      this.open();
+      this.open(requestId);
       return;
     }
     if (this.state !== 'closed' || this.options.failureThreshold === 0) return;
     this.failures += 1;
-    if (this.failures >= this.options.failureThreshold) this.open();
+    if (this.failures >= this.options.failureThreshold) this.open(requestId);
   }
 
   /** The call ended without a verdict on the upstream (the client went away): a probe slot is freed. */
@@ -76,15 +77,15 @@ export class CircuitBreaker {
     if (probe) this.probing = false;
   }
 
-  private open(): void {
+  private open(requestId?: string): void {
     this.openedAt = this.now();
     this.failures = 0;
-    this.moveTo('open');
+    this.moveTo('open', requestId);
   }
 
-  private moveTo(state: CircuitState): void {
+  private moveTo(state: CircuitState, requestId?: string): void {
     if (state === this.state) return;
     this.state = state;
-    this.options.onStateChange?.(state);
+    this.options.onStateChange?.(state, requestId);
   }
 }

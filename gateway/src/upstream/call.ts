@@ -2,9 +2,20 @@ import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import type { Identity } from '../auth/identity.js';
 import type { Forwarded } from '../forwarded.js';
+import type { IncomingTraceContext } from '../observability/tracing.js';
 import type { Exchange } from '../pipeline/pipeline.js';
 import type { UpstreamName } from '../upstreams.js';
+import type { UpstreamOutcome } from './failures.js';
 import type { UpstreamOperation } from './operations.js';
+
+/** One attempt at an upstream call, as the access log shows it. */
+export interface UpstreamAttempt {
+  readonly service: UpstreamName;
+  /** The upstream's status, or why there was none (timeout, unreachable…). */
+  readonly status: UpstreamOutcome;
+  /** Milliseconds to the response headers (or to the failure). */
+  readonly ms: number;
+}
 
 /** The client request an upstream call is made for: what the upstream is told about it. */
 export interface Caller {
@@ -15,6 +26,10 @@ export interface Caller {
   readonly authorization?: string;
   /** Where the client request came from; absent for the gateway's own calls (readiness checks). */
   readonly forwarded?: Forwarded;
+  /** The client's trusted trace context, passed on as it came when the gateway does not trace itself. */
+  readonly trace?: IncomingTraceContext;
+  /** Where each attempt is recorded for the request's access line. */
+  readonly attempts?: UpstreamAttempt[];
 }
 
 /** One call to an upstream, as a face asks for it. */
@@ -60,10 +75,14 @@ export function callOf(options: Dispatcher.DispatchOptions): UpstreamCall {
 
 /** The caller of a client request as the upstream client needs it, the same for both faces. */
 export function callerOf({ req, state }: Exchange, identity: Identity | undefined): Caller {
+  const trace = state.peek('trace')?.forward;
+  const attempts = state.peek('upstreamAttempts');
   return {
     requestId: state.get('requestId'),
     forwarded: state.get('forwarded'),
     ...(identity ? { identity } : {}),
     ...(req.headers.authorization !== undefined ? { authorization: req.headers.authorization } : {}),
+    ...(trace ? { trace } : {}),
+    ...(attempts ? { attempts } : {}),
   };
 }

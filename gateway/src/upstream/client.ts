@@ -8,13 +8,15 @@ import type { GatewayError } from '../errors.js';
 import { upstreamFailure, upstreamHttpFailure } from './failures.js';
 import { circuitBreakerInterceptor } from './interceptors/circuit-breaker.js';
 import { forwardingInterceptor } from './interceptors/forwarding.js';
-import { metricsInterceptor } from './interceptors/metrics.js';
+import { observeInterceptor } from './interceptors/observe.js';
 import { pathSafetyInterceptor } from './interceptors/path-safety.js';
 import { redirectsInterceptor } from './interceptors/redirects.js';
 import { responseLimitInterceptor } from './interceptors/response-limit.js';
 import { retryInterceptor } from './interceptors/retry.js';
 import { statusInterceptor } from './interceptors/status.js';
 import { timeoutInterceptor } from './interceptors/timeout.js';
+import { tracingInterceptor } from './interceptors/tracing.js';
+import type { Tracing } from '../observability/tracing.js';
 
 export interface UpstreamClientOptions {
   readonly upstreams: UpstreamUrls;
@@ -26,6 +28,8 @@ export interface UpstreamClientOptions {
   readonly now?: () => number;
   /** Rules some calls must pass first (REGISTRATIONS_PER_HOUR). */
   readonly guards?: readonly CallGuard[];
+  /** A client span for every call made within a traced request, when tracing is on. */
+  readonly tracing?: Tracing;
 }
 
 export type UpstreamResponse = Dispatcher.ResponseData;
@@ -56,7 +60,8 @@ interface Upstream {
  * The one way the gateway calls its upstreams, for the REST face, the GraphQL face (as Mesh's fetch)
  * and readiness checks. One keep-alive pool per upstream, composed with undici interceptors, each one
  * concern, outermost first: path safety, forwarding headers, circuit breaker, one retry, redirect
- * policy, valid status, response body cap, metrics, timeouts. Failures come out as the catalogue's kinds.
+ * policy, valid status, response body cap, a span per attempt (when tracing), metrics and access-log
+ * records, timeouts. Failures come out as the catalogue's kinds.
  */
 export class UpstreamClient {
   private readonly upstreams: Readonly<Record<UpstreamName, Upstream>>;
@@ -75,16 +80,17 @@ export class UpstreamClient {
       const breaker = new CircuitBreaker({
         ...options.breaker,
         ...(options.now ? { now: options.now } : {}),
-        onStateChange: (state) => {
+        onStateChange: (state, requestId) => {
           options.metrics.setCircuitState(name, CIRCUIT_STATES[state]);
-          options.logger[state === 'open' ? 'warn' : 'info']({ upstream: name, circuit: state }, `circuit ${state} for the ${UPSTREAMS[name].title} service`);
+          options.logger[state === 'open' ? 'warn' : 'info']({ upstream: name, circuit: state, ...(requestId ? { requestId } : {}) }, `circuit ${state} for the ${UPSTREAMS[name].title} service`);
         },
       });
       options.metrics.setCircuitState(name, CIRCUIT_STATES.closed);
       // compose() wraps in order: the first interceptor is nearest the pool, the last is met first.
       const dispatcher = pool.compose(
         timeoutInterceptor(options.timeoutMs),
-        metricsInterceptor(options.metrics, name),
+        observeInterceptor(options, name),
+        ...(options.tracing ? [tracingInterceptor(options.tracing, name, url)] : []),
         responseLimitInterceptor(),
         statusInterceptor(),
         redirectsInterceptor(),

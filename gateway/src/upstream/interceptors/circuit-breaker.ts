@@ -1,5 +1,6 @@
 import type { Dispatcher } from 'undici';
 import type { CircuitBreaker } from '../breaker.js';
+import { callOf } from '../call.js';
 import { CircuitOpenError, failureOf, isUpstreamFault } from '../failures.js';
 import { PassThroughHandler, type Controller, type Headers } from './handler.js';
 
@@ -10,21 +11,22 @@ class VerdictHandler extends PassThroughHandler {
     next: Dispatcher.DispatchHandler,
     private readonly breaker: CircuitBreaker,
     private readonly probe: boolean,
+    private readonly requestId: string,
   ) {
     super(next);
   }
 
   override onResponseStart(controller: Controller, statusCode: number, headers: Headers, statusMessage?: string): void {
     this.judged = true;
-    if (statusCode >= 500) this.breaker.failed(this.probe);
-    else this.breaker.succeeded(this.probe);
+    if (statusCode >= 500) this.breaker.failed(this.probe, this.requestId);
+    else this.breaker.succeeded(this.probe, this.requestId);
     super.onResponseStart(controller, statusCode, headers, statusMessage);
   }
 
   override onResponseError(controller: Controller, error: Error): void {
     if (!this.judged) {
       this.judged = true;
-      if (isUpstreamFault(failureOf(error, false))) this.breaker.failed(this.probe);
+      if (isUpstreamFault(failureOf(error, false))) this.breaker.failed(this.probe, this.requestId);
       else this.breaker.released(this.probe);
     }
     super.onResponseError(controller, error);
@@ -40,6 +42,6 @@ export function circuitBreakerInterceptor(breaker: CircuitBreaker): Dispatcher.D
   return (dispatch) => (options, handler) => {
     const admission = breaker.admit();
     if (!admission.admitted) throw new CircuitOpenError(admission.retryAfterMs);
-    return dispatch(options, new VerdictHandler(handler, breaker, admission.probe));
+    return dispatch(options, new VerdictHandler(handler, breaker, admission.probe, callOf(options).caller.requestId));
   };
 }

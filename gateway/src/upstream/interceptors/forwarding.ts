@@ -5,7 +5,8 @@ import { callOf, type Caller } from '../call.js';
 /**
  * The headers the gateway itself sets on every upstream call, REST and GraphQL alike: the caller's
  * Authorization as sent, the identity from its verified token (`X-User-ID`, `X-User-Roles`; none for an
- * anonymous caller), the request id, and where the request came from (`X-Forwarded-*`).
+ * anonymous caller), the request id, where the request came from (`X-Forwarded-*`), and a trusted
+ * client's trace context (when the gateway traces, the call's own span replaces it).
  */
 export function gatewayHeaders(caller: Caller): Record<string, string> {
   const headers: Record<string, string> = { [REQUEST_ID_HEADER]: caller.requestId };
@@ -18,6 +19,10 @@ export function gatewayHeaders(caller: Caller): Record<string, string> {
   if (caller.identity) {
     headers['x-user-id'] = caller.identity.sub;
     headers['x-user-roles'] = caller.identity.roles.join(',');
+  }
+  if (caller.trace) {
+    headers.traceparent = caller.trace.traceparent;
+    if (caller.trace.tracestate !== undefined) headers.tracestate = caller.trace.tracestate;
   }
   return headers;
 }
