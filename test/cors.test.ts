@@ -16,7 +16,7 @@ describe('CORS with CORS_ORIGINS set', () => {
     expect(response.headers.get('access-control-allow-origin')).toBe(ALLOWED);
     expect(response.headers.get('access-control-allow-methods')).toContain('POST');
     const allowedHeaders = (response.headers.get('access-control-allow-headers') ?? '').toLowerCase();
-    for (const header of ['authorization', 'content-type', 'x-request-id', 'apollo-require-preflight', 'x-apollo-operation-name']) expect(allowedHeaders).toContain(header);
+    for (const header of ['authorization', 'content-type', 'x-request-id', 'traceparent', 'tracestate', 'apollo-require-preflight', 'x-apollo-operation-name']) expect(allowedHeaders).toContain(header);
     expect(Number(response.headers.get('access-control-max-age'))).toBeGreaterThan(0);
     expect(response.headers.get('vary')).toContain('Origin');
     expect(fx.upstreams.all()).toHaveLength(0);

@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import { auditServer } from 'graphql-http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { useRecordingGateway } from './helpers/fixtures.js';
@@ -6,8 +5,7 @@ import { startGateway, type RunningGateway } from './helpers/gateway.js';
 import { graphql, onlyError } from './helpers/graphql.js';
 import { startReferenceServices, type ReferenceServices } from '../services/registry.js';
 import { TEST_SECRET, userToken } from './helpers/tokens.js';
-import { freePortBlock } from './helpers/ports.js';
-import { recentOutput, waitUntilReady } from '../scripts/lib/readiness.js';
+import { spawnGateway } from './helpers/process.js';
 import { upstreamEnvironment } from '../gateway/src/upstreams.js';
 
 const INTROSPECTION = '{ __schema { queryType { name } } }';
@@ -58,20 +56,14 @@ describe('GraphQL over HTTP', () => {
   });
 
   it('serves from the build in a production process, with the prebuilt Mesh artifacts', async () => {
-    const port = await freePortBlock(1);
-    const child = spawn(process.execPath, ['dist/gateway/src/main.js'], {
-      env: { PATH: process.env.PATH, NODE_ENV: 'production', JWT_SECRET_KEY: TEST_SECRET, PORT: String(port), LOG_LEVEL: 'warn', ...upstreamEnvironment(stack.urls) },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    const output = recentOutput(child);
+    const gateway = await spawnGateway({ NODE_ENV: 'production', JWT_SECRET_KEY: TEST_SECRET, LOG_LEVEL: 'warn', ...upstreamEnvironment(stack.urls) });
+    const { url, output } = gateway;
     try {
-      const url = `http://127.0.0.1:${port}`;
-      await waitUntilReady({ label: 'gateway', url: `${url}/health`, child, output });
       expect(await graphql(url, '{ plans { id } }')).toMatchObject({ status: 200, data: { plans: [{ id: 'basic' }, { id: 'premium' }] } });
       // Current artifacts are used as they are: nothing is regenerated, nothing is said about them.
       expect(output()).not.toMatch(/stale|generating/);
     } finally {
-      child.kill('SIGTERM');
+      await gateway.stop();
     }
   });
 

@@ -2,14 +2,13 @@
  * Graceful drain, as a load balancer and its clients meet it: not ready while still serving, then
  * `Connection: close` on every response and the requests in flight finished, nothing reset.
  */
-import { spawn } from 'node:child_process';
 import type { ServerResponse } from 'node:http';
 import { Agent, errors as undiciErrors, request } from 'undici';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { upstreamEnvironment } from '../gateway/src/upstreams.js';
-import { recentOutput, waitUntilReady } from '../scripts/lib/readiness.js';
+import { waitUntilReady } from '../scripts/lib/readiness.js';
 import { startGateway } from './helpers/gateway.js';
-import { freePortBlock } from './helpers/ports.js';
+import { spawnGateway } from './helpers/process.js';
 import { startRecordingUpstreams, type RecordingUpstreams } from './helpers/recording-upstream.js';
 import { TEST_SECRET, userToken } from './helpers/tokens.js';
 
@@ -65,14 +64,8 @@ describe('closing a gateway', () => {
 describe('SIGTERM to a gateway process under keep-alive load', () => {
   it('drains: /ready 503 first, then Connection: close on every response, no request reset, exit 0', async () => {
     upstreams.upstreams.ondemand.behaviour = (_req, res: ServerResponse) => void setTimeout(() => res.writeHead(200, { 'content-type': 'text/plain' }).end('ok'), 50);
-    const port = await freePortBlock(1);
-    const child = spawn(process.execPath, ['dist/gateway/src/main.js'], {
-      env: { PATH: process.env.PATH, JWT_SECRET_KEY: TEST_SECRET, PORT: String(port), LOG_LEVEL: 'warn', SHUTDOWN_DRAIN_MS: '500', SHUTDOWN_GRACE_MS: '5000', RATE_LIMIT_PER_MINUTE: '0', ...upstreamEnvironment(upstreams.urls) },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-    const url = `http://127.0.0.1:${port}`;
-    await waitUntilReady({ label: 'gateway', url: `${url}/health`, child, output: recentOutput(child) });
+    const gateway = await spawnGateway({ JWT_SECRET_KEY: TEST_SECRET, LOG_LEVEL: 'warn', SHUTDOWN_DRAIN_MS: '500', SHUTDOWN_GRACE_MS: '5000', RATE_LIMIT_PER_MINUTE: '0', ...upstreamEnvironment(upstreams.urls) });
+    const { child, exited, url } = gateway;
 
     let signalled = false;
     const results = { ok: 0, closeAfterSignal: 0, keepAliveAfterClose: 0, resets: [] as string[], refused: 0 };

@@ -3,7 +3,7 @@ import { ANSWERED, type GatewayPlugin } from './pipeline/pipeline.js';
 
 const ALLOWED_METHODS = 'GET, POST, PUT, PATCH, DELETE, OPTIONS';
 /** Request headers browsers may send: ours, plus what Apollo clients and Sandbox send. */
-const ALLOWED_HEADERS = 'Authorization, Content-Type, Accept, X-Request-ID, Apollo-Require-Preflight, X-Apollo-Operation-Name, Apollo-Query-Plan-Experimental';
+const ALLOWED_HEADERS = 'Authorization, Content-Type, Accept, X-Request-ID, traceparent, tracestate, Apollo-Require-Preflight, X-Apollo-Operation-Name, Apollo-Query-Plan-Experimental';
 /** Response headers a browser client may read. */
 const EXPOSED_HEADERS = 'X-Request-ID, WWW-Authenticate, Retry-After, Allow';
 const PREFLIGHT_MAX_AGE_SECONDS = '600';

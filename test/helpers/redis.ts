@@ -25,12 +25,12 @@ export async function startRedis(): Promise<RunningRedis> {
   // Whatever happens to this process, its redis-server goes with it.
   process.once('exit', () => child.kill('SIGKILL'));
   const failed = new Promise<never>((_, reject) => child.once('error', (error) => reject(new Error(`redis-server could not start (is it installed?): ${error.message}`))));
+  // However long a busy machine takes, unless the server exits first.
   const ready = (async () => {
-    for (let attempt = 0; attempt < 100; attempt++) {
-      if (await answersPing(port)) return;
+    while (!(await answersPing(port))) {
+      if (child.exitCode !== null) throw new Error(`redis-server exited (code ${child.exitCode}) before it answered PING`);
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
-    throw new Error('redis-server did not answer PING');
   })();
   await Promise.race([ready, failed]);
   return {

@@ -2,7 +2,7 @@ import type { Socket } from 'node:net';
 import { responseStatus, type Exchange, type GatewayPlugin } from '../pipeline/pipeline.js';
 import { bodyBytesReceived } from '../request-body.js';
 import { rawPathOf } from '../routing.js';
-import type { UpstreamAttempt } from '../upstream/call.js';
+import { AttemptLog, type UpstreamAttempt } from '../upstream/call.js';
 import { trustedLine, type Logger } from './logger.js';
 import { routeLabel, secondsSince } from './metrics.js';
 import { scrubText } from './redact.js';
@@ -43,14 +43,14 @@ function bytesWritten(socket: Socket | null): number {
   return typeof socket?.bytesWritten === 'number' ? socket.bytesWritten : 0;
 }
 
-/** The access line of an exchange whose response is over. */
-export function accessLineOf({ req, res, state, started }: Exchange, bytesOutBefore: number): AccessLine {
+/** The access line of an exchange whose response is over (but for its duration and bytes out, measured at its end). */
+export function accessLineOf({ req, res, state }: Exchange): Omit<AccessLine, 'durationMs' | 'bytesOut'> {
   const requestId = state.peek('requestId') ?? '';
   const traceId = state.peek('trace')?.traceId;
   const route = state.peek('route');
   const auth = state.peek('auth');
   const operation = state.peek('graphqlOperation');
-  const attempts = state.peek('upstreamAttempts') ?? [];
+  const attempts = state.peek('upstreamAttempts')?.attempts ?? [];
   return {
     requestId,
     ...(traceId ? { traceId } : {}),
@@ -58,9 +58,7 @@ export function accessLineOf({ req, res, state, started }: Exchange, bytesOutBef
     route: routeLabel(route),
     path: scrubText(rawPathOf(req).slice(0, MAX_PATH_LENGTH)),
     status: responseStatus(res),
-    durationMs: Math.round(secondsSince(started) * 10_000) / 10,
     bytesIn: bodyBytesReceived(req),
-    bytesOut: Math.max(0, bytesWritten(req.socket) - bytesOutBefore),
     ...(state.peek('forwarded') ? { client: state.peek('forwarded')?.clientIp } : {}),
     ...(auth?.kind === 'verified' ? { user: auth.identity.sub } : {}),
     ...(route ? { face: route.face } : {}),
@@ -72,24 +70,40 @@ export function accessLineOf({ req, res, state, started }: Exchange, bytesOutBef
 }
 
 /**
- * ACCESS_LOG: exactly one `info` line per request when its response is over — sent, failed, or
- * abandoned by the client — whichever phase answered it. Built from the request's state only: no
- * header, query string or body is ever in it.
+ * ACCESS_LOG: exactly one `info` line per request when it is over — its response sent, failed, or
+ * abandoned by the client, and its upstream calls ended (those of a client that left are being
+ * cancelled; `settleMs` bounds the wait) — whichever phase answered it. Built from the request's state
+ * only: no header, query string or body is ever in it.
  */
-export function accessLogPlugin(logger: Logger): GatewayPlugin {
+export function accessLogPlugin(logger: Logger, settleMs: number): GatewayPlugin {
   const bytesOutAtStart = new WeakMap<Exchange, number>();
   return {
     name: 'access-log',
     phases: {
       onRequest(exchange) {
         bytesOutAtStart.set(exchange, bytesWritten(exchange.req.socket));
-        exchange.state.set('upstreamAttempts', []);
+        exchange.state.set('upstreamAttempts', new AttemptLog());
         return undefined;
       },
     },
     onResponse(exchange) {
-      const line = accessLineOf(exchange, bytesOutAtStart.get(exchange) ?? 0);
-      logger.info(trustedLine(line), `${line.method} ${line.path} ${line.status} ${line.durationMs} ms`);
+      const bytesOutBefore = bytesOutAtStart.get(exchange) ?? 0;
+      // Measured now, at the response's end; written once the calls have ended too.
+      const durationMs = Math.round(secondsSince(exchange.started) * 10_000) / 10;
+      const bytesOut = Math.max(0, bytesWritten(exchange.req.socket) - bytesOutBefore);
+      let written = false;
+      const write = () => {
+        if (written) return;
+        written = true;
+        clearTimeout(deadline);
+        const line = { ...accessLineOf(exchange), durationMs, bytesOut };
+        logger.info(trustedLine(line), `${line.method} ${line.path} ${line.status} ${line.durationMs} ms`);
+      };
+      const deadline = setTimeout(write, settleMs);
+      deadline.unref();
+      const attempts = exchange.state.peek('upstreamAttempts');
+      if (attempts) attempts.whenSettled(write);
+      else write();
     },
   };
 }

@@ -2,7 +2,7 @@ import type { AuthOutcome } from '../auth/authenticate.js';
 import type { Forwarded } from '../forwarded.js';
 import type { RequestTrace } from '../observability/request-trace.js';
 import type { Route } from '../routing.js';
-import type { UpstreamAttempt } from '../upstream/call.js';
+import type { AttemptLog } from '../upstream/call.js';
 
 /** A GraphQL operation as the access log, the metrics and the trace name it. */
 export interface GraphQLOperation {
@@ -23,8 +23,8 @@ export interface RequestVariables {
   readonly auth: AuthOutcome;
   /** onRequest (trace): the trace the request belongs to, when it has one. */
   readonly trace: RequestTrace;
-  /** onRequest (access log): every upstream call made for the request, appended as each ends. */
-  readonly upstreamAttempts: UpstreamAttempt[];
+  /** onRequest (access log): every upstream call made for the request. */
+  readonly upstreamAttempts: AttemptLog;
   /** face (GraphQL): the operation, once it is known. */
   readonly graphqlOperation: GraphQLOperation;
 }

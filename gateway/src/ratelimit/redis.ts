@@ -44,7 +44,8 @@ export interface StoreObservers {
 export class RedisRateLimiter implements RateLimiter {
   private readonly redis: Redis;
   private readonly takeToken: TakeToken;
-  private up = true;
+  /** `connecting` until the first connection: a request meanwhile is let through without an outage being declared. */
+  private state: 'connecting' | 'up' | 'down' = 'connecting';
 
   constructor(
     url: string,
@@ -56,7 +57,7 @@ export class RedisRateLimiter implements RateLimiter {
     this.redis.on('ready', () => this.markUp());
     this.redis.defineCommand('takeToken', { numberOfKeys: 1, lua: TAKE_TOKEN });
     this.takeToken = (this.redis as unknown as { takeToken: TakeToken }).takeToken.bind(this.redis);
-    observers.metrics.setRateLimitStoreUp(observers.name, true);
+    observers.metrics.setRateLimitStoreUp(observers.name, false);
     observers.metrics.rateLimitStoreFailed(observers.name, 0);
   }
 
@@ -67,23 +68,25 @@ export class RedisRateLimiter implements RateLimiter {
       return decision(this.shape, allowed === 1, Number(tokens));
     } catch (error) {
       this.observers.metrics.rateLimitStoreFailed(this.observers.name);
-      this.markDown(error as Error);
+      if (this.state === 'up') this.markDown(error as Error);
       return decision(this.shape, true, this.shape.capacity);
     }
   }
 
+  /** The connection failed (an 'error' event) or a call did while connected. */
   private markDown(error: Error): void {
-    if (!this.up) return;
-    this.up = false;
+    if (this.state === 'down') return;
+    this.state = 'down';
     this.observers.metrics.setRateLimitStoreUp(this.observers.name, false);
     this.observers.logger.warn({ limiter: this.observers.name, err: error.message }, 'rate limit store unavailable: requests are let through unlimited until it answers');
   }
 
   private markUp(): void {
-    if (this.up) return;
-    this.up = true;
+    if (this.state === 'up') return;
+    const recovered = this.state === 'down';
+    this.state = 'up';
     this.observers.metrics.setRateLimitStoreUp(this.observers.name, true);
-    this.observers.logger.info({ limiter: this.observers.name }, 'rate limit store answers again');
+    if (recovered) this.observers.logger.info({ limiter: this.observers.name }, 'rate limit store answers again');
   }
 
   async close(): Promise<void> {

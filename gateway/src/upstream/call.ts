@@ -17,6 +17,37 @@ export interface UpstreamAttempt {
   readonly ms: number;
 }
 
+/**
+ * The upstream attempts of one request, for its access line: each is counted when it starts and
+ * recorded when it ends, so the line can wait for calls still ending (the client went away, the call
+ * is being cancelled) and show how they ended.
+ */
+export class AttemptLog {
+  readonly attempts: UpstreamAttempt[] = [];
+  private inFlight = 0;
+  private onSettled: (() => void) | undefined;
+
+  started(): void {
+    this.inFlight += 1;
+  }
+
+  ended(attempt: UpstreamAttempt): void {
+    this.attempts.push(attempt);
+    this.inFlight -= 1;
+    if (this.inFlight === 0 && this.onSettled) {
+      const settled = this.onSettled;
+      this.onSettled = undefined;
+      settled();
+    }
+  }
+
+  /** Calls `then` once no attempt is in flight: at once when none is. */
+  whenSettled(then: () => void): void {
+    if (this.inFlight === 0) then();
+    else this.onSettled = then;
+  }
+}
+
 /** The client request an upstream call is made for: what the upstream is told about it. */
 export interface Caller {
   readonly requestId: string;
@@ -29,7 +60,7 @@ export interface Caller {
   /** The client's trusted trace context, passed on as it came when the gateway does not trace itself. */
   readonly trace?: IncomingTraceContext;
   /** Where each attempt is recorded for the request's access line. */
-  readonly attempts?: UpstreamAttempt[];
+  readonly attempts?: AttemptLog;
 }
 
 /** One call to an upstream, as a face asks for it. */

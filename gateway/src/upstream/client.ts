@@ -156,7 +156,7 @@ export class UpstreamClient {
    */
   httpFailure(upstream: UpstreamName, call: UpstreamCall, status: number, headers: Record<string, string | string[] | undefined>, text: string): GatewayError {
     const { error, withheld } = upstreamHttpFailure(upstream, status, text.slice(0, MAX_ERROR_BODY_BYTES), headers);
-    if (withheld !== undefined) {
+    if (withheld !== undefined && withheld.trim() !== '') {
       this.options.logger.warn({ requestId: call.caller.requestId, upstream, status, upstreamBody: withheld.slice(0, 2000) }, 'upstream error text withheld from the client');
     }
     return error;

@@ -25,6 +25,7 @@ class ObservingHandler extends PassThroughHandler {
     private readonly call: UpstreamCall,
   ) {
     super(next);
+    call.caller.attempts?.started();
   }
 
   override onResponseStart(controller: Controller, statusCode: number, headers: Headers, statusMessage?: string): void {
@@ -43,10 +44,14 @@ class ObservingHandler extends PassThroughHandler {
     super.onResponseError(controller, error);
   }
 
-  private report(outcome: UpstreamOutcome, seconds: number): void {
+  private reported = false;
+
+  report(outcome: UpstreamOutcome, seconds: number): void {
+    if (this.reported) return;
+    this.reported = true;
     this.observers.metrics.observeUpstream(this.upstream, this.method, outcome, seconds);
     const ms = Math.round(seconds * 10_000) / 10;
-    this.call.caller.attempts?.push({ service: this.upstream, status: outcome, ms });
+    this.call.caller.attempts?.ended({ service: this.upstream, status: outcome, ms });
     // An upstream that failed is worth a line of its own (the access log may be off); a client that left is not.
     if (outcome === 'aborted' || (typeof outcome === 'number' && outcome < 500)) return;
     this.observers.logger.warn(
@@ -63,5 +68,13 @@ class ObservingHandler extends PassThroughHandler {
  * upstream failed it (no answer, a timeout, a 5xx).
  */
 export function observeInterceptor(observers: UpstreamObservers, upstream: UpstreamName): Dispatcher.DispatcherComposeInterceptor {
-  return (dispatch) => (options, handler) => dispatch(options, new ObservingHandler(handler, observers, upstream, options.method, callOf(options)));
+  return (dispatch) => (options, handler) => {
+    const observing = new ObservingHandler(handler, observers, upstream, options.method, callOf(options));
+    try {
+      return dispatch(options, observing);
+    } catch (error) {
+      observing.report('error', 0);
+      throw error;
+    }
+  };
 }
