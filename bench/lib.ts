@@ -34,12 +34,13 @@ export interface Measurement {
 
 /**
  * Runs a module in its own process and waits until `readyUrl` answers (or the process exits). A module
- * of the product runs from the build, as in production (`gateway/src/main` is dist/gateway/src/main.js);
- * a benchmark's own helper (`bench/….ts`) runs through tsx.
+ * of the product runs from the build, as in production (`gateway/src/main` is dist/gateway/src/main.js),
+ * its log (stdout) going to /dev/null: reading it here would take CPU from what is measured. A
+ * benchmark's own helper (`bench/….ts`) runs through tsx.
  */
 export async function startProcess(entry: string, args: string[], env: NodeJS.ProcessEnv, readyUrl: string): Promise<ChildProcess> {
   const fromSource = entry.endsWith('.ts');
-  const child = fork(fromSource ? entry : `dist/${entry}.js`, args, { execArgv: fromSource ? ['--import', 'tsx'] : [], env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
+  const child = fork(fromSource ? entry : `dist/${entry}.js`, args, { execArgv: fromSource ? ['--import', 'tsx'] : [], env: { ...process.env, ...env }, stdio: ['ignore', fromSource ? 'pipe' : 'ignore', 'pipe', 'ipc'] });
   started.push(child);
   child.stderr?.pipe(process.stderr);
   await waitUntilReady({ label: entry, url: readyUrl, child, output: recentOutput(child) });

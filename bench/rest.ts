@@ -1,8 +1,12 @@
 /**
  * REST passthrough throughput: an authenticated GET through the gateway against the same upstream
  * called directly, measured side by side in one run (rounds alternate, so machine noise hits both).
+ * The gateway runs as in production (JSON logs at info, an access line per request); beside it the
+ * same gateway without the access log, with tracing on (every request sampled, exported to a local
+ * OTLP sink), and with rate limiting in memory and in Redis.
  * Usage: npm run bench [-- --seconds 5 --rounds 2]
  */
+import { loadavg } from 'node:os';
 import { SignJWT } from 'jose';
 import { UPSTREAM_NAMES, UPSTREAMS } from '../gateway/src/upstreams.js';
 import { finish, measure, startProcess, stopAfter, table, type Measurement } from './lib.js';
@@ -15,20 +19,26 @@ const argument = (name: string, fallback: number) => {
 };
 const seconds = argument('seconds', 5);
 const rounds = argument('rounds', 2);
-stopAfter((seconds * 5 * rounds + 60) * 1000);
+stopAfter((seconds * 7 * rounds + 90) * 1000);
 const secret = 'bench-secret-that-is-long-enough-for-hs256-keys';
 
-const base = await freePortBlock(4);
+const base = await freePortBlock(7);
 const upstreamPort = base;
 const upstreamUrl = `http://127.0.0.1:${upstreamPort}`;
 const gatewayUrl = `http://127.0.0.1:${base + 1}`;
 const limitedUrl = `http://127.0.0.1:${base + 2}`;
 const sharedUrl = `http://127.0.0.1:${base + 3}`;
+const quietUrl = `http://127.0.0.1:${base + 4}`;
+const tracedUrl = `http://127.0.0.1:${base + 5}`;
+const sinkUrl = `http://127.0.0.1:${base + 6}`;
 
 await startProcess('bench/upstream-stub.ts', [String(upstreamPort)], {}, upstreamUrl);
-const gatewayEnv: NodeJS.ProcessEnv = { PORT: String(base + 1), JWT_SECRET_KEY: secret, LOG_LEVEL: 'warn', NODE_ENV: 'production', RATE_LIMIT_PER_MINUTE: '0' };
+await startProcess('bench/otlp-sink.ts', [String(base + 6)], {}, sinkUrl);
+const gatewayEnv: NodeJS.ProcessEnv = { PORT: String(base + 1), JWT_SECRET_KEY: secret, LOG_LEVEL: 'info', NODE_ENV: 'production', RATE_LIMIT_PER_MINUTE: '0' };
 for (const name of UPSTREAM_NAMES) gatewayEnv[UPSTREAMS[name].envVar] = upstreamUrl;
 await startProcess('gateway/src/main', [], gatewayEnv, `${gatewayUrl}/health`);
+await startProcess('gateway/src/main', [], { ...gatewayEnv, PORT: String(base + 4), ACCESS_LOG: 'false' }, `${quietUrl}/health`);
+await startProcess('gateway/src/main', [], { ...gatewayEnv, PORT: String(base + 5), OTEL_EXPORTER_OTLP_ENDPOINT: sinkUrl, OTEL_TRACES_SAMPLER: 'always_on' }, `${tracedUrl}/health`);
 // The same gateway with a limit no run reaches: what the limiter costs, in memory and through Redis.
 const redis = await startRedis();
 await startProcess('gateway/src/main', [], { ...gatewayEnv, PORT: String(base + 2), RATE_LIMIT_PER_MINUTE: '10000000' }, `${limitedUrl}/health`);
@@ -44,6 +54,8 @@ try {
     results.push(await measure(`round ${round}: upstream alone`, `${upstreamUrl}/ondemand/movies/m1`, {}, seconds));
     results.push(await measure(`round ${round}: gateway, authenticated GET`, `${gatewayUrl}/ondemand/movies/m1`, auth, seconds));
     results.push(await measure(`round ${round}: gateway, unauthenticated → 401`, `${gatewayUrl}/ondemand/movies/m1`, {}, seconds));
+    results.push(await measure(`round ${round}: gateway without access log, authenticated GET`, `${quietUrl}/ondemand/movies/m1`, auth, seconds));
+    results.push(await measure(`round ${round}: gateway + tracing (100% sampled, OTLP), authenticated GET`, `${tracedUrl}/ondemand/movies/m1`, auth, seconds));
     results.push(await measure(`round ${round}: gateway + rate limit in memory, authenticated GET`, `${limitedUrl}/ondemand/movies/m1`, auth, seconds));
     results.push(await measure(`round ${round}: gateway + rate limit in Redis, authenticated GET`, `${sharedUrl}/ondemand/movies/m1`, auth, seconds));
   }
@@ -54,10 +66,14 @@ try {
   };
   const ratio = average(': gateway, authenticated GET') / average('upstream alone');
   console.log(`\nauthenticated GET through the gateway: ${Math.round(average(': gateway, authenticated GET'))} req/s, ${(ratio * 100).toFixed(0)}% of the upstream alone`);
-  for (const store of ['memory', 'Redis']) {
-    const cost = 1 - average(`rate limit in ${store}, authenticated GET`) / average(': gateway, authenticated GET');
-    console.log(`rate limiting in ${store} costs ${(cost * 100).toFixed(0)}% of that throughput`);
-  }
+  const costOf = (label: string, what: string) => {
+    const cost = 1 - average(label) / average(': gateway, authenticated GET');
+    console.log(`${what} costs ${(cost * 100).toFixed(0)}% of that throughput`);
+  };
+  costOf('without access log, authenticated GET', 'the access log (compared without it: negative)');
+  costOf('tracing (100% sampled, OTLP), authenticated GET', 'tracing every request');
+  for (const store of ['memory', 'Redis']) costOf(`rate limit in ${store}, authenticated GET`, `rate limiting in ${store}`);
+  console.log(`load average after: ${loadavg().map((value) => value.toFixed(2)).join(' ')}`);
 } finally {
   await redis.stop();
   finish();

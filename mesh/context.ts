@@ -1,4 +1,4 @@
-import type { Context } from '@opentelemetry/api';
+import type { Span } from '@opentelemetry/api';
 import type { Identity } from '../gateway/src/auth/identity.js';
 import type { GraphQLOperation } from '../gateway/src/pipeline/state.js';
 import type { Caller } from '../gateway/src/upstream/call.js';
@@ -19,10 +19,14 @@ export interface CallBudget {
   used: number;
 }
 
-/** A traced request's helpers: the execute span, once execution starts, and a span per DataLoader batch. */
+/**
+ * A traced request's spans, passed explicitly: the request's server span, the execute span once
+ * execution starts, and a span per DataLoader batch (`work` gets it, to parent its upstream call).
+ */
 export interface GraphQLTracing {
-  execution: Context | undefined;
-  batch<T>(name: string, keys: number, work: () => Promise<T>): Promise<T>;
+  readonly server: Span;
+  execution: Span | undefined;
+  batch<T>(name: string, keys: number, work: (span: Span) => Promise<T>): Promise<T>;
 }
 
 /** What the gateway puts in every GraphQL request's context, beside Mesh's SDK. */
@@ -34,6 +38,8 @@ export interface GatewayContext {
   readonly reportOperation: (operation: GraphQLOperation) => void;
   /** Present when tracing is on. */
   readonly tracing?: GraphQLTracing;
+  /** The span an upstream call made with this context is a child of (a batch's), when not the execute span. */
+  readonly traceParent?: Span;
   /** The verified caller: the permissions read it. */
   readonly user?: Identity;
   /** What every upstream call made for this request tells the upstream (Mesh hands the context to its fetch). */

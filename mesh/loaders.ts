@@ -62,10 +62,10 @@ function byKey<T>(keys: readonly string[], items: readonly T[], keyOf: (item: T)
 function createLoaders(context: GatewayContext): Loaders {
   const options = { maxBatchSize: MAX_BATCH };
   // With tracing, each batch is a span of its own (not each field), the parent of its upstream call.
-  const call = <T>(operationId: string, args: Record<string, readonly string[]>, selectionSet: string): Promise<T> => {
-    const run = () => callSource<T>(context, operationId, args, selectionSet);
-    return context.tracing ? context.tracing.batch(operationId, Object.values(args)[0]?.length ?? 0, run) : run();
-  };
+  const call = <T>(operationId: string, args: Record<string, readonly string[]>, selectionSet: string): Promise<T> =>
+    context.tracing
+      ? context.tracing.batch(operationId, Object.values(args)[0]?.length ?? 0, (span) => callSource<T>({ ...context, traceParent: span }, operationId, args, selectionSet))
+      : callSource<T>(context, operationId, args, selectionSet);
   return {
     movies: new DataLoader(async (ids) => {
       const batch = await call<{ items: MovieRecord[] }>('moviesByIds', { ids }, `{ ... on OnDemand_MovieBatch { items { ${MOVIE_FIELDS} } } }`);

@@ -14,7 +14,7 @@ async function main(): Promise<void> {
   }
   const env = serviceEnvironment();
   // The launcher gives every service the same environment: the service's own name wins over OTEL_SERVICE_NAME.
-  const tracing = await startTracing(loadTracingConfig(), { serviceName: `${name}-service`, serviceVersion: projectVersion(), fixedName: true, warn: (message) => console.warn(`[${name}] opentelemetry: ${message}`) });
+  const tracing = await startTracing(loadTracingConfig(), { serviceName: `${name}-service`, serviceVersion: projectVersion(), fixedName: true, contextManager: true, warn: (message) => console.warn(`[${name}] opentelemetry: ${message}`) });
   const service = await startService(name, env, process.env.HOST || '127.0.0.1', env.basePort + UPSTREAMS[name].portOffset);
   console.log(`${UPSTREAMS[name].title} service listening on ${service.url}`);
   const stop = () => {

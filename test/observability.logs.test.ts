@@ -190,6 +190,12 @@ describe('ACCESS_LOG and LOG_FORMAT', () => {
     } finally {
       await running.close();
     }
+    // On by default, and only when its level is on.
+    const logging = await startGateway(upstreams.urls, { LOG_LEVEL: 'info' }, { logger: captureLog('info').logger });
+    const silent = await startGateway(upstreams.urls, { LOG_LEVEL: 'warn' }, { logger: captureLog('warn').logger });
+    expect(logging.gateway.pipeline.steps).toContain('onRequest:access-log');
+    expect(silent.gateway.pipeline.steps).not.toContain('onRequest:access-log');
+    await Promise.all([logging.close(), silent.close()]);
   });
 
   it('is JSON in production and readable lines in development, LOG_FORMAT overriding either', () => {

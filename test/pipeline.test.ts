@@ -31,7 +31,6 @@ describe('the pipeline', () => {
     expect(fx.gateway.gateway.pipeline.steps).toEqual([
       'onRequest:trace',
       'onRequest:request-id',
-      'onRequest:access-log',
       'onRequest:lifecycle',
       'onRequest:protocol',
       'onRequest:forwarded',

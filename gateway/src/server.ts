@@ -128,7 +128,7 @@ export async function createGateway(config: GatewayConfig, logger: Logger, optio
   const plugins: GatewayPlugin[] = [
     requestTracePlugin({ tracing: options.tracing, trustClientContext: config.tracing.trustClientContext, untraced: new Set(publicEndpoints.map((endpoint) => endpoint.path)) }),
     requestIdPlugin(),
-    ...(config.accessLog ? [accessLogPlugin(logger, config.upstreamTimeoutMs + 1000)] : []),
+    ...(config.accessLog && logger.isLevelEnabled('info') ? [accessLogPlugin(logger, config.upstreamTimeoutMs + 1000)] : []),
     lifecyclePlugin(lifecycle),
     protocolPlugin(),
     forwardedPlugin(config.trustProxyHops),

@@ -21,7 +21,7 @@ import { upstreamOperations } from '../upstream/operations.js';
 import { costLimitPlugin, onePasswordMutationRule } from './cost.js';
 import { createErrorFormatter } from './errors.js';
 import { apolloLogger } from './library-logs.js';
-import { graphqlTracing, observabilityPlugin, rootFieldsInExecutionSpan, type GraphQLObservers } from './observability.js';
+import { graphqlTracing, observabilityPlugin, type GraphQLObservers } from './observability.js';
 import { loadMesh } from './mesh.js';
 import { createMeshFetch } from './mesh-fetch.js';
 import { permissions } from './permissions.js';
@@ -87,7 +87,7 @@ export interface GraphQLFace {
 export async function createGraphQLFace(config: GatewayConfig, client: UpstreamClient, logger: Logger, observers: GraphQLObservers): Promise<GraphQLFace> {
   const mesh = await loadMesh(config.upstreams, createMeshFetch(client, config.upstreams, upstreamOperations(), config.upstreamResponseLimitBytes), logger);
   const { tracing } = observers;
-  const schema = tracing ? applyMiddleware(servedSchema(mesh.schema), permissions, rootFieldsInExecutionSpan) : applyMiddleware(servedSchema(mesh.schema), permissions);
+  const schema = applyMiddleware(servedSchema(mesh.schema), permissions);
   const armor = ARMOR.protect();
 
   const apollo = new ApolloServer<GatewayContext>({
@@ -114,12 +114,12 @@ export async function createGraphQLFace(config: GatewayConfig, client: UpstreamC
   async function contextFor(exchange: Exchange, identity: Identity | undefined): Promise<GatewayContext> {
     const cancel = new AbortController();
     exchange.res.once('close', () => cancel.abort());
-    const traceId = exchange.state.peek('trace')?.traceId;
+    const trace = exchange.state.peek('trace');
     const context: GatewayContext = {
       requestId: exchange.state.get('requestId'),
-      ...(traceId ? { traceId } : {}),
+      ...(trace ? { traceId: trace.traceId } : {}),
       reportOperation: (operation) => exchange.state.set('graphqlOperation', operation),
-      ...(tracing ? { tracing: graphqlTracing(tracing) } : {}),
+      ...(tracing && trace?.span?.isRecording() ? { tracing: graphqlTracing(tracing, trace.span) } : {}),
       caller: callerOf(exchange, identity),
       ...(identity ? { user: identity } : {}),
       budget: { limit: config.graphqlMaxUpstreamCalls, used: 0 },

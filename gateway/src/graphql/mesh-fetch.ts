@@ -1,7 +1,7 @@
 import type { GatewayContext } from '../../../mesh/context.js';
 import { errors as undiciErrors } from 'undici';
 import { GatewayError, internalError } from '../errors.js';
-import type { UpstreamCall } from '../upstream/call.js';
+import type { Caller, UpstreamCall } from '../upstream/call.js';
 import type { UpstreamClient } from '../upstream/client.js';
 import { InvalidResponseBodyError, upstreamFailure } from '../upstream/failures.js';
 import type { UpstreamOperation } from '../upstream/operations.js';
@@ -12,6 +12,12 @@ export type MeshFetch = (url: string, init: RequestInit, context: GatewayContext
 
 /** The only request headers of Mesh's own that an upstream needs; the gateway's are added by the client. */
 const MESH_HEADERS = ['accept', 'content-type'];
+
+/** The request's caller, its calls under the batch's span or, during execution, the execute span's. */
+function tracedCaller(context: GatewayContext): Caller {
+  const parent = context.traceParent ?? context.tracing?.execution;
+  return parent ? { ...context.caller, traceParent: parent } : context.caller;
+}
 
 /**
  * Mesh's fetch, made of the upstream client. The operation is the source field Mesh resolves (its name
@@ -40,7 +46,7 @@ export function createMeshFetch(client: UpstreamClient, upstreams: UpstreamUrls,
       query: queryStart === -1 ? '' : target.slice(queryStart + 1),
       headers: Object.fromEntries(MESH_HEADERS.flatMap((name) => (headers.has(name) ? [[name, headers.get(name) as string]] : []))),
       body: typeof init.body === 'string' ? init.body : null,
-      caller: context.caller,
+      caller: tracedCaller(context),
       operation,
       redirects: 'refuse',
       responseLimitBytes,

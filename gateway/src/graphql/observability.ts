@@ -1,9 +1,8 @@
 import type { ApolloServerPlugin, GraphQLRequestListener } from '@apollo/server';
-import { context as otelContext, trace, type Context } from '@opentelemetry/api';
-import type { IMiddleware } from 'graphql-middleware';
+import { SpanKind, type Span } from '@opentelemetry/api';
 import type { GatewayContext, GraphQLTracing } from '../../../mesh/context.js';
 import type { GatewayMetrics, GraphQLOutcome } from '../observability/metrics.js';
-import { endSpan, inSpan, type Tracing } from '../observability/tracing.js';
+import { endSpan, inChildSpan, type Tracing } from '../observability/tracing.js';
 
 export interface GraphQLObservers {
   readonly metrics: GatewayMetrics;
@@ -17,8 +16,8 @@ function outcomeOf(errors: number, hasData: boolean): GraphQLOutcome {
 }
 
 /** A span for one step of a request (parse, validate), ended by the listener Apollo calls when it is done. */
-function stepSpan(tracing: Tracing, name: string, parent: Context): (error?: unknown) => Promise<void> {
-  const span = tracing.tracer.startSpan(name, {}, parent);
+function stepSpan(tracing: Tracing, name: string, parent: Span): (error?: unknown) => Promise<void> {
+  const span = tracing.startChild(parent, name, SpanKind.INTERNAL);
   return async (error?: unknown) => endSpan(span, error === undefined || (Array.isArray(error) && error.length === 0) ? undefined : 'invalid');
 }
 
@@ -30,17 +29,16 @@ function stepSpan(tracing: Tracing, name: string, parent: Context): (error?: unk
 export function observabilityPlugin({ metrics, tracing }: GraphQLObservers): ApolloServerPlugin<GatewayContext> {
   return {
     async requestDidStart({ contextValue }): Promise<GraphQLRequestListener<GatewayContext>> {
-      const parent = otelContext.active();
-      const traced = tracing !== undefined && trace.getSpan(parent) !== undefined;
+      const traced = tracing && contextValue.tracing;
       let operation: { name: string; type: 'query' | 'mutation' | 'subscription' } | undefined;
       return {
         ...(traced
           ? {
-              parsingDidStart: async () => stepSpan(tracing, 'graphql.parse', parent),
-              validationDidStart: async () => stepSpan(tracing, 'graphql.validate', parent),
+              parsingDidStart: async () => stepSpan(tracing, 'graphql.parse', traced.server),
+              validationDidStart: async () => stepSpan(tracing, 'graphql.validate', traced.server),
               executionDidStart: async () => {
-                const span = tracing.tracer.startSpan('graphql.execute', { attributes: operation ? { 'graphql.operation.name': operation.name, 'graphql.operation.type': operation.type } : {} }, parent);
-                if (contextValue.tracing) contextValue.tracing.execution = trace.setSpan(parent, span);
+                const span = tracing.startChild(traced.server, 'graphql.execute', SpanKind.INTERNAL, operation ? { 'graphql.operation.name': operation.name, 'graphql.operation.type': operation.type } : {});
+                traced.execution = span;
                 return { executionDidEnd: async (error?: Error) => endSpan(span, error ? error.name : undefined) };
               },
             }
@@ -67,23 +65,12 @@ export function observabilityPlugin({ metrics, tracing }: GraphQLObservers): Apo
   };
 }
 
-/** A request's tracing helpers, when tracing is on: batches get a span each, under the execute span. */
-export function graphqlTracing(tracing: Tracing): GraphQLTracing {
-  const helpers: GraphQLTracing = {
+/** A traced request's GraphQL spans: under its server span, a span per DataLoader batch under the execute span. */
+export function graphqlTracing(tracing: Tracing, server: Span): GraphQLTracing {
+  const spans: GraphQLTracing = {
+    server,
     execution: undefined,
-    batch: (name, keys, work) => inSpan(tracing, `graphql.batch ${name}`, { 'graphql.batch.size': keys }, work, helpers.execution ?? otelContext.active()),
+    batch: (name, keys, work) => inChildSpan(tracing, spans.execution ?? server, `graphql.batch ${name}`, { 'graphql.batch.size': keys }, work),
   };
-  return helpers;
+  return spans;
 }
-
-/**
- * Root fields resolve in the execute span's context (Apollo's hooks cannot wrap execution), so the
- * upstream calls a root field makes are the execute span's children.
- */
-export const rootFieldsInExecutionSpan: IMiddleware = (() => {
-  const inExecution = (resolve: (...args: unknown[]) => unknown, root: unknown, args: unknown, context: GatewayContext, info: unknown) => {
-    const execution = context.tracing?.execution;
-    return execution ? otelContext.with(execution, () => resolve(root, args, context, info)) : resolve(root, args, context, info);
-  };
-  return { Query: inExecution, Mutation: inExecution } as unknown as IMiddleware;
-})();

@@ -3,7 +3,7 @@ import { responseStatus, type Exchange, type GatewayPlugin } from '../pipeline/p
 import { bodyBytesReceived } from '../request-body.js';
 import { rawPathOf } from '../routing.js';
 import { AttemptLog, type UpstreamAttempt } from '../upstream/call.js';
-import { trustedLine, type Logger } from './logger.js';
+import { trustedChild, type Logger } from './logger.js';
 import { routeLabel, secondsSince } from './metrics.js';
 import { scrubText } from './redact.js';
 
@@ -14,7 +14,7 @@ const MAX_PATH_LENGTH = 256;
 /** One request's access line: what an operator needs to find it, and nothing a client could hide a secret in. */
 export interface AccessLine {
   readonly requestId: string;
-  readonly traceId?: string;
+  readonly traceId: string | undefined;
   readonly method: string;
   /** The metrics' route label: a route-table prefix, /graphql, an own endpoint, or "unmatched". */
   readonly route: string;
@@ -27,45 +27,48 @@ export interface AccessLine {
   readonly bytesIn: number;
   /** Bytes written to the client, head included. */
   readonly bytesOut: number;
-  readonly client?: string;
+  readonly client: string | undefined;
   /** `sub` of a verified token. */
-  readonly user?: string;
-  readonly face?: 'rest' | 'graphql' | 'own';
-  readonly graphql?: { readonly operation: string; readonly type: string };
-  readonly upstream?: readonly UpstreamAttempt[];
+  readonly user: string | undefined;
+  readonly face: 'rest' | 'graphql' | 'own' | undefined;
+  readonly graphql: { readonly operation: string; readonly type: string } | undefined;
+  readonly upstream: readonly UpstreamAttempt[] | undefined;
   /** Set when there were more attempts than listed. */
-  readonly upstreamCalls?: number;
+  readonly upstreamCalls: number | undefined;
   /** The response did not finish (the client left, or the upstream broke off mid-answer). */
-  readonly incomplete?: true;
+  readonly incomplete: true | undefined;
 }
 
 function bytesWritten(socket: Socket | null): number {
   return typeof socket?.bytesWritten === 'number' ? socket.bytesWritten : 0;
 }
 
-/** The access line of an exchange whose response is over (but for its duration and bytes out, measured at its end). */
-export function accessLineOf({ req, res, state }: Exchange): Omit<AccessLine, 'durationMs' | 'bytesOut'> {
-  const requestId = state.peek('requestId') ?? '';
-  const traceId = state.peek('trace')?.traceId;
+/**
+ * The access line of an exchange whose response is over. Always the same shape (absent fields are
+ * undefined, which the JSON leaves out): a line per request stays on the fast path.
+ */
+export function accessLineOf({ req, res, state }: Exchange, durationMs: number, bytesOut: number): AccessLine {
   const route = state.peek('route');
   const auth = state.peek('auth');
   const operation = state.peek('graphqlOperation');
   const attempts = state.peek('upstreamAttempts')?.attempts ?? [];
   return {
-    requestId,
-    ...(traceId ? { traceId } : {}),
+    requestId: state.peek('requestId') ?? '',
+    traceId: state.peek('trace')?.traceId,
     method: req.method ?? 'GET',
     route: routeLabel(route),
     path: scrubText(rawPathOf(req).slice(0, MAX_PATH_LENGTH)),
     status: responseStatus(res),
+    durationMs,
     bytesIn: bodyBytesReceived(req),
-    ...(state.peek('forwarded') ? { client: state.peek('forwarded')?.clientIp } : {}),
-    ...(auth?.kind === 'verified' ? { user: auth.identity.sub } : {}),
-    ...(route ? { face: route.face } : {}),
-    ...(operation ? { graphql: { operation: operation.name, type: operation.type } } : {}),
-    ...(attempts.length > 0 ? { upstream: attempts.slice(0, MAX_LISTED_ATTEMPTS) } : {}),
-    ...(attempts.length > MAX_LISTED_ATTEMPTS ? { upstreamCalls: attempts.length } : {}),
-    ...(res.writableFinished ? {} : { incomplete: true as const }),
+    bytesOut,
+    client: state.peek('forwarded')?.clientIp,
+    user: auth?.kind === 'verified' ? auth.identity.sub : undefined,
+    face: route?.face,
+    graphql: operation ? { operation: operation.name, type: operation.type } : undefined,
+    upstream: attempts.length > 0 ? attempts.slice(0, MAX_LISTED_ATTEMPTS) : undefined,
+    upstreamCalls: attempts.length > MAX_LISTED_ATTEMPTS ? attempts.length : undefined,
+    incomplete: res.writableFinished ? undefined : true,
   };
 }
 
@@ -76,34 +79,40 @@ export function accessLineOf({ req, res, state }: Exchange): Omit<AccessLine, 'd
  * only: no header, query string or body is ever in it.
  */
 export function accessLogPlugin(logger: Logger, settleMs: number): GatewayPlugin {
-  const bytesOutAtStart = new WeakMap<Exchange, number>();
+  const access = trustedChild(logger);
   return {
     name: 'access-log',
     phases: {
-      onRequest(exchange) {
-        bytesOutAtStart.set(exchange, bytesWritten(exchange.req.socket));
-        exchange.state.set('upstreamAttempts', new AttemptLog());
+      onRequest({ req, state }) {
+        state.set('bytesWrittenBefore', bytesWritten(req.socket));
+        state.set('upstreamAttempts', new AttemptLog());
         return undefined;
       },
     },
     onResponse(exchange) {
-      const bytesOutBefore = bytesOutAtStart.get(exchange) ?? 0;
-      // Measured now, at the response's end; written once the calls have ended too.
+      // Measured at the response's end; written once the upstream calls have ended too.
       const durationMs = Math.round(secondsSince(exchange.started) * 10_000) / 10;
-      const bytesOut = Math.max(0, bytesWritten(exchange.req.socket) - bytesOutBefore);
-      let written = false;
+      const bytesOut = Math.max(0, bytesWritten(exchange.req.socket) - (exchange.state.peek('bytesWrittenBefore') ?? 0));
       const write = () => {
+        const line = accessLineOf(exchange, durationMs, bytesOut);
+        access.info(line, `${line.method} ${line.path} ${line.status} ${line.durationMs} ms`);
+      };
+      const attempts = exchange.state.peek('upstreamAttempts');
+      if (!attempts || attempts.settled) {
+        write();
+        return;
+      }
+      // Calls still ending (a client that left: they are being cancelled); a call that never reports is not waited for.
+      let written = false;
+      const once = () => {
         if (written) return;
         written = true;
         clearTimeout(deadline);
-        const line = { ...accessLineOf(exchange), durationMs, bytesOut };
-        logger.info(trustedLine(line), `${line.method} ${line.path} ${line.status} ${line.durationMs} ms`);
+        write();
       };
-      const deadline = setTimeout(write, settleMs);
+      const deadline = setTimeout(once, settleMs);
       deadline.unref();
-      const attempts = exchange.state.peek('upstreamAttempts');
-      if (attempts) attempts.whenSettled(write);
-      else write();
+      attempts.whenSettled(once);
     },
   };
 }

@@ -13,8 +13,45 @@ export interface LoggerOptions {
   readonly destination?: DestinationStream;
 }
 
-/** The access line's fields are the gateway's own, built to be safe: they skip the deep redaction. */
-const TRUSTED_LINE = Symbol('trusted log line');
+/** A logger whose lines the gateway builds itself from safe values (the access log): no redaction pass. */
+const TRUSTED_LOGGER = Symbol('trusted logger');
+
+/** ISO 8601 times, formatted once per millisecond (a busy gateway logs many lines in each). */
+let lastMs = 0;
+let lastTime = '';
+function isoTime(): string {
+  const now = Date.now();
+  if (now !== lastMs) {
+    lastMs = now;
+    lastTime = `,"time":"${new Date(now).toISOString()}"`;
+  }
+  return lastTime;
+}
+
+/**
+ * Stdout, written once per turn of the event loop: the lines of every request that ended in the same
+ * turn go out in one system call (a call per line cost a busy gateway a fifth of its throughput), and
+ * none waits longer than the turn. Whatever is pending is written at exit.
+ */
+let stdout: DestinationStream | undefined;
+function batchedStdout(): DestinationStream {
+  if (stdout) return stdout;
+  const out = pino.destination({ dest: 1, sync: true });
+  let pending: string[] = [];
+  const flush = () => {
+    if (pending.length === 0) return;
+    const text = pending.join('');
+    pending = [];
+    out.write(text);
+  };
+  process.once('exit', flush);
+  stdout = {
+    write(line: string) {
+      if (pending.push(line) === 1) setImmediate(flush);
+    },
+  };
+  return stdout;
+}
 
 /** pino-pretty, loaded only for a readable format (production images log JSON). */
 function prettyStream(destination: DestinationStream | undefined): DestinationStream {
@@ -37,25 +74,27 @@ export function createLogger({ level, format = 'json', destination }: LoggerOpti
   const options = {
     level,
     base: { service: 'gateway' },
-    timestamp: pino.stdTimeFunctions.isoTime,
+    timestamp: isoTime,
     formatters: {
       level: (label: string) => ({ level: label }),
-      log: (object: Record<string, unknown>) => ((object as Record<symbol, unknown>)[TRUSTED_LINE] === true ? object : (redactValue(object) as Record<string, unknown>)),
+      log: (object: Record<string, unknown>) => redactValue(object) as Record<string, unknown>,
     },
     hooks: {
       logMethod(this: Logger, args: unknown[], method: (...rest: unknown[]) => void) {
-        method.apply(
-          this,
-          args.map((arg) => (typeof arg === 'string' ? scrubText(arg) : arg)),
-        );
+        if ((this as unknown as Record<symbol, unknown>)[TRUSTED_LOGGER] === true) method.apply(this, args);
+        else method.apply(this, args.map((arg) => (typeof arg === 'string' ? scrubText(arg) : arg)));
       },
     },
   };
-  const stream = format === 'pretty' ? prettyStream(destination) : destination;
-  return stream ? pino(options, stream) : pino(options);
+  const stream = format === 'pretty' ? prettyStream(destination) : (destination ?? batchedStdout());
+  return pino(options, stream);
 }
 
-/** Marks a line whose fields the gateway built itself from safe values (the access line). */
-export function trustedLine<T extends object>(fields: T): T {
-  return Object.defineProperty(fields, TRUSTED_LINE, { value: true, enumerable: false });
+/**
+ * A child of `logger` for lines whose fields the gateway builds itself from values it made safe (the
+ * access line): they skip the redaction pass, which a line per request would pay for every time.
+ */
+export function trustedChild(logger: Logger): Logger {
+  const child = logger.child({}, { formatters: { log: (object: object) => object } });
+  return Object.defineProperty(child, TRUSTED_LOGGER, { value: true });
 }

@@ -1,4 +1,4 @@
-import { context, diag, DiagLogLevel, isSpanContextValid, propagation, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, TraceFlags, type Attributes, type Context, type Link, type Span, type SpanContext, type Tracer } from '@opentelemetry/api';
+import { context, diag, DiagLogLevel, isSpanContextValid, propagation, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, TraceFlags, type Attributes, type Link, type Span, type SpanContext, type Tracer } from '@opentelemetry/api';
 import type { TracingConfig } from '../config.js';
 
 /** A W3C `traceparent` as a client or a caller sent it. */
@@ -38,15 +38,21 @@ export interface Tracing {
   inject(span: Span, headers: Record<string, string>): void;
   /**
    * A server span for a request that came with `incoming` (or none): its child when the client is
-   * trusted, else the root of a new trace that links to the client's. Returns the span and the context
-   * to run the request in.
+   * trusted, else the root of a new trace that links to the client's.
    */
-  startServerSpan(name: string, attributes: Attributes, incoming: IncomingTraceContext | undefined): { span: Span; context: Context };
+  startServerSpan(name: string, attributes: Attributes, incoming: IncomingTraceContext | undefined): Span;
+  /** A span under `parent`: the gateway passes parents explicitly (no context manager to pay for). */
+  startChild(parent: Span, name: string, kind: SpanKind, attributes?: Attributes): Span;
   /** Exports what is left and stops. */
   shutdown(): Promise<void>;
 }
 
 export interface TracedProcess {
+  /**
+   * Keep the active span in AsyncLocalStorage (OpenTelemetry's global context API): for code that does
+   * not pass parents itself, the reference services. It slows every promise on Node 20.
+   */
+  readonly contextManager?: boolean;
   /** `service.name`, unless OTEL_SERVICE_NAME says otherwise (and `fixedName` is not set). */
   readonly serviceName: string;
   readonly serviceVersion: string;
@@ -59,16 +65,14 @@ export interface TracedProcess {
 /**
  * Starts the OpenTelemetry SDK when tracing is configured (else nothing is loaded and nothing costs):
  * a tracer provider with the standard OTEL_* configuration (sampler, batch processor, resource), the
- * OTLP/HTTP exporter in the configured protocol (protobuf or JSON), a context manager on
- * AsyncLocalStorage so that a span started in a request is the parent of what the request does, and
- * W3C Trace Context as the process's propagator (the reference services use the global API).
+ * OTLP/HTTP exporter in the configured protocol (protobuf or JSON), W3C Trace Context as the process's
+ * propagator, and, when asked, a context manager on AsyncLocalStorage.
  */
 export async function startTracing(config: TracingConfig, process: TracedProcess): Promise<Tracing | undefined> {
   if (!config.enabled) return undefined;
-  const [sdk, resources, { AsyncLocalStorageContextManager }, { W3CTraceContextPropagator, TraceState }, exporter] = await Promise.all([
+  const [sdk, resources, { W3CTraceContextPropagator, TraceState }, exporter] = await Promise.all([
     import('@opentelemetry/sdk-trace-base'),
     import('@opentelemetry/resources'),
-    import('@opentelemetry/context-async-hooks'),
     import('@opentelemetry/core'),
     config.exporter === 'console'
       ? import('@opentelemetry/sdk-trace-base').then(({ ConsoleSpanExporter }) => new ConsoleSpanExporter())
@@ -85,7 +89,10 @@ export async function startTracing(config: TracingConfig, process: TracedProcess
   const resource = process.fixedName ? resources.defaultResource().merge(fromEnvironment).merge(own) : resources.defaultResource().merge(own).merge(fromEnvironment);
   const provider = new sdk.BasicTracerProvider({ resource, spanProcessors: [new sdk.BatchSpanProcessor(exporter)] });
   trace.setGlobalTracerProvider(provider);
-  context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
+  if (process.contextManager) {
+    const { AsyncLocalStorageContextManager } = await import('@opentelemetry/context-async-hooks');
+    context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
+  }
   const propagator = new W3CTraceContextPropagator();
   propagation.setGlobalPropagator(propagator);
   const setter = { set: (carrier: Record<string, string>, key: string, value: string) => void (carrier[key] = value) };
@@ -105,9 +112,9 @@ export async function startTracing(config: TracingConfig, process: TracedProcess
       };
       const parent = remote && trustClientContext ? trace.setSpanContext(ROOT_CONTEXT, remote) : ROOT_CONTEXT;
       const links: Link[] = remote && !trustClientContext ? [{ context: remote }] : [];
-      const span = tracer.startSpan(name, { kind: SpanKind.SERVER, attributes, links }, parent);
-      return { span, context: trace.setSpan(parent, span) };
+      return tracer.startSpan(name, { kind: SpanKind.SERVER, attributes, links }, parent);
     },
+    startChild: (parent, name, kind, attributes) => tracer.startSpan(name, { kind, ...(attributes ? { attributes } : {}) }, trace.setSpan(ROOT_CONTEXT, parent)),
     shutdown: () => provider.shutdown(),
   };
 }
@@ -121,15 +128,11 @@ export function endSpan(span: Span, failed?: string): void {
   span.end();
 }
 
-/**
- * Runs `work` in a span named `name`, a child of the active span (none when there is no active span:
- * work outside any request is not traced).
- */
-export async function inSpan<T>(tracing: Tracing, name: string, attributes: Attributes, work: () => Promise<T>, parent: Context = context.active()): Promise<T> {
-  if (trace.getSpan(parent) === undefined) return work();
-  const span = tracing.tracer.startSpan(name, { kind: SpanKind.INTERNAL, attributes }, parent);
+/** Runs `work` in a child span of `parent`, ended (as an error if `work` fails) when it is done. */
+export async function inChildSpan<T>(tracing: Tracing, parent: Span, name: string, attributes: Attributes, work: (span: Span) => Promise<T>): Promise<T> {
+  const span = tracing.startChild(parent, name, SpanKind.INTERNAL, attributes);
   try {
-    const result = await context.with(trace.setSpan(parent, span), work);
+    const result = await work(span);
     endSpan(span);
     return result;
   } catch (error) {

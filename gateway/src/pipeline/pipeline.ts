@@ -30,19 +30,17 @@ export const PHASES = ['onRequest', 'cors', 'ownEndpoints', 'route', 'authentica
 export type PhaseName = (typeof PHASES)[number];
 
 /**
- * One concern of the gateway: the steps it runs in the phases it owns, what it does when the response
- * is over (sent, failed or abandoned by the client), and, for a concern that must hold the whole
- * request in a scope of its own (a trace span), what it runs around the phases.
+ * One concern of the gateway: the steps it runs in the phases it owns, and what it does when the
+ * response is over (sent, failed or abandoned by the client).
  */
 export interface GatewayPlugin {
   readonly name: string;
   readonly phases?: Partial<Record<PhaseName, Step>>;
   readonly onResponse?: (exchange: Exchange) => void;
-  readonly around?: (exchange: Exchange, runPhases: () => Promise<void>) => Promise<void>;
 }
 
 export interface Pipeline {
-  /** `around:plugin`, then `phase:plugin` for every step, in the order they run. */
+  /** `phase:plugin` for every step, in the order they run. */
   readonly steps: readonly string[];
   run(req: IncomingMessage, res: ServerResponse): Promise<void>;
 }
@@ -60,33 +58,25 @@ export function createPipeline(plugins: readonly GatewayPlugin[], onError: (exch
     }),
   );
   const responders = plugins.flatMap((plugin) => (plugin.onResponse ? [plugin.onResponse] : []));
-  const arounds = plugins.flatMap((plugin) => (plugin.around ? [{ name: `around:${plugin.name}`, run: plugin.around }] : []));
-
-  async function runPhases(exchange: Exchange): Promise<void> {
-    try {
-      for (const step of steps) {
-        const result = step.run(exchange);
-        if ((isPromise(result) ? await result : result) === ANSWERED) return;
-      }
-      throw new Error('no phase answered the request');
-    } catch (error) {
-      onError(exchange, error);
-    }
-  }
-
-  // The first plugin's `around` is the outermost.
-  const run = arounds.reduceRight<(exchange: Exchange) => Promise<void>>((inner, around) => (exchange) => around.run(exchange, () => inner(exchange)), runPhases);
 
   return {
-    steps: [...arounds, ...steps].map((step) => step.name),
-    run(req, res) {
+    steps: steps.map((step) => step.name),
+    async run(req, res) {
       const exchange: Exchange = { req, res, state: new RequestState(), started: process.hrtime.bigint() };
       if (responders.length > 0) {
         res.once('close', () => {
           for (const respond of responders) respond(exchange);
         });
       }
-      return run(exchange);
+      try {
+        for (const step of steps) {
+          const result = step.run(exchange);
+          if ((isPromise(result) ? await result : result) === ANSWERED) return;
+        }
+        throw new Error('no phase answered the request');
+      } catch (error) {
+        onError(exchange, error);
+      }
     },
   };
 }

@@ -25,6 +25,8 @@ export interface RequestVariables {
   readonly trace: RequestTrace;
   /** onRequest (access log): every upstream call made for the request. */
   readonly upstreamAttempts: AttemptLog;
+  /** onRequest (access log): the connection's bytes written before this request (its response's are the rest). */
+  readonly bytesWrittenBefore: number;
   /** face (GraphQL): the operation, once it is known. */
   readonly graphqlOperation: GraphQLOperation;
 }

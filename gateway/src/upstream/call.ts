@@ -2,6 +2,7 @@ import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import type { Identity } from '../auth/identity.js';
 import type { Forwarded } from '../forwarded.js';
+import type { Span } from '@opentelemetry/api';
 import type { IncomingTraceContext } from '../observability/tracing.js';
 import type { Exchange } from '../pipeline/pipeline.js';
 import type { UpstreamName } from '../upstreams.js';
@@ -41,6 +42,11 @@ export class AttemptLog {
     }
   }
 
+  /** No attempt is in flight. */
+  get settled(): boolean {
+    return this.inFlight === 0;
+  }
+
   /** Calls `then` once no attempt is in flight: at once when none is. */
   whenSettled(then: () => void): void {
     if (this.inFlight === 0) then();
@@ -59,6 +65,8 @@ export interface Caller {
   readonly forwarded?: Forwarded;
   /** The client's trusted trace context, passed on as it came when the gateway does not trace itself. */
   readonly trace?: IncomingTraceContext;
+  /** When tracing: the span the call's own span is a child of (the request's, or a GraphQL step's). */
+  readonly traceParent?: Span;
   /** Where each attempt is recorded for the request's access line. */
   readonly attempts?: AttemptLog;
 }
@@ -106,14 +114,15 @@ export function callOf(options: Dispatcher.DispatchOptions): UpstreamCall {
 
 /** The caller of a client request as the upstream client needs it, the same for both faces. */
 export function callerOf({ req, state }: Exchange, identity: Identity | undefined): Caller {
-  const trace = state.peek('trace')?.forward;
+  const trace = state.peek('trace');
   const attempts = state.peek('upstreamAttempts');
   return {
     requestId: state.get('requestId'),
     forwarded: state.get('forwarded'),
     ...(identity ? { identity } : {}),
     ...(req.headers.authorization !== undefined ? { authorization: req.headers.authorization } : {}),
-    ...(trace ? { trace } : {}),
+    ...(trace?.forward ? { trace: trace.forward } : {}),
+    ...(trace?.span ? { traceParent: trace.span } : {}),
     ...(attempts ? { attempts } : {}),
   };
 }

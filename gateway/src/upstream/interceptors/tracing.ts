@@ -1,4 +1,4 @@
-import { context, SpanKind, trace, type Span } from '@opentelemetry/api';
+import { SpanKind, type Span } from '@opentelemetry/api';
 import type { Dispatcher } from 'undici';
 import { endSpan, type Tracing } from '../../observability/tracing.js';
 import type { UpstreamName } from '../../upstreams.js';
@@ -34,34 +34,31 @@ class SpanHandler extends PassThroughHandler {
 }
 
 /**
- * A client span for every attempt at a call to `upstream` made within a traced request, its context
- * sent on as `traceparent` / `tracestate`, so the service continues the trace. Named after the
- * operation's path template (GraphQL) or the method alone (REST: a raw path would make every span name
- * unique); the path itself is an attribute.
+ * A client span for every attempt at a call to `upstream` made within a sampled request (the call's
+ * caller names the parent span), its context sent on as `traceparent` / `tracestate`, so the service
+ * continues the trace (an unsampled request's context is sent on as it is). Named after the operation's path template (GraphQL) or the method alone (REST:
+ * a raw path would make every span name unique); the path itself is an attribute.
  */
 export function tracingInterceptor(tracing: Tracing, upstream: UpstreamName, origin: URL): Dispatcher.DispatcherComposeInterceptor {
   const port = Number(origin.port || (origin.protocol === 'https:' ? 443 : 80));
   return (dispatch) => (options, handler) => {
-    const parent = context.active();
-    if (trace.getSpan(parent) === undefined) return dispatch(options, handler);
-    const { operation } = callOf(options);
-    const path = options.path.split('?', 1)[0] ?? '';
-    const span = tracing.tracer.startSpan(
-      operation ? `${options.method} ${operation.template}` : options.method,
-      {
-        kind: SpanKind.CLIENT,
-        attributes: {
-          'http.request.method': options.method,
-          'server.address': origin.hostname,
-          'server.port': port,
-          'url.full': `${origin.origin}${path.slice(0, 256)}`,
-          'peer.service': upstream,
-          ...(operation ? { 'url.template': operation.template } : {}),
-        },
-      },
-      parent,
-    );
+    const { operation, caller } = callOf(options);
+    if (!caller.traceParent) return dispatch(options, handler);
     const headers: Record<string, string> = {};
+    if (!caller.traceParent.isRecording()) {
+      // Not sampled: the upstream continues the trace unsampled; a span nobody records is not worth making.
+      tracing.inject(caller.traceParent, headers);
+      return dispatch({ ...options, headers: { ...(options.headers as Record<string, string>), ...headers } }, handler);
+    }
+    const path = options.path.split('?', 1)[0] ?? '';
+    const span = tracing.startChild(caller.traceParent, operation ? `${options.method} ${operation.template}` : options.method, SpanKind.CLIENT, {
+      'http.request.method': options.method,
+      'server.address': origin.hostname,
+      'server.port': port,
+      'url.full': `${origin.origin}${path.slice(0, 256)}`,
+      'peer.service': upstream,
+      ...(operation ? { 'url.template': operation.template } : {}),
+    });
     tracing.inject(span, headers);
     return dispatch({ ...options, headers: { ...(options.headers as Record<string, string>), ...headers } }, new SpanHandler(handler, span));
   };
