@@ -30,32 +30,47 @@ const SHELF = 'query Shelf { movies(limit: 2) { items { id entitlement { canPlay
 /** The traceparent an upstream saw on its last request. */
 const seenBy = (upstreams: RecordingUpstreams, name: 'ondemand' | 'rights' | 'users') => upstreams.upstreams[name].requests.at(-1)?.headers.traceparent;
 
+interface TracedSetup {
+  readonly receiver: OtlpReceiver;
+  readonly upstreams: RecordingUpstreams;
+  readonly gateway: GatewayProcess;
+}
+
+/** For a describe block: an OTLP receiver, recording upstreams, and a gateway process exporting to the receiver. */
+function useTracedGateway(env: NodeJS.ProcessEnv): () => TracedSetup {
+  let setup: TracedSetup | undefined;
+  beforeAll(async () => {
+    const receiver = await OtlpReceiver.start();
+    const upstreams = await startRecordingUpstreams();
+    const gateway = await spawnGateway({
+      NODE_ENV: 'production',
+      JWT_SECRET_KEY: TEST_SECRET,
+      RATE_LIMIT_PER_MINUTE: '0',
+      OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url,
+      OTEL_BSP_SCHEDULE_DELAY: '50',
+      ...env,
+      ...upstreamEnvironment(upstreams.urls),
+    });
+    setup = { receiver, upstreams, gateway };
+  });
+  afterAll(async () => {
+    await setup?.gateway.stop();
+    await setup?.upstreams.close();
+    await setup?.receiver.close();
+  });
+  return () => setup as TracedSetup;
+}
+
 describe('OpenTelemetry traces from a gateway process (OTLP/HTTP JSON to a real receiver)', () => {
+  const setup = useTracedGateway({ LOG_LEVEL: 'info', OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json', OTEL_SERVICE_NAME: 'gateway-under-test' });
   let receiver: OtlpReceiver;
   let upstreams: RecordingUpstreams;
   let gateway: GatewayProcess;
   let token: string;
 
   beforeAll(async () => {
-    receiver = await OtlpReceiver.start();
-    upstreams = await startRecordingUpstreams();
-    gateway = await spawnGateway({
-      NODE_ENV: 'production',
-      JWT_SECRET_KEY: TEST_SECRET,
-      LOG_LEVEL: 'info',
-      RATE_LIMIT_PER_MINUTE: '0',
-      OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url,
-      OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json',
-      OTEL_BSP_SCHEDULE_DELAY: '50',
-      OTEL_SERVICE_NAME: 'gateway-under-test',
-      ...upstreamEnvironment(upstreams.urls),
-    });
+    ({ receiver, upstreams, gateway } = setup());
     token = await userToken('1');
-  });
-  afterAll(async () => {
-    await gateway.stop();
-    await upstreams.close();
-    await receiver.close();
   });
   beforeEach(() => {
     upstreams.reset();
@@ -135,28 +150,13 @@ describe('OpenTelemetry traces from a gateway process (OTLP/HTTP JSON to a real 
 });
 
 describe('OTLP/HTTP protobuf (the default protocol) and an untrusted client context', () => {
+  const setup = useTracedGateway({ LOG_LEVEL: 'warn', TRACE_TRUST_CLIENT: 'false' });
   let receiver: OtlpReceiver;
   let upstreams: RecordingUpstreams;
   let gateway: GatewayProcess;
 
-  beforeAll(async () => {
-    receiver = await OtlpReceiver.start();
-    upstreams = await startRecordingUpstreams();
-    gateway = await spawnGateway({
-      NODE_ENV: 'production',
-      JWT_SECRET_KEY: TEST_SECRET,
-      LOG_LEVEL: 'warn',
-      RATE_LIMIT_PER_MINUTE: '0',
-      OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url,
-      OTEL_BSP_SCHEDULE_DELAY: '50',
-      TRACE_TRUST_CLIENT: 'false',
-      ...upstreamEnvironment(upstreams.urls),
-    });
-  });
-  afterAll(async () => {
-    await gateway.stop();
-    await upstreams.close();
-    await receiver.close();
+  beforeAll(() => {
+    ({ receiver, upstreams, gateway } = setup());
   });
 
   it('starts a new trace, links the client one, and exports protobuf', async () => {
