@@ -7,7 +7,7 @@ export default tseslint.config(
   ...tseslint.configs.strict,
   {
     languageOptions: {
-      parserOptions: { projectService: { allowDefaultProject: ['*.js', 'scripts/*.mjs', 'test/fixtures/*.mjs'] }, tsconfigRootDir: import.meta.dirname },
+      parserOptions: { projectService: { allowDefaultProject: ['*.js', 'scripts/*.mjs', 'test/fixtures/*.mjs', 'bench/peers/*.mjs'] }, tsconfigRootDir: import.meta.dirname },
     },
     rules: {
       '@typescript-eslint/no-floating-promises': 'error',
@@ -22,6 +22,6 @@ export default tseslint.config(
   // Plain-JavaScript scripts (the build, test loader hooks) run on Node: its globals exist there.
   {
     files: ['**/*.mjs'],
-    languageOptions: { globals: { console: 'readonly', fetch: 'readonly', performance: 'readonly', process: 'readonly', URL: 'readonly' } },
+    languageOptions: { globals: { Buffer: 'readonly', console: 'readonly', fetch: 'readonly', performance: 'readonly', process: 'readonly', URL: 'readonly' } },
   },
 );

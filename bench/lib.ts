@@ -1,6 +1,90 @@
-import { fork, type ChildProcess } from 'node:child_process';
+import { execFileSync, fork, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg, tmpdir } from 'node:os';
+import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
 import { recentOutput, waitUntilReady } from '../scripts/lib/readiness.js';
+
+/** The peers' own package: installed here on first use, never by the project's `npm ci` (~540 MB). */
+export const PEERS_DIR = fileURLToPath(new URL('./peers/', import.meta.url));
+
+/** Installs the peers from their lock file when they are not there yet. */
+export function ensurePeers(): void {
+  if (existsSync(`${PEERS_DIR}node_modules/.package-lock.json`)) return;
+  console.log('installing the benchmark peers (bench/peers, once) …');
+  execFileSync('npm', ['ci', '--no-audit', '--no-fund'], { cwd: PEERS_DIR, stdio: 'inherit' });
+}
+
+/** A peer's script (bench/peers/*.mjs) in its own process, resolving its packages in bench/peers. */
+export async function startPeer(script: string, args: string[], readyUrl: string, env: NodeJS.ProcessEnv = {}): Promise<ChildProcess> {
+  const child = fork(`${PEERS_DIR}${script}`, args, { cwd: PEERS_DIR, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
+  started.push(child);
+  await waitUntilReady({ label: script, url: readyUrl, child, output: recentOutput(child) });
+  return child;
+}
+
+/**
+ * nginx as a plain reverse proxy with upstream keep-alive, one worker (the gateways are one process
+ * each) and a buffered access log, when nginx is installed; undefined otherwise.
+ */
+export async function startNginx(port: number, upstream: string): Promise<ChildProcess | undefined> {
+  if (spawnSync('nginx', ['-v']).error) return undefined;
+  const prefix = mkdtempSync(`${tmpdir()}/bench-nginx-`);
+  writeFileSync(
+    `${prefix}/nginx.conf`,
+    `worker_processes 1;
+pid ${prefix}/nginx.pid;
+error_log ${prefix}/error.log warn;
+events { worker_connections 1024; }
+http {
+  access_log ${prefix}/access.log combined buffer=64k flush=1s;
+  upstream service { server ${new URL(upstream).host}; keepalive 64; }
+  server {
+    listen 127.0.0.1:${port};
+    location = /health { return 200 '{"status":"ok"}'; }
+    location / { proxy_pass http://service; proxy_http_version 1.1; proxy_set_header Connection ""; }
+  }
+}
+`,
+  );
+  const child = spawn('nginx', ['-p', prefix, '-c', `${prefix}/nginx.conf`, '-g', 'daemon off;'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  started.push(child);
+  await waitUntilReady({ label: 'nginx', url: `http://127.0.0.1:${port}/health`, child, output: recentOutput(child) });
+  return child;
+}
+
+/** A process and its children (nginx's worker), from /proc. */
+function processTree(pid: number): number[] {
+  try {
+    const children = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim();
+    return [pid, ...(children === '' ? [] : children.split(' ').flatMap((child) => processTree(Number(child))))];
+  } catch {
+    return [pid];
+  }
+}
+
+/** CPU time (ms, user + system) and resident memory (MB) of a process with its children, from /proc. */
+export function processStats(pid: number | undefined): { cpuMs: number; rssMb: number } | undefined {
+  if (pid === undefined) return undefined;
+  try {
+    let cpuMs = 0;
+    let rssKb = 0;
+    for (const member of processTree(pid)) {
+      const fields = (readFileSync(`/proc/${member}/stat`, 'utf8').split(') ')[1] ?? '').split(' ');
+      // utime and stime, in clock ticks of 10 ms.
+      cpuMs += (Number(fields[11]) + Number(fields[12])) * 10;
+      rssKb += Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${member}/status`, 'utf8'))?.[1] ?? 0);
+    }
+    return { cpuMs, rssMb: Math.round(rssKb / 1024) };
+  } catch {
+    return undefined;
+  }
+}
+
+/** What the machine is, for the results: cores, CPU model, Node version, load average now. */
+export function machine(): string {
+  return `${cpus().length} × ${cpus()[0]?.model ?? 'unknown CPU'}, Node ${process.version}, load average ${loadavg().map((value) => value.toFixed(2)).join(' ')}`;
+}
 
 const started: ChildProcess[] = [];
 
@@ -30,6 +114,8 @@ export interface Measurement {
   readonly p50Ms: number;
   readonly p99Ms: number;
   readonly non2xx: number;
+  /** CPU time of the measured process per request, when its pid was given. */
+  readonly cpuUsPerRequest?: number;
 }
 
 /**
@@ -52,19 +138,30 @@ export interface RequestShape {
   readonly body?: string;
 }
 
-export async function measure(label: string, url: string, headers: Record<string, string> = {}, seconds = 5, connections = 32, shape: RequestShape = { method: 'GET' }): Promise<Measurement> {
+export async function measure(label: string, url: string, headers: Record<string, string> = {}, seconds = 5, connections = 32, shape: RequestShape = { method: 'GET' }, pid?: number): Promise<Measurement> {
+  const before = processStats(pid);
   const result = await autocannon({ url, headers, connections, duration: seconds, pipelining: 1, method: shape.method, ...(shape.body ? { body: shape.body } : {}) });
+  const after = processStats(pid);
+  const requests = result.requests.total;
   return {
     label,
     requestsPerSecond: Math.round(result.requests.average),
     p50Ms: result.latency.p50,
     p99Ms: result.latency.p99,
     non2xx: result.non2xx + result.errors + result.timeouts,
+    ...(before && after && requests > 0 ? { cpuUsPerRequest: Math.round(((after.cpuMs - before.cpuMs) * 1000) / requests) } : {}),
   };
 }
 
 export function table(rows: readonly Measurement[]): string {
-  const lines = ['| case | req/s | p50 ms | p99 ms | non-2xx/errors |', '| --- | ---: | ---: | ---: | ---: |'];
-  for (const row of rows) lines.push(`| ${row.label} | ${row.requestsPerSecond} | ${row.p50Ms} | ${row.p99Ms} | ${row.non2xx} |`);
+  const lines = ['| case | req/s | p50 ms | p99 ms | CPU µs/request | non-2xx/errors |', '| --- | ---: | ---: | ---: | ---: | ---: |'];
+  for (const row of rows) lines.push(`| ${row.label} | ${row.requestsPerSecond} | ${row.p50Ms} | ${row.p99Ms} | ${row.cpuUsPerRequest ?? ''} | ${row.non2xx} |`);
   return lines.join('\n');
+}
+
+/** The median of the rounds of a case. */
+export function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? (sorted[middle] ?? 0) : ((sorted[middle - 1] ?? 0) + (sorted[middle] ?? 0)) / 2;
 }

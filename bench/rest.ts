@@ -1,80 +1,84 @@
 /**
- * REST passthrough throughput: an authenticated GET through the gateway against the same upstream
- * called directly, measured side by side in one run (rounds alternate, so machine noise hits both).
- * The gateway runs as in production (JSON logs at info, an access line per request); beside it the
- * same gateway without the access log, with tracing on (every request sampled, exported to a local
- * OTLP sink), and with rate limiting in memory and in Redis.
- * Usage: npm run bench [-- --seconds 5 --rounds 2]
+ * The REST section: an authenticated GET /ondemand/movies/m1 (one token, a small JSON upstream) through
+ * the gateway as it runs in production (JSON access lines at info), beside the upstream alone, nginx as
+ * a plain reverse proxy (when installed) and a Fastify + @fastify/http-proxy + jose gateway that
+ * verifies the token on every request; then the gateway's own options (no access log, tracing at 100%,
+ * rate limiting in memory and in Redis). Rounds alternate, so machine noise hits every case.
  */
-import { loadavg } from 'node:os';
 import { SignJWT } from 'jose';
 import { UPSTREAM_NAMES, UPSTREAMS } from '../gateway/src/upstreams.js';
-import { finish, measure, startProcess, stopAfter, table, type Measurement } from './lib.js';
 import { freePortBlock } from '../test/helpers/ports.js';
 import { startRedis } from '../test/helpers/redis.js';
+import { measure, median, processStats, startNginx, startPeer, startProcess, type Measurement } from './lib.js';
 
-const argument = (name: string, fallback: number) => {
-  const index = process.argv.indexOf(`--${name}`);
-  return index === -1 ? fallback : Number(process.argv[index + 1]);
-};
-const seconds = argument('seconds', 5);
-const rounds = argument('rounds', 2);
-stopAfter((seconds * 7 * rounds + 90) * 1000);
-const secret = 'bench-secret-that-is-long-enough-for-hs256-keys';
+export interface Section {
+  readonly title: string;
+  readonly rounds: readonly Measurement[];
+  /** Lines of the summary: medians, ratios, targets. */
+  readonly summary: readonly string[];
+}
 
-const base = await freePortBlock(7);
-const upstreamPort = base;
-const upstreamUrl = `http://127.0.0.1:${upstreamPort}`;
-const gatewayUrl = `http://127.0.0.1:${base + 1}`;
-const limitedUrl = `http://127.0.0.1:${base + 2}`;
-const sharedUrl = `http://127.0.0.1:${base + 3}`;
-const quietUrl = `http://127.0.0.1:${base + 4}`;
-const tracedUrl = `http://127.0.0.1:${base + 5}`;
-const sinkUrl = `http://127.0.0.1:${base + 6}`;
+interface Case {
+  readonly label: string;
+  readonly url: string;
+  readonly headers: Record<string, string>;
+  readonly pid?: number;
+}
 
-await startProcess('bench/upstream-stub.ts', [String(upstreamPort)], {}, upstreamUrl);
-await startProcess('bench/otlp-sink.ts', [String(base + 6)], {}, sinkUrl);
-const gatewayEnv: NodeJS.ProcessEnv = { PORT: String(base + 1), JWT_SECRET_KEY: secret, LOG_LEVEL: 'info', NODE_ENV: 'production', RATE_LIMIT_PER_MINUTE: '0' };
-for (const name of UPSTREAM_NAMES) gatewayEnv[UPSTREAMS[name].envVar] = upstreamUrl;
-await startProcess('gateway/src/main', [], gatewayEnv, `${gatewayUrl}/health`);
-await startProcess('gateway/src/main', [], { ...gatewayEnv, PORT: String(base + 4), ACCESS_LOG: 'false' }, `${quietUrl}/health`);
-await startProcess('gateway/src/main', [], { ...gatewayEnv, PORT: String(base + 5), OTEL_EXPORTER_OTLP_ENDPOINT: sinkUrl, OTEL_TRACES_SAMPLER: 'always_on' }, `${tracedUrl}/health`);
-// The same gateway with a limit no run reaches: what the limiter costs, in memory and through Redis.
-const redis = await startRedis();
-await startProcess('gateway/src/main', [], { ...gatewayEnv, PORT: String(base + 2), RATE_LIMIT_PER_MINUTE: '10000000' }, `${limitedUrl}/health`);
-await startProcess('gateway/src/main', [], { ...gatewayEnv, PORT: String(base + 3), RATE_LIMIT_PER_MINUTE: '10000000', REDIS_URL: redis.url }, `${sharedUrl}/health`);
+const SECRET = 'bench-secret-that-is-long-enough-for-hs256-keys';
+const PATH = '/ondemand/movies/m1';
 
-const token = await new SignJWT({ roles: ['user'] }).setProtectedHeader({ alg: 'HS256' }).setSubject('1').setExpirationTime('2h').sign(new TextEncoder().encode(secret));
-const auth = { authorization: `Bearer ${token}` };
+export async function restSection(seconds: number, rounds: number): Promise<Section> {
+  const base = await freePortBlock(10);
+  const url = (offset: number) => `http://127.0.0.1:${base + offset}`;
+  await startProcess('bench/upstream-stub.ts', [String(base)], {}, url(0));
+  await startProcess('bench/otlp-sink.ts', [String(base + 9)], {}, url(9));
+  const env: NodeJS.ProcessEnv = { PORT: String(base + 1), JWT_SECRET_KEY: SECRET, LOG_LEVEL: 'info', NODE_ENV: 'production', RATE_LIMIT_PER_MINUTE: '0' };
+  for (const name of UPSTREAM_NAMES) env[UPSTREAMS[name].envVar] = url(0);
+  const redis = await startRedis();
+  try {
+    const gateway = await startProcess('gateway/src/main', [], env, `${url(1)}/health`);
+    const fastify = await startPeer('fastify-gateway.mjs', [String(base + 2), url(0), SECRET], `${url(2)}/health`);
+    const nginx = await startNginx(base + 3, url(0));
+    const quiet = await startProcess('gateway/src/main', [], { ...env, PORT: String(base + 4), ACCESS_LOG: 'false' }, `${url(4)}/health`);
+    const traced = await startProcess('gateway/src/main', [], { ...env, PORT: String(base + 5), OTEL_EXPORTER_OTLP_ENDPOINT: url(9), OTEL_TRACES_SAMPLER: 'always_on' }, `${url(5)}/health`);
+    const limited = await startProcess('gateway/src/main', [], { ...env, PORT: String(base + 6), RATE_LIMIT_PER_MINUTE: '10000000' }, `${url(6)}/health`);
+    const shared = await startProcess('gateway/src/main', [], { ...env, PORT: String(base + 7), RATE_LIMIT_PER_MINUTE: '10000000', REDIS_URL: redis.url }, `${url(7)}/health`);
 
-try {
-  await measure('warm-up', `${gatewayUrl}/ondemand/movies/m1`, auth, 2);
-  const results: Measurement[] = [];
-  for (let round = 1; round <= rounds; round++) {
-    results.push(await measure(`round ${round}: upstream alone`, `${upstreamUrl}/ondemand/movies/m1`, {}, seconds));
-    results.push(await measure(`round ${round}: gateway, authenticated GET`, `${gatewayUrl}/ondemand/movies/m1`, auth, seconds));
-    results.push(await measure(`round ${round}: gateway, unauthenticated → 401`, `${gatewayUrl}/ondemand/movies/m1`, {}, seconds));
-    results.push(await measure(`round ${round}: gateway without access log, authenticated GET`, `${quietUrl}/ondemand/movies/m1`, auth, seconds));
-    results.push(await measure(`round ${round}: gateway + tracing (100% sampled, OTLP), authenticated GET`, `${tracedUrl}/ondemand/movies/m1`, auth, seconds));
-    results.push(await measure(`round ${round}: gateway + rate limit in memory, authenticated GET`, `${limitedUrl}/ondemand/movies/m1`, auth, seconds));
-    results.push(await measure(`round ${round}: gateway + rate limit in Redis, authenticated GET`, `${sharedUrl}/ondemand/movies/m1`, auth, seconds));
+    const token = await new SignJWT({ roles: ['user'] }).setProtectedHeader({ alg: 'HS256' }).setSubject('1').setExpirationTime('2h').sign(new TextEncoder().encode(SECRET));
+    const auth = { authorization: `Bearer ${token}` };
+    const pid = (child: { pid?: number | undefined }) => (child.pid === undefined ? {} : { pid: child.pid });
+    const cases: Case[] = [
+      { label: 'upstream alone', url: url(0), headers: {} },
+      ...(nginx ? [{ label: 'nginx (1 worker), reverse proxy', url: url(3), headers: auth, ...pid(nginx) }] : []),
+      { label: 'Fastify + http-proxy + jose', url: url(2), headers: auth, ...pid(fastify) },
+      { label: 'gateway', url: url(1), headers: auth, ...pid(gateway) },
+      { label: 'gateway, no access log', url: url(4), headers: auth, ...pid(quiet) },
+      { label: 'gateway, tracing 100% (OTLP)', url: url(5), headers: auth, ...pid(traced) },
+      { label: 'gateway, rate limit in memory', url: url(6), headers: auth, ...pid(limited) },
+      { label: 'gateway, rate limit in Redis', url: url(7), headers: auth, ...pid(shared) },
+    ];
+    for (const entry of cases) await measure('warm-up', `${entry.url}${PATH}`, entry.headers, 2);
+    const results: Measurement[] = [];
+    for (let round = 1; round <= rounds; round++) {
+      const order = round % 2 === 1 ? cases : [...cases].reverse();
+      for (const entry of order) results.push(await measure(`round ${round}: ${entry.label}`, `${entry.url}${PATH}`, entry.headers, seconds, 32, { method: 'GET' }, entry.pid));
+    }
+
+    const medianOf = (label: string) => median(results.filter((row) => row.label.endsWith(`: ${label}`)).map((row) => row.requestsPerSecond));
+    const gatewayRate = medianOf('gateway');
+    const ratio = (label: string) => gatewayRate / medianOf(label);
+    const summary = [
+      `gateway (production settings, access log on): median ${Math.round(gatewayRate)} req/s, RSS after ${processStats(gateway.pid)?.rssMb ?? '?'} MB`,
+      `gateway ÷ Fastify + http-proxy + jose: ${ratio('Fastify + http-proxy + jose').toFixed(2)}× (target ≥ 2.0×)`,
+      nginx ? `gateway ÷ nginx: ${ratio('nginx (1 worker), reverse proxy').toFixed(2)}× (target ≥ 0.3×)` : 'nginx is not installed: no nginx comparison',
+      `gateway ÷ upstream alone: ${ratio('upstream alone').toFixed(3)}×`,
+      ...['gateway, no access log', 'gateway, tracing 100% (OTLP)', 'gateway, rate limit in memory', 'gateway, rate limit in Redis'].map(
+        (label) => `${label}: median ${Math.round(medianOf(label))} req/s (${((medianOf(label) / gatewayRate - 1) * 100).toFixed(0)}% beside the gateway's)`,
+      ),
+    ];
+    return { title: `REST: authenticated GET ${PATH}, 32 connections, ${seconds} s per case`, rounds: results, summary };
+  } finally {
+    await redis.stop();
   }
-  console.log(table(results));
-  const average = (label: string) => {
-    const matching = results.filter((row) => row.label.endsWith(label));
-    return matching.reduce((sum, row) => sum + row.requestsPerSecond, 0) / matching.length;
-  };
-  const ratio = average(': gateway, authenticated GET') / average('upstream alone');
-  console.log(`\nauthenticated GET through the gateway: ${Math.round(average(': gateway, authenticated GET'))} req/s, ${(ratio * 100).toFixed(0)}% of the upstream alone`);
-  const costOf = (label: string, what: string) => {
-    const cost = 1 - average(label) / average(': gateway, authenticated GET');
-    console.log(`${what} costs ${(cost * 100).toFixed(0)}% of that throughput`);
-  };
-  costOf('without access log, authenticated GET', 'the access log (compared without it: negative)');
-  costOf('tracing (100% sampled, OTLP), authenticated GET', 'tracing every request');
-  for (const store of ['memory', 'Redis']) costOf(`rate limit in ${store}, authenticated GET`, `rate limiting in ${store}`);
-  console.log(`load average after: ${loadavg().map((value) => value.toFixed(2)).join(' ')}`);
-} finally {
-  await redis.stop();
-  finish();
 }
