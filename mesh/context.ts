@@ -1,5 +1,6 @@
 import type { Span } from '@opentelemetry/api';
 import type { Identity } from '../gateway/src/auth/identity.js';
+import type { ResponseCachePolicy } from '../gateway/src/graphql/cache-policy.js';
 import type { GraphQLOperation } from '../gateway/src/pipeline/state.js';
 import type { Caller } from '../gateway/src/upstream/call.js';
 
@@ -45,6 +46,8 @@ export interface GatewayContext {
   /** What every upstream call made for this request tells the upstream (Mesh hands the context to its fetch). */
   readonly caller: Caller;
   readonly budget: CallBudget;
+  /** What the upstream answers allow the response's Cache-Control to say. */
+  readonly cachePolicy: ResponseCachePolicy;
   /** Aborted when the client goes away: no upstream call starts after that, those in flight stop. */
   readonly signal: AbortSignal;
 }

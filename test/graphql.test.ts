@@ -19,7 +19,8 @@ const tokens: Record<'alice' | 'bob' | 'admin', string> = { alice: '', bob: '', 
 beforeAll(async () => {
   stack = await startReferenceServices({ anyPorts: true, env: {} });
   proxies = await startCountingProxies(stack.urls);
-  gateway = await startGateway(proxies.urls, { NODE_ENV: 'development' });
+  // These suites count upstream calls: the shared cache would answer a repeated query without one.
+  gateway = await startGateway(proxies.urls, { NODE_ENV: 'development', UPSTREAM_CACHE_MAX_BYTES: '0' });
   for (const name of ['alice', 'bob', 'admin'] as const) tokens[name] = await loginToken(gateway.url, name);
 });
 

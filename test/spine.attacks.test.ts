@@ -10,7 +10,7 @@ import { graphql, onlyError } from './helpers/graphql.js';
 import { upstreamCalls } from './helpers/metrics.js';
 import { rawGet } from './helpers/raw-http.js';
 import { RecordingUpstream } from './helpers/recording-upstream.js';
-import { signToken } from './helpers/tokens.js';
+import { signToken, userToken } from './helpers/tokens.js';
 
 const log = captureLog('warn');
 const fx = useRecordingGateway({ UPSTREAM_TIMEOUT_MS: '500' }, { logger: log.logger });
@@ -109,8 +109,10 @@ describe('an upstream answer never makes the gateway hold more than UPSTREAM_RES
   it('fails four 300 MB GraphQL answers at once as UPSTREAM_UNAVAILABLE, reading about 10 MiB of each', async () => {
     const written = { bytes: 0 };
     fx.upstreams.upstreams.rights.behaviour = flood(300 * MB, false, written);
+    // Four callers (identical calls of one caller would be coalesced into one).
+    const tokens = await Promise.all([1, 2, 3, 4].map((sub) => userToken(String(sub))));
     const rssBefore = process.memoryUsage().rss;
-    const answers = await Promise.all(Array.from({ length: 4 }, () => graphql(fx.gateway.url, '{ plans { id } }')));
+    const answers = await Promise.all(tokens.map((token) => graphql(fx.gateway.url, '{ plans { id } }', { token })));
     const rssGrowth = process.memoryUsage().rss - rssBefore;
     for (const answer of answers) expect(onlyError(answer)).toMatchObject({ code: 'UPSTREAM_UNAVAILABLE', message: "The rights management service sent an answer over the gateway's size limit" });
     expect(written.bytes).toBeLessThan(4 * 32 * MB);

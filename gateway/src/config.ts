@@ -53,6 +53,11 @@ export interface GatewayConfig {
   readonly upstreamResponseLimitBytes: number;
   /** Each upstream's circuit breaker: consecutive failures that open it (0: never), how long it stays open. */
   readonly breaker: { readonly failureThreshold: number; readonly openMs: number };
+  /**
+   * The shared HTTP cache of upstream answers (RFC 9111): UPSTREAM_CACHE_MAX_BYTES in memory (0: off),
+   * UPSTREAM_CACHE_MAX_ENTRY_BYTES at most per answer; UPSTREAM_COALESCING: identical GETs in flight share one call.
+   */
+  readonly upstreamCache: { readonly maxBytes: number; readonly maxEntryBytes: number; readonly coalescing: boolean };
   /** Request bodies: BODY_LIMIT_BYTES and how long a client may take to send one. */
   readonly body: BodyPolicy;
   /** REQUEST_HEAD_TIMEOUT_MS: the longest a client may take to send a request's head. */
@@ -166,6 +171,9 @@ const environmentSchema = z.object({
   UPSTREAM_RESPONSE_LIMIT_BYTES: integer('UPSTREAM_RESPONSE_LIMIT_BYTES', 1, 1024 * 1024 * 1024),
   UPSTREAM_BREAKER_FAILURES: integer('UPSTREAM_BREAKER_FAILURES', 0, 1000),
   UPSTREAM_BREAKER_OPEN_MS: integer('UPSTREAM_BREAKER_OPEN_MS', 1, 3_600_000),
+  UPSTREAM_CACHE_MAX_BYTES: integer('UPSTREAM_CACHE_MAX_BYTES', 0, 16 * 1024 * 1024 * 1024),
+  UPSTREAM_CACHE_MAX_ENTRY_BYTES: integer('UPSTREAM_CACHE_MAX_ENTRY_BYTES', 1, 1024 * 1024 * 1024),
+  UPSTREAM_COALESCING: oneOf('UPSTREAM_COALESCING', ['true', 'false']),
   BODY_LIMIT_BYTES: integer('BODY_LIMIT_BYTES', 1, 1024 * 1024 * 1024),
   REQUEST_HEAD_TIMEOUT_MS: integer('REQUEST_HEAD_TIMEOUT_MS', 100, 600_000),
   REQUEST_BODY_IDLE_TIMEOUT_MS: integer('REQUEST_BODY_IDLE_TIMEOUT_MS', 100, 600_000),
@@ -297,6 +305,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): GatewayConfig 
     upstreamTimeoutMs: vars.UPSTREAM_TIMEOUT_MS ?? 30_000,
     upstreamResponseLimitBytes: vars.UPSTREAM_RESPONSE_LIMIT_BYTES ?? 10 * 1024 * 1024,
     breaker: { failureThreshold: vars.UPSTREAM_BREAKER_FAILURES ?? 5, openMs: vars.UPSTREAM_BREAKER_OPEN_MS ?? 10_000 },
+    upstreamCache: {
+      maxBytes: vars.UPSTREAM_CACHE_MAX_BYTES ?? 64 * 1024 * 1024,
+      maxEntryBytes: vars.UPSTREAM_CACHE_MAX_ENTRY_BYTES ?? 1024 * 1024,
+      coalescing: vars.UPSTREAM_COALESCING !== 'false',
+    },
     body: {
       limitBytes: vars.BODY_LIMIT_BYTES ?? 10 * 1024 * 1024,
       idleTimeoutMs: vars.REQUEST_BODY_IDLE_TIMEOUT_MS ?? 10_000,

@@ -108,6 +108,7 @@ export async function createGateway(config: GatewayConfig, logger: Logger, optio
     upstreams: config.upstreams,
     timeoutMs: config.upstreamTimeoutMs,
     breaker: config.breaker,
+    cache: config.upstreamCache,
     metrics,
     logger,
     ...(options.now ? { now: options.now } : {}),

@@ -4,6 +4,7 @@ import { OpenAPIBackend, type Context, type Document } from 'openapi-backend';
 import { parse } from 'yaml';
 import addFormats from 'ajv-formats';
 import { HttpError, ValidationFailed } from './errors.js';
+import { cacheControlFor } from './cache-control.js';
 import { inServerSpan, nameServerSpan } from './tracing.js';
 import { toValidationIssues } from './validation.js';
 
@@ -63,9 +64,14 @@ function parseBody(raw: Buffer, contentType: string | undefined): unknown {
   }
 }
 
-function send(res: ServerResponse, reply: Reply): void {
+/** A reply with the operation that made it (errors have none). */
+interface Answered extends Reply {
+  readonly operationId?: string;
+}
+
+function send(res: ServerResponse, reply: Answered): void {
   const status = reply.status ?? 200;
-  const headers: Record<string, string> = { ...reply.headers };
+  const headers: Record<string, string> = { 'cache-control': cacheControlFor(reply.operationId, status), ...reply.headers };
   if (reply.body === undefined || status === 204) {
     res.writeHead(status, headers).end();
     return;
@@ -119,9 +125,9 @@ export async function createServiceServer(definition: ServiceDefinition): Promis
   }
 
   for (const [operationId, handler] of Object.entries(definition.handlers)) {
-    api.register(operationId, (context: Context, headers: IncomingHttpHeaders) => {
+    api.register(operationId, async (context: Context, headers: IncomingHttpHeaders): Promise<Answered> => {
       nameServerSpan(context.request.method.toUpperCase(), context.operation.path);
-      return handler(requestOf(context, headers));
+      return { ...(await handler(requestOf(context, headers))), operationId };
     });
   }
   api.register({
@@ -138,7 +144,7 @@ export async function createServiceServer(definition: ServiceDefinition): Promis
 
   return createServer((req, res) => {
     void inServerSpan(req, res, async () => {
-      let reply: Reply;
+      let reply: Answered;
       try {
         const target = req.url ?? '/';
         const queryStart = target.indexOf('?');
@@ -148,7 +154,7 @@ export async function createServiceServer(definition: ServiceDefinition): Promis
         reply = (await api.handleRequest(
           { method: req.method ?? 'GET', path, query, headers: req.headers as Record<string, string>, body },
           req.headers,
-        )) as Reply;
+        )) as Answered;
       } catch (error) {
         reply = errorReply(error, definition.name);
       }

@@ -1,5 +1,5 @@
 import { ApolloServer, HeaderMap, type ApolloServerPlugin, type HTTPGraphQLRequest } from '@apollo/server';
-import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
+import { ApolloServerPluginCacheControlDisabled, ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
 import { ApolloServerPluginLandingPageLocalDefault } from '@apollo/server/plugin/landingPage/default';
 import { ApolloArmor } from '@escape.tech/graphql-armor';
 import type { MeshInstance } from '@graphql-mesh/runtime';
@@ -19,6 +19,7 @@ import { callerOf } from '../upstream/call.js';
 import type { UpstreamClient } from '../upstream/client.js';
 import { upstreamOperations } from '../upstream/operations.js';
 import { costLimitPlugin, onePasswordMutationRule } from './cost.js';
+import { ResponseCachePolicy } from './cache-policy.js';
 import { createErrorFormatter } from './errors.js';
 import { apolloLogger } from './library-logs.js';
 import { graphqlTracing, observabilityPlugin, type GraphQLObservers } from './observability.js';
@@ -104,6 +105,8 @@ export async function createGraphQLFace(config: GatewayConfig, client: UpstreamC
     plugins: [
       ...(armor.plugins as unknown as ApolloServerPlugin<GatewayContext>[]),
       observabilityPlugin(observers),
+      // The response's Cache-Control comes from the upstream answers (cache-policy.ts), not from schema hints.
+      ApolloServerPluginCacheControlDisabled(),
       costLimitPlugin<GatewayContext>(config.graphqlMaxCost),
       config.graphqlIntrospection ? ApolloServerPluginLandingPageLocalDefault({ embed: true, includeCookies: false }) : ApolloServerPluginLandingPageDisabled(),
     ],
@@ -123,6 +126,7 @@ export async function createGraphQLFace(config: GatewayConfig, client: UpstreamC
       caller: callerOf(exchange, identity),
       ...(identity ? { user: identity } : {}),
       budget: { limit: config.graphqlMaxUpstreamCalls, used: 0 },
+      cachePolicy: new ResponseCachePolicy(),
       signal: cancel.signal,
     };
     const { contextFactory } = mesh.getEnveloped({ req: exchange.req });

@@ -24,7 +24,8 @@ function stepSpan(tracing: Tracing, name: string, parent: Span): (error?: unknow
 /**
  * What every GraphQL request tells about itself: its operation (to the access log and the server span,
  * through the context), its outcome and error codes (metrics), the request and trace ids on every
- * error, and, when tracing, spans for parse, validate and execute under the request's server span.
+ * error, its Cache-Control (from its upstream answers), and, when tracing, spans for parse, validate and
+ * execute under the request's server span.
  */
 export function observabilityPlugin({ metrics, tracing }: GraphQLObservers): ApolloServerPlugin<GatewayContext> {
   return {
@@ -51,6 +52,8 @@ export function observabilityPlugin({ metrics, tracing }: GraphQLObservers): Apo
         async willSendResponse({ response }) {
           if (response.body.kind !== 'single') return;
           const { errors, data } = response.body.singleResult;
+          const anonymous = contextValue.user === undefined && contextValue.caller.authorization === undefined;
+          response.http.headers.set('cache-control', contextValue.cachePolicy.header(anonymous, (errors?.length ?? 0) > 0));
           const codes: string[] = [];
           for (const error of errors ?? []) {
             const extensions = error.extensions as Record<string, unknown>;

@@ -82,6 +82,13 @@ export class GatewayMetrics {
     registers: [this.registry],
   });
 
+  private readonly cacheLookups = new Counter({
+    name: 'gateway_upstream_cache_lookups_total',
+    help: 'Lookups in the shared cache of upstream answers (GET and HEAD calls), by service: hit (stored, fresh or to revalidate) or miss.',
+    labelNames: ['service', 'result'] as const,
+    registers: [this.registry],
+  });
+
   private readonly graphqlOperations = new Counter({
     name: 'gateway_graphql_operations_total',
     help: 'GraphQL operations answered, by operation name (anonymous, invalid, other past the first names), type and outcome (success, partial, error).',
@@ -136,6 +143,10 @@ export class GatewayMetrics {
     }));
     series.count.inc();
     series.duration.observe(seconds);
+  }
+
+  observeCacheLookup(service: UpstreamName, result: 'hit' | 'miss'): void {
+    this.cacheLookups.labels(service, result).inc();
   }
 
   setCircuitState(service: UpstreamName, state: number): void {

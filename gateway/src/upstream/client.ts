@@ -6,6 +6,7 @@ import { CircuitBreaker, CIRCUIT_STATES } from './breaker.js';
 import type { CallGuard, DispatchWithCall, UpstreamCall } from './call.js';
 import type { GatewayError } from '../errors.js';
 import { upstreamFailure, upstreamHttpFailure } from './failures.js';
+import { cacheInterceptors, coalescingInterceptor, UpstreamCache } from './cache.js';
 import { circuitBreakerInterceptor } from './interceptors/circuit-breaker.js';
 import { forwardingInterceptor } from './interceptors/forwarding.js';
 import { observeInterceptor } from './interceptors/observe.js';
@@ -30,6 +31,8 @@ export interface UpstreamClientOptions {
   readonly guards?: readonly CallGuard[];
   /** A client span for every call made within a traced request, when tracing is on. */
   readonly tracing?: Tracing;
+  /** The shared cache of upstream answers and whether identical GETs in flight are coalesced. */
+  readonly cache: { readonly maxBytes: number; readonly maxEntryBytes: number; readonly coalescing: boolean };
 }
 
 export type UpstreamResponse = Dispatcher.ResponseData;
@@ -52,6 +55,7 @@ async function readCapped(body: UpstreamResponse['body'], limit: number): Promis
 interface Upstream {
   readonly dispatcher: Dispatcher;
   readonly pool: Pool;
+  readonly origin: string;
   /** The upstream URL's path, put in front of every call's path. */
   readonly basePath: string;
 }
@@ -59,14 +63,31 @@ interface Upstream {
 /**
  * The one way the gateway calls its upstreams, for the REST face, the GraphQL face (as Mesh's fetch)
  * and readiness checks. One keep-alive pool per upstream, composed with undici interceptors, each one
- * concern, outermost first: path safety, forwarding headers, circuit breaker, one retry, redirect
- * policy, valid status, response body cap, a span per attempt (when tracing), metrics and access-log
+ * concern, outermost first: path safety, forwarding headers, the shared cache (and the invalidation
+ * after a change), circuit breaker, one retry, redirect policy, valid status, response body cap,
+ * coalescing of identical GETs in flight, a span per attempt (when tracing), metrics and access-log
  * records, timeouts. Failures come out as the catalogue's kinds.
  */
 export class UpstreamClient {
   private readonly upstreams: Readonly<Record<UpstreamName, Upstream>>;
 
+  /** The shared cache of upstream answers; undefined when UPSTREAM_CACHE_MAX_BYTES is 0. */
+  readonly cache: UpstreamCache | undefined;
+
   constructor(private readonly options: UpstreamClientOptions) {
+    const byOrigin = new Map(UPSTREAM_NAMES.map((name) => [new URL(options.upstreams[name]).origin, name]));
+    const cache =
+      options.cache.maxBytes > 0
+        ? new UpstreamCache({
+            maxBytes: options.cache.maxBytes,
+            maxEntryBytes: options.cache.maxEntryBytes,
+            onLookup: (origin, result) => {
+              const service = byOrigin.get(origin);
+              if (service) options.metrics.observeCacheLookup(service, result);
+            },
+          })
+        : undefined;
+    this.cache = cache;
     const entries = UPSTREAM_NAMES.map((name): [UpstreamName, Upstream] => {
       const url = new URL(options.upstreams[name]);
       const pool = new Pool(url.origin, {
@@ -87,19 +108,23 @@ export class UpstreamClient {
       });
       options.metrics.setCircuitState(name, CIRCUIT_STATES.closed);
       // compose() wraps in order: the first interceptor is nearest the pool, the last is met first.
+      // Coalescing sits low: a call refused above it (an open circuit, an unsafe target) throws before it
+      // registers, and the calls it joins are then counted, traced and timed once.
       const dispatcher = pool.compose(
         timeoutInterceptor(options.timeoutMs),
         observeInterceptor(options, name),
         ...(options.tracing ? [tracingInterceptor(options.tracing, name, url)] : []),
+        ...(options.cache.coalescing ? [coalescingInterceptor()] : []),
         responseLimitInterceptor(),
         statusInterceptor(),
         redirectsInterceptor(),
         retryInterceptor(),
         circuitBreakerInterceptor(breaker),
+        ...(cache ? cacheInterceptors(cache, url.origin) : []),
         forwardingInterceptor(),
         pathSafetyInterceptor(),
       );
-      return [name, { dispatcher, pool, basePath: url.pathname.replace(/\/$/, '') }];
+      return [name, { dispatcher, pool, origin: url.origin, basePath: url.pathname.replace(/\/$/, '') }];
     });
     this.upstreams = Object.fromEntries(entries) as Record<UpstreamName, Upstream>;
   }
@@ -111,6 +136,7 @@ export class UpstreamClient {
   private optionsFor(upstream: UpstreamName, call: UpstreamCall): DispatchWithCall & Dispatcher.RequestOptions {
     return {
       call,
+      origin: this.upstreams[upstream].origin,
       method: call.method as Dispatcher.HttpMethod,
       path: this.upstreams[upstream].basePath + call.path + (call.query ? `?${call.query}` : ''),
       body: call.body ?? null,
