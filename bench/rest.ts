@@ -30,6 +30,7 @@ const PATH = '/ondemand/movies/m1';
 
 export async function restSection(seconds: number, rounds: number): Promise<Section> {
   const base = await freePortBlock(10);
+  // Ports: 0 upstream, 1 gateway, 2 Fastify, 3 nginx, 4–8 gateway variants, 9 OTLP sink.
   const url = (offset: number) => `http://127.0.0.1:${base + offset}`;
   await startProcess('bench/upstream-stub.ts', [String(base)], {}, url(0));
   await startProcess('bench/otlp-sink.ts', [String(base + 9)], {}, url(9));
@@ -44,6 +45,8 @@ export async function restSection(seconds: number, rounds: number): Promise<Sect
     const traced = await startProcess('gateway/src/main', [], { ...env, PORT: String(base + 5), OTEL_EXPORTER_OTLP_ENDPOINT: url(9), OTEL_TRACES_SAMPLER: 'always_on' }, `${url(5)}/health`);
     const limited = await startProcess('gateway/src/main', [], { ...env, PORT: String(base + 6), RATE_LIMIT_PER_MINUTE: '10000000' }, `${url(6)}/health`);
     const shared = await startProcess('gateway/src/main', [], { ...env, PORT: String(base + 7), RATE_LIMIT_PER_MINUTE: '10000000', REDIS_URL: redis.url }, `${url(7)}/health`);
+    // Every client here asks the same URL with the same token at once: coalescing shares calls; without it, each is a call.
+    const uncoalesced = await startProcess('gateway/src/main', [], { ...env, PORT: String(base + 8), UPSTREAM_COALESCING: 'false' }, `${url(8)}/health`);
 
     const token = await new SignJWT({ roles: ['user'] }).setProtectedHeader({ alg: 'HS256' }).setSubject('1').setExpirationTime('2h').sign(new TextEncoder().encode(SECRET));
     const auth = { authorization: `Bearer ${token}` };
@@ -53,6 +56,7 @@ export async function restSection(seconds: number, rounds: number): Promise<Sect
       ...(nginx ? [{ label: 'nginx (1 worker), reverse proxy', url: url(3), headers: auth, ...pid(nginx) }] : []),
       { label: 'Fastify + http-proxy + jose', url: url(2), headers: auth, ...pid(fastify) },
       { label: 'gateway', url: url(1), headers: auth, ...pid(gateway) },
+      { label: 'gateway, coalescing off', url: url(8), headers: auth, ...pid(uncoalesced) },
       { label: 'gateway, no access log', url: url(4), headers: auth, ...pid(quiet) },
       { label: 'gateway, tracing 100% (OTLP)', url: url(5), headers: auth, ...pid(traced) },
       { label: 'gateway, rate limit in memory', url: url(6), headers: auth, ...pid(limited) },
@@ -68,12 +72,15 @@ export async function restSection(seconds: number, rounds: number): Promise<Sect
     const medianOf = (label: string) => median(results.filter((row) => row.label.endsWith(`: ${label}`)).map((row) => row.requestsPerSecond));
     const gatewayRate = medianOf('gateway');
     const ratio = (label: string) => gatewayRate / medianOf(label);
+    const uncoalescedRate = medianOf('gateway, coalescing off');
     const summary = [
       `gateway (production settings, access log on): median ${Math.round(gatewayRate)} req/s, RSS after ${processStats(gateway.pid)?.rssMb ?? '?'} MB`,
-      `gateway ÷ Fastify + http-proxy + jose: ${ratio('Fastify + http-proxy + jose').toFixed(2)}× (target ≥ 2.0×)`,
-      nginx ? `gateway ÷ nginx: ${ratio('nginx (1 worker), reverse proxy').toFixed(2)}× (target ≥ 0.3×)` : 'nginx is not installed: no nginx comparison',
+      `gateway ÷ Fastify + http-proxy + jose: ${ratio('Fastify + http-proxy + jose').toFixed(2)}× (target ≥ 2.0×); with coalescing off ${(uncoalescedRate / medianOf('Fastify + http-proxy + jose')).toFixed(2)}×`,
+      nginx
+        ? `gateway ÷ nginx: ${ratio('nginx (1 worker), reverse proxy').toFixed(2)}× (target ≥ 0.3×); with coalescing off ${(uncoalescedRate / medianOf('nginx (1 worker), reverse proxy')).toFixed(2)}×`
+        : 'nginx is not installed: no nginx comparison',
       `gateway ÷ upstream alone: ${ratio('upstream alone').toFixed(3)}×`,
-      ...['gateway, no access log', 'gateway, tracing 100% (OTLP)', 'gateway, rate limit in memory', 'gateway, rate limit in Redis'].map(
+      ...['gateway, coalescing off', 'gateway, no access log', 'gateway, tracing 100% (OTLP)', 'gateway, rate limit in memory', 'gateway, rate limit in Redis'].map(
         (label) => `${label}: median ${Math.round(medianOf(label))} req/s (${((medianOf(label) / gatewayRate - 1) * 100).toFixed(0)}% beside the gateway's)`,
       ),
     ];
