@@ -128,7 +128,7 @@ export async function startProcess(entry: string, args: string[], env: NodeJS.Pr
   const fromSource = entry.endsWith('.ts');
   const child = fork(fromSource ? entry : `dist/${entry}.js`, args, { execArgv: fromSource ? ['--import', 'tsx'] : [], env: { ...process.env, ...env }, stdio: ['ignore', fromSource ? 'pipe' : 'ignore', 'pipe', 'ipc'] });
   started.push(child);
-  child.stderr?.pipe(process.stderr);
+  child.stderr?.on('data', (chunk: Buffer) => process.stderr.write(chunk));
   await waitUntilReady({ label: entry, url: readyUrl, child, output: recentOutput(child) });
   return child;
 }

@@ -1,10 +1,11 @@
 /**
  * `npm run bench`: the gateway measured side by side with the peers a team would pick instead, rounds
  * alternating in one run; every round is written to bench/RESULTS.md with the machine and its load.
- * Usage: npm run bench [-- --seconds 5 --rounds 3]
+ * Usage: npm run bench [-- --seconds 5 --rounds 3 --only rest|graphql]
  */
 import { writeFileSync } from 'node:fs';
 import { ensurePeers, finish, machine, stopAfter, table } from './lib.js';
+import { graphqlSection } from './graphql-http.js';
 import { restSection, type Section } from './rest.js';
 
 const argument = (name: string, fallback: number) => {
@@ -13,13 +14,16 @@ const argument = (name: string, fallback: number) => {
 };
 const seconds = argument('seconds', 5);
 const rounds = argument('rounds', 3);
-stopAfter((seconds * 10 * rounds + 300) * 1000);
+stopAfter((seconds * 20 * rounds + 400) * 1000);
 
 ensurePeers();
 const before = machine();
 const started = new Date();
 try {
-  const sections: Section[] = [await restSection(seconds, rounds)];
+  const only = process.argv.includes('--only') ? process.argv[process.argv.indexOf('--only') + 1] : undefined;
+  const sections: Section[] = [];
+  if (only === undefined || only === 'rest') sections.push(await restSection(seconds, rounds));
+  if (only === undefined || only === 'graphql') sections.push(await graphqlSection(seconds, rounds));
   const text = [
     '# Benchmark results',
     '',
