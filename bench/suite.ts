@@ -36,6 +36,10 @@ try {
   ].join('\n');
   writeFileSync(new URL('./RESULTS.md', import.meta.url), text);
   console.log(text);
+} catch (error) {
+  // finish() exits: the failure is printed here, or it would be lost.
+  console.error(error);
+  process.exitCode = 1;
 } finally {
   finish();
 }
