@@ -6,6 +6,9 @@
 import { execute, parse } from 'graphql';
 import { applyMiddleware } from 'graphql-middleware';
 import { loadConfig } from '../gateway/src/config.js';
+import type { GatewayContext } from '../mesh/context.js';
+import { sourceOperations } from '../mesh/source.js';
+import { ResponseCachePolicy } from '../gateway/src/graphql/cache-policy.js';
 import { servedSchema } from '../gateway/src/graphql/handler.js';
 import { permissions } from '../gateway/src/graphql/permissions.js';
 import { createLogger } from '../gateway/src/observability/logger.js';
@@ -32,6 +35,7 @@ if (!gateway.graphql) throw new Error('the gateway has no GraphQL face');
 const { mesh } = gateway.graphql;
 const plain = servedSchema(mesh.schema);
 const shielded = applyMiddleware(plain, permissions);
+const sources = sourceOperations(mesh.rawSources);
 
 const login = (await (await fetch(`${stack.urls.auth}/auth/login`, {
   method: 'POST',
@@ -41,15 +45,17 @@ const login = (await (await fetch(`${stack.urls.auth}/auth/login`, {
 const document = parse('{ movies(limit: 50) { items { id title year genres durationMinutes free entitlement { canPlay reason } } } }');
 
 async function runOnce(schema: typeof plain): Promise<void> {
-  const { contextFactory } = mesh.getEnveloped({});
   const identity = { sub: '1', roles: ['user'], expiresAtMs: Date.now() + 3600_000 };
-  const contextValue = await contextFactory({
+  const contextValue: GatewayContext = {
     requestId: 'bench',
+    reportOperation: () => undefined,
+    sources,
+    cachePolicy: new ResponseCachePolicy(),
     user: identity,
     caller: { requestId: 'bench', identity, authorization: `Bearer ${login.access_token}`, forwarded: { clientIp: '127.0.0.1', forwardedFor: '127.0.0.1', proto: 'http', host: 'bench' } },
     budget: { limit: 50, used: 0 },
     signal: new AbortController().signal,
-  });
+  };
   const result = await execute({ schema, document, contextValue });
   if (result.errors) throw new Error(result.errors.map((error) => error.message).join('; '));
 }

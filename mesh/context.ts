@@ -3,16 +3,7 @@ import type { Identity } from '../gateway/src/auth/identity.js';
 import type { ResponseCachePolicy } from '../gateway/src/graphql/cache-policy.js';
 import type { GraphQLOperation } from '../gateway/src/pipeline/state.js';
 import type { Caller } from '../gateway/src/upstream/call.js';
-
-/**
- * One generated operation of a Mesh source, called in-process ("in-context SDK"). It is always given its
- * own selection set and never the client's `info`: delegating with the client's operation would carry
- * the client's variables into the source's request.
- */
-export type SourceOperation = (options: { args?: Record<string, unknown>; context: unknown; selectionSet: string }) => Promise<unknown>;
-
-/** Mesh's in-context SDK, merged into every request's context: per source, per root type, per operation. */
-export type MeshSdk = Readonly<Record<string, Readonly<Record<string, Readonly<Record<string, SourceOperation>>>> | undefined>>;
+import type { SourceOperations } from './source.js';
 
 /** How many upstream calls one GraphQL request may still make (GRAPHQL_MAX_UPSTREAM_CALLS). */
 export interface CallBudget {
@@ -30,7 +21,7 @@ export interface GraphQLTracing {
   batch<T>(name: string, keys: number, work: (span: Span) => Promise<T>): Promise<T>;
 }
 
-/** What the gateway puts in every GraphQL request's context, beside Mesh's SDK. */
+/** What the gateway puts in every GraphQL request's context. */
 export interface GatewayContext {
   readonly requestId: string;
   /** The request's trace id, when it has one (errors carry it). */
@@ -43,6 +34,8 @@ export interface GatewayContext {
   readonly traceParent?: Span;
   /** The verified caller: the permissions read it. */
   readonly user?: Identity;
+  /** The upstream operations Mesh generated from schemas/, by operationId: the resolvers call these. */
+  readonly sources: SourceOperations;
   /** What every upstream call made for this request tells the upstream (Mesh hands the context to its fetch). */
   readonly caller: Caller;
   readonly budget: CallBudget;

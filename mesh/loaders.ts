@@ -37,10 +37,6 @@ export interface SubscriptionRecord {
   status: string;
 }
 
-export const MOVIE_FIELDS = 'id title year genres durationMinutes free';
-export const CHANNEL_FIELDS = 'id name number free';
-export const PROGRAM_FIELDS = 'id title start end';
-
 /** The batch endpoints take at most 200 ids (their specs' maxItems). */
 const MAX_BATCH = 200;
 
@@ -62,40 +58,40 @@ function byKey<T>(keys: readonly string[], items: readonly T[], keyOf: (item: T)
 function createLoaders(context: GatewayContext): Loaders {
   const options = { maxBatchSize: MAX_BATCH };
   // With tracing, each batch is a span of its own (not each field), the parent of its upstream call.
-  const call = <T>(operationId: string, args: Record<string, readonly string[]>, selectionSet: string): Promise<T> =>
+  const call = <T>(operationId: string, args: Record<string, readonly string[]>): Promise<T> =>
     context.tracing
-      ? context.tracing.batch(operationId, Object.values(args)[0]?.length ?? 0, (span) => callSource<T>({ ...context, traceParent: span }, operationId, args, selectionSet))
-      : callSource<T>(context, operationId, args, selectionSet);
+      ? context.tracing.batch(operationId, Object.values(args)[0]?.length ?? 0, (span) => callSource<T>({ ...context, traceParent: span }, operationId, args))
+      : callSource<T>(context, operationId, args);
   return {
     movies: new DataLoader(async (ids) => {
-      const batch = await call<{ items: MovieRecord[] }>('moviesByIds', { ids }, `{ ... on OnDemand_MovieBatch { items { ${MOVIE_FIELDS} } } }`);
+      const batch = await call<{ items: MovieRecord[] }>('moviesByIds', { ids });
       return byKey(ids, batch.items, (movie) => movie.id);
     }, options),
 
     channels: new DataLoader(async (ids) => {
-      const batch = await call<{ items: ChannelRecord[] }>('channelsByIds', { ids }, `{ ... on LiveTv_ChannelBatch { items { ${CHANNEL_FIELDS} } } }`);
+      const batch = await call<{ items: ChannelRecord[] }>('channelsByIds', { ids });
       return byKey(ids, batch.items, (channel) => channel.id);
     }, options),
 
     nowPlaying: new DataLoader(async (channelIds) => {
-      const batch = await call<{ items: { channelId: string; program?: ProgramRecord | null }[] }>('nowPlaying', { channelIds }, `{ ... on LiveTv_NowPlayingBatch { items { channelId program { ${PROGRAM_FIELDS} } } } }`);
+      const batch = await call<{ items: { channelId: string; program?: ProgramRecord | null }[] }>('nowPlaying', { channelIds });
       return byKey(channelIds, batch.items, (item) => item.channelId).map((item) => item?.program ?? null);
     }, options),
 
     schedules: new DataLoader(async (channelIds) => {
-      const batch = await call<{ items: { channelId: string; programs: ProgramRecord[] }[] }>('schedulesByChannelIds', { channelIds }, `{ ... on LiveTv_ScheduleBatch { items { channelId programs { ${PROGRAM_FIELDS} } } } }`);
+      const batch = await call<{ items: { channelId: string; programs: ProgramRecord[] }[] }>('schedulesByChannelIds', { channelIds });
       return byKey(channelIds, batch.items, (item) => item.channelId).map((item) => item?.programs ?? []);
     }, options),
 
     entitlements: new DataLoader(async (contentIds) => {
-      const batch = await call<{ items: EntitlementRecord[] }>('entitlements', { contentIds }, '{ ... on RightsManagement_EntitlementBatch { items { contentId canPlay reason } } }');
+      const batch = await call<{ items: EntitlementRecord[] }>('entitlements', { contentIds });
       return byKey(contentIds, batch.items, (item) => item.contentId).map(
         (item, index) => item ?? { contentId: contentIds[index] as string, canPlay: false, reason: 'unknown_content' },
       );
     }, options),
 
     subscriptions: new DataLoader(async (userIds) => {
-      const batch = await call<{ items: SubscriptionRecord[] }>('subscriptionsByUserIds', { userIds }, '{ ... on RightsManagement_SubscriptionBatch { items { userId planId status } } }');
+      const batch = await call<{ items: SubscriptionRecord[] }>('subscriptionsByUserIds', { userIds });
       return byKey(userIds, batch.items, (item) => item.userId);
     }, options),
   };

@@ -1,17 +1,14 @@
 import type { GatewayContext } from './context.js';
-import { CHANNEL_FIELDS, loadersOf, MOVIE_FIELDS, type ChannelRecord, type MovieRecord } from './loaders.js';
+import { loadersOf, type ChannelRecord, type MovieRecord } from './loaders.js';
 import { callSource } from './source.js';
 
 type Args = Record<string, unknown>;
 type Resolver = (root: unknown, args: Args, context: GatewayContext) => unknown;
 
-const USER_FIELDS = 'id username email roles';
-const TOKEN_FIELDS = 'access_token token_type expires_in refresh_token';
-const PLAYBACK_FIELDS = 'url expiresAt';
-
-/** Mesh hands date-times over as Date objects; the contract's fields are ISO 8601 strings. */
+/** The contract's date-times are ISO 8601 in UTC with milliseconds, whatever form the upstream wrote. */
 function isoString(value: unknown): string {
-  return value instanceof Date ? value.toISOString() : String(value);
+  const date = value instanceof Date ? value : new Date(String(value));
+  return Number.isNaN(date.getTime()) ? String(value) : date.toISOString();
 }
 
 /** Drops arguments the client left out, so the upstream applies its own defaults. */
@@ -20,30 +17,30 @@ function given(args: Args): Args {
 }
 
 const Query: Record<string, Resolver> = {
-  movies: (_root, args, context) => callSource(context, 'movies', given(args), `{ ... on OnDemand_MovieList { items { ${MOVIE_FIELDS} } total } }`),
+  movies: (_root, args, context) => callSource(context, 'movies', given(args)),
   movie: (_root, { id }, context) => loadersOf(context).movies.load(id as string),
-  channels: (_root, _args, context) => callSource(context, 'channels', {}, `{ ${CHANNEL_FIELDS} }`),
+  channels: (_root, _args, context) => callSource(context, 'channels', {}),
   channel: (_root, { id }, context) => loadersOf(context).channels.load(id as string),
-  me: (_root, _args, context) => callSource(context, 'me', {}, `{ ... on UserManagement_User { ${USER_FIELDS} } }`),
-  plans: (_root, _args, context) => callSource(context, 'plans', {}, '{ id name }'),
-  search: (_root, args, context) => callSource(context, 'search', given(args), '{ ... on GlobalSearch_SearchResults { items { kind id title } total } }'),
-  playMovie: (_root, { id }, context) => callSource(context, 'playMovie', { id }, `{ ... on OnDemand_Playback { ${PLAYBACK_FIELDS} } }`),
-  playChannel: (_root, { id }, context) => callSource(context, 'playChannel', { id }, `{ ... on LiveTv_Playback { ${PLAYBACK_FIELDS} } }`),
-  adminUsers: (_root, args, context) => callSource(context, 'adminUsers', given(args), `{ ... on UserManagement_User { ${USER_FIELDS} } }`),
+  me: (_root, _args, context) => callSource(context, 'me', {}),
+  plans: (_root, _args, context) => callSource(context, 'plans', {}),
+  search: (_root, args, context) => callSource(context, 'search', given(args)),
+  playMovie: (_root, { id }, context) => callSource(context, 'playMovie', { id }),
+  playChannel: (_root, { id }, context) => callSource(context, 'playChannel', { id }),
+  adminUsers: (_root, args, context) => callSource(context, 'adminUsers', given(args)),
 };
 
 const Mutation: Record<string, Resolver> = {
-  login: (_root, args, context) => callSource(context, 'login', { input: args }, `{ ... on Authentication_Token { ${TOKEN_FIELDS} } }`),
-  register: (_root, args, context) => callSource(context, 'register', { input: args }, `{ ... on Authentication_User { ${USER_FIELDS} } }`),
-  subscribe: (_root, args, context) => callSource(context, 'subscribe', { input: args }, '{ ... on RightsManagement_UserSubscription { planId status } }'),
-  adminCreateMovie: (_root, { input }, context) => callSource(context, 'adminCreateMovie', { input: given(input as Args) }, `{ ... on OnDemand_Movie { ${MOVIE_FIELDS} } }`),
+  login: (_root, args, context) => callSource(context, 'login', { input: args }),
+  register: (_root, args, context) => callSource(context, 'register', { input: args }),
+  subscribe: (_root, args, context) => callSource(context, 'subscribe', { input: args }),
+  adminCreateMovie: (_root, { input }, context) => callSource(context, 'adminCreateMovie', { input: given(input as Args) }),
   adminUpdateMovie: (_root, { id, input }, context) =>
-    callSource(context, 'adminUpdateMovie', { id, input: given(input as Args) }, `{ ... on OnDemand_Movie { ${MOVIE_FIELDS} } }`),
+    callSource(context, 'adminUpdateMovie', { id, input: given(input as Args) }),
   adminDeleteMovie: async (_root, { id }, context) => {
-    await callSource(context, 'adminDeleteMovie', { id }, '{ __typename }');
+    await callSource(context, 'adminDeleteMovie', { id });
     return true;
   },
-  adminSetUserRoles: (_root, { id, roles }, context) => callSource(context, 'adminSetUserRoles', { id, input: { roles } }, `{ ... on UserManagement_User { ${USER_FIELDS} } }`),
+  adminSetUserRoles: (_root, { id, roles }, context) => callSource(context, 'adminSetUserRoles', { id, input: { roles } }),
 };
 
 /** Cross-service fields: each goes through the request's DataLoader, one batched call per service. */

@@ -1,41 +1,80 @@
+import { coerceInputValue, type GraphQLField, type GraphQLObjectType, type GraphQLSchema } from 'graphql';
 import { GatewayError } from '../gateway/src/errors.js';
 import { encodePathSegment, upstreamOperations } from '../gateway/src/upstream/operations.js';
 import { UPSTREAMS } from '../gateway/src/upstreams.js';
-import type { GatewayContext, MeshSdk } from './context.js';
+import type { GatewayContext } from './context.js';
 
-const INVALID_VARIABLE = /^Variable "\$(\w+)" got invalid value/;
-
-/**
- * The error at the bottom of Mesh's wrapping: the upstream client's catalogue error, or, when the
- * source's own argument types refused a value before any call, a BAD_USER_INPUT naming the argument
- * (never the generated type names). Anything else goes on up as it is, to be logged.
- */
-function unwrap(error: Error): Error {
-  const argument = INVALID_VARIABLE.exec(error.message)?.[1];
-  if (argument) return new GatewayError('BAD_USER_INPUT', `Invalid value for argument "${argument}"`, { cause: error });
-  let current = error;
-  for (let next = (current as { originalError?: unknown }).originalError; next instanceof Error; next = (current as { originalError?: unknown }).originalError) {
-    current = next;
-  }
-  return current;
+/** A Mesh source as the Mesh runtime keeps it: its generated schema, before any transform. */
+export interface RawSource {
+  readonly name: string;
+  readonly schema: GraphQLSchema;
 }
 
 /**
- * Calls an upstream operation (by its operationId in schemas/) through Mesh's in-context SDK, with its
- * own selection set. Arguments that go into the path are percent-encoded as one segment each (Mesh puts
- * values into paths as they are); the upstream client then checks the target against the template.
- * The SDK hands an upstream failure back as an Error value rather than rejecting: it is thrown here.
+ * One upstream operation as Mesh generated it from its spec: the source schema's root field, whose
+ * resolver builds the request from the spec (path, query string, body) and makes it with the fetch
+ * the gateway gave Mesh (the upstream client).
  */
-export async function callSource<T>(context: GatewayContext, operationId: string, args: Record<string, unknown>, selectionSet: string): Promise<T> {
-  const operation = upstreamOperations().get(operationId);
-  const source = operation && UPSTREAMS[operation.upstream].meshSource;
-  const call = source && (context as unknown as MeshSdk)[source]?.[operation.method === 'GET' ? 'Query' : 'Mutation']?.[`${source}_${operationId}`];
-  if (!operation || !call) throw new Error(`no Mesh operation for ${operationId}`);
-  const sent = { ...args };
+export interface SourceOperation {
+  readonly operationId: string;
+  readonly field: GraphQLField<unknown, GatewayContext>;
+  readonly parentType: GraphQLObjectType;
+  readonly pathParams: readonly string[];
+}
+
+export type SourceOperations = ReadonlyMap<string, SourceOperation>;
+
+/** Every operation of schemas/ by operationId, found in the Mesh sources; a missing one fails the start. */
+export function sourceOperations(rawSources: readonly RawSource[]): SourceOperations {
+  const found = new Map<string, SourceOperation>();
+  for (const operation of upstreamOperations().values()) {
+    const source = rawSources.find(({ name }) => name === UPSTREAMS[operation.upstream].meshSource);
+    const parentType = operation.method === 'GET' ? source?.schema.getQueryType() : source?.schema.getMutationType();
+    const field = parentType?.getFields()[operation.operationId];
+    if (!parentType || !field?.resolve) throw new Error(`Mesh generated no executable field for ${operation.operationId} (${UPSTREAMS[operation.upstream].meshSource})`);
+    found.set(operation.operationId, { operationId: operation.operationId, field: field as GraphQLField<unknown, GatewayContext>, parentType, pathParams: operation.pathParams });
+  }
+  return found;
+}
+
+/**
+ * The arguments as the source's field takes them: coerced by its generated types (the spec's limits:
+ * minimum, maxLength, enums, …) with its defaults, so a value the spec refuses never becomes a call.
+ * An error names the contract's argument (or the input's field), never a generated type.
+ */
+function coercedArguments(operation: SourceOperation, args: Readonly<Record<string, unknown>>): Record<string, unknown> {
+  const coerced: Record<string, unknown> = {};
+  for (const definition of operation.field.args) {
+    const value = args[definition.name];
+    if (value === undefined) {
+      if (definition.defaultValue !== undefined) coerced[definition.name] = definition.defaultValue;
+      continue;
+    }
+    coerced[definition.name] = coerceInputValue(value, definition.type, (path, _invalid, error) => {
+      // A body's fields are the contract's arguments (or the input object's fields).
+      const inner = path.filter((key): key is string => typeof key === 'string').at(-1);
+      const argument = definition.name === 'input' && inner !== undefined ? inner : definition.name;
+      throw new GatewayError('BAD_USER_INPUT', `Invalid value for argument "${argument}"`, { cause: error });
+    });
+  }
+  return coerced;
+}
+
+/**
+ * Calls an upstream operation (by its operationId in schemas/) through the resolver Mesh generated for
+ * it: one call, no second GraphQL execution. Arguments that go into the path are percent-encoded as one
+ * segment each (Mesh puts values into paths as they are); the upstream client then checks the target
+ * against the template. Mesh hands an upstream failure back as an Error value: it is thrown here.
+ */
+export async function callSource<T>(context: GatewayContext, operationId: string, args: Readonly<Record<string, unknown>>): Promise<T> {
+  const operation = context.sources.get(operationId);
+  if (!operation) throw new Error(`no Mesh operation for ${operationId}`);
+  const sent = coercedArguments(operation, args);
   for (const name of operation.pathParams) {
     if (name in sent) sent[name] = encodePathSegment(String(sent[name]), name);
   }
-  const result = await call({ args: sent, context, selectionSet });
-  if (result instanceof Error) throw unwrap(result);
+  const info = { fieldName: operationId, parentType: operation.parentType };
+  const result = await (operation.field.resolve as (root: unknown, args: unknown, context: GatewayContext, info: unknown) => unknown)(undefined, sent, context, info);
+  if (result instanceof Error) throw result;
   return result as T;
 }

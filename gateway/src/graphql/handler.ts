@@ -6,6 +6,7 @@ import type { MeshInstance } from '@graphql-mesh/runtime';
 import { GraphQLSchema, specifiedDirectives } from 'graphql';
 import { applyMiddleware } from 'graphql-middleware';
 import type { GatewayContext } from '../../../mesh/context.js';
+import { sourceOperations } from '../../../mesh/source.js';
 import { identityOf } from '../auth/authenticate.js';
 import type { Identity } from '../auth/identity.js';
 import { readBody, type BodyPolicy } from '../request-body.js';
@@ -88,6 +89,7 @@ export interface GraphQLFace {
 export async function createGraphQLFace(config: GatewayConfig, client: UpstreamClient, logger: Logger, observers: GraphQLObservers): Promise<GraphQLFace> {
   const mesh = await loadMesh(config.upstreams, createMeshFetch(client, config.upstreams, upstreamOperations(), config.upstreamResponseLimitBytes), logger);
   const { tracing } = observers;
+  const sources = sourceOperations(mesh.rawSources);
   const schema = applyMiddleware(servedSchema(mesh.schema), permissions);
   const armor = ARMOR.protect();
 
@@ -114,23 +116,22 @@ export async function createGraphQLFace(config: GatewayConfig, client: UpstreamC
   });
   await apollo.start();
 
-  async function contextFor(exchange: Exchange, identity: Identity | undefined): Promise<GatewayContext> {
+  function contextFor(exchange: Exchange, identity: Identity | undefined): Promise<GatewayContext> {
     const cancel = new AbortController();
     exchange.res.once('close', () => cancel.abort());
     const trace = exchange.state.peek('trace');
-    const context: GatewayContext = {
+    return Promise.resolve({
       requestId: exchange.state.get('requestId'),
       ...(trace ? { traceId: trace.traceId } : {}),
       reportOperation: (operation) => exchange.state.set('graphqlOperation', operation),
       ...(tracing && trace?.span?.isRecording() ? { tracing: graphqlTracing(tracing, trace.span) } : {}),
+      sources,
       caller: callerOf(exchange, identity),
       ...(identity ? { user: identity } : {}),
       budget: { limit: config.graphqlMaxUpstreamCalls, used: 0 },
       cachePolicy: new ResponseCachePolicy(),
       signal: cancel.signal,
-    };
-    const { contextFactory } = mesh.getEnveloped({ req: exchange.req });
-    return (await contextFactory(context)) as unknown as GatewayContext;
+    });
   }
 
   return {
