@@ -137,7 +137,7 @@ describe('the shared cache of upstream answers (RFC 9111) and coalescing', () =>
   });
 });
 
-describe('GraphQL and the cache: Cache-Control for CDNs, invalidation by a mutation', () => {
+describe('GraphQL and the cache: Cache-Control for CDNs, the response cache, invalidation by a mutation', () => {
   let upstreams: RecordingUpstreams;
   let gateway: RunningGateway;
 
@@ -190,6 +190,75 @@ describe('GraphQL and the cache: Cache-Control for CDNs, invalidation by a mutat
     expect((await graphql(gateway.url, '{ me { id } }', { token: two })).data).toEqual({ me: { id: '2' } });
     expect((await graphql(gateway.url, '{ me { id } }', { token: one })).data).toEqual({ me: { id: '1' } });
     expect(upstreams.upstreams.users.requests).toHaveLength(3);
+  });
+
+  it('answers an anonymous query again whole from the response cache, with its Age, counted as an operation', async () => {
+    upstreams.upstreams.search.behaviour = (_req, res) => void res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'public, max-age=60' }).end('{"items":[],"total":0}');
+    const ask = () => request(`${gateway.url}/graphql`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query: 'query Offer { search(q: "offer") { total } }' }) });
+    const operations = async () => sample(await (await fetch(`${gateway.url}/metrics`)).text(), 'gateway_graphql_operations_total', { operation: 'Offer', type: 'query', outcome: 'success' }) ?? 0;
+    const before = await operations();
+    const first = await ask();
+    const firstBody = await first.body.text();
+    expect(firstBody).toBe('{"data":{"search":{"total":0}}}\n');
+    expect(first.headers.age).toBeUndefined();
+    const second = await ask();
+    expect(await second.body.text()).toBe(firstBody);
+    expect(second.headers['cache-control']).toBe(first.headers['cache-control']);
+    expect(second.headers['content-type']).toBe(first.headers['content-type']);
+    expect(Number(second.headers.age)).toBeGreaterThanOrEqual(0);
+    expect(upstreams.upstreams.search.requests).toHaveLength(1);
+    expect((await operations()) - before).toBe(2);
+  });
+
+  it('never answers from it a request with a token, nor stores what a token was answered', async () => {
+    upstreams.upstreams.rights.behaviour = plans('public, max-age=300');
+    const token = await userToken();
+    const ask = async (authorization?: string) => {
+      const response = await request(`${gateway.url}/graphql`, { method: 'POST', headers: { 'content-type': 'application/json', ...(authorization ? { authorization } : {}) }, body: JSON.stringify({ query: '{ plans { name } }' }) });
+      await response.body.text();
+      return response.headers;
+    };
+    expect((await ask(`Bearer ${token}`)).age).toBeUndefined();
+    expect((await ask(`Bearer ${token}`)).age).toBeUndefined();
+    // The anonymous request finds nothing stored by the authenticated ones.
+    expect((await ask()).age).toBeUndefined();
+    expect((await ask()).age).toBeDefined();
+    expect((await ask(`Bearer ${token}`)).age).toBeUndefined();
+  });
+
+  it('never stores an answer with an error or a private part', async () => {
+    upstreams.upstreams.livetv.behaviour = (_req, res) =>
+      void res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'private, max-age=300' }).end('[{"id":"c1","name":"One","number":1,"free":true}]');
+    upstreams.upstreams.rights.behaviour = plans('public, max-age=300');
+    for (let round = 0; round < 2; round++) expect((await graphql(gateway.url, '{ plans { id } channels { id } }')).errors).toBeUndefined();
+    expect(upstreams.upstreams.livetv.requests).toHaveLength(2);
+    upstreams.upstreams.ondemand.behaviour = (_req, res) => void res.writeHead(503).end();
+    for (let round = 0; round < 2; round++) expect((await graphql(gateway.url, '{ plans { name id } movies { total } }')).errors).toHaveLength(1);
+    expect(upstreams.upstreams.ondemand.requests).toHaveLength(2);
+  });
+
+  it('drops stored responses when a change through the REST face succeeds on an upstream they were made of', async () => {
+    const movie = (title: string) => (_req: IncomingMessage, res: ServerResponse) =>
+      void res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'public, max-age=60' }).end(JSON.stringify({ items: [{ id: 'm2', title, genres: [], free: true }] }));
+    upstreams.upstreams.ondemand.behaviour = movie('before');
+    upstreams.upstreams.rights.behaviour = plans('public, max-age=300');
+    const query = '{ movie(id: "m2") { title } }';
+    expect((await graphql(gateway.url, query)).data).toEqual({ movie: { title: 'before' } });
+    expect((await graphql(gateway.url, '{ plans { id name } }')).errors).toBeUndefined();
+    expect((await graphql(gateway.url, query)).data).toEqual({ movie: { title: 'before' } });
+    expect(upstreams.upstreams.ondemand.requests).toHaveLength(1);
+
+    upstreams.upstreams.ondemand.behaviour = (_req, res) => void res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' }).end('{"id":"m2","title":"after","genres":[],"free":true}');
+    const edited = await request(`${gateway.url}/admin/ondemand/movies/m2`, { method: 'PUT', headers: { authorization: `Bearer ${await adminToken()}`, 'content-type': 'application/json' }, body: '{"title":"after","genres":[],"free":true}' });
+    expect(edited.statusCode).toBe(200);
+    await edited.body.text();
+    upstreams.upstreams.ondemand.behaviour = movie('after');
+    expect((await graphql(gateway.url, query)).data).toEqual({ movie: { title: 'after' } });
+    expect(upstreams.upstreams.ondemand.requests).toHaveLength(3);
+    // The plans came from another upstream: still stored.
+    const plansAgain = await fetch(`${gateway.url}/graphql`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query: '{ plans { id name } }' }) });
+    await plansAgain.text();
+    expect(plansAgain.headers.get('age')).not.toBeNull();
   });
 
   it('drops the on-demand service’s stored answers after adminUpdateMovie', async () => {

@@ -83,6 +83,12 @@ export interface GatewayConfig {
   readonly graphqlIntrospection: boolean;
   /** GRAPHQL_MAX_COST: the most a query may cost, lists counted by the items they stand for. */
   readonly graphqlMaxCost: number;
+  /**
+   * GRAPHQL_RESPONSE_CACHE_MAX_BYTES: whole anonymous GraphQL responses that may be shared
+   * (`Cache-Control: public`) kept in memory for their lifetime (0: off; off too with the shared cache of
+   * upstream answers, whose invalidation it follows).
+   */
+  readonly graphqlResponseCacheMaxBytes: number;
   /** GRAPHQL_MAX_UPSTREAM_CALLS: the most upstream calls one GraphQL request may make. */
   readonly graphqlMaxUpstreamCalls: number;
   /** REGISTRATIONS_PER_HOUR: accounts one client address may create (both faces); 0: no limit. */
@@ -193,6 +199,7 @@ const environmentSchema = z.object({
   SHUTDOWN_GRACE_MS: integer('SHUTDOWN_GRACE_MS', 0, 600_000),
   GRAPHQL_INTROSPECTION: oneOf('GRAPHQL_INTROSPECTION', ['true', 'false']),
   GRAPHQL_MAX_COST: integer('GRAPHQL_MAX_COST', 1, 10_000_000),
+  GRAPHQL_RESPONSE_CACHE_MAX_BYTES: integer('GRAPHQL_RESPONSE_CACHE_MAX_BYTES', 0, 16 * 1024 * 1024 * 1024),
   GRAPHQL_MAX_UPSTREAM_CALLS: integer('GRAPHQL_MAX_UPSTREAM_CALLS', 1, 10_000),
   REGISTRATIONS_PER_HOUR: integer('REGISTRATIONS_PER_HOUR', 0, 1_000_000),
 });
@@ -330,6 +337,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): GatewayConfig 
     shutdown: { drainMs: vars.SHUTDOWN_DRAIN_MS ?? 5000, graceMs: vars.SHUTDOWN_GRACE_MS ?? 10_000 },
     graphqlIntrospection: vars.GRAPHQL_INTROSPECTION === undefined ? !production : vars.GRAPHQL_INTROSPECTION === 'true',
     graphqlMaxCost: vars.GRAPHQL_MAX_COST ?? 10_000,
+    graphqlResponseCacheMaxBytes: vars.GRAPHQL_RESPONSE_CACHE_MAX_BYTES ?? 16 * 1024 * 1024,
     graphqlMaxUpstreamCalls: vars.GRAPHQL_MAX_UPSTREAM_CALLS ?? 50,
     registrationsPerHour: vars.REGISTRATIONS_PER_HOUR ?? 10,
   };

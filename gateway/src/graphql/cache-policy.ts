@@ -1,3 +1,5 @@
+import type { UpstreamName } from '../upstreams.js';
+
 type Headers = Readonly<Record<string, string | string[] | undefined>>;
 
 const seconds = (directive: string, header: string): number | undefined => {
@@ -14,10 +16,13 @@ export class ResponseCachePolicy {
   private calls = 0;
   private shareable = true;
   private maxAge = Number.POSITIVE_INFINITY;
+  /** The upstreams whose answers the response is made of: a change to one of them outdates it. */
+  readonly upstreams = new Set<UpstreamName>();
 
   /** An upstream answer's headers. */
-  note(headers: Headers): void {
+  note(upstream: UpstreamName, headers: Headers): void {
     this.calls += 1;
+    this.upstreams.add(upstream);
     const header = String(headers['cache-control'] ?? '').toLowerCase();
     const lifetime = seconds('s-maxage', header) ?? seconds('max-age', header);
     if (!/(?:^|[,\s])public(?:$|[,\s])/.test(header) || /no-store|no-cache|private/.test(header) || lifetime === undefined) {

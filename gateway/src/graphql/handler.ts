@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import { ApolloServer, HeaderMap, type ApolloServerPlugin, type HTTPGraphQLRequest } from '@apollo/server';
 import { ApolloServerPluginCacheControlDisabled, ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
 import { ApolloServerPluginLandingPageLocalDefault } from '@apollo/server/plugin/landingPage/default';
@@ -21,6 +22,7 @@ import type { UpstreamClient } from '../upstream/client.js';
 import { upstreamOperations } from '../upstream/operations.js';
 import { costLimitPlugin, onePasswordMutationRule } from './cost.js';
 import { ResponseCachePolicy } from './cache-policy.js';
+import { GraphQLResponseCache, type StoredResponse } from './response-cache.js';
 import { createErrorFormatter } from './errors.js';
 import { apolloLogger } from './library-logs.js';
 import { graphqlTracing, observabilityPlugin, type GraphQLObservers } from './observability.js';
@@ -57,18 +59,36 @@ export function servedSchema(meshSchema: GraphQLSchema): GraphQLSchema {
   return new GraphQLSchema({ ...meshSchema.toConfig(), directives: specifiedDirectives, astNode: undefined, extensionASTNodes: [] });
 }
 
-async function httpGraphQLRequest({ req, res }: Exchange, policy: BodyPolicy): Promise<HTTPGraphQLRequest> {
+/** The request as Apollo takes it, and its body as sent (the response cache's key). */
+async function httpGraphQLRequest({ req, res }: Exchange, policy: BodyPolicy): Promise<{ request: HTTPGraphQLRequest; text: string }> {
   const headers = new HeaderMap();
   for (const [name, value] of Object.entries(req.headers)) {
     if (value !== undefined) headers.set(name, Array.isArray(value) ? value.join(', ') : value);
   }
   const queryStart = (req.url ?? '').indexOf('?');
+  const text = req.method === 'POST' ? (await readBody(req, res, policy)).toString('utf8') : '';
   return {
-    method: (req.method ?? 'GET').toUpperCase(),
-    headers,
-    search: queryStart === -1 ? '' : (req.url ?? '').slice(queryStart),
-    body: req.method === 'POST' ? parsedBody((await readBody(req, res, policy)).toString('utf8'), req.headers['content-type']) : undefined,
+    request: {
+      method: (req.method ?? 'GET').toUpperCase(),
+      headers,
+      search: queryStart === -1 ? '' : (req.url ?? '').slice(queryStart),
+      body: req.method === 'POST' ? parsedBody(text, req.headers['content-type']) : undefined,
+    },
+    text,
   };
+}
+
+/** Answers with a stored response, as the first request was answered, with its age. */
+function replay(exchange: Exchange, stored: StoredResponse, age: number): void {
+  const { res } = exchange;
+  for (const [name, value] of stored.headers) {
+    if (name === 'vary') appendVary(res, value);
+    else res.setHeader(name, value);
+  }
+  res.setHeader('age', String(age));
+  if (stored.operation) exchange.state.set('graphqlOperation', stored.operation);
+  res.statusCode = 200;
+  res.end(stored.body);
 }
 
 export interface GraphQLFace {
@@ -116,11 +136,13 @@ export async function createGraphQLFace(config: GatewayConfig, client: UpstreamC
   });
   await apollo.start();
 
-  function contextFor(exchange: Exchange, identity: Identity | undefined): Promise<GatewayContext> {
+  function contextFor(exchange: Exchange, identity: Identity | undefined): GatewayContext {
     const cancel = new AbortController();
+    // Each upstream call in flight listens to it: up to GRAPHQL_MAX_UPSTREAM_CALLS at once is expected.
+    setMaxListeners(config.graphqlMaxUpstreamCalls + 10, cancel.signal);
     exchange.res.once('close', () => cancel.abort());
     const trace = exchange.state.peek('trace');
-    return Promise.resolve({
+    return {
       requestId: exchange.state.get('requestId'),
       ...(trace ? { traceId: trace.traceId } : {}),
       reportOperation: (operation) => exchange.state.set('graphqlOperation', operation),
@@ -131,19 +153,34 @@ export async function createGraphQLFace(config: GatewayConfig, client: UpstreamC
       budget: { limit: config.graphqlMaxUpstreamCalls, used: 0 },
       cachePolicy: new ResponseCachePolicy(),
       signal: cancel.signal,
-    });
+    };
   }
+
+  const responseCache =
+    config.graphqlResponseCacheMaxBytes > 0 && client.cache
+      ? new GraphQLResponseCache({ maxBytes: config.graphqlResponseCacheMaxBytes, maxEntryBytes: config.upstreamCache.maxEntryBytes })
+      : undefined;
+  if (responseCache) client.onInvalidate((upstream) => responseCache.invalidate(upstream));
 
   return {
     mesh,
     schema,
     async handle(exchange) {
-      const { res } = exchange;
+      const { req, res } = exchange;
       // A refused token fails the whole request here, before the body is read.
       const identity = identityOf(exchange.state.get('auth'), false);
+      const { request, text } = await httpGraphQLRequest(exchange, config.body);
+      const key = responseCache && identity === undefined && req.headers.authorization === undefined ? responseCache.keyOf(request.method, req.headers, request.search, text) : undefined;
+      const stored = key === undefined ? undefined : responseCache?.get(key);
+      if (stored && responseCache) {
+        replay(exchange, stored, responseCache.ageOf(stored));
+        observers.metrics.observeGraphQLOperation(stored.operation?.name, stored.operation?.type ?? 'unknown', 'success', []);
+        return;
+      }
+      let context: GatewayContext | undefined;
       const response = await apollo.executeHTTPGraphQLRequest({
-        httpGraphQLRequest: await httpGraphQLRequest(exchange, config.body),
-        context: () => contextFor(exchange, identity),
+        httpGraphQLRequest: request,
+        context: () => Promise.resolve((context = contextFor(exchange, identity))),
       });
       for (const [name, value] of response.headers) {
         if (name === 'vary') appendVary(res, value);
@@ -152,6 +189,9 @@ export async function createGraphQLFace(config: GatewayConfig, client: UpstreamC
       res.statusCode = response.status ?? 200;
       if (response.body.kind === 'complete') {
         res.end(response.body.string);
+        if (key !== undefined && context && res.statusCode === 200) {
+          responseCache?.offer(key, { headers: [...response.headers], body: response.body.string, operation: exchange.state.peek('graphqlOperation'), upstreams: context.cachePolicy.upstreams });
+        }
         return;
       }
       for await (const chunk of response.body.asyncIterator) res.write(chunk);

@@ -54,7 +54,7 @@ export function createMeshFetch(client: UpstreamClient, upstreams: UpstreamUrls,
       signal: context.signal,
     };
     const response = await client.request(operation.upstream, call);
-    context.cachePolicy.note(response.headers);
+    context.cachePolicy.note(operation.upstream, response.headers);
     if (response.statusCode >= 400) throw await client.errorOf(operation.upstream, call, response);
     const text = await client.text(operation.upstream, response);
     if (text !== '') {

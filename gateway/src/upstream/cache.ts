@@ -16,6 +16,8 @@ export interface UpstreamCacheOptions {
   readonly maxEntryBytes: number;
   /** Each lookup, by the origin it was for: found fresh or stale (`hit`), or not (`miss`). */
   readonly onLookup?: (origin: string, result: 'hit' | 'miss') => void;
+  /** After every stored answer of `origin` was dropped (a change through the gateway). */
+  readonly onInvalidate?: (origin: string) => void;
 }
 
 /** Most entries kept (each at least a few hundred bytes: maxBytes bounds them first). */
@@ -65,6 +67,7 @@ export class UpstreamCache implements CacheStore {
       this.keys.delete(id);
       void this.store.delete(key);
     }
+    this.options.onInvalidate?.(origin);
   }
 }
 

@@ -74,6 +74,8 @@ export class UpstreamClient {
   /** The shared cache of upstream answers; undefined when UPSTREAM_CACHE_MAX_BYTES is 0. */
   readonly cache: UpstreamCache | undefined;
 
+  private readonly invalidationListeners = new Set<(upstream: UpstreamName) => void>();
+
   constructor(private readonly options: UpstreamClientOptions) {
     const byOrigin = new Map(UPSTREAM_NAMES.map((name) => [new URL(options.upstreams[name]).origin, name]));
     const cache =
@@ -84,6 +86,10 @@ export class UpstreamClient {
             onLookup: (origin, result) => {
               const service = byOrigin.get(origin);
               if (service) options.metrics.observeCacheLookup(service, result);
+            },
+            onInvalidate: (origin) => {
+              const service = byOrigin.get(origin);
+              if (service) for (const listener of this.invalidationListeners) listener(service);
             },
           })
         : undefined;
@@ -147,6 +153,11 @@ export class UpstreamClient {
   /** The guards a call must pass; none for almost every call, which then goes out at once. */
   private guardsFor(upstream: UpstreamName, call: UpstreamCall): readonly CallGuard[] {
     return this.options.guards?.filter((guard) => guard.applies(upstream, call)) ?? [];
+  }
+
+  /** Calls `listener` whenever the shared cache drops an upstream's answers (never when the cache is off). */
+  onInvalidate(listener: (upstream: UpstreamName) => void): void {
+    this.invalidationListeners.add(listener);
   }
 
   async request(upstream: UpstreamName, call: UpstreamCall): Promise<UpstreamResponse> {
