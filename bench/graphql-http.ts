@@ -10,7 +10,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { referenceServiceUrls, specPath, UPSTREAM_NAMES, UPSTREAMS } from '../gateway/src/upstreams.js';
 import { freePortBlock } from '../test/helpers/ports.js';
-import { measure, median, PEERS_DIR, processStats, startPeer, startProcess, type Measurement } from './lib.js';
+import { measure, median, PEERS_DIR, processStats, restedRssMb, startPeer, startProcess, type Measurement } from './lib.js';
 import type { Section } from './rest.js';
 
 interface Workload {
@@ -135,6 +135,8 @@ export async function graphqlSection(seconds: number, rounds: number): Promise<S
       `${workload.name}: gateway ÷ ${HIVE} ${(off / peer).toFixed(2)}× with the cache off (target ≥ 1.5×), ${(on / peer).toFixed(2)}× with it on${workload.anonymousCatalog ? ' (target ≥ 5×)' : ''}; medians ${Math.round(off)} / ${Math.round(on)} / ${Math.round(peer)} req/s`,
     );
   }
-  summary.push(`RSS after: ${targets.map((target) => `${target.label} ${processStats(target.pid)?.rssMb ?? '?'} MB`).join(', ')} (target for the gateway ≤ 200 MB)`);
+  const afterLoad = targets.map((target) => `${target.label} ${processStats(target.pid)?.rssMb ?? '?'} MB`);
+  const rested = await Promise.all(targets.map(async (target) => `${target.label} ${(await restedRssMb(target.pid)) ?? '?'} MB`));
+  summary.push(`RSS right after the last round: ${afterLoad.join(', ')}; the least within 30 s of rest after it (V8's memory reducer): ${rested.join(', ')} (target for the gateway ≤ 200 MB)`);
   return { title: `GraphQL: the contract's workloads beside ${HIVE}, 32 connections, ${seconds} s per case`, rounds: results, summary };
 }

@@ -81,6 +81,19 @@ export function processStats(pid: number | undefined): { cpuMs: number; rssMb: n
   }
 }
 
+/**
+ * Resident memory once a process has rested after load: V8 keeps garbage promoted under load until its
+ * memory reducer runs on an idle process (some seconds later). The least seen in `idleMs`, polled each second.
+ */
+export async function restedRssMb(pid: number | undefined, idleMs = 30_000): Promise<number | undefined> {
+  let lowest = processStats(pid)?.rssMb;
+  for (const started = Date.now(); lowest !== undefined && Date.now() - started < idleMs; ) {
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    lowest = Math.min(lowest, processStats(pid)?.rssMb ?? lowest);
+  }
+  return lowest;
+}
+
 /** What the machine is, for the results: cores, CPU model, Node version, load average now. */
 export function machine(): string {
   return `${cpus().length} × ${cpus()[0]?.model ?? 'unknown CPU'}, Node ${process.version}, load average ${loadavg().map((value) => value.toFixed(2)).join(' ')}`;
