@@ -4,9 +4,11 @@ import { ApolloServerPluginCacheControlDisabled, ApolloServerPluginLandingPageDi
 import { ApolloServerPluginLandingPageLocalDefault } from '@apollo/server/plugin/landingPage/default';
 import { ApolloArmor } from '@escape.tech/graphql-armor';
 import type { MeshInstance } from '@graphql-mesh/runtime';
-import { GraphQLSchema, specifiedDirectives } from 'graphql';
+import { MapperKind, mapSchema } from '@graphql-tools/utils';
+import { GraphQLSchema, specifiedDirectives, type GraphQLFieldResolver } from 'graphql';
 import { applyMiddleware } from 'graphql-middleware';
 import type { GatewayContext } from '../../../mesh/context.js';
+import resolvers from '../../../mesh/resolvers.js';
 import { sourceOperations } from '../../../mesh/source.js';
 import { identityOf } from '../auth/authenticate.js';
 import type { Identity } from '../auth/identity.js';
@@ -52,11 +54,18 @@ function parsedBody(text: string, contentType: string | undefined): unknown {
 }
 
 /**
- * The schema clients see: Mesh's, without the directive definitions and AST that annotate its sources
- * for execution (they name upstream locations and headers, which are nobody else's business).
+ * The schema clients see: Mesh's types, without the directive definitions and AST that annotate its
+ * sources for execution (they name upstream locations and headers, which are nobody else's business),
+ * resolved by the contract's resolvers alone. Every other field reads its parent's property: Mesh's
+ * stitched schema resolves each field through the merger (a promise per object, a 50-item list waiting
+ * on 50 of them) for data that never came from a delegation.
  */
 export function servedSchema(meshSchema: GraphQLSchema): GraphQLSchema {
-  return new GraphQLSchema({ ...meshSchema.toConfig(), directives: specifiedDirectives, astNode: undefined, extensionASTNodes: [] });
+  const plain = new GraphQLSchema({ ...meshSchema.toConfig(), directives: specifiedDirectives, astNode: undefined, extensionASTNodes: [] });
+  const own = resolvers as Readonly<Record<string, Readonly<Record<string, GraphQLFieldResolver<unknown, GatewayContext>>> | undefined>>;
+  return mapSchema(plain, {
+    [MapperKind.OBJECT_FIELD]: (field, fieldName, typeName) => ({ ...field, resolve: own[typeName]?.[fieldName] }),
+  });
 }
 
 /** The request as Apollo takes it, and its body as sent (the response cache's key). */
