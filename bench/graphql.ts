@@ -4,13 +4,12 @@
  * rounds so machine noise hits both. Usage: npm run bench:graphql [-- --rounds 6 --iterations 150]
  */
 import { execute, parse } from 'graphql';
-import { applyMiddleware } from 'graphql-middleware';
 import { loadConfig } from '../gateway/src/config.js';
 import type { GatewayContext } from '../mesh/context.js';
 import { sourceOperations } from '../mesh/source.js';
 import { ResponseCachePolicy } from '../gateway/src/graphql/cache-policy.js';
 import { servedSchema } from '../gateway/src/graphql/handler.js';
-import { permissions } from '../gateway/src/graphql/permissions.js';
+import { protect } from '../gateway/src/graphql/permissions.js';
 import { createLogger } from '../gateway/src/observability/logger.js';
 import { createGateway } from '../gateway/src/server.js';
 import { upstreamEnvironment } from '../gateway/src/upstreams.js';
@@ -34,7 +33,7 @@ const gateway = await createGateway(loadConfig({ LOG_LEVEL: 'silent', ...upstrea
 if (!gateway.graphql) throw new Error('the gateway has no GraphQL face');
 const { mesh } = gateway.graphql;
 const plain = servedSchema(mesh.schema);
-const shielded = applyMiddleware(plain, permissions);
+const shielded = protect(plain);
 const sources = sourceOperations(mesh.rawSources);
 
 const login = (await (await fetch(`${stack.urls.auth}/auth/login`, {

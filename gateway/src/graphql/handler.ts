@@ -6,7 +6,6 @@ import { ApolloArmor } from '@escape.tech/graphql-armor';
 import type { MeshInstance } from '@graphql-mesh/runtime';
 import { MapperKind, mapSchema } from '@graphql-tools/utils';
 import { GraphQLSchema, specifiedDirectives, type GraphQLFieldResolver } from 'graphql';
-import { applyMiddleware } from 'graphql-middleware';
 import type { GatewayContext } from '../../../mesh/context.js';
 import resolvers from '../../../mesh/resolvers.js';
 import { sourceOperations } from '../../../mesh/source.js';
@@ -30,7 +29,7 @@ import { apolloLogger } from './library-logs.js';
 import { graphqlTracing, observabilityPlugin, type GraphQLObservers } from './observability.js';
 import { loadMesh } from './mesh.js';
 import { createMeshFetch } from './mesh-fetch.js';
-import { permissions } from './permissions.js';
+import { protect } from './permissions.js';
 
 /** Limits a maintained library enforces before execution: no upstream call for an abusive query. */
 const ARMOR = new ApolloArmor({
@@ -119,7 +118,7 @@ export async function createGraphQLFace(config: GatewayConfig, client: UpstreamC
   const mesh = await loadMesh(config.upstreams, createMeshFetch(client, config.upstreams, upstreamOperations(), config.upstreamResponseLimitBytes), logger);
   const { tracing } = observers;
   const sources = sourceOperations(mesh.rawSources);
-  const schema = applyMiddleware(servedSchema(mesh.schema), permissions);
+  const schema = protect(servedSchema(mesh.schema));
   const armor = ARMOR.protect();
 
   const apollo = new ApolloServer<GatewayContext>({

@@ -1,4 +1,7 @@
-import { allow, deny, rule, shield } from 'graphql-shield';
+import { MapperKind, mapSchema } from '@graphql-tools/utils';
+import type { GraphQLObjectType, GraphQLSchema } from 'graphql';
+import { applyMiddleware } from 'graphql-middleware';
+import { allow, deny, rule, shield, type IRules } from 'graphql-shield';
 import { GatewayError } from '../errors.js';
 import type { GatewayContext } from '../../../mesh/context.js';
 
@@ -18,46 +21,67 @@ const isAdmin = rule({ cache: 'contextual' })((_parent, _args, context: GatewayC
  * anything not listed (a field added later, say) is refused until someone decides who may read it.
  * A denied field is refused before its resolver runs, so it makes no upstream call.
  */
-export const permissions = shield(
-  {
-    Query: {
-      movies: allow,
-      movie: allow,
-      channels: allow,
-      channel: allow,
-      plans: allow,
-      search: allow,
-      me: isAuthenticated,
-      playMovie: isAuthenticated,
-      playChannel: isAuthenticated,
-      adminUsers: isAdmin,
-    },
-    Mutation: {
-      login: allow,
-      register: allow,
-      subscribe: isAuthenticated,
-      adminCreateMovie: isAdmin,
-      adminUpdateMovie: isAdmin,
-      adminDeleteMovie: isAdmin,
-      adminSetUserRoles: isAdmin,
-    },
-    Movie: { id: allow, title: allow, year: allow, genres: allow, durationMinutes: allow, free: allow, entitlement: isAuthenticated },
-    Channel: { id: allow, name: allow, number: allow, free: allow, nowPlaying: allow, schedule: allow, entitlement: isAuthenticated },
-    MovieList: allow,
-    Program: allow,
-    Entitlement: allow,
-    User: allow,
-    UserSubscription: allow,
-    Plan: allow,
-    SearchResults: allow,
-    SearchHit: allow,
-    Playback: allow,
-    Token: allow,
+const RULES: IRules = {
+  Query: {
+    movies: allow,
+    movie: allow,
+    channels: allow,
+    channel: allow,
+    plans: allow,
+    search: allow,
+    me: isAuthenticated,
+    playMovie: isAuthenticated,
+    playChannel: isAuthenticated,
+    adminUsers: isAdmin,
   },
-  {
-    fallbackRule: deny,
-    fallbackError: () => forbidden('Not allowed'),
-    // Resolver errors (an upstream's 404, say) pass through to the error formatter unchanged.
-    allowExternalErrors: true,
+  Mutation: {
+    login: allow,
+    register: allow,
+    subscribe: isAuthenticated,
+    adminCreateMovie: isAdmin,
+    adminUpdateMovie: isAdmin,
+    adminDeleteMovie: isAdmin,
+    adminSetUserRoles: isAdmin,
   },
-);
+  Movie: { id: allow, title: allow, year: allow, genres: allow, durationMinutes: allow, free: allow, entitlement: isAuthenticated },
+  Channel: { id: allow, name: allow, number: allow, free: allow, nowPlaying: allow, schedule: allow, entitlement: isAuthenticated },
+  MovieList: allow,
+  Program: allow,
+  Entitlement: allow,
+  User: allow,
+  UserSubscription: allow,
+  Plan: allow,
+  SearchResults: allow,
+  SearchHit: allow,
+  Playback: allow,
+  Token: allow,
+};
+
+export const permissions = shield(RULES, {
+  fallbackRule: deny,
+  fallbackError: () => forbidden('Not allowed'),
+  // Resolver errors (an upstream's 404, say) pass through to the error formatter unchanged.
+  allowExternalErrors: true,
+});
+
+/** A field listed as open to anyone, by its own rule or its type's. */
+function isOpen(typeName: string, fieldName: string): boolean {
+  const entry = (RULES as Readonly<Record<string, unknown>>)[typeName];
+  return entry === allow || (typeof entry === 'object' && (entry as Record<string, unknown>)[fieldName] === allow);
+}
+
+/**
+ * The schema behind graphql-shield, its rules decided once per field: a field open to anyone keeps its
+ * own resolver (shield would make every one of them, each item's id and title included, a promise to
+ * await), every other field, listed or not, goes through shield.
+ */
+export function protect(schema: GraphQLSchema): GraphQLSchema {
+  const shielded = applyMiddleware(schema, permissions);
+  return mapSchema(shielded, {
+    [MapperKind.OBJECT_FIELD]: (field, fieldName, typeName) => {
+      if (!isOpen(typeName, fieldName)) return field;
+      const { resolve } = (schema.getType(typeName) as GraphQLObjectType).getFields()[fieldName] ?? {};
+      return { ...field, resolve };
+    },
+  });
+}
