@@ -137,6 +137,6 @@ export async function graphqlSection(seconds: number, rounds: number): Promise<S
   }
   const afterLoad = targets.map((target) => `${target.label} ${processStats(target.pid)?.rssMb ?? '?'} MB`);
   const rested = await Promise.all(targets.map(async (target) => `${target.label} ${(await restedRssMb(target.pid)) ?? '?'} MB`));
-  summary.push(`RSS right after the last round: ${afterLoad.join(', ')}; the least within 30 s of rest after it (V8's memory reducer): ${rested.join(', ')} (target for the gateway ≤ 200 MB)`);
+  summary.push(`RSS right after the last round: ${afterLoad.join(', ')}; the least within 60 s of rest after it (V8's memory reducer): ${rested.join(', ')} (target for the gateway ≤ 200 MB)`);
   return { title: `GraphQL: the contract's workloads beside ${HIVE}, 32 connections, ${seconds} s per case`, rounds: results, summary };
 }

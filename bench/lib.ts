@@ -83,9 +83,9 @@ export function processStats(pid: number | undefined): { cpuMs: number; rssMb: n
 
 /**
  * Resident memory once a process has rested after load: V8 keeps garbage promoted under load until its
- * memory reducer runs on an idle process (some seconds later). The least seen in `idleMs`, polled each second.
+ * memory reducer runs on an idle process (here 20–25 s later). The least seen in `idleMs`, polled each second.
  */
-export async function restedRssMb(pid: number | undefined, idleMs = 30_000): Promise<number | undefined> {
+export async function restedRssMb(pid: number | undefined, idleMs = 60_000): Promise<number | undefined> {
   let lowest = processStats(pid)?.rssMb;
   for (const started = Date.now(); lowest !== undefined && Date.now() - started < idleMs; ) {
     await new Promise((resolve) => setTimeout(resolve, 1000));
