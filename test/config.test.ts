@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -46,7 +46,7 @@ describe('configuration', () => {
         search: 'http://127.0.0.1:4106',
       },
     });
-    expect(config.redisUrl).toBeUndefined();
+    expect(config.redis).toBeUndefined();
   });
 
   it('reads every variable of the contract', () => {
@@ -94,7 +94,7 @@ describe('configuration', () => {
       corsOrigins: ['https://tv.example', 'http://localhost:3000'],
       trustProxyHops: 1,
       rateLimitPerMinute: 0,
-      redisUrl: 'redis://redis:6379',
+      redis: { url: 'redis://redis:6379' },
       logLevel: 'debug',
       graphqlIntrospection: true,
       jwt: {
@@ -133,7 +133,9 @@ describe('configuration', () => {
     [{ ONDEMAND_SERVICE_URL: 'ftp://files' }, 'ONDEMAND_SERVICE_URL must be an absolute http or https URL'],
     [{ LIVE_TV_SERVICE_URL: 'http://user:pw@livetv' }, 'LIVE_TV_SERVICE_URL must be an absolute'],
     [{ JWKS_URL: 'file:///etc/passwd' }, 'JWKS_URL must be an absolute'],
-    [{ REDIS_URL: 'http://redis' }, 'REDIS_URL must be an absolute redis or rediss URL'],
+    [{ REDIS_URL: 'http://redis' }, 'REDIS_URL must be a redis:// or rediss:// URL'],
+    [{ JWT_SECRET_KEY: 'x'.repeat(40), JWT_SECRET_KEY_FILE: '/run/secrets/jwt' }, 'JWT_SECRET_KEY and JWT_SECRET_KEY_FILE are both set: set one'],
+    [{ REDIS_URL_FILE: '/nonexistent/redis-url' }, 'REDIS_URL_FILE: cannot read /nonexistent/redis-url (ENOENT)'],
     [{ UPSTREAM_TIMEOUT_MS: '0' }, 'UPSTREAM_TIMEOUT_MS must be at least 1'],
     [{ BODY_LIMIT_BYTES: '1e6' }, 'BODY_LIMIT_BYTES must be a whole number'],
     [{ TRUST_PROXY_HOPS: 'x' }, 'TRUST_PROXY_HOPS must be a whole number'],
@@ -158,6 +160,19 @@ describe('configuration', () => {
     const message = errorOf({ JWT_SECRET_KEY: 'hunter2' });
     expect(message).toBe('JWT_SECRET_KEY must be at least 32 characters (256 bits)');
     expect(errorOf({ REDIS_URL: 'http://:s3cret@redis' })).not.toContain('s3cret');
+  });
+
+  it('reads each secret from its NAME_FILE (Docker and Kubernetes secrets), without the trailing line break', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'secrets-'));
+    writeFileSync(join(dir, 'jwt'), `${SECRET}\n`);
+    writeFileSync(join(dir, 'redis-url'), 'rediss://:s3cret@redis.internal:6380/0\n');
+    writeFileSync(join(dir, 'redis-password'), 'an0ther\r\n');
+    const config = loadConfig({ NODE_ENV: 'production', JWT_SECRET_KEY_FILE: join(dir, 'jwt'), REDIS_URL_FILE: join(dir, 'redis-url'), REDIS_PASSWORD_FILE: join(dir, 'redis-password') });
+    expect(config.jwt.secret).toBe(SECRET);
+    expect(config.redis).toEqual({ url: 'rediss://:s3cret@redis.internal:6380/0', password: 'an0ther' });
+    // A secret read from a file is checked as one given directly, and never shown either.
+    writeFileSync(join(dir, 'short'), 'hunter2');
+    expect(errorOf({ JWT_SECRET_KEY_FILE: join(dir, 'short') })).toBe('JWT_SECRET_KEY must be at least 32 characters (256 bits)');
   });
 });
 

@@ -1,8 +1,11 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MemoryRateLimiter } from '../gateway/src/ratelimit/memory.js';
 import { bucketShape } from '../gateway/src/ratelimit/limiter.js';
 import { useRecordingGateway } from './helpers/fixtures.js';
-import { startGateway, type RunningGateway } from './helpers/gateway.js';
+import { captureLog, startGateway, type RunningGateway } from './helpers/gateway.js';
 import { graphql } from './helpers/graphql.js';
 import { startRecordingUpstreams, type RecordingUpstreams } from './helpers/recording-upstream.js';
 import { startRedis, type RunningRedis } from './helpers/redis.js';
@@ -109,5 +112,58 @@ describe('rate limits shared through Redis', () => {
     await redis.stop();
     const response = await get(`${first.url}/users/me`, await userToken('shared-2'));
     expect(response.status).toBe(200);
+  });
+});
+
+describe('a Redis with a password', () => {
+  const PASSWORD = 'redis-pa55word-for-the-test';
+  let redis: RunningRedis;
+  let upstreams: RecordingUpstreams;
+  const gateways: RunningGateway[] = [];
+
+  beforeAll(async () => {
+    redis = await startRedis({ password: PASSWORD });
+    upstreams = await startRecordingUpstreams();
+  });
+  afterAll(async () => {
+    await Promise.all(gateways.map((gateway) => gateway.close()));
+    await upstreams.close();
+    await redis.stop();
+  });
+
+  const gatewayWith = async (env: NodeJS.ProcessEnv, options: Parameters<typeof startGateway>[2] = {}) => {
+    const gateway = await startGateway(upstreams.urls, { JWT_SECRET_KEY: TEST_SECRET, RATE_LIMIT_PER_MINUTE: '2', ...env }, options);
+    gateways.push(gateway);
+    return gateway;
+  };
+  const statusesOf = async (gateway: RunningGateway, user: string) => {
+    const token = await userToken(user);
+    const statuses = [];
+    for (let request = 0; request < 3; request++) statuses.push((await get(`${gateway.url}/users/me`, token)).status);
+    return statuses;
+  };
+
+  it('shares the buckets with the password in the URL, or from REDIS_PASSWORD_FILE', async () => {
+    const port = new URL(redis.url).port;
+    const inUrl = await gatewayWith({ REDIS_URL: `redis://:${PASSWORD}@127.0.0.1:${port}` });
+    const dir = mkdtempSync(join(tmpdir(), 'redis-secret-'));
+    writeFileSync(join(dir, 'password'), `${PASSWORD}\n`);
+    const fromFile = await gatewayWith({ REDIS_URL: redis.url, REDIS_PASSWORD_FILE: join(dir, 'password') });
+    expect(await statusesOf(inUrl, 'redis-auth-1')).toEqual([200, 200, 429]);
+    // The other instance draws from the same bucket: already empty.
+    expect((await get(`${fromFile.url}/users/me`, await userToken('redis-auth-1'))).status).toBe(429);
+  });
+
+  it('with a wrong password lets requests through, says so, and never writes the password anywhere', async () => {
+    const log = captureLog('debug');
+    const wrong = `${PASSWORD}-wrong`;
+    const gateway = await gatewayWith({ REDIS_URL: `redis://:${wrong}@${new URL(redis.url).host}` }, { logger: log.logger });
+    expect(await statusesOf(gateway, 'redis-auth-2')).toEqual([200, 200, 200]);
+    const metrics = await (await fetch(`${gateway.url}/metrics`)).text();
+    expect(metrics).toMatch(/^gateway_rate_limit_store_up\{[^}]*\} 0$/m);
+    expect(log.lines.some((line) => String(line.msg).startsWith('rate limit store unavailable'))).toBe(true);
+    const written = JSON.stringify(log.lines) + metrics;
+    expect(written).not.toContain(wrong);
+    expect(written).not.toContain(PASSWORD);
   });
 });

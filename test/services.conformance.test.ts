@@ -1,3 +1,6 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLocalJWKSet, decodeJwt, decodeProtectedHeader, jwtVerify } from 'jose';
 import { UPSTREAM_NAMES, type UpstreamName } from '../gateway/src/upstreams.js';
@@ -435,5 +438,17 @@ describe('coverage', () => {
     for (const name of UPSTREAM_NAMES) {
       expect(client[name].operationIds.filter((id) => !client[name].covered.has(id)), `${name}: operations never called`).toEqual([]);
     }
+  });
+});
+
+describe('the services’ secrets', () => {
+  it('are read from NAME_FILE as Docker and Kubernetes mount them, and refused when given twice', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'service-secrets-'));
+    writeFileSync(join(dir, 'jwt'), 'a-service-secret-that-is-long-enough-0123456789\n');
+    writeFileSync(join(dir, 'playback'), 'playback-key\n');
+    const env = serviceEnvironment({ JWT_SECRET_KEY_FILE: join(dir, 'jwt'), PLAYBACK_SIGNING_KEY_FILE: join(dir, 'playback') });
+    expect(env.jwtSecret).toBe('a-service-secret-that-is-long-enough-0123456789');
+    expect(env.playbackSigningKey).toBe('playback-key');
+    expect(() => serviceEnvironment({ JWT_SECRET_KEY: 'x', JWT_SECRET_KEY_FILE: join(dir, 'jwt') })).toThrow('JWT_SECRET_KEY and JWT_SECRET_KEY_FILE are both set: set one');
   });
 });

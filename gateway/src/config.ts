@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { DEVELOPMENT_JWT_SECRET } from './development.js';
 import type { BodyPolicy } from './request-body.js';
+import { SecretFileError, withSecretFiles } from './secret-files.js';
 import { DEFAULT_SERVICES_BASE_PORT, UPSTREAM_NAMES, UPSTREAMS, referenceServiceUrls, type UpstreamUrls } from './upstreams.js';
 
 
@@ -67,7 +68,8 @@ export interface GatewayConfig {
   readonly corsOrigins: readonly string[];
   readonly trustProxyHops: number;
   readonly rateLimitPerMinute: number;
-  readonly redisUrl?: string;
+  /** REDIS_URL (credentials and rediss:// allowed) and REDIS_PASSWORD, each also as a `_FILE`. */
+  readonly redis?: { readonly url: string; readonly password?: string };
   readonly logLevel: LogLevel;
   /** LOG_FORMAT: readable lines in development, JSON elsewhere, unless set. */
   readonly logFormat: LogFormat;
@@ -103,7 +105,8 @@ export class ConfigError extends Error {
   }
 }
 
-const SECRET_VARIABLES = new Set(['JWT_SECRET_KEY', 'REDIS_URL']);
+/** Settings that are secrets: never shown in an error, and each may be given as `NAME_FILE`. */
+const SECRET_VARIABLES = new Set(['JWT_SECRET_KEY', 'REDIS_URL', 'REDIS_PASSWORD']);
 
 const unsetWhenEmpty = (value: unknown) => (value === '' ? undefined : value);
 
@@ -139,6 +142,25 @@ function httpUrl(name: string, protocols: readonly string[]) {
       .optional(),
   );
 }
+
+/** `redis://` or `rediss://` (TLS), credentials allowed (`redis://:password@host:6379/0`). */
+const redisUrl = z.preprocess(
+  unsetWhenEmpty,
+  z
+    .string()
+    .refine(
+      (value) => {
+        try {
+          const url = new URL(value);
+          return (url.protocol === 'redis:' || url.protocol === 'rediss:') && url.hostname !== '' && url.hash === '';
+        } catch {
+          return false;
+        }
+      },
+      { error: 'REDIS_URL must be a redis:// or rediss:// URL (credentials allowed: redis://:password@host:6379)' },
+    )
+    .optional(),
+);
 
 function oneOf<T extends string>(name: string, values: readonly [T, ...T[]]) {
   return z.preprocess(unsetWhenEmpty, z.enum(values, { error: `${name} must be one of ${values.join(', ')}` }).optional());
@@ -188,7 +210,8 @@ const environmentSchema = z.object({
   CORS_ORIGINS: optionalText,
   TRUST_PROXY_HOPS: integer('TRUST_PROXY_HOPS', 0, 16),
   RATE_LIMIT_PER_MINUTE: integer('RATE_LIMIT_PER_MINUTE', 0, 10_000_000),
-  REDIS_URL: httpUrl('REDIS_URL', ['redis:', 'rediss:']),
+  REDIS_URL: redisUrl,
+  REDIS_PASSWORD: optionalText,
   LOG_LEVEL: oneOf('LOG_LEVEL', LOG_LEVELS),
   LOG_FORMAT: oneOf('LOG_FORMAT', LOG_FORMATS),
   ACCESS_LOG: oneOf('ACCESS_LOG', ['true', 'false']),
@@ -272,7 +295,13 @@ export function loadTracingConfig(env: NodeJS.ProcessEnv = process.env): Tracing
 
 /** Reads and checks the gateway's configuration; throws a ConfigError naming the first bad variable. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): GatewayConfig {
-  const vars = parsed(environmentSchema, env);
+  let vars: z.infer<typeof environmentSchema>;
+  try {
+    vars = parsed(environmentSchema, withSecretFiles(env, SECRET_VARIABLES));
+  } catch (error) {
+    if (error instanceof SecretFileError) throw new ConfigError(error.message);
+    throw error;
+  }
   const nodeEnv = vars.NODE_ENV ?? 'development';
   const production = nodeEnv === 'production';
   const jwksUrl = vars.JWKS_URL;
@@ -327,7 +356,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): GatewayConfig 
     corsOrigins: parseOrigins(vars.CORS_ORIGINS),
     trustProxyHops: vars.TRUST_PROXY_HOPS ?? 0,
     rateLimitPerMinute: vars.RATE_LIMIT_PER_MINUTE ?? 600,
-    ...(vars.REDIS_URL !== undefined ? { redisUrl: vars.REDIS_URL } : {}),
+    ...(vars.REDIS_URL !== undefined ? { redis: { url: vars.REDIS_URL, ...(vars.REDIS_PASSWORD !== undefined ? { password: vars.REDIS_PASSWORD } : {}) } } : {}),
     logLevel: vars.LOG_LEVEL ?? 'info',
     logFormat: vars.LOG_FORMAT ?? (nodeEnv === 'development' ? 'pretty' : 'json'),
     accessLog: vars.ACCESS_LOG !== 'false',

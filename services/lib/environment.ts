@@ -1,5 +1,6 @@
 // The gateway's development key, so `npm start` works with no configuration.
 import { DEVELOPMENT_JWT_SECRET } from '../../gateway/src/development.js';
+import { withSecretFiles } from '../../gateway/src/secret-files.js';
 import { DEFAULT_SERVICES_BASE_PORT, UPSTREAM_NAMES, UPSTREAMS, referenceServiceUrls, type UpstreamUrls } from '../../gateway/src/upstreams.js';
 
 /** What the reference services read from the environment. They are demo services: defaults everywhere. */
@@ -29,7 +30,11 @@ function tokenAlgorithmFrom(value: string | undefined): 'HS256' | 'ES256' {
   throw new Error('AUTH_TOKEN_ALGORITHM must be HS256 or ES256');
 }
 
-export function serviceEnvironment(env: NodeJS.ProcessEnv = process.env): ServiceEnvironment {
+/** The services' secrets: each may be given as `NAME_FILE` (Docker and Kubernetes secrets). */
+const SECRET_VARIABLES = ['JWT_SECRET_KEY', 'PLAYBACK_SIGNING_KEY'];
+
+export function serviceEnvironment(given: NodeJS.ProcessEnv = process.env): ServiceEnvironment {
+  const env = withSecretFiles(given, SECRET_VARIABLES);
   const basePort = integerFrom(env.SERVICES_BASE_PORT, DEFAULT_SERVICES_BASE_PORT, 'SERVICES_BASE_PORT');
   const urls = referenceServiceUrls(basePort);
   for (const name of UPSTREAM_NAMES) {

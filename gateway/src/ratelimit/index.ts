@@ -17,9 +17,9 @@ export type { RateDecision, RateLimiter };
  * is only loaded when it is used.
  */
 async function bucketsOf(name: string, shape: BucketShape, config: GatewayConfig, logger: Logger, metrics: GatewayMetrics): Promise<RateLimiter> {
-  if (!config.redisUrl) return new MemoryRateLimiter(shape);
+  if (!config.redis) return new MemoryRateLimiter(shape);
   const { RedisRateLimiter } = await import('./redis.js');
-  return new RedisRateLimiter(config.redisUrl, shape, { name, logger, metrics });
+  return new RedisRateLimiter(config.redis, shape, { name, logger, metrics });
 }
 
 /** The request rate limiter (RATE_LIMIT_PER_MINUTE); none at 0 per minute. */

@@ -48,11 +48,19 @@ export class RedisRateLimiter implements RateLimiter {
   private state: 'connecting' | 'up' | 'down' = 'connecting';
 
   constructor(
-    url: string,
+    store: { readonly url: string; readonly password?: string },
     private readonly shape: BucketShape,
     private readonly observers: StoreObservers,
   ) {
-    this.redis = new Redis(url, { enableOfflineQueue: false, maxRetriesPerRequest: 0, commandTimeout: 250, connectTimeout: 1000, keyPrefix: 'gateway:ratelimit:' });
+    // A rediss:// URL connects with TLS (ioredis); REDIS_PASSWORD, when set, wins over one in the URL.
+    this.redis = new Redis(store.url, {
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 0,
+      commandTimeout: 250,
+      connectTimeout: 1000,
+      keyPrefix: 'gateway:ratelimit:',
+      ...(store.password !== undefined ? { password: store.password } : {}),
+    });
     this.redis.on('error', (error: Error) => this.markDown(error));
     this.redis.on('ready', () => this.markUp());
     this.redis.defineCommand('takeToken', { numberOfKeys: 1, lua: TAKE_TOKEN });
