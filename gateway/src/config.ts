@@ -288,6 +288,17 @@ function parsed<T extends z.ZodType>(schema: T, env: NodeJS.ProcessEnv): z.infer
   throw new ConfigError(`${issue?.message ?? 'invalid configuration'}${shown}`);
 }
 
+/**
+ * Every variable the gateway reads: its own, each secret's `_FILE`, and the OpenTelemetry SDK's
+ * resource variables (read by the SDK itself). Deployment files are checked against it.
+ */
+export const CONFIG_VARIABLES: ReadonlySet<string> = new Set([
+  ...Object.keys(environmentSchema.shape),
+  ...[...SECRET_VARIABLES].map((name) => `${name}_FILE`),
+  'OTEL_SERVICE_NAME',
+  'OTEL_RESOURCE_ATTRIBUTES',
+]);
+
 /** Tracing's part of the configuration alone (the reference services trace too). */
 export function loadTracingConfig(env: NodeJS.ProcessEnv = process.env): TracingConfig {
   return tracingOf(parsed(tracingSchema, env));

@@ -33,6 +33,18 @@ function tokenAlgorithmFrom(value: string | undefined): 'HS256' | 'ES256' {
 /** The services' secrets: each may be given as `NAME_FILE` (Docker and Kubernetes secrets). */
 const SECRET_VARIABLES = ['JWT_SECRET_KEY', 'PLAYBACK_SIGNING_KEY'];
 
+/** Every variable a reference service reads (besides tracing's, as the gateway reads them). */
+export const SERVICE_VARIABLES: ReadonlySet<string> = new Set([
+  'HOST',
+  'SERVICES_BASE_PORT',
+  ...UPSTREAM_NAMES.map((name) => UPSTREAMS[name].envVar),
+  ...SECRET_VARIABLES.flatMap((name) => [name, `${name}_FILE`]),
+  'JWT_ISSUER',
+  'JWT_AUDIENCE',
+  'ACCESS_TOKEN_TTL_SECONDS',
+  'AUTH_TOKEN_ALGORITHM',
+]);
+
 export function serviceEnvironment(given: NodeJS.ProcessEnv = process.env): ServiceEnvironment {
   const env = withSecretFiles(given, SECRET_VARIABLES);
   const basePort = integerFrom(env.SERVICES_BASE_PORT, DEFAULT_SERVICES_BASE_PORT, 'SERVICES_BASE_PORT');
