@@ -12,6 +12,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { Deployment } from 'kubernetes-models/apps/v1/Deployment';
+import { HorizontalPodAutoscaler } from 'kubernetes-models/autoscaling/v2/HorizontalPodAutoscaler';
+import { Ingress } from 'kubernetes-models/networking.k8s.io/v1/Ingress';
+import { NetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1/NetworkPolicy';
+import { PodDisruptionBudget } from 'kubernetes-models/policy/v1/PodDisruptionBudget';
+import { ConfigMap } from 'kubernetes-models/v1/ConfigMap';
+import { Namespace } from 'kubernetes-models/v1/Namespace';
+import { Service } from 'kubernetes-models/v1/Service';
 import { parse, parseAllDocuments } from 'yaml';
 import { CONFIG_VARIABLES, loadConfig } from '../gateway/src/config.js';
 import { UPSTREAM_NAMES, UPSTREAMS } from '../gateway/src/upstreams.js';
@@ -281,6 +289,18 @@ describe('the Kubernetes manifests (deploy/k8s, a Kustomize base)', () => {
   it('lists files that exist, in one namespace', () => {
     for (const file of kustomization.resources) expect(existsSync(`${K8S}${file}`), file).toBe(true);
     expect(find('Namespace', kustomization.namespace)).toBeDefined();
+  });
+
+  it('holds only resources valid against the Kubernetes API schemas (kubernetes-models, offline)', () => {
+    const models: Record<string, new (data: never) => { validate(): void }> = { Namespace, ConfigMap, Service, Deployment, HorizontalPodAutoscaler, PodDisruptionBudget, NetworkPolicy, Ingress };
+    for (const resource of resources) {
+      const Model = models[resource.kind];
+      expect(Model, resource.kind).toBeDefined();
+      expect(() => new (Model as NonNullable<typeof Model>)(resource as never).validate(), `${resource.kind} ${resource.metadata.name}`).not.toThrow();
+    }
+    // The schemas do catch a wrong field.
+    const broken = { ...gateway, spec: { ...gateway?.spec, replicas: 'three' } };
+    expect(() => new Deployment(broken as never).validate()).toThrow(/replicas must be integer/);
   });
 
   it('runs three gateway replicas, ready on /ready, alive on /health, autoscaled and kept available through disruptions', () => {
