@@ -4,11 +4,13 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MemoryRateLimiter } from '../gateway/src/ratelimit/memory.js';
 import { bucketShape } from '../gateway/src/ratelimit/limiter.js';
+import { upstreamEnvironment } from '../gateway/src/upstreams.js';
 import { useRecordingGateway } from './helpers/fixtures.js';
 import { captureLog, startGateway, type RunningGateway } from './helpers/gateway.js';
 import { graphql } from './helpers/graphql.js';
 import { startRecordingUpstreams, type RecordingUpstreams } from './helpers/recording-upstream.js';
-import { startRedis, type RunningRedis } from './helpers/redis.js';
+import { eventually, spawnGateway, type GatewayProcess } from './helpers/process.js';
+import { startRedis, TEST_TLS, type RunningRedis } from './helpers/redis.js';
 import { TEST_SECRET, userToken } from './helpers/tokens.js';
 
 const get = (url: string, token?: string) => fetch(url, { headers: token ? { authorization: `Bearer ${token}` } : {} });
@@ -165,5 +167,48 @@ describe('a Redis with a password', () => {
     const written = JSON.stringify(log.lines) + metrics;
     expect(written).not.toContain(wrong);
     expect(written).not.toContain(PASSWORD);
+  });
+});
+
+describe('a Redis over TLS (rediss://) with a password', () => {
+  const PASSWORD = 'tls-redis-pa55word';
+  let redis: RunningRedis;
+  let upstreams: RecordingUpstreams;
+  const running: GatewayProcess[] = [];
+
+  beforeAll(async () => {
+    redis = await startRedis({ password: PASSWORD, tls: true });
+    upstreams = await startRecordingUpstreams();
+  });
+  afterAll(async () => {
+    await Promise.all(running.map((gateway) => gateway.stop()));
+    await upstreams.close();
+    await redis.stop();
+  });
+
+  // A process of its own: Node reads NODE_EXTRA_CA_CERTS (how a private CA is trusted) at start only.
+  const spawnWith = async (env: NodeJS.ProcessEnv) => {
+    const gateway = await spawnGateway({ JWT_SECRET_KEY: TEST_SECRET, RATE_LIMIT_PER_MINUTE: '2', REDIS_URL: redis.url, REDIS_PASSWORD: PASSWORD, LOG_FORMAT: 'json', ...upstreamEnvironment(upstreams.urls), ...env });
+    running.push(gateway);
+    return gateway;
+  };
+  const statusesOf = async (gateway: GatewayProcess, user: string) => {
+    const token = await userToken(user);
+    const statuses = [];
+    for (let request = 0; request < 3; request++) statuses.push((await get(`${gateway.url}/users/me`, token)).status);
+    return statuses;
+  };
+
+  it('limits through a server whose certificate the gateway trusts', async () => {
+    const gateway = await spawnWith({ NODE_EXTRA_CA_CERTS: TEST_TLS.ca });
+    expect(await statusesOf(gateway, 'tls-1')).toEqual([200, 200, 429]);
+    expect(await (await fetch(`${gateway.url}/metrics`)).text()).toMatch(/^gateway_rate_limit_store_up\{[^}]*\} 1$/m);
+  });
+
+  it('refuses a server it cannot verify: requests go through unlimited, the log says why, never the password', async () => {
+    const gateway = await spawnWith({});
+    expect(await statusesOf(gateway, 'tls-2')).toEqual([200, 200, 200]);
+    await eventually(() => (gateway.logLines().some((line) => String(line.msg).startsWith('rate limit store unavailable')) ? true : undefined));
+    expect(gateway.stdout().join('\n')).not.toContain(PASSWORD);
   });
 });

@@ -1,5 +1,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createConnection } from 'node:net';
+import { createConnection, type Socket } from 'node:net';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { connect as connectTls } from 'node:tls';
 import { freePortBlock } from './ports.js';
 
 export interface RunningRedis {
@@ -7,9 +10,17 @@ export interface RunningRedis {
   stop(): Promise<void>;
 }
 
-function answersPing(port: number, password: string | undefined): Promise<boolean> {
+/** The test-only CA and the server certificate for 127.0.0.1 (test/fixtures/tls). */
+export const TEST_TLS = {
+  ca: fileURLToPath(new URL('../fixtures/tls/ca.crt', import.meta.url)),
+  cert: fileURLToPath(new URL('../fixtures/tls/redis.crt', import.meta.url)),
+  key: fileURLToPath(new URL('../fixtures/tls/redis.key', import.meta.url)),
+};
+
+function answersPing(port: number, password: string | undefined, tls: boolean): Promise<boolean> {
   return new Promise((resolve) => {
-    const socket = createConnection(port, '127.0.0.1', () => socket.write(`${password === undefined ? '' : `AUTH ${password}\r\n`}PING\r\n`));
+    const ping = () => socket.write(`${password === undefined ? '' : `AUTH ${password}\r\n`}PING\r\n`);
+    const socket: Socket = tls ? connectTls({ port, host: '127.0.0.1', ca: readFileSync(TEST_TLS.ca) }, ping) : createConnection(port, '127.0.0.1', ping);
     socket.once('data', (data) => {
       socket.destroy();
       // Unauthenticated, PING answers -NOAUTH: the server is up all the same.
@@ -19,24 +30,29 @@ function answersPing(port: number, password: string | undefined): Promise<boolea
   });
 }
 
-/** A real redis-server of this test's own, on a free port, with nothing persisted; `password`: requirepass. */
-export async function startRedis(options: { password?: string } = {}): Promise<RunningRedis> {
+/**
+ * A real redis-server of this test's own, on a free port, with nothing persisted; `password`:
+ * requirepass; `tls`: TLS only (the test CA's certificate), as `rediss://`.
+ */
+export async function startRedis(options: { password?: string; tls?: boolean } = {}): Promise<RunningRedis> {
   const port = await freePortBlock(1);
-  const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', ...(options.password === undefined ? [] : ['--requirepass', options.password])];
+  const tls = options.tls === true;
+  const listen = tls ? ['--port', '0', '--tls-port', String(port), '--tls-cert-file', TEST_TLS.cert, '--tls-key-file', TEST_TLS.key, '--tls-ca-cert-file', TEST_TLS.ca, '--tls-auth-clients', 'no'] : ['--port', String(port)];
+  const args = [...listen, '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', ...(options.password === undefined ? [] : ['--requirepass', options.password])];
   const child: ChildProcess = spawn('redis-server', args, { stdio: 'ignore' });
   // Whatever happens to this process, its redis-server goes with it.
   process.once('exit', () => child.kill('SIGKILL'));
   const failed = new Promise<never>((_, reject) => child.once('error', (error) => reject(new Error(`redis-server could not start (is it installed?): ${error.message}`))));
   // However long a busy machine takes, unless the server exits first.
   const ready = (async () => {
-    while (!(await answersPing(port, options.password))) {
+    while (!(await answersPing(port, options.password, tls))) {
       if (child.exitCode !== null) throw new Error(`redis-server exited (code ${child.exitCode}) before it answered PING`);
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
   })();
   await Promise.race([ready, failed]);
   return {
-    url: `redis://127.0.0.1:${port}`,
+    url: `${tls ? 'rediss' : 'redis'}://127.0.0.1:${port}`,
     stop: () =>
       new Promise((resolve) => {
         if (child.exitCode !== null) return resolve();
