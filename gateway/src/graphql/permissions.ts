@@ -1,9 +1,25 @@
+import { createRequire } from 'node:module';
+import util from 'node:util';
 import { MapperKind, mapSchema } from '@graphql-tools/utils';
 import type { GraphQLObjectType, GraphQLSchema } from 'graphql';
-import { applyMiddleware } from 'graphql-middleware';
-import { allow, deny, rule, shield, type IRules } from 'graphql-shield';
+import type * as Middleware from 'graphql-middleware';
+import type * as Shield from 'graphql-shield';
+import type { IRules } from 'graphql-shield';
 import { GatewayError } from '../errors.js';
 import type { GatewayContext } from '../../../mesh/context.js';
+
+/**
+ * graphql-shield 7.6.5, its latest release, imports `isUndefined` from `util`, which Node removed in
+ * version 23: its ES module build does not even load on the image's Node 24. Its CommonJS build looks
+ * the function up only when it calls it, so it is loaded that way, with the function put back; and
+ * graphql-middleware from CommonJS too, the build graphql-shield hands its middleware to (they check
+ * each other's classes with instanceof).
+ */
+const legacyUtil = util as typeof util & { isUndefined?: (value: unknown) => boolean };
+legacyUtil.isUndefined ??= (value) => value === undefined;
+const requireCommonJs = createRequire(import.meta.url);
+const { allow, deny, rule, shield } = requireCommonJs('graphql-shield') as typeof Shield;
+const { applyMiddleware } = requireCommonJs('graphql-middleware') as typeof Middleware;
 
 const unauthenticated = () => new GatewayError('UNAUTHENTICATED', 'Authentication required');
 const forbidden = (detail: string) => new GatewayError('FORBIDDEN', detail);
