@@ -1,9 +1,9 @@
 # One image for the gateway and the six reference services: the command picks (the gateway by default;
 # `node dist/services/main.js <name>` for a service). Two stages: the build (every dependency, esbuild,
-# the prebuilt Mesh artifacts, then the dev dependencies pruned), and the runtime: Node's LTS slim
+# the prebuilt Mesh artifacts, then the dev dependencies pruned), and the runtime: Node's LTS (26) slim
 # image, production dependencies, compiled JavaScript and the files the gateway reads at start — no
 # TypeScript toolchain, no tsx, no tests or benchmarks (.dockerignore).
-FROM node:24-bookworm-slim AS build
+FROM node:26-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
@@ -15,7 +15,7 @@ COPY mesh ./mesh
 COPY scripts ./scripts
 RUN npm run build && npm prune --omit=dev --no-audit --no-fund
 
-FROM node:24-bookworm-slim
+FROM node:26-slim
 LABEL org.opencontainers.image.title="tv-streaming-gateway" \
       org.opencontainers.image.description="API gateway for the TV streaming backend: GraphQL (Mesh, Apollo) and REST passthrough on one port; also runs the six reference services" \
       org.opencontainers.image.source="https://github.com/tv-streaming/gateway" \

@@ -54,8 +54,9 @@ describe('the Docker image', () => {
   });
 
   it('runs as a non-root user on the Node LTS slim image, reachable from outside, health-checked, stopped with SIGTERM, labelled', () => {
-    expect(dockerfile).toMatch(/^FROM node:24-bookworm-slim AS build$/m);
-    expect(runtime).toMatch(/^node:24-bookworm-slim$/m);
+    // Node 26: the Active LTS line since October 2026 (the suite passes on 24.22.3 and 26.12.1 too).
+    expect(dockerfile).toMatch(/^FROM node:26-slim AS build$/m);
+    expect(runtime).toMatch(/^node:26-slim$/m);
     const user = /^USER (\S+)$/m.exec(runtime)?.[1] ?? '';
     expect(user).toMatch(/^[1-9]\d*:[1-9]\d*$/);
     expect(runtime).toMatch(/^ENV NODE_ENV=production HOST=0\.0\.0\.0 PORT=4000$/m);

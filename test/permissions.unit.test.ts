@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import type { GraphQLObjectType} from 'graphql';
 import { buildSchema, execute, parse, type GraphQLFieldResolver, type GraphQLSchema } from 'graphql';
 import { describe, expect, it } from 'vitest';
@@ -31,6 +31,21 @@ function fixture() {
 const run = (schema: GraphQLSchema, query: string, user?: { sub: string; roles: string[] }) => execute({ schema, document: parse(query), contextValue: user ? { user } : {} });
 /** Each error as [path, the catalogue's code, message] (the GraphQL renderer turns the code into extensions.code). */
 const codes = (result: Awaited<ReturnType<typeof run>>) => (result.errors ?? []).map((error) => [error.path?.join('.'), (error.originalError as { code?: string } | undefined)?.code, error.message]);
+
+describe('graphql-shield on the image’s Node', () => {
+  it('is loaded from its CommonJS build, with graphql-middleware, until a release stops importing util.isUndefined', () => {
+    const root = new URL('../', import.meta.url);
+    const sources = ['gateway/src', 'mesh', 'services'].flatMap((dir) =>
+      readdirSync(new URL(dir, root), { recursive: true, encoding: 'utf8' })
+        .filter((file) => file.endsWith('.ts'))
+        .map((file) => readFileSync(new URL(`${dir}/${file}`, root), 'utf8')),
+    );
+    // Only type imports as ES modules: the values come through createRequire (permissions.ts).
+    for (const source of sources) expect(source).not.toMatch(/^import (?!type )[^;]*from 'graphql-(shield|middleware)';/m);
+    // The reason, still there in the release installed: util.isUndefined is gone since Node 23.
+    expect(readFileSync(new URL('node_modules/graphql-shield/esm/rules.js', root), 'utf8')).toContain("import { isUndefined } from 'util';");
+  });
+});
 
 describe('graphql-shield, decided once per field', () => {
   it('leaves a field open to anyone with its own resolver: nothing wraps it, nothing to await', async () => {
