@@ -38,6 +38,23 @@ export function sourceOperations(rawSources: readonly RawSource[]): SourceOperat
 }
 
 /**
+ * Why a value was refused, in the words of graphql-js or of the scalar Mesh generated from the spec's
+ * limits, without the generated type names (`queryInput_search_q`) or the value echoed back.
+ */
+function reasonOf(message: string, value: unknown): string {
+  const reason = message
+    .replace(/^Expected type "[^"]*"\.\s*/, '')
+    .replace(/^Expected value of type "[^"]*", found .*$/s, 'not one of the accepted values')
+    .replace(/^\w+ (?=cannot be |must be )/, '')
+    .replace(/\s*but given .*$/s, '')
+    .trim();
+  // The generated length limits say "cannot be less than 8": of a text, that is its length.
+  const length = typeof value === 'string' ? /^cannot be (less|more) than (\d+)$/.exec(reason) : null;
+  if (length) return `must be at ${length[1] === 'less' ? 'least' : 'most'} ${length[2]} character${length[2] === '1' ? '' : 's'} long`;
+  return reason === '' ? 'not accepted' : reason;
+}
+
+/**
  * The arguments as the source's field takes them: coerced by its generated types (the spec's limits:
  * minimum, maxLength, enums, …) with its defaults, so a value the spec refuses never becomes a call.
  * An error names the contract's argument (or the input's field), never a generated type.
@@ -50,11 +67,11 @@ function coercedArguments(operation: SourceOperation, args: Readonly<Record<stri
       if (definition.defaultValue !== undefined) coerced[definition.name] = definition.defaultValue;
       continue;
     }
-    coerced[definition.name] = coerceInputValue(value, definition.type, (path, _invalid, error) => {
+    coerced[definition.name] = coerceInputValue(value, definition.type, (path, invalid, error) => {
       // A body's fields are the contract's arguments (or the input object's fields).
       const inner = path.filter((key): key is string => typeof key === 'string').at(-1);
       const argument = definition.name === 'input' && inner !== undefined ? inner : definition.name;
-      throw new GatewayError('BAD_USER_INPUT', `Invalid value for argument "${argument}"`, { cause: error });
+      throw new GatewayError('BAD_USER_INPUT', `Invalid value for argument "${argument}": ${reasonOf(error.message, invalid)}`, { cause: error });
     });
   }
   return coerced;

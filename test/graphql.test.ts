@@ -257,11 +257,16 @@ describe('errors', () => {
   });
 
   it.each([
-    ['{ movies(limit: 0) { total } }', 'limit', 'ondemand'],
-    ['{ search(q: "") { total } }', 'q', 'search'],
-    ['{ movies(offset: -1) { total } }', 'offset', 'ondemand'],
-  ] as const)('refuses %s as BAD_USER_INPUT naming the argument, before any upstream call', async (query, argument, service) => {
-    expect(onlyError(await graphql(gateway.url, query))).toMatchObject({ code: 'BAD_USER_INPUT', message: `Invalid value for argument "${argument}"` });
+    ['{ movies(limit: 0) { total } }', 'limit: Value is not a positive number: 0', 'ondemand'],
+    ['{ search(q: "") { total } }', 'q: must be at least 1 character long', 'search'],
+    ['{ movies(offset: -1) { total } }', 'offset: Value is not a non-negative number: -1', 'ondemand'],
+    ['mutation { register(username: "someone", password: "short", email: "a@b.example") { id } }', 'password: must be at least 8 characters long', 'auth'],
+    ['mutation { register(username: "someone", password: "long-enough", email: "not-an-address") { id } }', 'email: Value is not a valid email address: not-an-address', 'auth'],
+  ] as const)('refuses %s as BAD_USER_INPUT naming the argument and why, no generated name, before any upstream call', async (query, reason, service) => {
+    const argument = reason.slice(0, reason.indexOf(': '));
+    const error = onlyError(await graphql(gateway.url, query));
+    expect(error).toMatchObject({ code: 'BAD_USER_INPUT', message: `Invalid value for argument "${argument}": ${reason.slice(argument.length + 2)}` });
+    expect(error.message).not.toMatch(/_|input/);
     expect(proxies.count(service)).toBe(0);
   });
 

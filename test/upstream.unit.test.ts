@@ -44,7 +44,7 @@ describe('path arguments', () => {
   });
 
   it.each(['', '.', '..', '../../admin/ondemand/movies/m1', 'm2/../m1', 'm1%2Fx', 'a\\b', 'a;b', 'a\0b'])('%j is refused as BAD_USER_INPUT naming the argument', (value) => {
-    expect(() => encodePathSegment(value, 'id')).toThrow(expect.objectContaining({ code: 'BAD_USER_INPUT', detail: 'Invalid value for argument "id"' }));
+    expect(() => encodePathSegment(value, 'id')).toThrow(expect.objectContaining({ code: 'BAD_USER_INPUT', detail: 'Invalid value for argument "id": must not be empty, "." or "..", nor hold / \\ % ; or NUL' }));
   });
 
   it('fits an operation only when each parameter is one plain segment and the query names only its parameters', () => {

@@ -69,7 +69,7 @@ const STRUCTURAL = /[/\\%;\0]/;
  */
 export function encodePathSegment(value: string, argument: string): string {
   if (value === '' || value === '.' || value === '..' || STRUCTURAL.test(value)) {
-    throw new GatewayError('BAD_USER_INPUT', `Invalid value for argument "${argument}"`);
+    throw new GatewayError('BAD_USER_INPUT', `Invalid value for argument "${argument}": must not be empty, "." or "..", nor hold / \\ % ; or NUL`);
   }
   return encodeURIComponent(value);
 }
