@@ -134,3 +134,51 @@ describe('GraphQL when an upstream fails', () => {
     expect(headers.authorization).toBeUndefined();
   });
 });
+
+describe('client errors on /graphql, by the GraphQL-over-HTTP spec', () => {
+  const fx = useRecordingGateway();
+  const post = (body: string, headers: Record<string, string> = {}) => fetch(`${fx.gateway.url}/graphql`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body });
+  /** Status, and each error's code, message and whether it carries the request id. */
+  const shapeOf = async (response: Response) => {
+    const body = (await response.json()) as { errors?: { message: string; extensions?: { code?: string; requestId?: string } }[]; data?: unknown };
+    expect(body.data).toBeUndefined();
+    return { status: response.status, errors: (body.errors ?? []).map((error) => ({ code: error.extensions?.code, message: error.message, requestId: typeof error.extensions?.requestId === 'string' && error.extensions.requestId === response.headers.get('x-request-id') })) };
+  };
+
+  it('answers a query that does not parse with 400 GRAPHQL_PARSE_FAILED and the request id', async () => {
+    expect(await shapeOf(await post(JSON.stringify({ query: '{ plans { id }' })))).toEqual({
+      status: 400,
+      errors: [{ code: 'GRAPHQL_PARSE_FAILED', message: expect.stringMatching(/^Syntax Error: Expected Name, found <EOF>/), requestId: true }],
+    });
+    expect(fx.upstreams.all()).toEqual([]);
+  });
+
+  it('stops a query over 1000 tokens in the parser: 400 GRAPHQL_PARSE_FAILED, no upstream call', async () => {
+    const query = `{ ${Array.from({ length: 400 }, (_, i) => `p${i}: plans { id }`).join(' ')} }`;
+    expect(await shapeOf(await post(JSON.stringify({ query })))).toEqual({
+      status: 400,
+      errors: [{ code: 'GRAPHQL_PARSE_FAILED', message: expect.stringMatching(/Document contains more th\w+ 1000 tokens/), requestId: true }],
+    });
+    expect(fx.upstreams.all()).toEqual([]);
+  });
+
+  it('refuses a subscription with 400 and says what to send instead', async () => {
+    expect(await shapeOf(await post(JSON.stringify({ query: 'subscription { plans { id } }' })))).toEqual({
+      status: 400,
+      errors: [{ code: 'GRAPHQL_VALIDATION_FAILED', message: 'Subscriptions are not supported: send a query or a mutation', requestId: true }],
+    });
+    expect(fx.upstreams.all()).toEqual([]);
+  });
+
+  it.each([
+    ['a GET without a preflight header (CSRF prevention)', () => fetch(`${fx.gateway.url}/graphql?query=${encodeURIComponent('{ plans { id } }')}`), 'BAD_REQUEST', 400],
+    ['a batch', () => post(JSON.stringify([{ query: '{ plans { id } }' }])), 'BAD_REQUEST', 400],
+    ['a POST without a body', () => post(''), 'BAD_REQUEST', 400],
+    ['a body that is not JSON', () => post('{"query":'), 'BAD_USER_INPUT', 400],
+  ] as const)('answers %s GraphQL-shaped, with a listed code and the request id, and calls nothing', async (_name, send, code, status) => {
+    const answer = await shapeOf(await send());
+    expect(answer.status).toBe(status);
+    expect(answer.errors).toEqual([{ code, message: expect.any(String), requestId: true }]);
+    expect(fx.upstreams.all()).toEqual([]);
+  });
+});

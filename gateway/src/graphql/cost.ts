@@ -59,3 +59,15 @@ export function onePasswordMutationRule(context: ValidationContext): ASTVisitor 
     },
   };
 }
+
+/**
+ * A validation rule: the schema has no subscriptions and /graphql speaks plain HTTP, so a subscription
+ * is refused before execution (400 GRAPHQL_VALIDATION_FAILED), not failed inside it.
+ */
+export function queriesAndMutationsOnlyRule(context: ValidationContext): ASTVisitor {
+  return {
+    OperationDefinition(operation: OperationDefinitionNode) {
+      if (operation.operation === 'subscription') context.reportError(new GraphQLError('Subscriptions are not supported: send a query or a mutation', { nodes: [operation] }));
+    },
+  };
+}

@@ -21,7 +21,7 @@ import type { Face } from '../routing.js';
 import { callerOf } from '../upstream/call.js';
 import type { UpstreamClient } from '../upstream/client.js';
 import { upstreamOperations } from '../upstream/operations.js';
-import { costLimitPlugin, onePasswordMutationRule } from './cost.js';
+import { costLimitPlugin, onePasswordMutationRule, queriesAndMutationsOnlyRule } from './cost.js';
 import { ResponseCachePolicy } from './cache-policy.js';
 import { GraphQLResponseCache, type StoredResponse } from './response-cache.js';
 import { createErrorFormatter } from './errors.js';
@@ -31,12 +31,16 @@ import { loadMesh } from './mesh.js';
 import { createMeshFetch } from './mesh-fetch.js';
 import { protect } from './permissions.js';
 
+const MAX_TOKENS = 1000;
+
 /** Limits a maintained library enforces before execution: no upstream call for an abusive query. */
 const ARMOR = new ApolloArmor({
   maxAliases: { n: 15 },
   maxDepth: { n: 8 },
   maxDirectives: { n: 10 },
-  maxTokens: { n: 1000 },
+  // The token limit is graphql-js's own (parseOptions below): armor's parses every query a second time
+  // in a plugin hook, where a syntax error became a 500.
+  maxTokens: { enabled: false },
   // The cost that counts lists by their items is the gateway's own (cost.ts).
   costLimit: { enabled: false },
   blockFieldSuggestion: { enabled: true },
@@ -86,6 +90,23 @@ async function httpGraphQLRequest({ req, res }: Exchange, policy: BodyPolicy): P
   };
 }
 
+/**
+ * Apollo refuses some requests before its request pipeline starts (CSRF protection, a batch, no body:
+ * code BAD_REQUEST), where no plugin sees them: their errors get the request and trace ids here.
+ */
+function withRequestIds(body: string, exchange: Exchange): string {
+  let parsed: { errors?: { extensions?: Record<string, unknown> }[] };
+  try {
+    parsed = JSON.parse(body) as typeof parsed;
+  } catch {
+    return body;
+  }
+  if (!Array.isArray(parsed.errors) || parsed.errors.every((error) => error.extensions?.requestId !== undefined)) return body;
+  const traceId = exchange.state.peek('trace')?.traceId;
+  for (const error of parsed.errors) error.extensions = { ...error.extensions, requestId: exchange.state.get('requestId'), ...(traceId ? { traceId } : {}) };
+  return JSON.stringify(parsed);
+}
+
 /** Answers with a stored response, as the first request was answered, with its age. */
 function replay(exchange: Exchange, stored: StoredResponse, age: number): void {
   const { res } = exchange;
@@ -130,7 +151,9 @@ export async function createGraphQLFace(config: GatewayConfig, client: UpstreamC
     stopOnTerminationSignals: false,
     includeStacktraceInErrorResponses: false,
     allowBatchedHttpRequests: false,
-    validationRules: [...armor.validationRules, onePasswordMutationRule],
+    // Over 1000 tokens the parser stops: a 400 GRAPHQL_PARSE_FAILED, like any query that does not parse.
+    parseOptions: { maxTokens: MAX_TOKENS },
+    validationRules: [...armor.validationRules, onePasswordMutationRule, queriesAndMutationsOnlyRule],
     formatError: createErrorFormatter(logger),
     plugins: [
       ...(armor.plugins as unknown as ApolloServerPlugin<GatewayContext>[]),
@@ -196,7 +219,7 @@ export async function createGraphQLFace(config: GatewayConfig, client: UpstreamC
       }
       res.statusCode = response.status ?? 200;
       if (response.body.kind === 'complete') {
-        res.end(response.body.string);
+        res.end(res.statusCode >= 400 ? withRequestIds(response.body.string, exchange) : response.body.string);
         if (key !== undefined && context && res.statusCode === 200) {
           responseCache?.offer(key, { headers: [...response.headers], body: response.body.string, operation: exchange.state.peek('graphqlOperation'), upstreams: context.cachePolicy.upstreams });
         }
