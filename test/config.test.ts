@@ -31,7 +31,9 @@ describe('configuration', () => {
       body: { limitBytes: 10_485_760, idleTimeoutMs: 10_000, totalTimeoutMs: 30_000 },
       headTimeoutMs: 10_000,
       uploadsPerClient: 4,
-      corsOrigins: [],
+      // In development only: the web apps a developer runs locally (production: none).
+      corsOrigins: ['http://localhost:*', 'http://127.0.0.1:*'],
+      corsAllowedHeaders: [],
       trustProxyHops: 0,
       rateLimitPerMinute: 600,
       logLevel: 'info',
@@ -110,6 +112,10 @@ describe('configuration', () => {
     expect(config.upstreams.search).toBe('http://search:8000/api');
   });
 
+  it('allows no CORS origin by default in production', () => {
+    expect(loadConfig({ NODE_ENV: 'production', JWT_SECRET_KEY: SECRET }).corsOrigins).toEqual([]);
+  });
+
   it('moves the default upstream block with SERVICES_BASE_PORT', () => {
     expect(loadConfig({ SERVICES_BASE_PORT: '5001' }).upstreams.search).toBe('http://127.0.0.1:5006');
   });
@@ -149,6 +155,11 @@ describe('configuration', () => {
     [{ JWT_ALGORITHM: ' , ' }, 'JWT_ALGORITHM must name at least one algorithm'],
     [{ JWT_ALGORITHM: 'RS256' }, 'JWT_ALGORITHM lists RS256, which needs JWKS_URL'],
     [{ CORS_ORIGINS: '*' }, 'CORS_ORIGINS: "*" is not an origin'],
+    [{ CORS_ORIGINS: 'https://*' }, 'CORS_ORIGINS: "https://*" is not an origin or an origin pattern'],
+    [{ CORS_ORIGINS: '*.tv.example' }, 'CORS_ORIGINS: "*.tv.example" is not an origin'],
+    [{ CORS_ORIGINS: 'https://app*.tv.example' }, 'CORS_ORIGINS: "https://app*.tv.example" is not an origin'],
+    [{ CORS_ORIGINS: 'https://*.*.tv.example' }, 'CORS_ORIGINS: "https://*.*.tv.example" is not an origin'],
+    [{ CORS_ALLOWED_HEADERS: 'x-device-id, bad header' }, 'CORS_ALLOWED_HEADERS: "bad header" is not a header name'],
     [{ CORS_ORIGINS: 'https://tv.example/app' }, 'CORS_ORIGINS: "https://tv.example/app" is not an origin'],
     [{ NODE_ENV: 'production' }, 'NODE_ENV=production needs JWT_SECRET_KEY or JWKS_URL'],
     [{ NODE_ENV: 'production', JWKS_URL: 'https://idp.example/jwks', JWT_ALGORITHM: 'HS256' }, 'HS* algorithm, which needs JWT_SECRET_KEY in production'],

@@ -49,8 +49,50 @@ describe('CORS with CORS_ORIGINS set', () => {
   });
 });
 
-describe('CORS without CORS_ORIGINS', () => {
-  const fx = useRecordingGateway();
+describe('CORS origin patterns, extra request headers, readable rate-limit headers', () => {
+  const fx = useRecordingGateway({ CORS_ORIGINS: 'https://*.tv.example, http://localhost:*', CORS_ALLOWED_HEADERS: 'X-Device-ID, x-app-version' });
+  const allowedOrigin = async (origin: string) =>
+    (await fetch(`${fx.gateway.url}/search/global?q=a`, { headers: { origin } })).headers.get('access-control-allow-origin');
+
+  it.each(['https://app.tv.example', 'https://web-2.tv.example', 'http://localhost:5173', 'http://localhost'])('allows %s', async (origin) => {
+    expect(await allowedOrigin(origin)).toBe(origin);
+  });
+
+  it.each(['https://tv.example', 'https://a.b.tv.example', 'http://app.tv.example', 'https://app.tv.example.evil.example', 'https://evil-tv.example', 'https://.tv.example', 'http://localhost.evil.example:3000', 'https://localhost:3000'])(
+    'refuses %s: a pattern covers one label, its scheme, its host',
+    async (origin) => {
+      expect(await allowedOrigin(origin)).toBeNull();
+    },
+  );
+
+  it('lets browsers send the configured headers and read the rate-limit state', async () => {
+    const preflight = await fetch(`${fx.gateway.url}/graphql`, { method: 'OPTIONS', headers: { origin: 'https://app.tv.example', 'access-control-request-method': 'POST', 'access-control-request-headers': 'x-device-id' } });
+    expect(preflight.status).toBe(204);
+    expect(preflight.headers.get('access-control-allow-headers')).toMatch(/, X-Device-ID, x-app-version$/);
+    const answer = await fetch(`${fx.gateway.url}/search/global?q=a`, { headers: { origin: 'https://app.tv.example' } });
+    const exposed = (answer.headers.get('access-control-expose-headers') ?? '').split(', ');
+    for (const header of ['RateLimit-Limit', 'RateLimit-Remaining', 'RateLimit-Reset', 'RateLimit-Policy', 'Retry-After', 'X-Request-ID']) expect(exposed).toContain(header);
+  });
+});
+
+describe('CORS by default', () => {
+  const development = useRecordingGateway({ NODE_ENV: 'development' });
+  const production = useRecordingGateway({ NODE_ENV: 'production' });
+
+  it('in development allows the web apps a developer runs on this machine, any port, and nothing else', async () => {
+    for (const origin of ['http://localhost:3000', 'http://127.0.0.1:8080']) {
+      expect((await fetch(`${development.gateway.url}/search/global?q=a`, { headers: { origin } })).headers.get('access-control-allow-origin'), origin).toBe(origin);
+    }
+    expect((await fetch(`${development.gateway.url}/search/global?q=a`, { headers: { origin: 'https://tv.example' } })).headers.get('access-control-allow-origin')).toBeNull();
+  });
+
+  it('in production allows none', async () => {
+    expect((await fetch(`${production.gateway.url}/search/global?q=a`, { headers: { origin: 'http://localhost:3000' } })).headers.get('access-control-allow-origin')).toBeNull();
+  });
+});
+
+describe('CORS without CORS_ORIGINS in production', () => {
+  const fx = useRecordingGateway({ NODE_ENV: 'production' });
 
   it('sends no CORS headers at all, and OPTIONS is an ordinary method', async () => {
     const response = await fetch(`${fx.gateway.url}/users/me`, {

@@ -15,6 +15,10 @@ import { TEST_SECRET, userToken } from './helpers/tokens.js';
 
 const get = (url: string, token?: string) => fetch(url, { headers: token ? { authorization: `Bearer ${token}` } : {} });
 
+/** Waits until a gateway's limiter store says it is connected (until then requests pass unlimited, by design). */
+const storeConnected = (gatewayUrl: string) =>
+  eventually(async () => (/^gateway_rate_limit_store_up\{[^}]*\} 1$/m.test(await (await fetch(`${gatewayUrl}/metrics`)).text()) ? true : undefined));
+
 describe('the token bucket', () => {
   it('allows a burst of the per-minute limit, then refills at that rate', async () => {
     const limiter = new MemoryRateLimiter(bucketShape(60));
@@ -45,6 +49,8 @@ describe('rate limiting in one gateway', () => {
     expect(Number(refused.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
     expect(refused.headers.get('ratelimit-remaining')).toBe('0');
     expect(Number(refused.headers.get('ratelimit-reset'))).toBeGreaterThan(0);
+    // Once refused, both say when the next request may pass.
+    expect(refused.headers.get('ratelimit-reset')).toBe(refused.headers.get('retry-after'));
     expect(await refused.json()).toMatchObject({ status: 429, title: 'Too Many Requests' });
     expect(fx.upstreams.all()).toHaveLength(3);
 
@@ -93,6 +99,7 @@ describe('rate limits shared through Redis', () => {
     const env = { JWT_SECRET_KEY: TEST_SECRET, RATE_LIMIT_PER_MINUTE: '4', REDIS_URL: redis.url };
     first = await startGateway(upstreams.urls, env);
     second = await startGateway(upstreams.urls, env);
+    await Promise.all([storeConnected(first.url), storeConnected(second.url)]);
   });
 
   afterAll(async () => {
@@ -151,6 +158,7 @@ describe('a Redis with a password', () => {
     const dir = mkdtempSync(join(tmpdir(), 'redis-secret-'));
     writeFileSync(join(dir, 'password'), `${PASSWORD}\n`);
     const fromFile = await gatewayWith({ REDIS_URL: redis.url, REDIS_PASSWORD_FILE: join(dir, 'password') });
+    await Promise.all([storeConnected(inUrl.url), storeConnected(fromFile.url)]);
     expect(await statusesOf(inUrl, 'redis-auth-1')).toEqual([200, 200, 429]);
     // The other instance draws from the same bucket: already empty.
     expect((await get(`${fromFile.url}/users/me`, await userToken('redis-auth-1'))).status).toBe(429);
@@ -201,8 +209,8 @@ describe('a Redis over TLS (rediss://) with a password', () => {
 
   it('limits through a server whose certificate the gateway trusts', async () => {
     const gateway = await spawnWith({ NODE_EXTRA_CA_CERTS: TEST_TLS.ca });
+    await storeConnected(gateway.url);
     expect(await statusesOf(gateway, 'tls-1')).toEqual([200, 200, 429]);
-    expect(await (await fetch(`${gateway.url}/metrics`)).text()).toMatch(/^gateway_rate_limit_store_up\{[^}]*\} 1$/m);
   });
 
   it('refuses a server it cannot verify: requests go through unlimited, the log says why, never the password', async () => {

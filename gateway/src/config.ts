@@ -65,7 +65,10 @@ export interface GatewayConfig {
   readonly headTimeoutMs: number;
   /** UPLOADS_PER_CLIENT: streamed uploads one client address may have in flight at once. */
   readonly uploadsPerClient: number;
+  /** CORS_ORIGINS (origins and patterns); in development, unset, the local ones: http://localhost:* and http://127.0.0.1:*. */
   readonly corsOrigins: readonly string[];
+  /** CORS_ALLOWED_HEADERS: more request headers browsers may send (x-device-id, …). */
+  readonly corsAllowedHeaders: readonly string[];
   readonly trustProxyHops: number;
   readonly rateLimitPerMinute: number;
   /** REDIS_URL (credentials and rediss:// allowed) and REDIS_PASSWORD, each also as a `_FILE`. */
@@ -104,6 +107,9 @@ export class ConfigError extends Error {
     this.name = 'ConfigError';
   }
 }
+
+/** Where `npm start`'s developers run their web apps: any port on this machine. */
+const DEVELOPMENT_ORIGINS: readonly string[] = ['http://localhost:*', 'http://127.0.0.1:*'];
 
 /** Settings that are secrets: never shown in an error, and each may be given as `NAME_FILE`. */
 const SECRET_VARIABLES = new Set(['JWT_SECRET_KEY', 'REDIS_URL', 'REDIS_PASSWORD']);
@@ -208,6 +214,7 @@ const environmentSchema = z.object({
   REQUEST_BODY_TIMEOUT_MS: integer('REQUEST_BODY_TIMEOUT_MS', 100, 3_600_000),
   UPLOADS_PER_CLIENT: integer('UPLOADS_PER_CLIENT', 1, 10_000),
   CORS_ORIGINS: optionalText,
+  CORS_ALLOWED_HEADERS: optionalText,
   TRUST_PROXY_HOPS: integer('TRUST_PROXY_HOPS', 0, 16),
   RATE_LIMIT_PER_MINUTE: integer('RATE_LIMIT_PER_MINUTE', 0, 10_000_000),
   REDIS_URL: redisUrl,
@@ -243,6 +250,11 @@ function parseAlgorithms(raw: string | undefined, jwksUrl: string | undefined, e
   return algorithms;
 }
 
+/**
+ * CORS_ORIGINS: exact origins, or patterns with `*` as the whole first label of the host (one level:
+ * `https://*.tv.example` allows `https://app.tv.example`, not `https://tv.example` nor
+ * `https://a.b.tv.example`) or as the whole port (`http://localhost:*`).
+ */
 function parseOrigins(raw: string | undefined): string[] {
   if (raw === undefined) return [];
   return raw
@@ -250,16 +262,30 @@ function parseOrigins(raw: string | undefined): string[] {
     .map((item) => item.trim())
     .filter((item) => item !== '')
     .map((origin) => {
+      const concrete = origin.replace(/^(https?:\/\/)\*\./, '$1wildcard.').replace(/:\*$/, ':1');
       let parsed: URL | undefined;
       try {
-        parsed = new URL(origin);
+        parsed = new URL(concrete);
       } catch {
         parsed = undefined;
       }
-      if (!parsed || parsed.origin === 'null' || parsed.origin !== origin) {
-        throw new ConfigError(`CORS_ORIGINS: "${origin}" is not an origin (scheme://host[:port], no path, no wildcard)`);
+      if (!parsed || parsed.origin === 'null' || parsed.origin !== concrete || concrete.includes('*')) {
+        throw new ConfigError(`CORS_ORIGINS: "${origin}" is not an origin or an origin pattern (scheme://host[:port]; * only as the first label, https://*.tv.example, or as the port, http://localhost:*)`);
       }
       return origin;
+    });
+}
+
+/** CORS_ALLOWED_HEADERS: request header names browsers may send besides the gateway's own. */
+function parseHeaderNames(raw: string | undefined): string[] {
+  if (raw === undefined) return [];
+  return raw
+    .split(',')
+    .map((item) => item.trim())
+    .filter((item) => item !== '')
+    .map((name) => {
+      if (!/^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/.test(name)) throw new ConfigError(`CORS_ALLOWED_HEADERS: "${name}" is not a header name`);
+      return name;
     });
 }
 
@@ -364,7 +390,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): GatewayConfig 
     },
     headTimeoutMs: vars.REQUEST_HEAD_TIMEOUT_MS ?? 10_000,
     uploadsPerClient: vars.UPLOADS_PER_CLIENT ?? 4,
-    corsOrigins: parseOrigins(vars.CORS_ORIGINS),
+    corsOrigins: vars.CORS_ORIGINS === undefined && nodeEnv === 'development' ? DEVELOPMENT_ORIGINS : parseOrigins(vars.CORS_ORIGINS),
+    corsAllowedHeaders: parseHeaderNames(vars.CORS_ALLOWED_HEADERS),
     trustProxyHops: vars.TRUST_PROXY_HOPS ?? 0,
     rateLimitPerMinute: vars.RATE_LIMIT_PER_MINUTE ?? 600,
     ...(vars.REDIS_URL !== undefined ? { redis: { url: vars.REDIS_URL, ...(vars.REDIS_PASSWORD !== undefined ? { password: vars.REDIS_PASSWORD } : {}) } } : {}),

@@ -4,8 +4,33 @@ import { ANSWERED, type GatewayPlugin } from './pipeline/pipeline.js';
 const ALLOWED_METHODS = 'GET, POST, PUT, PATCH, DELETE, OPTIONS';
 /** Request headers browsers may send: ours, plus what Apollo clients and Sandbox send. */
 const ALLOWED_HEADERS = 'Authorization, Content-Type, Accept, X-Request-ID, traceparent, tracestate, Apollo-Require-Preflight, X-Apollo-Operation-Name, Apollo-Query-Plan-Experimental';
-/** Response headers a browser client may read. */
-const EXPOSED_HEADERS = 'X-Request-ID, WWW-Authenticate, Retry-After, Allow';
+/** Response headers a browser client may read (the rate-limit state included, to back off in time). */
+const EXPOSED_HEADERS = 'X-Request-ID, WWW-Authenticate, Retry-After, Allow, RateLimit-Limit, RateLimit-Remaining, RateLimit-Reset, RateLimit-Policy';
+
+const ORIGIN = /^([a-z][a-z0-9+.-]*):\/\/([^:/]+)(?::(\d+|\*))?$/i;
+
+/**
+ * An origin test from an entry of CORS_ORIGINS: exact, or with `*` as the host's first label (exactly
+ * one label: `https://*.tv.example` allows `https://app.tv.example`, neither `https://tv.example` nor
+ * `https://a.b.tv.example`) or as the port (any port, or none).
+ */
+function originMatcher(entry: string): (origin: string) => boolean {
+  if (!entry.includes('*')) return (origin) => origin === entry;
+  const [, scheme, host = '', port] = ORIGIN.exec(entry) ?? [];
+  const suffix = host.startsWith('*.') ? host.slice(1) : undefined;
+  return (origin) => {
+    const [, originScheme, originHost = '', originPort] = ORIGIN.exec(origin) ?? [];
+    if (originScheme !== scheme) return false;
+    const hostMatches = suffix === undefined ? originHost === host : originHost.endsWith(suffix) && /^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$/i.test(originHost.slice(0, -suffix.length));
+    return hostMatches && (port === '*' || originPort === port);
+  };
+}
+
+export interface CorsSettings {
+  readonly origins: readonly string[];
+  /** Request headers allowed besides the gateway's own. */
+  readonly allowedHeaders: readonly string[];
+}
 const PREFLIGHT_MAX_AGE_SECONDS = '600';
 
 /**
@@ -13,10 +38,10 @@ const PREFLIGHT_MAX_AGE_SECONDS = '600';
  * the list. Answers true when it has answered the request itself (a preflight: no authentication, no
  * upstream call).
  */
-function applyCors(req: IncomingMessage, res: ServerResponse, allowedOrigins: readonly string[]): boolean {
+function applyCors(req: IncomingMessage, res: ServerResponse, isAllowed: (origin: string) => boolean, allowedHeaders: string): boolean {
   res.setHeader('vary', 'Origin');
   const origin = req.headers.origin;
-  const allowed = typeof origin === 'string' && allowedOrigins.includes(origin);
+  const allowed = typeof origin === 'string' && isAllowed(origin);
   const preflight = req.method === 'OPTIONS' && typeof origin === 'string' && req.headers['access-control-request-method'] !== undefined;
   if (allowed) res.setHeader('access-control-allow-origin', origin);
   if (!preflight) {
@@ -25,7 +50,7 @@ function applyCors(req: IncomingMessage, res: ServerResponse, allowedOrigins: re
   }
   if (allowed) {
     res.setHeader('access-control-allow-methods', ALLOWED_METHODS);
-    res.setHeader('access-control-allow-headers', ALLOWED_HEADERS);
+    res.setHeader('access-control-allow-headers', allowedHeaders);
     res.setHeader('access-control-max-age', PREFLIGHT_MAX_AGE_SECONDS);
   }
   res.writeHead(204).end();
@@ -33,12 +58,15 @@ function applyCors(req: IncomingMessage, res: ServerResponse, allowedOrigins: re
 }
 
 /** CORS for CORS_ORIGINS, before anything else looks at the request; nothing at all when none is configured. */
-export function corsPlugin(allowedOrigins: readonly string[]): GatewayPlugin {
-  if (allowedOrigins.length === 0) return { name: 'cors' };
+export function corsPlugin(settings: CorsSettings): GatewayPlugin {
+  if (settings.origins.length === 0) return { name: 'cors' };
+  const matchers = settings.origins.map(originMatcher);
+  const isAllowed = (origin: string) => matchers.some((matches) => matches(origin));
+  const allowedHeaders = [ALLOWED_HEADERS, ...settings.allowedHeaders].join(', ');
   return {
     name: 'cors',
     phases: {
-      cors: ({ req, res }) => (applyCors(req, res, allowedOrigins) ? ANSWERED : undefined),
+      cors: ({ req, res }) => (applyCors(req, res, isAllowed, allowedHeaders) ? ANSWERED : undefined),
     },
   };
 }

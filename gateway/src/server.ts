@@ -134,7 +134,7 @@ export async function createGateway(config: GatewayConfig, logger: Logger, optio
     protocolPlugin(),
     forwardedPlugin(config.trustProxyHops),
     metricsPlugin(metrics),
-    corsPlugin(config.corsOrigins),
+    corsPlugin({ origins: config.corsOrigins, allowedHeaders: config.corsAllowedHeaders }),
     ownEndpointsPlugin(publicEndpoints),
     routingPlugin({ graphql: graphql !== undefined }),
     authenticationPlugin(verifier),

@@ -4,7 +4,10 @@ export interface RateDecision {
   readonly limit: number;
   /** Whole tokens left after this request. */
   readonly remaining: number;
-  /** Seconds until the bucket is full again. */
+  /**
+   * `RateLimit-Reset`: while tokens remain, seconds until the bucket is full again; once refused, the
+   * same as Retry-After (when the next request may pass), so the two headers never disagree.
+   */
   readonly resetSeconds: number;
   /** When refused: seconds until one token is back. */
   readonly retryAfterSeconds: number;
@@ -28,11 +31,12 @@ export function bucketShape(capacity: number, windowMs = 60_000): BucketShape {
 
 /** The decision for a bucket holding `tokens` after the take (and whether the take happened). */
 export function decision(shape: BucketShape, allowed: boolean, tokens: number): RateDecision {
+  const retryAfterSeconds = allowed ? 0 : Math.max(1, Math.ceil((1 - tokens) / shape.refillPerMs / 1000));
   return {
     allowed,
     limit: shape.capacity,
     remaining: Math.max(0, Math.floor(tokens)),
-    resetSeconds: Math.ceil((shape.capacity - tokens) / shape.refillPerMs / 1000),
-    retryAfterSeconds: allowed ? 0 : Math.max(1, Math.ceil((1 - tokens) / shape.refillPerMs / 1000)),
+    resetSeconds: allowed ? Math.ceil((shape.capacity - tokens) / shape.refillPerMs / 1000) : retryAfterSeconds,
+    retryAfterSeconds,
   };
 }
