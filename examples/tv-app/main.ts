@@ -1,10 +1,11 @@
 /**
- * A TV app's calls, typed end to end: `npm start`, then `node --import tsx examples/tv-app/main.ts`.
+ * A TV app's calls, typed end to end: `npm start`, then `node --import tsx examples/tv-app/main.ts`
+ * (the gateway on GATEWAY_URL, else HOST and PORT as the gateway reads them).
  */
-import { createTvClient } from './client.js';
+import { createTvClient, gatewayUrl } from './client.js';
 import { HomeScreen, LiveGuide, Login, PlayMovie } from './operations.js';
 
-const baseUrl = process.env.GATEWAY_URL ?? 'http://127.0.0.1:4000';
+const baseUrl = gatewayUrl();
 const session: { token?: string } = {};
 const request = createTvClient(baseUrl, () => session.token);
 
