@@ -40,10 +40,15 @@ describe('GraphQL over HTTP', () => {
     expect(await withPreflight.json()).toEqual({ data: { plans: [{ id: 'basic' }, { id: 'premium' }] } });
   });
 
-  it('shows Apollo Sandbox to a browser and answers introspection in development', async () => {
+  it('shows a browser GraphiQL with every asset inlined (offline), Apollo Sandbox at ?sandbox, and answers introspection in development', async () => {
     const page = await fetch(`${gateway.url}/graphql`, { headers: { accept: 'text/html' } });
     expect(page.status).toBe(200);
-    expect(await page.text()).toMatch(/sandbox/i);
+    expect(page.headers.get('content-encoding')).toBe('gzip');
+    const html = await page.text();
+    expect(html).toContain('<title>TV gateway · GraphiQL</title>');
+    expect(html).not.toMatch(/<(script|link)[^>]+(src|href)="https?:/);
+    const sandbox = await fetch(`${gateway.url}/graphql?sandbox`, { headers: { accept: 'text/html' } });
+    expect(await sandbox.text()).toMatch(/embeddable-sandbox/i);
     const answer = await graphql(gateway.url, INTROSPECTION);
     expect(answer.data).toEqual({ __schema: { queryType: { name: 'Query' } } });
   });
@@ -72,7 +77,8 @@ describe('GraphQL over HTTP', () => {
     const opened = await startGateway(stack.urls, { NODE_ENV: 'production', JWT_SECRET_KEY: TEST_SECRET, GRAPHQL_INTROSPECTION: 'true' });
     try {
       const page = await fetch(`${production.url}/graphql`, { headers: { accept: 'text/html' } });
-      expect(await page.text()).not.toMatch(/sandbox/i);
+      expect(await page.text()).not.toMatch(/sandbox|graphiql/i);
+      expect(await (await fetch(`${production.url}/graphql?sandbox`, { headers: { accept: 'text/html' } })).text()).not.toMatch(/sandbox|graphiql/i);
       const closed = await graphql(production.url, INTROSPECTION);
       expect(closed.errors?.[0]?.message).toMatch(/introspection/i);
       expect(closed.data).toBeUndefined();

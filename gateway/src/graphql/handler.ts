@@ -24,6 +24,7 @@ import { upstreamOperations } from '../upstream/operations.js';
 import { costLimitPlugin, onePasswordMutationRule, queriesAndMutationsOnlyRule } from './cost.js';
 import { ResponseCachePolicy } from './cache-policy.js';
 import { GraphQLResponseCache, type StoredResponse } from './response-cache.js';
+import { createExplorer, wantsExplorer } from './explorer.js';
 import { createErrorFormatter } from './errors.js';
 import { apolloLogger } from './library-logs.js';
 import { graphqlTracing, observabilityPlugin, type GraphQLObservers } from './observability.js';
@@ -192,11 +193,13 @@ export async function createGraphQLFace(config: GatewayConfig, client: UpstreamC
       ? new GraphQLResponseCache({ maxBytes: config.graphqlResponseCacheMaxBytes, maxEntryBytes: config.upstreamCache.maxEntryBytes })
       : undefined;
   if (responseCache) client.onInvalidate((upstream) => responseCache.invalidate(upstream));
+  const explorer = config.graphqlIntrospection ? createExplorer() : undefined;
 
   return {
     mesh,
     schema,
     async handle(exchange) {
+      if (explorer && wantsExplorer(exchange)) return explorer(exchange);
       const { req, res } = exchange;
       // A refused token fails the whole request here, before the body is read.
       const identity = identityOf(exchange.state.get('auth'), false);

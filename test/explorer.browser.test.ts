@@ -1,0 +1,51 @@
+/**
+ * The development explorer in a real browser: Debian's Chromium (`apt-get install chromium`; .ci/run
+ * installs it) driven by playwright-core through its executable, no browser download. Every request to
+ * anything but the gateway is blocked: the explorer must work offline.
+ */
+import { existsSync } from 'node:fs';
+import { chromium, type Browser } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { useReferenceGateway } from './helpers/fixtures.js';
+
+const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+
+describe('the GraphQL explorer, offline, in headless Chromium', () => {
+  const fx = useReferenceGateway({ NODE_ENV: 'development', RATE_LIMIT_PER_MINUTE: '0' });
+  let browser: Browser;
+
+  beforeAll(async () => {
+    if (!existsSync(CHROMIUM)) throw new Error(`no Chromium at ${CHROMIUM}: apt-get install chromium (or set CHROMIUM_PATH)`);
+    browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox'] });
+  });
+  afterAll(async () => {
+    await browser.close();
+  });
+
+  it('loads GraphiQL from the gateway alone, opens on the demo logins, and runs a query through the UI', async () => {
+    const context = await browser.newContext();
+    const elsewhere: string[] = [];
+    const gateway = new URL(fx.gateway.url).origin;
+    await context.route('**/*', (route) => {
+      const url = route.request().url();
+      if (new URL(url).origin === gateway) return route.continue();
+      elsewhere.push(url);
+      return route.abort();
+    });
+    const page = await context.newPage();
+    const failures: string[] = [];
+    page.on('pageerror', (error) => failures.push(error.message));
+    try {
+      await page.goto(`${fx.gateway.url}/graphql`);
+      // The example operations: the demo logins in the comment, Login and HomeScreen to run.
+      await page.getByRole('button', { name: /Execute query/ }).click();
+      await page.getByRole('menuitem', { name: 'HomeScreen' }).click();
+      await page.getByText('"Premium"').first().waitFor();
+      expect(await page.getByText('alice / alice-password').count()).toBeGreaterThan(0);
+      expect(elsewhere).toEqual([]);
+      expect(failures).toEqual([]);
+    } finally {
+      await context.close();
+    }
+  });
+});
