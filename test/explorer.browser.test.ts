@@ -10,7 +10,7 @@ import { useReferenceGateway } from './helpers/fixtures.js';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 
-describe('the GraphQL explorer, offline, in headless Chromium', () => {
+describe('the GraphQL explorer and the REST docs, offline, in headless Chromium', () => {
   const fx = useReferenceGateway({ NODE_ENV: 'development', RATE_LIMIT_PER_MINUTE: '0' });
   let browser: Browser;
 
@@ -22,9 +22,11 @@ describe('the GraphQL explorer, offline, in headless Chromium', () => {
     await browser.close();
   });
 
-  it('loads GraphiQL from the gateway alone, opens on the demo logins, and runs a query through the UI', async () => {
+  /** A page whose every request to anything but the gateway is blocked (and recorded). */
+  async function offlinePage() {
     const context = await browser.newContext();
     const elsewhere: string[] = [];
+    const failures: string[] = [];
     const gateway = new URL(fx.gateway.url).origin;
     await context.route('**/*', (route) => {
       const url = route.request().url();
@@ -33,8 +35,26 @@ describe('the GraphQL explorer, offline, in headless Chromium', () => {
       return route.abort();
     });
     const page = await context.newPage();
-    const failures: string[] = [];
     page.on('pageerror', (error) => failures.push(error.message));
+    return { context, page, elsewhere, failures };
+  }
+
+  it('shows the REST API from /docs, its assets and /openapi.json from the gateway alone', async () => {
+    const { context, page, elsewhere, failures } = await offlinePage();
+    try {
+      await page.goto(`${fx.gateway.url}/docs`);
+      await page.getByText('TV streaming gateway: REST').first().waitFor();
+      await page.getByText('/ondemand/movies/{id}').first().waitFor();
+      expect(await page.getByText('Authorize').count()).toBeGreaterThan(0);
+      expect(elsewhere).toEqual([]);
+      expect(failures).toEqual([]);
+    } finally {
+      await context.close();
+    }
+  });
+
+  it('loads GraphiQL from the gateway alone, opens on the demo logins, and runs a query through the UI', async () => {
+    const { context, page, elsewhere, failures } = await offlinePage();
     try {
       await page.goto(`${fx.gateway.url}/graphql`);
       // The example operations: the demo logins in the comment, Login and HomeScreen to run.

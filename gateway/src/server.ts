@@ -18,6 +18,7 @@ import { requestTracePlugin } from './observability/request-trace.js';
 import type { Tracing } from './observability/tracing.js';
 import { closeGracefully, Connections, Lifecycle, lifecyclePlugin } from './lifecycle.js';
 import { healthEndpoint, ownEndpointsPlugin, type OwnEndpoint } from './own-endpoints.js';
+import { docsEndpoints } from './rest/docs.js';
 import { protocolPlugin } from './protocol.js';
 import { createPipeline, type Exchange, type GatewayPlugin, type Pipeline } from './pipeline/pipeline.js';
 import { createRateLimiter, createRegistrationLimiter, rateLimitPlugin, registrationGuard } from './ratelimit/index.js';
@@ -123,7 +124,7 @@ export async function createGateway(config: GatewayConfig, logger: Logger, optio
   const readiness = (details: boolean) => readinessEndpoint({ lifecycle, upstreams: upstreamHealth, requireAllUpstreams: config.readyRequiresAllUpstreams, details });
   // With an admin listener, the public port keeps liveness and a bare readiness; details and metrics move.
   const admin = config.adminPort !== undefined;
-  const publicEndpoints = admin ? [healthEndpoint, readiness(false)] : [healthEndpoint, readiness(true), metricsEndpoint(metrics)];
+  const publicEndpoints = [...(admin ? [healthEndpoint, readiness(false)] : [healthEndpoint, readiness(true), metricsEndpoint(metrics)]), ...docsEndpoints()];
 
   // Each concern is one plugin; the pipeline runs their steps phase by phase (see PHASES).
   const plugins: GatewayPlugin[] = [
