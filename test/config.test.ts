@@ -139,7 +139,7 @@ describe('configuration', () => {
     [{ ONDEMAND_SERVICE_URL: 'ftp://files' }, 'ONDEMAND_SERVICE_URL must be an absolute http or https URL'],
     [{ LIVE_TV_SERVICE_URL: 'http://user:pw@livetv' }, 'LIVE_TV_SERVICE_URL must be an absolute'],
     [{ JWKS_URL: 'file:///etc/passwd' }, 'JWKS_URL must be an absolute'],
-    [{ REDIS_URL: 'http://redis' }, 'REDIS_URL must be a redis:// or rediss:// URL'],
+    [{ REDIS_URL: 'http://redis' }, 'REDIS_URL must be an absolute redis or rediss URL without query or fragment (credentials allowed'],
     [{ JWT_SECRET_KEY: 'x'.repeat(40), JWT_SECRET_KEY_FILE: '/run/secrets/jwt' }, 'JWT_SECRET_KEY and JWT_SECRET_KEY_FILE are both set: set one'],
     [{ REDIS_URL_FILE: '/nonexistent/redis-url' }, 'REDIS_URL_FILE: cannot read /nonexistent/redis-url (ENOENT)'],
     [{ UPSTREAM_TIMEOUT_MS: '0' }, 'UPSTREAM_TIMEOUT_MS must be at least 1'],

@@ -15,6 +15,14 @@ import { TEST_SECRET, userToken } from './helpers/tokens.js';
 
 const get = (url: string, token?: string) => fetch(url, { headers: token ? { authorization: `Bearer ${token}` } : {} });
 
+/** Three requests of one user to a gateway, their statuses. */
+async function statusesOf(gatewayUrl: string, user: string): Promise<number[]> {
+  const token = await userToken(user);
+  const statuses = [];
+  for (let request = 0; request < 3; request++) statuses.push((await get(`${gatewayUrl}/users/me`, token)).status);
+  return statuses;
+}
+
 /** Waits until a gateway's limiter store says it is connected (until then requests pass unlimited, by design). */
 const storeConnected = (gatewayUrl: string) =>
   eventually(async () => (/^gateway_rate_limit_store_up\{[^}]*\} 1$/m.test(await (await fetch(`${gatewayUrl}/metrics`)).text()) ? true : undefined));
@@ -145,12 +153,6 @@ describe('a Redis with a password', () => {
     gateways.push(gateway);
     return gateway;
   };
-  const statusesOf = async (gateway: RunningGateway, user: string) => {
-    const token = await userToken(user);
-    const statuses = [];
-    for (let request = 0; request < 3; request++) statuses.push((await get(`${gateway.url}/users/me`, token)).status);
-    return statuses;
-  };
 
   it('shares the buckets with the password in the URL, or from REDIS_PASSWORD_FILE', async () => {
     const port = new URL(redis.url).port;
@@ -159,7 +161,7 @@ describe('a Redis with a password', () => {
     writeFileSync(join(dir, 'password'), `${PASSWORD}\n`);
     const fromFile = await gatewayWith({ REDIS_URL: redis.url, REDIS_PASSWORD_FILE: join(dir, 'password') });
     await Promise.all([storeConnected(inUrl.url), storeConnected(fromFile.url)]);
-    expect(await statusesOf(inUrl, 'redis-auth-1')).toEqual([200, 200, 429]);
+    expect(await statusesOf(inUrl.url, 'redis-auth-1')).toEqual([200, 200, 429]);
     // The other instance draws from the same bucket: already empty.
     expect((await get(`${fromFile.url}/users/me`, await userToken('redis-auth-1'))).status).toBe(429);
   });
@@ -168,7 +170,7 @@ describe('a Redis with a password', () => {
     const log = captureLog('debug');
     const wrong = `${PASSWORD}-wrong`;
     const gateway = await gatewayWith({ REDIS_URL: `redis://:${wrong}@${new URL(redis.url).host}` }, { logger: log.logger });
-    expect(await statusesOf(gateway, 'redis-auth-2')).toEqual([200, 200, 200]);
+    expect(await statusesOf(gateway.url, 'redis-auth-2')).toEqual([200, 200, 200]);
     const metrics = await (await fetch(`${gateway.url}/metrics`)).text();
     expect(metrics).toMatch(/^gateway_rate_limit_store_up\{[^}]*\} 0$/m);
     expect(log.lines.some((line) => String(line.msg).startsWith('rate limit store unavailable'))).toBe(true);
@@ -200,22 +202,16 @@ describe('a Redis over TLS (rediss://) with a password', () => {
     running.push(gateway);
     return gateway;
   };
-  const statusesOf = async (gateway: GatewayProcess, user: string) => {
-    const token = await userToken(user);
-    const statuses = [];
-    for (let request = 0; request < 3; request++) statuses.push((await get(`${gateway.url}/users/me`, token)).status);
-    return statuses;
-  };
 
   it('limits through a server whose certificate the gateway trusts', async () => {
     const gateway = await spawnWith({ NODE_EXTRA_CA_CERTS: TEST_TLS.ca });
     await storeConnected(gateway.url);
-    expect(await statusesOf(gateway, 'tls-1')).toEqual([200, 200, 429]);
+    expect(await statusesOf(gateway.url, 'tls-1')).toEqual([200, 200, 429]);
   });
 
   it('refuses a server it cannot verify: requests go through unlimited, the log says why, never the password', async () => {
     const gateway = await spawnWith({});
-    expect(await statusesOf(gateway, 'tls-2')).toEqual([200, 200, 200]);
+    expect(await statusesOf(gateway.url, 'tls-2')).toEqual([200, 200, 200]);
     await eventually(() => (gateway.logLines().some((line) => String(line.msg).startsWith('rate limit store unavailable')) ? true : undefined));
     expect(gateway.stdout().join('\n')).not.toContain(PASSWORD);
   });

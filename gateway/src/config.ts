@@ -128,7 +128,9 @@ function integer(name: string, min: number, max: number) {
   );
 }
 
-function httpUrl(name: string, protocols: readonly string[]) {
+/** An absolute URL setting of the given schemes, without query or fragment; credentials only where allowed. */
+function absoluteUrl(name: string, protocols: readonly string[], credentials: 'refused' | 'allowed' = 'refused') {
+  const schemes = protocols.map((protocol) => protocol.replace(':', '')).join(' or ');
   return z.preprocess(
     unsetWhenEmpty,
     z
@@ -137,36 +139,23 @@ function httpUrl(name: string, protocols: readonly string[]) {
         (value) => {
           try {
             const url = new URL(value);
-            return protocols.includes(url.protocol) && url.hostname !== '' && url.search === '' && url.hash === '' && url.username === '' && url.password === '';
+            const anonymous = url.username === '' && url.password === '';
+            return protocols.includes(url.protocol) && url.hostname !== '' && url.search === '' && url.hash === '' && (credentials === 'allowed' || anonymous);
           } catch {
             return false;
           }
         },
-        { error: `${name} must be an absolute ${protocols.map((p) => p.replace(':', '')).join(' or ')} URL without query, fragment or credentials` },
+        {
+          error:
+            credentials === 'allowed'
+              ? `${name} must be an absolute ${schemes} URL without query or fragment (credentials allowed: ${protocols[0] ?? ''}//:password@host)`
+              : `${name} must be an absolute ${schemes} URL without query, fragment or credentials`,
+        },
       )
       .transform((value) => value.replace(/\/+$/, ''))
       .optional(),
   );
 }
-
-/** `redis://` or `rediss://` (TLS), credentials allowed (`redis://:password@host:6379/0`). */
-const redisUrl = z.preprocess(
-  unsetWhenEmpty,
-  z
-    .string()
-    .refine(
-      (value) => {
-        try {
-          const url = new URL(value);
-          return (url.protocol === 'redis:' || url.protocol === 'rediss:') && url.hostname !== '' && url.hash === '';
-        } catch {
-          return false;
-        }
-      },
-      { error: 'REDIS_URL must be a redis:// or rediss:// URL (credentials allowed: redis://:password@host:6379)' },
-    )
-    .optional(),
-);
 
 function oneOf<T extends string>(name: string, values: readonly [T, ...T[]]) {
   return z.preprocess(unsetWhenEmpty, z.enum(values, { error: `${name} must be one of ${values.join(', ')}` }).optional());
@@ -175,15 +164,15 @@ function oneOf<T extends string>(name: string, values: readonly [T, ...T[]]) {
 const optionalText = z.preprocess(unsetWhenEmpty, z.string().optional());
 
 const upstreamShape = Object.fromEntries(
-  UPSTREAM_NAMES.map((name) => [UPSTREAMS[name].envVar, httpUrl(UPSTREAMS[name].envVar, ['http:', 'https:'])]),
-) as Record<string, ReturnType<typeof httpUrl>>;
+  UPSTREAM_NAMES.map((name) => [UPSTREAMS[name].envVar, absoluteUrl(UPSTREAMS[name].envVar, ['http:', 'https:'])]),
+) as Record<string, ReturnType<typeof absoluteUrl>>;
 
 /** The variables that decide tracing: the gateway's, and the reference services' too. */
 const tracingShape = {
   OTEL_SDK_DISABLED: oneOf('OTEL_SDK_DISABLED', ['true', 'false']),
   OTEL_TRACES_EXPORTER: oneOf('OTEL_TRACES_EXPORTER', TRACE_EXPORTERS),
-  OTEL_EXPORTER_OTLP_ENDPOINT: httpUrl('OTEL_EXPORTER_OTLP_ENDPOINT', ['http:', 'https:']),
-  OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: httpUrl('OTEL_EXPORTER_OTLP_TRACES_ENDPOINT', ['http:', 'https:']),
+  OTEL_EXPORTER_OTLP_ENDPOINT: absoluteUrl('OTEL_EXPORTER_OTLP_ENDPOINT', ['http:', 'https:']),
+  OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: absoluteUrl('OTEL_EXPORTER_OTLP_TRACES_ENDPOINT', ['http:', 'https:']),
   OTEL_EXPORTER_OTLP_PROTOCOL: oneOf('OTEL_EXPORTER_OTLP_PROTOCOL', OTLP_PROTOCOLS),
   OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: oneOf('OTEL_EXPORTER_OTLP_TRACES_PROTOCOL', OTLP_PROTOCOLS),
   TRACE_TRUST_CLIENT: oneOf('TRACE_TRUST_CLIENT', ['true', 'false']),
@@ -198,7 +187,7 @@ const environmentSchema = z.object({
   ...upstreamShape,
   JWT_SECRET_KEY: z.preprocess(unsetWhenEmpty, z.string().min(32, { error: 'JWT_SECRET_KEY must be at least 32 characters (256 bits)' }).optional()),
   JWT_ALGORITHM: optionalText,
-  JWKS_URL: httpUrl('JWKS_URL', ['https:', 'http:']),
+  JWKS_URL: absoluteUrl('JWKS_URL', ['https:', 'http:']),
   JWT_ISSUER: optionalText,
   JWT_AUDIENCE: optionalText,
   UPSTREAM_TIMEOUT_MS: integer('UPSTREAM_TIMEOUT_MS', 1, 600_000),
@@ -217,7 +206,8 @@ const environmentSchema = z.object({
   CORS_ALLOWED_HEADERS: optionalText,
   TRUST_PROXY_HOPS: integer('TRUST_PROXY_HOPS', 0, 16),
   RATE_LIMIT_PER_MINUTE: integer('RATE_LIMIT_PER_MINUTE', 0, 10_000_000),
-  REDIS_URL: redisUrl,
+  // rediss:// connects with TLS.
+  REDIS_URL: absoluteUrl('REDIS_URL', ['redis:', 'rediss:'], 'allowed'),
   REDIS_PASSWORD: optionalText,
   LOG_LEVEL: oneOf('LOG_LEVEL', LOG_LEVELS),
   LOG_FORMAT: oneOf('LOG_FORMAT', LOG_FORMATS),
