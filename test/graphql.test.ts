@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { GraphQLSchema, printSchema } from 'graphql';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createTvClient, GatewayGraphQLError } from '../examples/tv-app/client.js';
+import { reviewSchemaChange } from '../scripts/lib/schema-changes.js';
 import { HomeScreen, PlayMovie } from '../examples/tv-app/operations.js';
 import { startReferenceServices, type ReferenceServices } from '../services/registry.js';
 import { startCountingProxies, type CountingProxies } from './helpers/counting-proxy.js';
@@ -35,6 +36,12 @@ beforeEach(() => proxies.reset());
 const MOVIE = 'id title year genres durationMinutes free';
 
 describe('the served schema', () => {
+  it('changes nothing breaking that CHANGELOG.md does not announce (GraphQL Inspector; npm run schema says which)', async () => {
+    const read = (file: string) => readFileSync(new URL(`../${file}`, import.meta.url), 'utf8');
+    const review = await reviewSchemaChange(read('schema.graphql'), gateway.gateway.graphql?.schema ?? new GraphQLSchema({}), read('CHANGELOG.md'));
+    expect(review.unannounced).toEqual([]);
+  });
+
   it('is the committed schema.graphql', () => {
     expect(`${printSchema(gateway.gateway.graphql?.schema ?? new GraphQLSchema({}))}\n`).toBe(readFileSync(new URL('../schema.graphql', import.meta.url), 'utf8'));
   });
