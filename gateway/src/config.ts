@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { DEVELOPMENT_JWT_SECRET } from './development.js';
 import type { BodyPolicy } from './request-body.js';
 import { SecretFileError, withSecretFiles } from './secret-files.js';
+import { loadTrustedDocuments, type TrustedDocuments, type TrustedDocumentsMode } from './trusted-documents.js';
 import { DEFAULT_SERVICES_BASE_PORT, UPSTREAM_NAMES, UPSTREAMS, referenceServiceUrls, type UpstreamUrls } from './upstreams.js';
 
 
@@ -94,6 +95,8 @@ export interface GatewayConfig {
    * upstream answers, whose invalidation it follows).
    */
   readonly graphqlResponseCacheMaxBytes: number;
+  /** TRUSTED_DOCUMENTS (manifests, comma-separated) and TRUSTED_DOCUMENTS_MODE; undefined when no manifest is given. */
+  readonly trustedDocuments?: TrustedDocuments;
   /** GRAPHQL_MAX_UPSTREAM_CALLS: the most upstream calls one GraphQL request may make. */
   readonly graphqlMaxUpstreamCalls: number;
   /** REGISTRATIONS_PER_HOUR: accounts one client address may create (both faces); 0: no limit. */
@@ -102,8 +105,8 @@ export interface GatewayConfig {
 
 /** A configuration problem, worded for one line on stderr: it names the variable, never a secret's value. */
 export class ConfigError extends Error {
-  constructor(message: string) {
-    super(message);
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
     this.name = 'ConfigError';
   }
 }
@@ -218,6 +221,8 @@ const environmentSchema = z.object({
   SHUTDOWN_DRAIN_MS: integer('SHUTDOWN_DRAIN_MS', 0, 600_000),
   SHUTDOWN_GRACE_MS: integer('SHUTDOWN_GRACE_MS', 0, 600_000),
   GRAPHQL_INTROSPECTION: oneOf('GRAPHQL_INTROSPECTION', ['true', 'false']),
+  TRUSTED_DOCUMENTS: optionalText,
+  TRUSTED_DOCUMENTS_MODE: oneOf('TRUSTED_DOCUMENTS_MODE', ['allow-arbitrary', 'require']),
   GRAPHQL_MAX_COST: integer('GRAPHQL_MAX_COST', 1, 10_000_000),
   GRAPHQL_RESPONSE_CACHE_MAX_BYTES: integer('GRAPHQL_RESPONSE_CACHE_MAX_BYTES', 0, 16 * 1024 * 1024 * 1024),
   GRAPHQL_MAX_UPSTREAM_CALLS: integer('GRAPHQL_MAX_UPSTREAM_CALLS', 1, 10_000),
@@ -315,6 +320,19 @@ export const CONFIG_VARIABLES: ReadonlySet<string> = new Set([
   'OTEL_RESOURCE_ATTRIBUTES',
 ]);
 
+function trustedDocumentsOf(files: string | undefined, mode: TrustedDocumentsMode | undefined): { trustedDocuments?: TrustedDocuments } {
+  const paths = (files ?? '').split(',').map((file) => file.trim()).filter((file) => file !== '');
+  if (paths.length === 0) {
+    if (mode === 'require') throw new ConfigError('TRUSTED_DOCUMENTS_MODE=require needs TRUSTED_DOCUMENTS: the manifests of the documents to run');
+    return {};
+  }
+  try {
+    return { trustedDocuments: loadTrustedDocuments(paths, mode ?? 'allow-arbitrary') };
+  } catch (error) {
+    throw new ConfigError((error as Error).message, { cause: error });
+  }
+}
+
 /** Tracing's part of the configuration alone (the reference services trace too). */
 export function loadTracingConfig(env: NodeJS.ProcessEnv = process.env): TracingConfig {
   return tracingOf(parsed(tracingSchema, env));
@@ -326,7 +344,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): GatewayConfig 
   try {
     vars = parsed(environmentSchema, withSecretFiles(env, SECRET_VARIABLES));
   } catch (error) {
-    if (error instanceof SecretFileError) throw new ConfigError(error.message);
+    if (error instanceof SecretFileError) throw new ConfigError(error.message, { cause: error });
     throw error;
   }
   const nodeEnv = vars.NODE_ENV ?? 'development';
@@ -395,6 +413,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): GatewayConfig 
     graphqlIntrospection: vars.GRAPHQL_INTROSPECTION === undefined ? !production : vars.GRAPHQL_INTROSPECTION === 'true',
     graphqlMaxCost: vars.GRAPHQL_MAX_COST ?? 10_000,
     graphqlResponseCacheMaxBytes: vars.GRAPHQL_RESPONSE_CACHE_MAX_BYTES ?? 16 * 1024 * 1024,
+    ...trustedDocumentsOf(vars.TRUSTED_DOCUMENTS, vars.TRUSTED_DOCUMENTS_MODE),
     graphqlMaxUpstreamCalls: vars.GRAPHQL_MAX_UPSTREAM_CALLS ?? 50,
     registrationsPerHour: vars.REGISTRATIONS_PER_HOUR ?? 10,
   };

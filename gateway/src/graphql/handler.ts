@@ -25,6 +25,7 @@ import { costLimitPlugin, onePasswordMutationRule, queriesAndMutationsOnlyRule }
 import { ResponseCachePolicy } from './cache-policy.js';
 import { GraphQLResponseCache, type StoredResponse } from './response-cache.js';
 import { createExplorer, wantsExplorer } from './explorer.js';
+import { decide, type TrustedDocuments } from '../trusted-documents.js';
 import { createErrorFormatter } from './errors.js';
 import { apolloLogger } from './library-logs.js';
 import { graphqlTracing, observabilityPlugin, type GraphQLObservers } from './observability.js';
@@ -106,6 +107,27 @@ function withRequestIds(body: string, exchange: Exchange): string {
   const traceId = exchange.state.peek('trace')?.traceId;
   for (const error of parsed.errors) error.extensions = { ...error.extensions, requestId: exchange.state.get('requestId'), ...(traceId ? { traceId } : {}) };
   return JSON.stringify(parsed);
+}
+
+/**
+ * The request as Apollo should run it under TRUSTED_DOCUMENTS: a registered id replaced by its
+ * document (the id and any APQ hash dropped), a refusal thrown as the catalogue's error.
+ */
+function withTrustedDocument(request: HTTPGraphQLRequest, trusted: TrustedDocuments): HTTPGraphQLRequest {
+  const body = request.body !== null && typeof request.body === 'object' && !Array.isArray(request.body) ? (request.body as Record<string, unknown>) : undefined;
+  const search = new URLSearchParams(request.search);
+  const outcome = decide(trusted, body, search);
+  if (outcome.kind === 'refused') throw new GatewayError(outcome.code, outcome.message);
+  if (outcome.kind === 'arbitrary') return request;
+  if (request.method === 'GET') {
+    search.delete('documentId');
+    search.delete('extensions');
+    search.set('query', outcome.query);
+    return { ...request, search: `?${search.toString()}` };
+  }
+  const { documentId: _id, extensions, ...rest } = body ?? {};
+  const { persistedQuery: _hash, ...otherExtensions } = (extensions ?? {}) as Record<string, unknown>;
+  return { ...request, body: { ...rest, query: outcome.query, ...(Object.keys(otherExtensions).length > 0 ? { extensions: otherExtensions } : {}) } };
 }
 
 /** Answers with a stored response, as the first request was answered, with its age. */
@@ -203,7 +225,8 @@ export async function createGraphQLFace(config: GatewayConfig, client: UpstreamC
       const { req, res } = exchange;
       // A refused token fails the whole request here, before the body is read.
       const identity = identityOf(exchange.state.get('auth'), false);
-      const { request, text } = await httpGraphQLRequest(exchange, config.body);
+      const { request: sent, text } = await httpGraphQLRequest(exchange, config.body);
+      const request = config.trustedDocuments ? withTrustedDocument(sent, config.trustedDocuments) : sent;
       const key = responseCache && identity === undefined && req.headers.authorization === undefined ? responseCache.keyOf(request.method, req.headers, request.search, text) : undefined;
       const stored = key === undefined ? undefined : responseCache?.get(key);
       if (stored && responseCache) {
