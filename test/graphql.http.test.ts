@@ -96,6 +96,15 @@ describe('GraphQL over HTTP', () => {
 describe('GraphQL when an upstream fails', () => {
   const fx = useRecordingGateway({ UPSTREAM_TIMEOUT_MS: '300' });
 
+  it('keeps the other fields when one service fails: its own field is null with its error (partial result)', async () => {
+    fx.upstreams.upstreams.livetv.behaviour = (_req, res) => void res.writeHead(503).end();
+    fx.upstreams.upstreams.rights.behaviour = (_req, res) => void res.writeHead(200, { 'content-type': 'application/json' }).end('[{"id":"basic","name":"Basic"}]');
+    const answer = await graphql(fx.gateway.url, '{ plans { id } channels { name } }');
+    expect(answer.status).toBe(200);
+    expect(answer.data).toEqual({ plans: [{ id: 'basic' }], channels: null });
+    expect(onlyError(answer)).toMatchObject({ code: 'UPSTREAM_UNAVAILABLE', path: ['channels'] });
+  });
+
   it('answers UPSTREAM_TIMEOUT when the upstream is too slow', async () => {
     fx.upstreams.upstreams.rights.behaviour = (_req, res) => void setTimeout(() => res.writeHead(200, { 'content-type': 'application/json' }).end('[]'), 1500);
     const answer = await graphql(fx.gateway.url, '{ plans { id } }');
