@@ -7,9 +7,6 @@ import type { GraphQLFormattedError } from 'graphql';
  */
 export const ERROR_KINDS = {
   BAD_USER_INPUT: { status: 400, title: 'Bad Request' },
-  // Trusted documents (TRUSTED_DOCUMENTS): an id no manifest registers; a query sent as text in `require` mode.
-  PERSISTED_DOCUMENT_NOT_FOUND: { status: 400, title: 'Bad Request' },
-  PERSISTED_DOCUMENT_REQUIRED: { status: 400, title: 'Bad Request' },
   UNAUTHENTICATED: { status: 401, title: 'Unauthorized' },
   FORBIDDEN: { status: 403, title: 'Forbidden' },
   NOT_FOUND: { status: 404, title: 'Not Found' },

@@ -25,7 +25,7 @@ import { costLimitPlugin, onePasswordMutationRule, queriesAndMutationsOnlyRule }
 import { ResponseCachePolicy } from './cache-policy.js';
 import { GraphQLResponseCache, type StoredResponse } from './response-cache.js';
 import { createExplorer, wantsExplorer } from './explorer.js';
-import { decide, type TrustedDocuments } from '../trusted-documents.js';
+import { decide, type TrustedDocumentOutcome, type TrustedDocuments } from '../trusted-documents.js';
 import { createErrorFormatter } from './errors.js';
 import { apolloLogger } from './library-logs.js';
 import { graphqlTracing, observabilityPlugin, type GraphQLObservers } from './observability.js';
@@ -109,15 +109,17 @@ function withRequestIds(body: string, exchange: Exchange): string {
   return JSON.stringify(parsed);
 }
 
+type Refusal = Extract<TrustedDocumentOutcome, { kind: 'refused' }>;
+
 /**
  * The request as Apollo should run it under TRUSTED_DOCUMENTS: a registered id replaced by its
- * document (the id and any APQ hash dropped), a refusal thrown as the catalogue's error.
+ * document (the id and any APQ hash dropped), or the refusal.
  */
-function withTrustedDocument(request: HTTPGraphQLRequest, trusted: TrustedDocuments): HTTPGraphQLRequest {
+function withTrustedDocument(request: HTTPGraphQLRequest, trusted: TrustedDocuments): HTTPGraphQLRequest | Refusal {
   const body = request.body !== null && typeof request.body === 'object' && !Array.isArray(request.body) ? (request.body as Record<string, unknown>) : undefined;
   const search = new URLSearchParams(request.search);
   const outcome = decide(trusted, body, search);
-  if (outcome.kind === 'refused') throw new GatewayError(outcome.code, outcome.message);
+  if (outcome.kind === 'refused') return outcome;
   if (outcome.kind === 'arbitrary') return request;
   if (request.method === 'GET') {
     search.delete('documentId');
@@ -227,6 +229,12 @@ export async function createGraphQLFace(config: GatewayConfig, client: UpstreamC
       const identity = identityOf(exchange.state.get('auth'), false);
       const { request: sent, text } = await httpGraphQLRequest(exchange, config.body);
       const request = config.trustedDocuments ? withTrustedDocument(sent, config.trustedDocuments) : sent;
+      if ('kind' in request) {
+        // A GraphQL request error, as Apollo's own (GRAPHQL_PARSE_FAILED…): 400, no data, the request id.
+        const body = JSON.stringify({ errors: [{ message: request.message, extensions: { code: request.code } }] });
+        res.writeHead(400, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' }).end(withRequestIds(body, exchange));
+        return;
+      }
       const key = responseCache && identity === undefined && req.headers.authorization === undefined ? responseCache.keyOf(request.method, req.headers, request.search, text) : undefined;
       const stored = key === undefined ? undefined : responseCache?.get(key);
       if (stored && responseCache) {
