@@ -58,10 +58,12 @@ function byKey<T>(keys: readonly string[], items: readonly T[], keyOf: (item: T)
 function createLoaders(context: GatewayContext): Loaders {
   const options = { maxBatchSize: MAX_BATCH };
   // With tracing, each batch is a span of its own (not each field), the parent of its upstream call.
+  // A batch's ids come from the clients' `id` arguments (movie, channel) or from other answers.
+  const names = { ids: 'id' };
   const call = <T>(operationId: string, args: Record<string, readonly string[]>): Promise<T> =>
     context.tracing
-      ? context.tracing.batch(operationId, Object.values(args)[0]?.length ?? 0, (span) => callSource<T>({ ...context, traceParent: span }, operationId, args))
-      : callSource<T>(context, operationId, args);
+      ? context.tracing.batch(operationId, Object.values(args)[0]?.length ?? 0, (span) => callSource<T>({ ...context, traceParent: span }, operationId, args, names))
+      : callSource<T>(context, operationId, args, names);
   return {
     movies: new DataLoader(async (ids) => {
       const batch = await call<{ items: MovieRecord[] }>('moviesByIds', { ids });

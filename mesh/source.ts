@@ -59,7 +59,7 @@ function reasonOf(message: string, value: unknown): string {
  * minimum, maxLength, enums, …) with its defaults, so a value the spec refuses never becomes a call.
  * An error names the contract's argument (or the input's field), never a generated type.
  */
-function coercedArguments(operation: SourceOperation, args: Readonly<Record<string, unknown>>): Record<string, unknown> {
+function coercedArguments(operation: SourceOperation, args: Readonly<Record<string, unknown>>, names: Readonly<Record<string, string>>): Record<string, unknown> {
   const coerced: Record<string, unknown> = {};
   for (const definition of operation.field.args) {
     const value = args[definition.name];
@@ -70,7 +70,7 @@ function coercedArguments(operation: SourceOperation, args: Readonly<Record<stri
     coerced[definition.name] = coerceInputValue(value, definition.type, (path, invalid, error) => {
       // A body's fields are the contract's arguments (or the input object's fields).
       const inner = path.filter((key): key is string => typeof key === 'string').at(-1);
-      const argument = definition.name === 'input' && inner !== undefined ? inner : definition.name;
+      const argument = definition.name === 'input' && inner !== undefined ? inner : (names[definition.name] ?? definition.name);
       throw new GatewayError('BAD_USER_INPUT', `Invalid value for argument "${argument}": ${reasonOf(error.message, invalid)}`, { cause: error });
     });
   }
@@ -79,14 +79,16 @@ function coercedArguments(operation: SourceOperation, args: Readonly<Record<stri
 
 /**
  * Calls an upstream operation (by its operationId in schemas/) through the resolver Mesh generated for
- * it: one call, no second GraphQL execution. Arguments that go into the path are percent-encoded as one
- * segment each (Mesh puts values into paths as they are); the upstream client then checks the target
- * against the template. Mesh hands an upstream failure back as an Error value: it is thrown here.
+ * it: one call, no second GraphQL execution. `names` maps an operation's arguments to the contract's,
+ * for errors (a batch's `ids` are the clients' `id`). Arguments that go into the path are
+ * percent-encoded as one segment each (Mesh puts values into paths as they are); the upstream client
+ * then checks the target against the template. Mesh hands an upstream failure back as an Error value:
+ * it is thrown here.
  */
-export async function callSource<T>(context: GatewayContext, operationId: string, args: Readonly<Record<string, unknown>>): Promise<T> {
+export async function callSource<T>(context: GatewayContext, operationId: string, args: Readonly<Record<string, unknown>>, names: Readonly<Record<string, string>> = {}): Promise<T> {
   const operation = context.sources.get(operationId);
   if (!operation) throw new Error(`no Mesh operation for ${operationId}`);
-  const sent = coercedArguments(operation, args);
+  const sent = coercedArguments(operation, args, names);
   for (const name of operation.pathParams) {
     if (name in sent) sent[name] = encodePathSegment(String(sent[name]), name);
   }

@@ -268,6 +268,7 @@ describe('errors', () => {
     ['{ search(q: "") { total } }', 'q: must be at least 1 character long', 'search'],
     ['{ movies(offset: -1) { total } }', 'offset: Value is not a non-negative number: -1', 'ondemand'],
     ['mutation { register(username: "someone", password: "short", email: "a@b.example") { id } }', 'password: must be at least 8 characters long', 'auth'],
+    ['{ movie(id: "") { id } }', 'id: must be at least 1 character long', 'ondemand'],
     ['mutation { register(username: "someone", password: "long-enough", email: "not-an-address") { id } }', 'email: Value is not a valid email address: not-an-address', 'auth'],
   ] as const)('refuses %s as BAD_USER_INPUT naming the argument and why, no generated name, before any upstream call', async (query, reason, service) => {
     const argument = reason.slice(0, reason.indexOf(': '));
