@@ -109,7 +109,8 @@ async function main(): Promise<void> {
   const lines = ['', ...times.map((line) => `  ${line}`), `Ready in ${((performance.now() - started) / 1000).toFixed(1)} s.`];
   if (!servicesOnly) {
     lines.push(`  Gateway     ${gatewayUrl}   (REST routes, GET /health, GET /ready)`);
-    lines.push(`  GraphQL     ${gatewayUrl}/graphql   (Apollo Sandbox in a browser)`);
+    lines.push(`  GraphQL     ${gatewayUrl}/graphql   (GraphiQL in a browser, offline; Apollo Sandbox at /graphql?sandbox)`);
+    lines.push(`  REST docs   ${gatewayUrl}/docs   (OpenAPI at /openapi.json)`);
   }
   for (const name of UPSTREAM_NAMES) lines.push(`  ${UPSTREAMS[name].title.padEnd(18)} ${serviceEnv.urls[name]}`);
   lines.push('', '  Demo logins (POST /auth/login):');
