@@ -7,6 +7,7 @@
  * bounds the whole start and names whoever was still starting.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer } from 'node:net';
 import { createInterface } from 'node:readline';
 import { CODE_EXTENSION, CODE_ROOT } from '../gateway/src/paths.js';
 import { UPSTREAM_NAMES, UPSTREAMS } from '../gateway/src/upstreams.js';
@@ -33,7 +34,14 @@ const env: NodeJS.ProcessEnv = {
   HOST: process.env.HOST ?? '127.0.0.1',
   SHUTDOWN_DRAIN_MS: process.env.SHUTDOWN_DRAIN_MS ?? '0',
 };
-const serviceEnv = serviceEnvironment(env);
+const serviceEnv = (() => {
+  try {
+    return serviceEnvironment(env);
+  } catch (error) {
+    process.stderr.write(`start failed: ${error instanceof Error ? error.message : String(error)}\n`);
+    return process.exit(1);
+  }
+})();
 const gatewayUrl = `http://${env.HOST === '0.0.0.0' ? '127.0.0.1' : env.HOST}:${env.PORT ?? '4000'}`;
 const timeoutMs = startTimeoutMs(env.START_TIMEOUT_MS);
 
@@ -84,7 +92,33 @@ async function stopAll(exitCode: number): Promise<void> {
 process.on('SIGINT', () => void stopAll(0));
 process.on('SIGTERM', () => void stopAll(0));
 
+/** Whether something already listens on a port this launch needs (its /health would pass for ours). */
+function portInUse(host: string, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const probe = createServer();
+    probe.once('error', (error: NodeJS.ErrnoException) => resolve(error.code === 'EADDRINUSE'));
+    probe.listen(port, host, () => probe.close(() => resolve(false)));
+  });
+}
+
+/**
+ * Refuses to start over a port that is taken: a process still running there (a gateway still draining,
+ * say) would answer the readiness wait in place of the one started now.
+ */
+async function ensurePortsFree(): Promise<void> {
+  const host = env.HOST ?? '127.0.0.1';
+  const wanted = [
+    ...UPSTREAM_NAMES.map((name) => ({ label: name, port: serviceEnv.basePort + UPSTREAMS[name].portOffset })),
+    ...(servicesOnly ? [] : [{ label: 'gateway', port: Number(env.PORT ?? '4000') }]),
+  ];
+  const taken = (await Promise.all(wanted.map(async (entry) => ((await portInUse(host, entry.port)) ? entry : undefined)))).filter((entry) => entry !== undefined);
+  if (taken.length > 0) {
+    throw new Error(`${taken.map(({ label, port }) => `${host}:${port} (${label})`).join(', ')} already in use: stop what holds it, or set SERVICES_BASE_PORT / PORT`);
+  }
+}
+
 async function main(): Promise<void> {
+  await ensurePortsFree();
   const started = performance.now();
   for (const name of UPSTREAM_NAMES) launch(name, 'services/main', serviceEnv.urls[name], [name]);
   // The gateway needs no upstream to start (readiness tells when they answer), so all start at once.

@@ -1,5 +1,6 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
+import { createServer as createHttpServer } from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
 import { UPSTREAM_NAMES, UPSTREAMS } from '../gateway/src/upstreams.js';
 import { freePortBlock } from './helpers/ports.js';
@@ -115,20 +116,40 @@ describe('npm start', { timeout: 240_000 }, () => {
     expect(await started.exit).toBe(0);
   });
 
-  it('fails the launch at once, with what the failing process printed, when one exits while starting', async () => {
+  it('refuses to start over a port already taken, even by something that answers /health, and starts nothing', async () => {
     const base = await freePortBlock(7);
-    // Something else holds the live TV service's port: that service cannot start.
+    // Something else holds the live TV service's port, and a stale "gateway" answers /health on the gateway's.
     const squatter = createServer();
+    const stale = createHttpServer((_req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end('{"status":"ok"}'));
     await new Promise<void>((resolve) => squatter.listen(base + UPSTREAMS.livetv.portOffset, '127.0.0.1', resolve));
+    await new Promise<void>((resolve) => stale.listen(base + 6, '127.0.0.1', resolve));
     try {
       const started = npmRun('start', { SERVICES_BASE_PORT: String(base), PORT: String(base + 6) });
       expect(await started.exit, started.output()).toBe(1);
-      expect(started.output()).toMatch(/start failed: livetv exited \(code 1\) before it was ready; it printed:\n.*EADDRINUSE/s);
-      expect(started.output()).not.toContain('Ctrl-C stops everything');
-      await expect(fetch(`http://127.0.0.1:${base + 6}/health`)).rejects.toThrow();
+      expect(started.output()).toContain(`start failed: 127.0.0.1:${base + UPSTREAMS.livetv.portOffset} (livetv), 127.0.0.1:${base + 6} (gateway) already in use`);
+      expect(started.output()).not.toMatch(/ ready in \d/);
+      await expect(fetch(`http://127.0.0.1:${base}/health`)).rejects.toThrow();
     } finally {
       squatter.close();
+      stale.close();
     }
+  });
+
+  it('fails the launch at once, with what the failing process printed, when one exits while starting', async () => {
+    const base = await freePortBlock(7);
+    // A setting the processes refuse at their start (not the launcher): each exits at once.
+    const started = npmRun('start', { SERVICES_BASE_PORT: String(base), PORT: String(base + 6), OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:9', OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc' });
+    expect(await started.exit, started.output()).toBe(1);
+    expect(started.output()).toMatch(/start failed: \w+ exited \(code 1\) before it was ready; it printed:\n.*OTEL_EXPORTER_OTLP_PROTOCOL=grpc is not supported/s);
+    expect(started.output()).not.toContain('Ctrl-C stops everything');
+    await expect(fetch(`http://127.0.0.1:${base + 6}/health`)).rejects.toThrow();
+  });
+
+  it('says in one line what is wrong with a setting the launcher itself reads', async () => {
+    const started = npmRun('start', { AUTH_TOKEN_ALGORITHM: 'RS1' });
+    expect(await started.exit).toBe(1);
+    expect(started.output()).toContain('start failed: AUTH_TOKEN_ALGORITHM must be HS256 or ES256');
+    expect(started.output()).not.toMatch(/\bat .+:\d+:\d+/);
   });
 
   it('names what was still starting when START_TIMEOUT_MS runs out, and stops everything', async () => {
