@@ -81,7 +81,8 @@ export interface Problem {
   [extension: string]: unknown;
 }
 
-function correlationMembers({ requestId, traceId }: Correlation): { requestId: string; traceId?: string } {
+/** The request and trace ids as members of a problem or a GraphQL error's extensions. */
+export function correlationMembers({ requestId, traceId }: Correlation): { requestId: string; traceId?: string } {
   return traceId === undefined ? { requestId } : { requestId, traceId };
 }
 

@@ -14,7 +14,7 @@ import type { Identity } from '../auth/identity.js';
 import { readBody, type BodyPolicy } from '../request-body.js';
 import type { GatewayConfig } from '../config.js';
 import { appendVary } from '../cors.js';
-import { GatewayError } from '../errors.js';
+import { correlationMembers, GatewayError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
 import type { Exchange } from '../pipeline/pipeline.js';
 import type { Face } from '../routing.js';
@@ -104,9 +104,13 @@ function withRequestIds(body: string, exchange: Exchange): string {
     return body;
   }
   if (!Array.isArray(parsed.errors) || parsed.errors.every((error) => error.extensions?.requestId !== undefined)) return body;
-  const traceId = exchange.state.peek('trace')?.traceId;
-  for (const error of parsed.errors) error.extensions = { ...error.extensions, requestId: exchange.state.get('requestId'), ...(traceId ? { traceId } : {}) };
+  for (const error of parsed.errors) error.extensions = { ...error.extensions, ...correlationOf(exchange) };
   return JSON.stringify(parsed);
+}
+
+/** The request and trace ids a GraphQL error of this exchange carries. */
+function correlationOf(exchange: Exchange): { requestId: string; traceId?: string } {
+  return correlationMembers({ requestId: exchange.state.get('requestId'), traceId: exchange.state.peek('trace')?.traceId });
 }
 
 type Refusal = Extract<TrustedDocumentOutcome, { kind: 'refused' }>;
@@ -231,8 +235,8 @@ export async function createGraphQLFace(config: GatewayConfig, client: UpstreamC
       const request = config.trustedDocuments ? withTrustedDocument(sent, config.trustedDocuments) : sent;
       if ('kind' in request) {
         // A GraphQL request error, as Apollo's own (GRAPHQL_PARSE_FAILED…): 400, no data, the request id.
-        const body = JSON.stringify({ errors: [{ message: request.message, extensions: { code: request.code } }] });
-        res.writeHead(400, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' }).end(withRequestIds(body, exchange));
+        const body = JSON.stringify({ errors: [{ message: request.message, extensions: { code: request.code, ...correlationOf(exchange) } }] });
+        res.writeHead(400, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store' }).end(body);
         return;
       }
       const key = responseCache && identity === undefined && req.headers.authorization === undefined ? responseCache.keyOf(request.method, req.headers, request.search, text) : undefined;
