@@ -9,6 +9,7 @@ COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
 COPY .meshrc.yaml ./
 COPY schemas ./schemas
+COPY shared ./shared
 COPY gateway ./gateway
 COPY services ./services
 COPY mesh ./mesh

@@ -12,7 +12,7 @@ import { servedSchema } from '../gateway/src/graphql/handler.js';
 import { protect } from '../gateway/src/graphql/permissions.js';
 import { createLogger } from '../gateway/src/observability/logger.js';
 import { createGateway } from '../gateway/src/server.js';
-import { upstreamEnvironment } from '../gateway/src/upstreams.js';
+import { upstreamEnvironment } from '../shared/upstreams.js';
 import { startReferenceServices } from '../services/registry.js';
 
 const argument = (name: string, fallback: number) => {

@@ -6,7 +6,7 @@
  * rate limiting in memory and in Redis). Rounds alternate, so machine noise hits every case.
  */
 import { SignJWT } from 'jose';
-import { UPSTREAM_NAMES, UPSTREAMS } from '../gateway/src/upstreams.js';
+import { UPSTREAM_NAMES, UPSTREAMS } from '../shared/upstreams.js';
 import { freePortBlock } from '../test/helpers/ports.js';
 import { startRedis } from '../test/helpers/redis.js';
 import { measure, median, processStats, startNginx, startPeer, startProcess, type Measurement } from './lib.js';

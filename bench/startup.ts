@@ -9,7 +9,7 @@ import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { statSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
-import { PROJECT_ROOT } from '../gateway/src/paths.js';
+import { PROJECT_ROOT } from '../shared/paths.js';
 import { recentOutput, waitUntilReady } from '../scripts/lib/readiness.js';
 import { freePortBlock } from '../test/helpers/ports.js';
 import { stopAfter } from './lib.js';

@@ -1,52 +1,18 @@
 import DataLoader from 'dataloader';
 import type { GatewayContext } from './context.js';
 import { callSource } from './source.js';
-
-export interface MovieRecord {
-  id: string;
-  title: string;
-  year?: number | null;
-  genres: string[];
-  durationMinutes?: number | null;
-  free: boolean;
-}
-
-export interface ChannelRecord {
-  id: string;
-  name: string;
-  number: number;
-  free: boolean;
-}
-
-export interface ProgramRecord {
-  id: string;
-  title: string;
-  start: string;
-  end: string;
-}
-
-export interface EntitlementRecord {
-  contentId: string;
-  canPlay: boolean;
-  reason: string;
-}
-
-export interface SubscriptionRecord {
-  userId: string;
-  planId: string;
-  status: string;
-}
+import type { Channel, ChannelBatch, Entitlement, EntitlementBatch, Movie, MovieBatch, NowPlayingBatch, Program, ScheduleBatch, SubscriptionBatch, SubscriptionRecord } from '../shared/records.js';
 
 /** The batch endpoints take at most 200 ids (their specs' maxItems). */
 const MAX_BATCH = 200;
 
 export interface Loaders {
-  readonly movies: DataLoader<string, MovieRecord | null>;
-  readonly channels: DataLoader<string, ChannelRecord | null>;
-  readonly nowPlaying: DataLoader<string, ProgramRecord | null>;
-  readonly schedules: DataLoader<string, ProgramRecord[]>;
+  readonly movies: DataLoader<string, Movie | null>;
+  readonly channels: DataLoader<string, Channel | null>;
+  readonly nowPlaying: DataLoader<string, Program | null>;
+  readonly schedules: DataLoader<string, Program[]>;
   /** Keyed by content id: `movie:<id>` or `channel:<id>`. */
-  readonly entitlements: DataLoader<string, EntitlementRecord>;
+  readonly entitlements: DataLoader<string, Entitlement>;
   readonly subscriptions: DataLoader<string, SubscriptionRecord | null>;
 }
 
@@ -66,34 +32,34 @@ function createLoaders(context: GatewayContext): Loaders {
       : callSource<T>(context, operationId, args, names);
   return {
     movies: new DataLoader(async (ids) => {
-      const batch = await call<{ items: MovieRecord[] }>('moviesByIds', { ids });
+      const batch = await call<MovieBatch>('moviesByIds', { ids });
       return byKey(ids, batch.items, (movie) => movie.id);
     }, options),
 
     channels: new DataLoader(async (ids) => {
-      const batch = await call<{ items: ChannelRecord[] }>('channelsByIds', { ids });
+      const batch = await call<ChannelBatch>('channelsByIds', { ids });
       return byKey(ids, batch.items, (channel) => channel.id);
     }, options),
 
     nowPlaying: new DataLoader(async (channelIds) => {
-      const batch = await call<{ items: { channelId: string; program?: ProgramRecord | null }[] }>('nowPlaying', { channelIds });
+      const batch = await call<NowPlayingBatch>('nowPlaying', { channelIds });
       return byKey(channelIds, batch.items, (item) => item.channelId).map((item) => item?.program ?? null);
     }, options),
 
     schedules: new DataLoader(async (channelIds) => {
-      const batch = await call<{ items: { channelId: string; programs: ProgramRecord[] }[] }>('schedulesByChannelIds', { channelIds });
+      const batch = await call<ScheduleBatch>('schedulesByChannelIds', { channelIds });
       return byKey(channelIds, batch.items, (item) => item.channelId).map((item) => item?.programs ?? []);
     }, options),
 
     entitlements: new DataLoader(async (contentIds) => {
-      const batch = await call<{ items: EntitlementRecord[] }>('entitlements', { contentIds });
+      const batch = await call<EntitlementBatch>('entitlements', { contentIds });
       return byKey(contentIds, batch.items, (item) => item.contentId).map(
         (item, index) => item ?? { contentId: contentIds[index] as string, canPlay: false, reason: 'unknown_content' },
       );
     }, options),
 
     subscriptions: new DataLoader(async (userIds) => {
-      const batch = await call<{ items: SubscriptionRecord[] }>('subscriptionsByUserIds', { userIds });
+      const batch = await call<SubscriptionBatch>('subscriptionsByUserIds', { userIds });
       return byKey(userIds, batch.items, (item) => item.userId);
     }, options),
   };

@@ -1,5 +1,7 @@
 import type { GatewayContext } from './context.js';
-import { loadersOf, type ChannelRecord, type MovieRecord } from './loaders.js';
+import { loadersOf } from './loaders.js';
+import { contentId } from '../shared/upstreams.js';
+import type { Channel, Movie } from '../shared/records.js';
 import { callSource } from './source.js';
 
 type Args = Record<string, unknown>;
@@ -48,12 +50,12 @@ export const resolvers = {
   Query,
   Mutation,
   Movie: {
-    entitlement: (movie: MovieRecord, _args: Args, context: GatewayContext) => loadersOf(context).entitlements.load(`movie:${movie.id}`),
+    entitlement: (movie: Movie, _args: Args, context: GatewayContext) => loadersOf(context).entitlements.load(contentId('movie', movie.id)),
   },
   Channel: {
-    entitlement: (channel: ChannelRecord, _args: Args, context: GatewayContext) => loadersOf(context).entitlements.load(`channel:${channel.id}`),
-    nowPlaying: (channel: ChannelRecord, _args: Args, context: GatewayContext) => loadersOf(context).nowPlaying.load(channel.id),
-    schedule: (channel: ChannelRecord, _args: Args, context: GatewayContext) => loadersOf(context).schedules.load(channel.id),
+    entitlement: (channel: Channel, _args: Args, context: GatewayContext) => loadersOf(context).entitlements.load(contentId('channel', channel.id)),
+    nowPlaying: (channel: Channel, _args: Args, context: GatewayContext) => loadersOf(context).nowPlaying.load(channel.id),
+    schedule: (channel: Channel, _args: Args, context: GatewayContext) => loadersOf(context).schedules.load(channel.id),
   },
   Program: {
     start: (program: { start: unknown }) => isoString(program.start),

@@ -1,7 +1,7 @@
 import { coerceInputValue, type GraphQLField, type GraphQLObjectType, type GraphQLSchema } from 'graphql';
 import { GatewayError } from '../gateway/src/errors.js';
 import { encodePathSegment, upstreamOperations } from '../gateway/src/upstream/operations.js';
-import { UPSTREAMS } from '../gateway/src/upstreams.js';
+import { UPSTREAMS } from '../shared/upstreams.js';
 import type { GatewayContext } from './context.js';
 
 /** A Mesh source as the Mesh runtime keeps it: its generated schema, before any transform. */

@@ -10,7 +10,7 @@ import { build } from 'esbuild';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const DIST = join(ROOT, 'dist');
-const SOURCE_DIRS = ['gateway', 'services', 'mesh', 'scripts'];
+const SOURCE_DIRS = ['shared', 'gateway', 'services', 'mesh', 'scripts'];
 const MANIFEST = join(DIST, 'build.json');
 const ifStale = process.argv.includes('--if-stale');
 
@@ -64,7 +64,7 @@ if (!ifStale || !artifactsAreCurrent()) {
   const meshStarted = performance.now();
   const mesh = await compiled('gateway/src/graphql/mesh.js');
   const { createLogger } = await compiled('gateway/src/observability/logger.js');
-  const { referenceServiceUrls, DEFAULT_SERVICES_BASE_PORT } = await compiled('gateway/src/upstreams.js');
+  const { referenceServiceUrls, DEFAULT_SERVICES_BASE_PORT } = await compiled('shared/upstreams.js');
   const built = await mesh.loadMesh(referenceServiceUrls(DEFAULT_SERVICES_BASE_PORT), fetch, createLogger({ level: 'warn' }), 'write');
   built.destroy();
   console.log(`build: Mesh artifacts in ${relative(ROOT, MESH_ARTIFACTS)}/ in ${Math.round(performance.now() - meshStarted)} ms`);

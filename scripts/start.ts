@@ -9,8 +9,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
 import { createInterface } from 'node:readline';
-import { CODE_EXTENSION, CODE_ROOT } from '../gateway/src/paths.js';
-import { UPSTREAM_NAMES, UPSTREAMS } from '../gateway/src/upstreams.js';
+import { CODE_EXTENSION, CODE_ROOT } from '../shared/paths.js';
+import { UPSTREAM_NAMES, UPSTREAMS, servicePort } from '../shared/upstreams.js';
 import { DEMO_USERS } from '../services/data/catalog.js';
 import { serviceEnvironment } from '../services/lib/environment.js';
 import { NotReadyError, recentOutput, waitUntilReady } from './lib/readiness.js';
@@ -108,7 +108,7 @@ function portInUse(host: string, port: number): Promise<boolean> {
 async function ensurePortsFree(): Promise<void> {
   const host = env.HOST ?? '127.0.0.1';
   const wanted = [
-    ...UPSTREAM_NAMES.map((name) => ({ label: name, port: serviceEnv.basePort + UPSTREAMS[name].portOffset })),
+    ...UPSTREAM_NAMES.map((name) => ({ label: name, port: servicePort(name, serviceEnv.basePort) })),
     ...(servicesOnly ? [] : [{ label: 'gateway', port: Number(env.PORT ?? '4000') }]),
   ];
   const taken = (await Promise.all(wanted.map(async (entry) => ((await portInUse(host, entry.port)) ? entry : undefined)))).filter((entry) => entry !== undefined);

@@ -1,91 +1,86 @@
-import { HttpError } from './lib/errors.js';
-import type { ServiceEnvironment } from './lib/environment.js';
+import type { operations } from '../shared/api/livetv.js';
+import type { Channel } from '../shared/records.js';
+import { contentId } from '../shared/upstreams.js';
+import { demoChannels, nowPlayingOf, scheduleOf } from './data/catalog.js';
 import { requireEntitlement } from './lib/entitlement.js';
+import { HttpError } from './lib/errors.js';
 import { requireAdmin, requireCaller, rolesFromUserStore } from './lib/identity.js';
 import { signedPlaybackUrl } from './lib/playback.js';
-import type { ServiceDefinition } from './lib/service.js';
-import { demoChannels, nowPlayingOf, scheduleOf, type Channel } from './data/catalog.js';
-import { specPath } from '../gateway/src/upstreams.js';
+import { defineService } from './lib/service.js';
 
-type ChannelInput = Omit<Channel, 'id'>;
-
-export function livetvService(env: ServiceEnvironment): ServiceDefinition {
-  const currentRoles = rolesFromUserStore(env);
-  const channels = new Map<string, Channel>(demoChannels().map((channel) => [channel.id, channel]));
-  let nextChannelNumber = channels.size + 1;
-
-  function channelOrNotFound(id: string): Channel {
-    const channel = channels.get(id);
-    if (!channel) throw new HttpError(404, 'Channel not found');
-    return channel;
-  }
-
-  function assertNumberFree(number: number, exceptId?: string): void {
-    for (const channel of channels.values()) {
-      if (channel.number === number && channel.id !== exceptId) throw new HttpError(409, `Channel number ${number} is taken`);
-    }
-  }
-
-  return {
-    name: 'livetv',
-    spec: specPath('livetv'),
-    handlers: {
-      channels: () => ({ body: [...channels.values()].sort((a, b) => a.number - b.number) }),
-
-      channelsByIds({ query }) {
-        const ids = [...new Set(query.ids as string[])];
-        return { body: { items: ids.flatMap((id) => channels.get(id) ?? []) } };
-      },
-
-      channel: ({ params }) => ({ body: channelOrNotFound(params.id as string) }),
-
-      channelSchedule: ({ params }) => ({ body: scheduleOf(channelOrNotFound(params.id as string).id, Date.now()) }),
-
-      nowPlaying({ query }) {
-        const nowMs = Date.now();
-        const ids = [...new Set(query.channelIds as string[])].filter((id) => channels.has(id));
-        return { body: { items: ids.map((channelId) => ({ channelId, program: nowPlayingOf(channelId, nowMs) })) } };
-      },
-
-      schedulesByChannelIds({ query }) {
-        const nowMs = Date.now();
-        const ids = [...new Set(query.channelIds as string[])].filter((id) => channels.has(id));
-        return { body: { items: ids.map((channelId) => ({ channelId, programs: scheduleOf(channelId, nowMs) })) } };
-      },
-
-      async playChannel({ headers, params }) {
-        const caller = requireCaller(headers);
-        const channel = channelOrNotFound(params.id as string);
-        await requireEntitlement(env, headers, `channel:${channel.id}`, 'channel');
-        return { body: signedPlaybackUrl(`live/${channel.id}`, caller.id, env.playbackSigningKey) };
-      },
-
-      async adminCreateChannel({ headers, body }) {
-        await requireAdmin(headers, currentRoles);
-        const input = body as ChannelInput;
-        assertNumberFree(input.number);
-        const channel: Channel = { id: `c${nextChannelNumber++}`, ...input };
-        channels.set(channel.id, channel);
-        return { status: 201, body: channel };
-      },
-
-      async adminUpdateChannel({ headers, params, body }) {
-        await requireAdmin(headers, currentRoles);
-        const { id } = channelOrNotFound(params.id as string);
-        const input = body as ChannelInput;
-        assertNumberFree(input.number, id);
-        const channel: Channel = { id, ...input };
-        channels.set(id, channel);
-        return { body: channel };
-      },
-
-      async adminDeleteChannel({ headers, params }) {
-        await requireAdmin(headers, currentRoles);
-        channels.delete(channelOrNotFound(params.id as string).id);
-        return { status: 204 };
-      },
-
-      livetvHealth: () => ({ body: { status: 'ok', service: 'livetv' } }),
-    },
-  };
+interface LiveTvState {
+  readonly channels: Map<string, Channel>;
+  nextChannelNumber: number;
 }
+
+function channelOrNotFound({ channels }: LiveTvState, id: string): Channel {
+  const channel = channels.get(id);
+  if (!channel) throw new HttpError(404, 'Channel not found');
+  return channel;
+}
+
+function assertNumberFree({ channels }: LiveTvState, number: number, exceptId?: string): void {
+  for (const channel of channels.values()) {
+    if (channel.number === number && channel.id !== exceptId) throw new HttpError(409, `Channel number ${number} is taken`);
+  }
+}
+
+/** The asked channels that exist, each once, in the order asked. */
+const knownChannels = ({ channels }: LiveTvState, ids: readonly string[]): string[] => [...new Set(ids)].filter((id) => channels.has(id));
+
+export const livetvService = defineService<operations>()({
+  name: 'livetv',
+  state: (): LiveTvState => {
+    const channels = new Map(demoChannels().map((channel) => [channel.id, channel]));
+    return { channels, nextChannelNumber: channels.size + 1 };
+  },
+  handlers: {
+    channels: (_request, { state }) => ({ body: [...state.channels.values()].sort((a, b) => a.number - b.number) }),
+
+    channelsByIds: ({ query }, { state }) => ({ body: { items: [...new Set(query.ids)].flatMap((id) => state.channels.get(id) ?? []) } }),
+
+    channel: ({ params }, { state }) => ({ body: channelOrNotFound(state, params.id) }),
+
+    channelSchedule: ({ params }, { state }) => ({ body: scheduleOf(channelOrNotFound(state, params.id).id, Date.now()) }),
+
+    nowPlaying({ query }, { state }) {
+      const nowMs = Date.now();
+      return { body: { items: knownChannels(state, query.channelIds).map((channelId) => ({ channelId, program: nowPlayingOf(channelId, nowMs) })) } };
+    },
+
+    schedulesByChannelIds({ query }, { state }) {
+      const nowMs = Date.now();
+      return { body: { items: knownChannels(state, query.channelIds).map((channelId) => ({ channelId, programs: scheduleOf(channelId, nowMs) })) } };
+    },
+
+    async playChannel({ headers, params }, { state, env }) {
+      const caller = requireCaller(headers);
+      const channel = channelOrNotFound(state, params.id);
+      await requireEntitlement(env, headers, contentId('channel', channel.id), 'channel');
+      return { body: signedPlaybackUrl(`live/${channel.id}`, caller.id, env.playbackSigningKey) };
+    },
+
+    async adminCreateChannel({ headers, body }, { state, env }) {
+      await requireAdmin(headers, rolesFromUserStore(env));
+      assertNumberFree(state, body.number);
+      const channel: Channel = { id: `c${state.nextChannelNumber++}`, ...body };
+      state.channels.set(channel.id, channel);
+      return { status: 201, body: channel };
+    },
+
+    async adminUpdateChannel({ headers, params, body }, { state, env }) {
+      await requireAdmin(headers, rolesFromUserStore(env));
+      const { id } = channelOrNotFound(state, params.id);
+      assertNumberFree(state, body.number, id);
+      const channel: Channel = { id, ...body };
+      state.channels.set(id, channel);
+      return { body: channel };
+    },
+
+    async adminDeleteChannel({ headers, params }, { state, env }) {
+      await requireAdmin(headers, rolesFromUserStore(env));
+      state.channels.delete(channelOrNotFound(state, params.id).id);
+      return { status: 204 };
+    },
+  },
+});

@@ -1,9 +1,8 @@
-import { loadTracingConfig } from '../gateway/src/config.js';
-import { startTracing } from '../gateway/src/observability/tracing.js';
-import { projectVersion } from '../gateway/src/paths.js';
-import { UPSTREAM_NAMES, UPSTREAMS, type UpstreamName } from '../gateway/src/upstreams.js';
+import { loadTracingConfig, startTracing } from '../shared/tracing.js';
+import { projectVersion } from '../shared/paths.js';
+import { UPSTREAM_NAMES, UPSTREAMS, type UpstreamName, servicePort } from '../shared/upstreams.js';
 import { serviceEnvironment } from './lib/environment.js';
-import { startService } from './registry.js';
+import { serviceLogger, startService } from './registry.js';
 
 /** Runs one reference service in this process: `node --import tsx services/main.ts <name>`. */
 async function main(): Promise<void> {
@@ -13,10 +12,11 @@ async function main(): Promise<void> {
     process.exit(2);
   }
   const env = serviceEnvironment();
+  const log = serviceLogger(name, env);
   // The launcher gives every service the same environment: the service's own name wins over OTEL_SERVICE_NAME.
-  const tracing = await startTracing(loadTracingConfig(), { serviceName: `${name}-service`, serviceVersion: projectVersion(), fixedName: true, contextManager: true, warn: (message) => console.warn(`[${name}] opentelemetry: ${message}`) });
-  const service = await startService(name, env, process.env.HOST || '127.0.0.1', env.basePort + UPSTREAMS[name].portOffset);
-  console.log(`${UPSTREAMS[name].title} service listening on ${service.url}`);
+  const tracing = await startTracing(loadTracingConfig(), { serviceName: `${name}-service`, serviceVersion: projectVersion(), fixedName: true, contextManager: true, warn: (message) => log.warn(`opentelemetry: ${message}`) });
+  const service = await startService(name, env, process.env.HOST || '127.0.0.1', servicePort(name, env.basePort), log);
+  log.info({ url: service.url }, `${UPSTREAMS[name].title} service listening`);
   const stop = () => {
     void service
       .close()

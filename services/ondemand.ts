@@ -1,73 +1,66 @@
-import { HttpError } from './lib/errors.js';
-import type { ServiceEnvironment } from './lib/environment.js';
+import type { operations } from '../shared/api/ondemand.js';
+import type { Movie } from '../shared/records.js';
+import { contentId } from '../shared/upstreams.js';
+import { demoMovies, MOVIE_COUNT } from './data/catalog.js';
 import { requireEntitlement } from './lib/entitlement.js';
+import { HttpError } from './lib/errors.js';
 import { requireAdmin, requireCaller, rolesFromUserStore } from './lib/identity.js';
 import { signedPlaybackUrl } from './lib/playback.js';
-import type { ServiceDefinition } from './lib/service.js';
-import { demoMovies, MOVIE_COUNT, type Movie } from './data/catalog.js';
-import { specPath } from '../gateway/src/upstreams.js';
+import { defaulted, defineService } from './lib/service.js';
 
-type MovieInput = Omit<Movie, 'id'>;
-
-export function ondemandService(env: ServiceEnvironment): ServiceDefinition {
-  const currentRoles = rolesFromUserStore(env);
-  const movies = new Map<string, Movie>(demoMovies().map((movie) => [movie.id, movie]));
-  let nextMovieNumber = MOVIE_COUNT + 1;
-
-  function movieOrNotFound(id: string): Movie {
-    const movie = movies.get(id);
-    if (!movie) throw new HttpError(404, 'Movie not found');
-    return movie;
-  }
-
-  return {
-    name: 'ondemand',
-    spec: specPath('ondemand'),
-    handlers: {
-      movies({ query }) {
-        const limit = query.limit as number;
-        const offset = query.offset as number;
-        const genre = (query.genre as string | undefined)?.toLowerCase();
-        const matching = [...movies.values()].filter((movie) => genre === undefined || movie.genres.includes(genre));
-        return { body: { items: matching.slice(offset, offset + limit), total: matching.length } };
-      },
-
-      moviesByIds({ query }) {
-        const ids = [...new Set(query.ids as string[])];
-        return { body: { items: ids.flatMap((id) => movies.get(id) ?? []) } };
-      },
-
-      movie: ({ params }) => ({ body: movieOrNotFound(params.id as string) }),
-
-      async playMovie({ headers, params }) {
-        const caller = requireCaller(headers);
-        const movie = movieOrNotFound(params.id as string);
-        await requireEntitlement(env, headers, `movie:${movie.id}`, 'movie');
-        return { body: signedPlaybackUrl(`vod/${movie.id}`, caller.id, env.playbackSigningKey) };
-      },
-
-      async adminCreateMovie({ headers, body }) {
-        await requireAdmin(headers, currentRoles);
-        const movie: Movie = { id: `m${nextMovieNumber++}`, ...(body as MovieInput) };
-        movies.set(movie.id, movie);
-        return { status: 201, body: movie };
-      },
-
-      async adminUpdateMovie({ headers, params, body }) {
-        await requireAdmin(headers, currentRoles);
-        const { id } = movieOrNotFound(params.id as string);
-        const movie: Movie = { id, ...(body as MovieInput) };
-        movies.set(id, movie);
-        return { body: movie };
-      },
-
-      async adminDeleteMovie({ headers, params }) {
-        await requireAdmin(headers, currentRoles);
-        movies.delete(movieOrNotFound(params.id as string).id);
-        return { status: 204 };
-      },
-
-      ondemandHealth: () => ({ body: { status: 'ok', service: 'ondemand' } }),
-    },
-  };
+interface OnDemandState {
+  readonly movies: Map<string, Movie>;
+  nextMovieNumber: number;
 }
+
+function movieOrNotFound({ movies }: OnDemandState, id: string): Movie {
+  const movie = movies.get(id);
+  if (!movie) throw new HttpError(404, 'Movie not found');
+  return movie;
+}
+
+export const ondemandService = defineService<operations>()({
+  name: 'ondemand',
+  state: (): OnDemandState => ({ movies: new Map(demoMovies().map((movie) => [movie.id, movie])), nextMovieNumber: MOVIE_COUNT + 1 }),
+  handlers: {
+    movies({ query }, { state }) {
+      const limit = defaulted(query.limit);
+      const offset = defaulted(query.offset);
+      const genre = query.genre?.toLowerCase();
+      const matching = [...state.movies.values()].filter((movie) => genre === undefined || movie.genres.includes(genre));
+      return { body: { items: matching.slice(offset, offset + limit), total: matching.length } };
+    },
+
+    moviesByIds: ({ query }, { state }) => ({ body: { items: [...new Set(query.ids)].flatMap((id) => state.movies.get(id) ?? []) } }),
+
+    movie: ({ params }, { state }) => ({ body: movieOrNotFound(state, params.id) }),
+
+    async playMovie({ headers, params }, { state, env }) {
+      const caller = requireCaller(headers);
+      const movie = movieOrNotFound(state, params.id);
+      await requireEntitlement(env, headers, contentId('movie', movie.id), 'movie');
+      return { body: signedPlaybackUrl(`vod/${movie.id}`, caller.id, env.playbackSigningKey) };
+    },
+
+    async adminCreateMovie({ headers, body }, { state, env }) {
+      await requireAdmin(headers, rolesFromUserStore(env));
+      const movie: Movie = { id: `m${state.nextMovieNumber++}`, ...body };
+      state.movies.set(movie.id, movie);
+      return { status: 201, body: movie };
+    },
+
+    async adminUpdateMovie({ headers, params, body }, { state, env }) {
+      await requireAdmin(headers, rolesFromUserStore(env));
+      const { id } = movieOrNotFound(state, params.id);
+      const movie: Movie = { id, ...body };
+      state.movies.set(id, movie);
+      return { body: movie };
+    },
+
+    async adminDeleteMovie({ headers, params }, { state, env }) {
+      await requireAdmin(headers, rolesFromUserStore(env));
+      state.movies.delete(movieOrNotFound(state, params.id).id);
+      return { status: 204 };
+    },
+  },
+});

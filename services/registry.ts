@@ -1,6 +1,7 @@
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { UPSTREAM_NAMES, UPSTREAMS, type UpstreamName, type UpstreamUrls } from '../gateway/src/upstreams.js';
+import { pino, type Logger } from 'pino';
+import { UPSTREAM_NAMES, servicePort, type UpstreamName, type UpstreamUrls } from '../shared/upstreams.js';
 import { authService } from './auth.js';
 import { livetvService } from './livetv.js';
 import { ondemandService } from './ondemand.js';
@@ -10,7 +11,7 @@ import { usersService } from './users.js';
 import { serviceEnvironment, type ServiceEnvironment } from './lib/environment.js';
 import { createServiceServer, type ServiceDefinition } from './lib/service.js';
 
-const FACTORIES: Readonly<Record<UpstreamName, (env: ServiceEnvironment) => ServiceDefinition | Promise<ServiceDefinition>>> = {
+const SERVICES: Readonly<Record<UpstreamName, ServiceDefinition>> = {
   auth: authService,
   users: usersService,
   ondemand: ondemandService,
@@ -33,9 +34,14 @@ function closeServer(server: Server): Promise<void> {
   });
 }
 
-/** Starts one reference service; port 0 takes any free port. */
-export async function startService(name: UpstreamName, env: ServiceEnvironment, host: string, port: number): Promise<RunningService> {
-  const server = await createServiceServer(await FACTORIES[name](env));
+/** A service's JSON log on stdout (pino), at LOG_LEVEL: one logger a process. */
+export function serviceLogger(name: UpstreamName, env: ServiceEnvironment): Logger {
+  return pino({ name: `${name}-service`, level: env.logLevel });
+}
+
+/** Starts one reference service, fresh state; port 0 takes any free port. */
+export async function startService(name: UpstreamName, env: ServiceEnvironment, host: string, port: number, logger: Logger = serviceLogger(name, env)): Promise<RunningService> {
+  const server = await createServiceServer(SERVICES[name], env, logger);
   server.keepAliveTimeout = 65_000;
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -57,9 +63,7 @@ export interface ReferenceServices {
  */
 export async function startReferenceServices(options: { anyPorts?: boolean; env?: NodeJS.ProcessEnv } = {}): Promise<ReferenceServices> {
   const env = serviceEnvironment(options.env ?? process.env);
-  const running = await Promise.all(
-    UPSTREAM_NAMES.map((name) => startService(name, env, '127.0.0.1', options.anyPorts ? 0 : env.basePort + UPSTREAMS[name].portOffset)),
-  );
+  const running = await Promise.all(UPSTREAM_NAMES.map((name) => startService(name, env, '127.0.0.1', options.anyPorts ? 0 : servicePort(name, env.basePort))));
   const services = {} as Record<UpstreamName, RunningService>;
   for (const service of running) {
     services[service.name] = service;

@@ -1,77 +1,71 @@
+import type { operations } from '../shared/api/users.js';
+import type { User } from '../shared/records.js';
+import { DEMO_USERS } from './data/catalog.js';
 import { HttpError } from './lib/errors.js';
 import { requireAdmin, requireCaller } from './lib/identity.js';
-import type { ServiceDefinition } from './lib/service.js';
-import { DEMO_USERS } from './data/catalog.js';
-import { specPath } from '../gateway/src/upstreams.js';
+import { defaulted, defineService } from './lib/service.js';
 
-interface User {
-  id: string;
-  username: string;
-  email?: string;
-  roles: string[];
+interface UsersState {
+  readonly users: Map<string, User>;
 }
 
-export function usersService(): ServiceDefinition {
-  const users = new Map<string, User>(DEMO_USERS.map(({ id, username, email, roles }) => [id, { id, username, email, roles: [...roles] }]));
+function userOrNotFound({ users }: UsersState, id: string): User {
+  const user = users.get(id);
+  if (!user) throw new HttpError(404, 'User not found');
+  return user;
+}
 
-  function userOrNotFound(id: string): User {
-    const user = users.get(id);
-    if (!user) throw new HttpError(404, 'User not found');
-    return user;
-  }
+/** This service is the user store: a caller's roles are read from it, not from the token. */
+const currentRoles =
+  ({ users }: UsersState) =>
+  (id: string): readonly string[] =>
+    users.get(id)?.roles ?? [];
 
-  // This service is the user store: a caller's roles are read from it, not from the token.
-  const currentRoles = (id: string): readonly string[] => users.get(id)?.roles ?? [];
+export const usersService = defineService<operations>()({
+  name: 'users',
+  state: (): UsersState => ({ users: new Map(DEMO_USERS.map(({ id, username, email, roles }) => [id, { id, username, email, roles: [...roles] }])) }),
+  handlers: {
+    me: ({ headers }, { state }) => ({ body: userOrNotFound(state, requireCaller(headers).id) }),
 
-  return {
-    name: 'users',
-    spec: specPath('users'),
-    handlers: {
-      me: ({ headers }) => ({ body: userOrNotFound(requireCaller(headers).id) }),
-
-      updateMe({ headers, body }) {
-        const user = userOrNotFound(requireCaller(headers).id);
-        const { email } = body as { email?: string };
-        if (email !== undefined) user.email = email;
-        return { body: user };
-      },
-
-      usersByIds({ headers, query }) {
-        const caller = requireCaller(headers);
-        const ids = [...new Set(query.ids as string[])];
-        if (!currentRoles(caller.id).includes('admin') && ids.some((id) => id !== caller.id)) {
-          throw new HttpError(403, 'Only admins may read other users');
-        }
-        return { body: { items: ids.flatMap((id) => users.get(id) ?? []) } };
-      },
-
-      async adminUsers({ headers, query }) {
-        await requireAdmin(headers, currentRoles);
-        const limit = query.limit as number;
-        const offset = query.offset as number;
-        const ordered = [...users.values()].sort((a, b) => Number(a.id) - Number(b.id));
-        return { body: ordered.slice(offset, offset + limit) };
-      },
-
-      async adminSetUserRoles({ headers, params, body }) {
-        await requireAdmin(headers, currentRoles);
-        const user = userOrNotFound(params.id as string);
-        user.roles = [...(body as { roles: string[] }).roles];
-        return { body: user };
-      },
-
-      createUserProfile({ body }) {
-        const { id, username, email } = body as { id: string; username: string; email: string };
-        if (users.has(id) || [...users.values()].some((user) => user.username === username)) {
-          throw new HttpError(409, 'User already exists');
-        }
-        const user: User = { id, username, email, roles: ['user'] };
-        users.set(id, user);
-        return { status: 201, body: user };
-      },
-
-      userProfile: ({ params }) => ({ body: userOrNotFound(params.id as string) }),
-      usersHealth: () => ({ body: { status: 'ok', service: 'users' } }),
+    updateMe({ headers, body }, { state }) {
+      const user = userOrNotFound(state, requireCaller(headers).id);
+      if (body.email !== undefined) user.email = body.email;
+      return { body: user };
     },
-  };
-}
+
+    usersByIds({ headers, query }, { state }) {
+      const caller = requireCaller(headers);
+      const ids = [...new Set(query.ids)];
+      if (!currentRoles(state)(caller.id).includes('admin') && ids.some((id) => id !== caller.id)) {
+        throw new HttpError(403, 'Only admins may read other users');
+      }
+      return { body: { items: ids.flatMap((id) => state.users.get(id) ?? []) } };
+    },
+
+    async adminUsers({ headers, query }, { state }) {
+      await requireAdmin(headers, currentRoles(state));
+      const limit = defaulted(query.limit);
+      const offset = defaulted(query.offset);
+      const ordered = [...state.users.values()].sort((a, b) => Number(a.id) - Number(b.id));
+      return { body: ordered.slice(offset, offset + limit) };
+    },
+
+    async adminSetUserRoles({ headers, params, body }, { state }) {
+      await requireAdmin(headers, currentRoles(state));
+      const user = userOrNotFound(state, params.id);
+      user.roles = [...body.roles];
+      return { body: user };
+    },
+
+    createUserProfile({ body: { id, username, email } }, { state }) {
+      if (state.users.has(id) || [...state.users.values()].some((user) => user.username === username)) {
+        throw new HttpError(409, 'User already exists');
+      }
+      const user: User = { id, username, email, roles: ['user'] };
+      state.users.set(id, user);
+      return { status: 201, body: user };
+    },
+
+    userProfile: ({ params }, { state }) => ({ body: userOrNotFound(state, params.id) }),
+  },
+});

@@ -52,7 +52,7 @@ describe('npm run build', { timeout: 120_000 }, () => {
   });
 
   it('recompiles only the code when a source changes', () => {
-    const file = join(copy, 'gateway/src/development.ts');
+    const file = join(copy, 'shared/development.ts');
     writeFileSync(file, `${readFileSync(file, 'utf8')}\n// changed\n`);
     const output = build('--if-stale');
     expect(output).toMatch(/build: compiled/);

@@ -3,8 +3,9 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig } from '../gateway/src/config.js';
-import { DEVELOPMENT_JWT_SECRET } from '../gateway/src/development.js';
+import { loadConfig } from '../gateway/src/config.js';
+import { ConfigError } from '../shared/settings.js';
+import { DEVELOPMENT_JWT_SECRET } from '../shared/development.js';
 
 const SECRET = 'a-test-secret-that-is-long-enough-0123456789';
 

@@ -22,7 +22,7 @@ import { Namespace } from 'kubernetes-models/v1/Namespace';
 import { Service } from 'kubernetes-models/v1/Service';
 import { parse, parseAllDocuments } from 'yaml';
 import { CONFIG_VARIABLES, loadConfig } from '../gateway/src/config.js';
-import { UPSTREAM_NAMES, UPSTREAMS } from '../gateway/src/upstreams.js';
+import { UPSTREAM_NAMES, UPSTREAMS, servicePort } from '../shared/upstreams.js';
 import { SERVICE_VARIABLES } from '../services/lib/environment.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -165,7 +165,7 @@ describe('the Compose file', () => {
       expect(service.healthcheck?.test.length, name).toBeGreaterThan(0);
     }
     for (const { upstream, name, service } of reference) {
-      const port = 8000 + UPSTREAMS[upstream].portOffset;
+      const port = servicePort(upstream, 8000);
       expect(service?.healthcheck?.test, name).toEqual(['CMD', 'node', 'dist/scripts/healthcheck.js', `http://127.0.0.1:${port}/health`]);
       // Every container reaches it where it listens.
       for (const gateway of gateways) expect(services[gateway]?.environment?.[UPSTREAMS[upstream].envVar], `${gateway} → ${upstream}`).toBe(`http://${name}:${port}`);
@@ -343,7 +343,7 @@ describe('the Kubernetes manifests (deploy/k8s, a Kustomize base)', () => {
       const container = deployment?.spec?.template?.spec.containers[0];
       expect(container?.command, upstream).toEqual(['node', 'dist/services/main.js', upstream]);
       const base = Number(container?.env?.find((variable) => variable.name === 'SERVICES_BASE_PORT')?.value);
-      const port = base + UPSTREAMS[upstream].portOffset;
+      const port = servicePort(upstream, base);
       expect(container?.ports, upstream).toEqual([{ name: 'http', containerPort: port }]);
       expect(container?.readinessProbe?.httpGet, upstream).toEqual({ path: '/health', port: 'http' });
       const service = find('Service', deployment?.metadata.name ?? '');

@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { findRoute, takesMethod } from '../gateway/src/rest/routes.js';
-import { specPath, UPSTREAM_NAMES } from '../gateway/src/upstreams.js';
+import { specPath, UPSTREAM_NAMES } from '../shared/upstreams.js';
 import { useRecordingGateway } from './helpers/fixtures.js';
 
 interface Operation {

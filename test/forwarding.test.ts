@@ -4,7 +4,7 @@
  */
 import type { IncomingHttpHeaders } from 'node:http';
 import { beforeAll, describe, expect, it } from 'vitest';
-import type { UpstreamName } from '../gateway/src/upstreams.js';
+import type { UpstreamName } from '../shared/upstreams.js';
 import { useRecordingGateway } from './helpers/fixtures.js';
 import { startGateway } from './helpers/gateway.js';
 import { graphql } from './helpers/graphql.js';

@@ -6,7 +6,7 @@ import { graphql, onlyError } from './helpers/graphql.js';
 import { startReferenceServices, type ReferenceServices } from '../services/registry.js';
 import { TEST_SECRET, userToken } from './helpers/tokens.js';
 import { spawnGateway } from './helpers/process.js';
-import { upstreamEnvironment } from '../gateway/src/upstreams.js';
+import { upstreamEnvironment } from '../shared/upstreams.js';
 
 const INTROSPECTION = '{ __schema { queryType { name } } }';
 

@@ -6,7 +6,7 @@ import { loadConfig } from '../gateway/src/config.js';
 import meshLogger, { routeMeshLogsTo } from '../gateway/src/graphql/library-logs.js';
 import { createLogger } from '../gateway/src/observability/logger.js';
 import { redactValue, REDACTED, scrubText } from '../gateway/src/observability/redact.js';
-import { upstreamEnvironment } from '../gateway/src/upstreams.js';
+import { upstreamEnvironment } from '../shared/upstreams.js';
 import { startReferenceServices, type ReferenceServices } from '../services/registry.js';
 import { captureLog, startGateway } from './helpers/gateway.js';
 import { graphql } from './helpers/graphql.js';

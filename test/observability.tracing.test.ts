@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { request } from 'undici';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { upstreamEnvironment } from '../gateway/src/upstreams.js';
+import { upstreamEnvironment } from '../shared/upstreams.js';
 import { captureLog, startGateway, type RunningGateway } from './helpers/gateway.js';
 import { graphql } from './helpers/graphql.js';
 import { OtlpReceiver, type ReceivedSpan } from './helpers/otlp-receiver.js';

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MemoryRateLimiter } from '../gateway/src/ratelimit/memory.js';
 import { bucketShape } from '../gateway/src/ratelimit/limiter.js';
-import { upstreamEnvironment } from '../gateway/src/upstreams.js';
+import { upstreamEnvironment } from '../shared/upstreams.js';
 import { useRecordingGateway } from './helpers/fixtures.js';
 import { captureLog, startGateway, type RunningGateway } from './helpers/gateway.js';
 import { graphql } from './helpers/graphql.js';

@@ -7,7 +7,7 @@ import type { ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { Gateway } from '../gateway/src/server.js';
-import type { UpstreamName } from '../gateway/src/upstreams.js';
+import type { UpstreamName } from '../shared/upstreams.js';
 import { startGateway, type RunningGateway } from './helpers/gateway.js';
 import { sample } from './helpers/metrics.js';
 import { freePortBlock } from './helpers/ports.js';

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { GraphQLResponseCache, type StoredResponse } from '../gateway/src/graphql/response-cache.js';
-import type { UpstreamName } from '../gateway/src/upstreams.js';
+import type { UpstreamName } from '../shared/upstreams.js';
 
 /** A cache on a clock the test moves. */
 function cacheAt(start = 1_000_000, maxBytes = 1024 * 1024) {

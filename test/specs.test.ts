@@ -2,8 +2,8 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { Validator } from '@seriousme/openapi-schema-validator';
-import { UPSTREAM_NAMES } from '../gateway/src/upstreams.js';
-import { specPath } from '../gateway/src/upstreams.js';
+import { UPSTREAM_NAMES } from '../shared/upstreams.js';
+import { specPath } from '../shared/upstreams.js';
 
 interface Operation {
   operationId?: string;

@@ -2,7 +2,7 @@ import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
 import { createServer as createHttpServer } from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
-import { UPSTREAM_NAMES, UPSTREAMS } from '../gateway/src/upstreams.js';
+import { UPSTREAM_NAMES, servicePort } from '../shared/upstreams.js';
 import { freePortBlock } from './helpers/ports.js';
 
 interface Started {
@@ -72,7 +72,7 @@ describe('npm start', { timeout: 240_000 }, () => {
 
     const text = started.output();
     expect(text).toContain(`http://127.0.0.1:${port}`);
-    for (const name of UPSTREAM_NAMES) expect(text).toContain(`http://127.0.0.1:${base + UPSTREAMS[name].portOffset}`);
+    for (const name of UPSTREAM_NAMES) expect(text).toContain(`http://127.0.0.1:${servicePort(name, base)}`);
     for (const login of ['alice  / alice-password', 'bob    / bob-password', 'admin  / admin-password']) expect(text).toContain(login);
 
     expect(text).toMatch(/gateway ready in \d+\.\d s/);
@@ -81,7 +81,7 @@ describe('npm start', { timeout: 240_000 }, () => {
     // The launcher waited for every service's own health check: the gateway finds them all at once.
     expect((await fetch(`http://127.0.0.1:${port}/ready`)).status, started.output()).toBe(200);
     for (const name of UPSTREAM_NAMES) {
-      expect((await fetch(`http://127.0.0.1:${base + UPSTREAMS[name].portOffset}/health`)).status).toBe(200);
+      expect((await fetch(`http://127.0.0.1:${servicePort(name, base)}/health`)).status).toBe(200);
     }
 
     const pids = descendants(started.child.pid as number);
@@ -121,12 +121,12 @@ describe('npm start', { timeout: 240_000 }, () => {
     // Something else holds the live TV service's port, and a stale "gateway" answers /health on the gateway's.
     const squatter = createServer();
     const stale = createHttpServer((_req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end('{"status":"ok"}'));
-    await new Promise<void>((resolve) => squatter.listen(base + UPSTREAMS.livetv.portOffset, '127.0.0.1', resolve));
+    await new Promise<void>((resolve) => squatter.listen(servicePort('livetv', base), '127.0.0.1', resolve));
     await new Promise<void>((resolve) => stale.listen(base + 6, '127.0.0.1', resolve));
     try {
       const started = npmRun('start', { SERVICES_BASE_PORT: String(base), PORT: String(base + 6) });
       expect(await started.exit, started.output()).toBe(1);
-      expect(started.output()).toContain(`start failed: 127.0.0.1:${base + UPSTREAMS.livetv.portOffset} (livetv), 127.0.0.1:${base + 6} (gateway) already in use`);
+      expect(started.output()).toContain(`start failed: 127.0.0.1:${servicePort('livetv', base)} (livetv), 127.0.0.1:${base + 6} (gateway) already in use`);
       expect(started.output()).not.toMatch(/ ready in \d/);
       await expect(fetch(`http://127.0.0.1:${base}/health`)).rejects.toThrow();
     } finally {

@@ -1,37 +1,20 @@
 import { z } from 'zod';
-import { DEVELOPMENT_JWT_SECRET } from './development.js';
+import { DEVELOPMENT_JWT_SECRET } from '../../shared/development.js';
 import type { BodyPolicy } from './request-body.js';
-import { SecretFileError, withSecretFiles } from './secret-files.js';
+import { SecretFileError, withSecretFiles } from '../../shared/secret-files.js';
 import { loadTrustedDocuments, type TrustedDocuments, type TrustedDocumentsMode } from './trusted-documents.js';
-import { DEFAULT_SERVICES_BASE_PORT, UPSTREAM_NAMES, UPSTREAMS, referenceServiceUrls, type UpstreamUrls } from './upstreams.js';
-
+import { DEFAULT_SERVICES_BASE_PORT, UPSTREAM_NAMES, UPSTREAMS, referenceServiceUrls, type UpstreamUrls } from '../../shared/upstreams.js';
+import { absoluteUrl, ConfigError, integer, LOG_LEVELS, oneOf, parsed, unsetWhenEmpty, type LogLevel } from '../../shared/settings.js';
+import { tracingOf, tracingShape, type TracingConfig } from '../../shared/tracing.js';
 
 const HMAC_ALGORITHMS = ['HS256', 'HS384', 'HS512'] as const;
 const ASYMMETRIC_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'] as const;
 const SUPPORTED_ALGORITHMS: readonly string[] = [...HMAC_ALGORITHMS, ...ASYMMETRIC_ALGORITHMS];
-const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 const NODE_ENVS = ['development', 'production', 'test'] as const;
 const LOG_FORMATS = ['json', 'pretty'] as const;
-const OTLP_PROTOCOLS = ['http/protobuf', 'http/json', 'grpc'] as const;
-const TRACE_EXPORTERS = ['otlp', 'console', 'none'] as const;
 
-export type LogLevel = (typeof LOG_LEVELS)[number];
 export type NodeEnv = (typeof NODE_ENVS)[number];
 export type LogFormat = (typeof LOG_FORMATS)[number];
-
-/**
- * OpenTelemetry tracing. The SDK reads the standard OTEL_* variables itself (endpoint, headers,
- * sampler, batch sizes, resource); the gateway only decides whether tracing is on and checks what it
- * can support.
- */
-export interface TracingConfig {
-  /** An exporter is configured (OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT, or OTEL_TRACES_EXPORTER=console) and the SDK is not disabled. */
-  readonly enabled: boolean;
-  readonly exporter: 'otlp' | 'console';
-  readonly protocol: 'http/protobuf' | 'http/json';
-  /** TRACE_TRUST_CLIENT: continue a client's `traceparent` (else a new trace, the client's as a link). */
-  readonly trustClientContext: boolean;
-}
 
 export interface JwtConfig {
   /** HMAC key; present when any HS* algorithm is accepted. */
@@ -103,84 +86,17 @@ export interface GatewayConfig {
   readonly registrationsPerHour: number;
 }
 
-/** A configuration problem, worded for one line on stderr: it names the variable, never a secret's value. */
-export class ConfigError extends Error {
-  constructor(message: string, options?: ErrorOptions) {
-    super(message, options);
-    this.name = 'ConfigError';
-  }
-}
-
 /** Where `npm start`'s developers run their web apps: any port on this machine. */
 const DEVELOPMENT_ORIGINS: readonly string[] = ['http://localhost:*', 'http://127.0.0.1:*'];
 
 /** Settings that are secrets: never shown in an error, and each may be given as `NAME_FILE`. */
 const SECRET_VARIABLES = new Set(['JWT_SECRET_KEY', 'REDIS_URL', 'REDIS_PASSWORD']);
 
-const unsetWhenEmpty = (value: unknown) => (value === '' ? undefined : value);
-
-function integer(name: string, min: number, max: number) {
-  return z.preprocess(
-    unsetWhenEmpty,
-    z
-      .string()
-      .regex(/^\d+$/, { error: `${name} must be a whole number from ${min} to ${max}` })
-      .transform(Number)
-      .pipe(z.number().int().min(min, { error: `${name} must be at least ${min}` }).max(max, { error: `${name} must be at most ${max}` }))
-      .optional(),
-  );
-}
-
-/** An absolute URL setting of the given schemes, without query or fragment; credentials only where allowed. */
-function absoluteUrl(name: string, protocols: readonly string[], credentials: 'refused' | 'allowed' = 'refused') {
-  const schemes = protocols.map((protocol) => protocol.replace(':', '')).join(' or ');
-  return z.preprocess(
-    unsetWhenEmpty,
-    z
-      .string()
-      .refine(
-        (value) => {
-          try {
-            const url = new URL(value);
-            const anonymous = url.username === '' && url.password === '';
-            return protocols.includes(url.protocol) && url.hostname !== '' && url.search === '' && url.hash === '' && (credentials === 'allowed' || anonymous);
-          } catch {
-            return false;
-          }
-        },
-        {
-          error:
-            credentials === 'allowed'
-              ? `${name} must be an absolute ${schemes} URL without query or fragment (credentials allowed: ${protocols[0] ?? ''}//:password@host)`
-              : `${name} must be an absolute ${schemes} URL without query, fragment or credentials`,
-        },
-      )
-      .transform((value) => value.replace(/\/+$/, ''))
-      .optional(),
-  );
-}
-
-function oneOf<T extends string>(name: string, values: readonly [T, ...T[]]) {
-  return z.preprocess(unsetWhenEmpty, z.enum(values, { error: `${name} must be one of ${values.join(', ')}` }).optional());
-}
-
 const optionalText = z.preprocess(unsetWhenEmpty, z.string().optional());
 
 const upstreamShape = Object.fromEntries(
   UPSTREAM_NAMES.map((name) => [UPSTREAMS[name].envVar, absoluteUrl(UPSTREAMS[name].envVar, ['http:', 'https:'])]),
 ) as Record<string, ReturnType<typeof absoluteUrl>>;
-
-/** The variables that decide tracing: the gateway's, and the reference services' too. */
-const tracingShape = {
-  OTEL_SDK_DISABLED: oneOf('OTEL_SDK_DISABLED', ['true', 'false']),
-  OTEL_TRACES_EXPORTER: oneOf('OTEL_TRACES_EXPORTER', TRACE_EXPORTERS),
-  OTEL_EXPORTER_OTLP_ENDPOINT: absoluteUrl('OTEL_EXPORTER_OTLP_ENDPOINT', ['http:', 'https:']),
-  OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: absoluteUrl('OTEL_EXPORTER_OTLP_TRACES_ENDPOINT', ['http:', 'https:']),
-  OTEL_EXPORTER_OTLP_PROTOCOL: oneOf('OTEL_EXPORTER_OTLP_PROTOCOL', OTLP_PROTOCOLS),
-  OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: oneOf('OTEL_EXPORTER_OTLP_TRACES_PROTOCOL', OTLP_PROTOCOLS),
-  TRACE_TRUST_CLIENT: oneOf('TRACE_TRUST_CLIENT', ['true', 'false']),
-};
-const tracingSchema = z.object(tracingShape);
 
 const environmentSchema = z.object({
   NODE_ENV: oneOf('NODE_ENV', NODE_ENVS),
@@ -284,31 +200,6 @@ function parseHeaderNames(raw: string | undefined): string[] {
     });
 }
 
-function tracingOf(vars: z.infer<typeof tracingSchema>): TracingConfig {
-  const exporter = vars.OTEL_TRACES_EXPORTER ?? 'otlp';
-  const endpoint = vars.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT ?? vars.OTEL_EXPORTER_OTLP_ENDPOINT;
-  const enabled = vars.OTEL_SDK_DISABLED !== 'true' && exporter !== 'none' && (exporter === 'console' || endpoint !== undefined);
-  const protocol = vars.OTEL_EXPORTER_OTLP_TRACES_PROTOCOL ?? vars.OTEL_EXPORTER_OTLP_PROTOCOL ?? 'http/protobuf';
-  if (enabled && exporter === 'otlp' && protocol === 'grpc') {
-    throw new ConfigError('OTEL_EXPORTER_OTLP_PROTOCOL=grpc is not supported: use http/protobuf or http/json (the collector\'s port 4318)');
-  }
-  return {
-    enabled,
-    exporter: exporter === 'console' ? 'console' : 'otlp',
-    protocol: protocol === 'http/json' ? 'http/json' : 'http/protobuf',
-    trustClientContext: vars.TRACE_TRUST_CLIENT !== 'false',
-  };
-}
-
-function parsed<T extends z.ZodType>(schema: T, env: NodeJS.ProcessEnv): z.infer<T> {
-  const result = schema.safeParse(env, { reportInput: true });
-  if (result.success) return result.data;
-  const issue = result.error.issues[0];
-  const variable = String(issue?.path[0] ?? '');
-  const shown = SECRET_VARIABLES.has(variable) || typeof env[variable] !== 'string' ? '' : ` (got ${JSON.stringify(env[variable]?.slice(0, 80))})`;
-  throw new ConfigError(`${issue?.message ?? 'invalid configuration'}${shown}`);
-}
-
 /**
  * Every variable the gateway reads: its own, each secret's `_FILE`, and the OpenTelemetry SDK's
  * resource variables (read by the SDK itself). Deployment files are checked against it.
@@ -333,16 +224,11 @@ function trustedDocumentsOf(files: string | undefined, mode: TrustedDocumentsMod
   }
 }
 
-/** Tracing's part of the configuration alone (the reference services trace too). */
-export function loadTracingConfig(env: NodeJS.ProcessEnv = process.env): TracingConfig {
-  return tracingOf(parsed(tracingSchema, env));
-}
-
 /** Reads and checks the gateway's configuration; throws a ConfigError naming the first bad variable. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): GatewayConfig {
   let vars: z.infer<typeof environmentSchema>;
   try {
-    vars = parsed(environmentSchema, withSecretFiles(env, SECRET_VARIABLES));
+    vars = parsed(environmentSchema, withSecretFiles(env, SECRET_VARIABLES), SECRET_VARIABLES);
   } catch (error) {
     if (error instanceof SecretFileError) throw new ConfigError(error.message, { cause: error });
     throw error;

@@ -1,6 +1,7 @@
 // Only the configuration is imported up front: a bad variable is reported before anything heavy loads.
-import { ConfigError, loadConfig, type GatewayConfig } from './config.js';
-import { projectVersion } from './paths.js';
+import { loadConfig, type GatewayConfig } from './config.js';
+import { ConfigError } from '../../shared/settings.js';
+import { projectVersion } from '../../shared/paths.js';
 
 function configOrExit(): GatewayConfig {
   try {
@@ -13,7 +14,7 @@ function configOrExit(): GatewayConfig {
 }
 
 const config = configOrExit();
-const [{ createLogger }, { createGateway }, { startTracing }] = await Promise.all([import('./observability/logger.js'), import('./server.js'), import('./observability/tracing.js')]);
+const [{ createLogger }, { createGateway }, { startTracing }] = await Promise.all([import('./observability/logger.js'), import('./server.js'), import('../../shared/tracing.js')]);
 const logger = createLogger({ level: config.logLevel, format: config.logFormat });
 if (config.jwt.usesDevelopmentSecret) logger.warn('JWT_SECRET_KEY is not set: using the development-only key');
 

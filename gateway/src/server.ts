@@ -15,7 +15,7 @@ import { GatewayMetrics, metricsEndpoint, metricsPlugin } from './observability/
 import { readinessEndpoint, UpstreamHealthCheck } from './observability/readiness.js';
 import { requestIdPlugin } from './observability/request-id.js';
 import { requestTracePlugin } from './observability/request-trace.js';
-import type { Tracing } from './observability/tracing.js';
+import type { Tracing } from '../../shared/tracing.js';
 import { closeGracefully, Connections, Lifecycle, lifecyclePlugin } from './lifecycle.js';
 import { healthEndpoint, ownEndpointsPlugin, type OwnEndpoint } from './own-endpoints.js';
 import { docsEndpoints } from './rest/docs.js';

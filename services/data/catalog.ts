@@ -3,44 +3,13 @@
  * Nothing here depends on the clock except which slice of the endless schedule is shown.
  */
 
-export interface Movie {
-  id: string;
-  title: string;
-  year?: number;
-  genres: string[];
-  durationMinutes?: number;
-  free: boolean;
-}
+import type { Channel, Movie, Plan, Program, User } from '../../shared/records.js';
 
-export interface Channel {
-  id: string;
-  name: string;
-  number: number;
-  free: boolean;
-}
-
-export interface Program {
-  id: string;
-  title: string;
-  start: string;
-  end: string;
-}
-
-export interface Plan {
-  id: string;
-  name: string;
-  description: string;
-  monthlyPriceCents: number;
-  includes: ('movies' | 'channels')[];
-}
-
-export interface DemoUser {
-  id: string;
-  username: string;
-  password: string;
-  email: string;
-  roles: string[];
-  planId?: string;
+/** A demo account: its profile, its password and the plan it subscribes to. */
+export interface DemoUser extends User {
+  readonly email: string;
+  readonly password: string;
+  readonly planId?: string;
 }
 
 const GENRES = ['drama', 'comedy', 'action', 'thriller', 'documentary', 'sci-fi', 'animation', 'romance', 'horror', 'family'];

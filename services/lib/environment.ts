@@ -1,7 +1,8 @@
 // The gateway's development key, so `npm start` works with no configuration.
-import { DEVELOPMENT_JWT_SECRET } from '../../gateway/src/development.js';
-import { withSecretFiles } from '../../gateway/src/secret-files.js';
-import { DEFAULT_SERVICES_BASE_PORT, UPSTREAM_NAMES, UPSTREAMS, referenceServiceUrls, type UpstreamUrls } from '../../gateway/src/upstreams.js';
+import { DEVELOPMENT_JWT_SECRET } from '../../shared/development.js';
+import { LOG_LEVELS, type LogLevel } from '../../shared/settings.js';
+import { withSecretFiles } from '../../shared/secret-files.js';
+import { DEFAULT_SERVICES_BASE_PORT, UPSTREAM_NAMES, UPSTREAMS, referenceServiceUrls, type UpstreamUrls } from '../../shared/upstreams.js';
 
 /** What the reference services read from the environment. They are demo services: defaults everywhere. */
 export interface ServiceEnvironment {
@@ -15,6 +16,8 @@ export interface ServiceEnvironment {
   /** HS256 signs with `jwtSecret`; ES256 signs with a generated key pair published as a JWKS. */
   readonly tokenAlgorithm: 'HS256' | 'ES256';
   readonly playbackSigningKey: string;
+  /** LOG_LEVEL of the service's pino log (default info). */
+  readonly logLevel: LogLevel;
 }
 
 function integerFrom(value: string | undefined, fallback: number, name: string): number {
@@ -30,6 +33,13 @@ function tokenAlgorithmFrom(value: string | undefined): 'HS256' | 'ES256' {
   throw new Error('AUTH_TOKEN_ALGORITHM must be HS256 or ES256');
 }
 
+function logLevelFrom(value: string | undefined): LogLevel {
+  if (value === undefined || value === '') return 'info';
+  const level = LOG_LEVELS.find((candidate) => candidate === value);
+  if (level === undefined) throw new Error(`LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}`);
+  return level;
+}
+
 /** The services' secrets: each may be given as `NAME_FILE` (Docker and Kubernetes secrets). */
 const SECRET_VARIABLES = ['JWT_SECRET_KEY', 'PLAYBACK_SIGNING_KEY'];
 
@@ -43,6 +53,7 @@ export const SERVICE_VARIABLES: ReadonlySet<string> = new Set([
   'JWT_AUDIENCE',
   'ACCESS_TOKEN_TTL_SECONDS',
   'AUTH_TOKEN_ALGORITHM',
+  'LOG_LEVEL',
 ]);
 
 export function serviceEnvironment(given: NodeJS.ProcessEnv = process.env): ServiceEnvironment {
@@ -62,5 +73,6 @@ export function serviceEnvironment(given: NodeJS.ProcessEnv = process.env): Serv
     accessTokenTtlSeconds: integerFrom(env.ACCESS_TOKEN_TTL_SECONDS, 3600, 'ACCESS_TOKEN_TTL_SECONDS'),
     tokenAlgorithm: tokenAlgorithmFrom(env.AUTH_TOKEN_ALGORITHM),
     playbackSigningKey: env.PLAYBACK_SIGNING_KEY || 'development-only-playback-signing-key',
+    logLevel: logLevelFrom(env.LOG_LEVEL),
   };
 }

@@ -2,6 +2,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import { callService } from './client.js';
 import type { ServiceEnvironment } from './environment.js';
 import { HttpError } from './errors.js';
+import type { User } from '../../shared/records.js';
 
 /** The caller as the gateway vouches for it in `X-User-ID` / `X-User-Roles`. */
 export interface Caller {
@@ -42,13 +43,11 @@ export async function requireAdmin(headers: IncomingHttpHeaders, currentRoles: C
   return caller;
 }
 
-/** A user's current roles, asked of user management over its internal API. */
+/** A user's current roles, asked of user management over its internal API (none for an unknown user). */
 export function rolesFromUserStore(env: ServiceEnvironment): CurrentRoles {
   return async (userId) => {
-    const answer = await callService<{ roles: string[] }>('user management', env.urls.users, `/internal/users/${encodeURIComponent(userId)}`);
-    if (answer.status === 404) return [];
-    if (answer.status !== 200) throw new HttpError(503, 'The user management service is unavailable');
-    return answer.body.roles;
+    const user = await callService<User | undefined>(env, 'users', `/internal/users/${encodeURIComponent(userId)}`, { on: { 404: () => undefined } });
+    return user?.roles ?? [];
   };
 }
 

@@ -1,11 +1,12 @@
 import { randomUUID } from 'node:crypto';
-import { exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWK } from 'jose';
+import { exportJWK, generateKeyPair, SignJWT, type CryptoKey } from 'jose';
+import type { Jwks } from '../../shared/records.js';
 import type { ServiceEnvironment } from './environment.js';
 
 interface KeyPair {
   readonly kid: string;
   readonly privateKey: CryptoKey;
-  readonly publicJwk: JWK;
+  readonly publicJwk: Jwks['keys'][number];
 }
 
 /** How many retired public keys stay published after the signing key (tokens they signed still verify). */
@@ -14,7 +15,7 @@ const RETIRED_KEYS = 2;
 export interface TokenSigner {
   sign(claims: { sub: string; roles: readonly string[] }): Promise<string>;
   /** The public key set, newest first: the next key, the signing key, retired ones (empty for HS256). */
-  jwks(): { keys: JWK[] };
+  jwks(): Jwks;
   /** Starts signing with the published next key and publishes a new next one; false for HS256. */
   rotate(): Promise<boolean>;
 }
@@ -22,7 +23,8 @@ export interface TokenSigner {
 async function newKeyPair(): Promise<KeyPair> {
   const { privateKey, publicKey } = await generateKeyPair('ES256');
   const kid = randomUUID();
-  return { kid, privateKey, publicJwk: { ...(await exportJWK(publicKey)), kid, alg: 'ES256', use: 'sig' } };
+  // An EC key exports with kty "EC" (the key set's members must name their type).
+  return { kid, privateKey, publicJwk: { kty: 'EC', ...(await exportJWK(publicKey)), kid, alg: 'ES256', use: 'sig' } };
 }
 
 /**

@@ -1,6 +1,6 @@
 import { createServer, request, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { UPSTREAM_NAMES, type UpstreamName, type UpstreamUrls } from '../../gateway/src/upstreams.js';
+import { UPSTREAM_NAMES, type UpstreamName, type UpstreamUrls } from '../../shared/upstreams.js';
 
 export interface CountedCall {
   readonly upstream: UpstreamName;

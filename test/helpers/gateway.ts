@@ -3,7 +3,7 @@ import { pino } from 'pino';
 import { loadConfig } from '../../gateway/src/config.js';
 import { createLogger, type Logger } from '../../gateway/src/observability/logger.js';
 import { createGateway, type Gateway, type GatewayOptions } from '../../gateway/src/server.js';
-import { upstreamEnvironment, type UpstreamUrls } from '../../gateway/src/upstreams.js';
+import { upstreamEnvironment, type UpstreamUrls } from '../../shared/upstreams.js';
 
 export interface RunningGateway {
   readonly url: string;

@@ -1,8 +1,8 @@
 import { OpenAPIBackend, type Operation } from 'openapi-backend';
 import addFormats from 'ajv-formats';
 import { expect } from 'vitest';
-import type { UpstreamName } from '../../gateway/src/upstreams.js';
-import { specPath } from '../../gateway/src/upstreams.js';
+import type { UpstreamName } from '../../shared/upstreams.js';
+import { specPath } from '../../shared/upstreams.js';
 
 export interface Answer {
   readonly status: number;

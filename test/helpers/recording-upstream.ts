@@ -1,6 +1,6 @@
 import { createServer, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { UPSTREAM_NAMES, type UpstreamName, type UpstreamUrls } from '../../gateway/src/upstreams.js';
+import { UPSTREAM_NAMES, type UpstreamName, type UpstreamUrls } from '../../shared/upstreams.js';
 
 export interface RecordedRequest {
   readonly method: string;

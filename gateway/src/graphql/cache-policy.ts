@@ -1,4 +1,4 @@
-import type { UpstreamName } from '../upstreams.js';
+import type { UpstreamName } from '../../../shared/upstreams.js';
 
 type Headers = Readonly<Record<string, string | string[] | undefined>>;
 

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
-import { DIST, PROJECT_ROOT } from '../paths.js';
+import { DIST, PROJECT_ROOT } from '../../../shared/paths.js';
 
 /** What `npm run build` precomputes of the Mesh: each source's schema, generated from its OpenAPI spec. */
 export const MESH_ARTIFACTS = `${DIST}mesh-artifacts/`;

@@ -5,7 +5,7 @@ import type { Caller, UpstreamCall } from '../upstream/call.js';
 import type { UpstreamClient } from '../upstream/client.js';
 import { InvalidResponseBodyError, upstreamFailure } from '../upstream/failures.js';
 import type { UpstreamOperation } from '../upstream/operations.js';
-import type { UpstreamUrls } from '../upstreams.js';
+import type { UpstreamUrls } from '../../../shared/upstreams.js';
 
 /** What Mesh's OpenAPI handler calls for every upstream request: fetch's shape, plus its context and field. */
 export type MeshFetch = (url: string, init: RequestInit, context: GatewayContext, info: { readonly fieldName: string }) => Promise<Response>;

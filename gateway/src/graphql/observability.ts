@@ -2,7 +2,8 @@ import type { ApolloServerPlugin, GraphQLRequestListener } from '@apollo/server'
 import { SpanKind, type Span } from '@opentelemetry/api';
 import type { GatewayContext, GraphQLTracing } from '../../../mesh/context.js';
 import type { GatewayMetrics, GraphQLOutcome } from '../observability/metrics.js';
-import { endSpan, inChildSpan, type Tracing } from '../observability/tracing.js';
+import { endSpan, inChildSpan } from '../observability/tracing.js';
+import type { Tracing } from '../../../shared/tracing.js';
 
 export interface GraphQLObservers {
   readonly metrics: GatewayMetrics;

@@ -1,7 +1,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import { LRUCache } from 'lru-cache';
 import type { GraphQLOperation } from '../pipeline/state.js';
-import type { UpstreamName } from '../upstreams.js';
+import type { UpstreamName } from '../../../shared/upstreams.js';
 
 /** A whole GraphQL response, as sent the first time. */
 export interface StoredResponse {

@@ -1,6 +1,7 @@
 import { createRequire } from 'node:module';
 import { pino, type DestinationStream, type Logger } from 'pino';
-import type { LogFormat, LogLevel } from '../config.js';
+import type { LogFormat } from '../config.js';
+import type { LogLevel } from '../../../shared/settings.js';
 import { redactValue, scrubText } from './redact.js';
 
 export type { Logger };

@@ -4,7 +4,7 @@ import type { OwnEndpoint } from '../own-endpoints.js';
 import { responseStatus, type GatewayPlugin } from '../pipeline/pipeline.js';
 import type { Route } from '../routing.js';
 import type { UpstreamOutcome } from '../upstream/failures.js';
-import type { UpstreamName } from '../upstreams.js';
+import type { UpstreamName } from '../../../shared/upstreams.js';
 
 /** How a GraphQL operation ended: data and no error, data with errors, or no data. */
 export type GraphQLOutcome = 'success' | 'partial' | 'error';

@@ -2,7 +2,7 @@ import { GatewayError } from '../errors.js';
 import type { Lifecycle } from '../lifecycle.js';
 import { sendJson, type OwnEndpoint } from '../own-endpoints.js';
 import type { UpstreamClient } from '../upstream/client.js';
-import { UPSTREAM_NAMES, type UpstreamName } from '../upstreams.js';
+import { UPSTREAM_NAMES, type UpstreamName } from '../../../shared/upstreams.js';
 
 export type UpstreamHealth = 'ok' | 'unhealthy' | 'unreachable';
 

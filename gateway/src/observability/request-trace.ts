@@ -3,7 +3,8 @@ import type { Span } from '@opentelemetry/api';
 import { responseStatus, type GatewayPlugin } from '../pipeline/pipeline.js';
 import { rawPathOf } from '../routing.js';
 import { routeLabel } from './metrics.js';
-import { endSpan, parseTraceContext, type IncomingTraceContext, type Tracing } from './tracing.js';
+import { endSpan, parseTraceContext, type IncomingTraceContext } from './tracing.js';
+import type { Tracing } from '../../../shared/tracing.js';
 
 /** The trace a request belongs to. */
 export interface RequestTrace {

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { parse } from 'yaml';
-import { projectVersion } from '../paths.js';
-import { specPath, UPSTREAM_NAMES, UPSTREAMS, type UpstreamName } from '../upstreams.js';
+import { projectVersion } from '../../../shared/paths.js';
+import { specPath, UPSTREAM_NAMES, UPSTREAMS, type UpstreamName } from '../../../shared/upstreams.js';
 import { accessFor, findRoute, takesMethod, type Access } from './routes.js';
 
 type Json = Record<string, unknown>;

@@ -4,7 +4,7 @@ import { appendVary } from '../cors.js';
 import type { UpstreamCall } from '../upstream/call.js';
 import { MAX_ERROR_BODY_BYTES, type UpstreamClient } from '../upstream/client.js';
 import { upstreamFailure } from '../upstream/failures.js';
-import type { UpstreamName } from '../upstreams.js';
+import type { UpstreamName } from '../../../shared/upstreams.js';
 import { clientResponseHeaders } from './headers.js';
 
 type Controller = Dispatcher.DispatchController;

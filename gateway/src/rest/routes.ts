@@ -1,4 +1,4 @@
-import type { UpstreamName } from '../upstreams.js';
+import type { UpstreamName } from '../../../shared/upstreams.js';
 
 export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 

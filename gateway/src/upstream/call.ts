@@ -5,7 +5,7 @@ import type { Forwarded } from '../forwarded.js';
 import type { Span } from '@opentelemetry/api';
 import type { IncomingTraceContext } from '../observability/tracing.js';
 import type { Exchange } from '../pipeline/pipeline.js';
-import type { UpstreamName } from '../upstreams.js';
+import type { UpstreamName } from '../../../shared/upstreams.js';
 import type { UpstreamOutcome } from './failures.js';
 import type { UpstreamOperation } from './operations.js';
 

@@ -1,7 +1,7 @@
 import { Pool, type Dispatcher } from 'undici';
 import type { Logger } from '../observability/logger.js';
 import type { GatewayMetrics } from '../observability/metrics.js';
-import { UPSTREAM_NAMES, UPSTREAMS, type UpstreamName, type UpstreamUrls } from '../upstreams.js';
+import { UPSTREAM_NAMES, UPSTREAMS, type UpstreamName, type UpstreamUrls } from '../../../shared/upstreams.js';
 import { CircuitBreaker, CIRCUIT_STATES } from './breaker.js';
 import type { CallGuard, DispatchWithCall, UpstreamCall } from './call.js';
 import type { GatewayError } from '../errors.js';
@@ -17,7 +17,7 @@ import { retryInterceptor } from './interceptors/retry.js';
 import { statusInterceptor } from './interceptors/status.js';
 import { timeoutInterceptor } from './interceptors/timeout.js';
 import { tracingInterceptor } from './interceptors/tracing.js';
-import type { Tracing } from '../observability/tracing.js';
+import type { Tracing } from '../../../shared/tracing.js';
 
 export interface UpstreamClientOptions {
   readonly upstreams: UpstreamUrls;

@@ -2,7 +2,7 @@ import { STATUS_CODES } from 'node:http';
 import { errors as undiciErrors } from 'undici';
 import { bodyErrorOf, bodyTimedOut, BodyTimeoutError, BodyTooLargeError, payloadTooLarge } from '../request-body.js';
 import { GatewayError, internalError, type ErrorCode } from '../errors.js';
-import { UPSTREAMS, type UpstreamName } from '../upstreams.js';
+import { UPSTREAMS, type UpstreamName } from '../../../shared/upstreams.js';
 
 /** The whole answer did not arrive within the call's deadline. */
 export class UpstreamDeadlineError extends Error {

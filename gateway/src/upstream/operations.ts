@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { parse } from 'yaml';
 import { GatewayError } from '../errors.js';
-import { specPath, UPSTREAM_NAMES, type UpstreamName } from '../upstreams.js';
+import { specPath, UPSTREAM_NAMES, type UpstreamName } from '../../../shared/upstreams.js';
 
 /** One operation of an upstream's OpenAPI spec: where its calls may go. */
 export interface UpstreamOperation {

@@ -1,7 +1,7 @@
 import type { Dispatcher } from 'undici';
 import type { Logger } from '../../observability/logger.js';
 import { secondsSince, type GatewayMetrics } from '../../observability/metrics.js';
-import { UPSTREAMS, type UpstreamName } from '../../upstreams.js';
+import { UPSTREAMS, type UpstreamName } from '../../../../shared/upstreams.js';
 import { callOf, type UpstreamCall } from '../call.js';
 import { failureOf, outcomeOf, type UpstreamOutcome } from '../failures.js';
 import { PassThroughHandler, type Controller, type Headers } from './handler.js';

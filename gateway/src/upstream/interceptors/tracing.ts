@@ -1,7 +1,8 @@
 import { SpanKind, type Span } from '@opentelemetry/api';
 import type { Dispatcher } from 'undici';
-import { endSpan, type Tracing } from '../../observability/tracing.js';
-import type { UpstreamName } from '../../upstreams.js';
+import { endSpan } from '../../observability/tracing.js';
+import type { Tracing } from '../../../../shared/tracing.js';
+import type { UpstreamName } from '../../../../shared/upstreams.js';
 import { callOf } from '../call.js';
 import { failureOf } from '../failures.js';
 import { PassThroughHandler, type Controller, type Headers } from './handler.js';

@@ -3,15 +3,15 @@ import { fileURLToPath } from 'node:url';
 
 /**
  * Where things are, whether this code runs from its TypeScript sources (tests, tsx) or from the build
- * in dist/ (`npm start`, production): this module is gateway/src/paths.ts or dist/gateway/src/paths.js.
+ * in dist/ (`npm start`, production): this module is shared/paths.ts or dist/shared/paths.js.
  */
 const fromBuild = import.meta.url.endsWith('.js');
 
 /** The project's root: package.json, .meshrc.yaml, schemas/, dist/. */
-export const PROJECT_ROOT = fileURLToPath(new URL(fromBuild ? '../../../' : '../../', import.meta.url));
+export const PROJECT_ROOT = fileURLToPath(new URL(fromBuild ? '../../' : '../', import.meta.url));
 
 /** Where the running code's modules are (the project root, or dist/), and the extension they have. */
-export const CODE_ROOT = fileURLToPath(new URL('../../', import.meta.url));
+export const CODE_ROOT = fileURLToPath(new URL('../', import.meta.url));
 export const CODE_EXTENSION = fromBuild ? '.js' : '.ts';
 
 /** The build's output. */
