@@ -1,9 +1,9 @@
-import { execFileSync, fork, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
-import { recentOutput, waitUntilReady } from '../scripts/lib/readiness.js';
+import { spawnProcess, waitUntilReady, type SpawnOptions } from '../scripts/lib/processes.js';
 
 /** The peers' own package: installed here on first use, never by the project's `npm ci` (~540 MB). */
 export const PEERS_DIR = fileURLToPath(new URL('./peers/', import.meta.url));
@@ -15,12 +15,18 @@ export function ensurePeers(): void {
   execFileSync('npm', ['ci', '--no-audit', '--no-fund'], { cwd: PEERS_DIR, stdio: 'inherit' });
 }
 
+/** Starts a process, stopped with the benchmark, once `readyUrl` answers. */
+async function startTracked(options: SpawnOptions, readyUrl: string, attach?: (child: ChildProcess) => void): Promise<ChildProcess> {
+  const spawned = spawnProcess(options);
+  started.push(spawned.child);
+  attach?.(spawned.child);
+  await waitUntilReady({ label: options.label, url: readyUrl, child: spawned.child, output: spawned.output });
+  return spawned.child;
+}
+
 /** A peer's script (bench/peers/*.mjs) in its own process, resolving its packages in bench/peers. */
 export async function startPeer(script: string, args: string[], readyUrl: string, env: NodeJS.ProcessEnv = {}): Promise<ChildProcess> {
-  const child = fork(`${PEERS_DIR}${script}`, args, { cwd: PEERS_DIR, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
-  started.push(child);
-  await waitUntilReady({ label: script, url: readyUrl, child, output: recentOutput(child) });
-  return child;
+  return startTracked({ label: script, args: [`${PEERS_DIR}${script}`, ...args], cwd: PEERS_DIR, env: { ...process.env, ...env }, ipc: true }, readyUrl);
 }
 
 /**
@@ -47,10 +53,7 @@ http {
 }
 `,
   );
-  const child = spawn('nginx', ['-p', prefix, '-c', `${prefix}/nginx.conf`, '-g', 'daemon off;'], { stdio: ['ignore', 'pipe', 'pipe'] });
-  started.push(child);
-  await waitUntilReady({ label: 'nginx', url: `http://127.0.0.1:${port}/health`, child, output: recentOutput(child) });
-  return child;
+  return startTracked({ label: 'nginx', command: 'nginx', args: ['-p', prefix, '-c', `${prefix}/nginx.conf`, '-g', 'daemon off;'] }, `http://127.0.0.1:${port}/health`);
 }
 
 /** A process and its children (nginx's worker), from /proc. */
@@ -139,11 +142,9 @@ export interface Measurement {
  */
 export async function startProcess(entry: string, args: string[], env: NodeJS.ProcessEnv, readyUrl: string): Promise<ChildProcess> {
   const fromSource = entry.endsWith('.ts');
-  const child = fork(fromSource ? entry : `dist/${entry}.js`, args, { execArgv: fromSource ? ['--import', 'tsx'] : [], env: { ...process.env, ...env }, stdio: ['ignore', fromSource ? 'pipe' : 'ignore', 'pipe', 'ipc'] });
-  started.push(child);
-  child.stderr?.on('data', (chunk: Buffer) => process.stderr.write(chunk));
-  await waitUntilReady({ label: entry, url: readyUrl, child, output: recentOutput(child) });
-  return child;
+  return startTracked({ label: entry, args: [...(fromSource ? ['--import', 'tsx', entry] : [`dist/${entry}.js`]), ...args], env: { ...process.env, ...env }, ipc: true, stdout: fromSource ? 'pipe' : 'ignore' }, readyUrl, (child) =>
+    child.stderr?.on('data', (chunk: Buffer) => process.stderr.write(chunk)),
+  );
 }
 
 export interface RequestShape {

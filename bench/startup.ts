@@ -10,7 +10,7 @@ import { statSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { PROJECT_ROOT } from '../shared/paths.js';
-import { recentOutput, waitUntilReady } from '../scripts/lib/readiness.js';
+import { recentOutput, waitUntilReady } from '../scripts/lib/processes.js';
 import { freePortBlock } from '../test/helpers/ports.js';
 import { stopAfter } from './lib.js';
 

@@ -6,14 +6,14 @@
  * process that exits early fails the launch with what it printed; START_TIMEOUT_MS (default 120 s)
  * bounds the whole start and names whoever was still starting.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
 import { createInterface } from 'node:readline';
 import { CODE_EXTENSION, CODE_ROOT } from '../shared/paths.js';
 import { UPSTREAM_NAMES, UPSTREAMS, servicePort } from '../shared/upstreams.js';
 import { DEMO_USERS } from '../services/data/catalog.js';
 import { serviceEnvironment } from '../services/lib/environment.js';
-import { NotReadyError, recentOutput, waitUntilReady } from './lib/readiness.js';
+import { NotReadyError, spawnProcess, waitUntilReady } from './lib/processes.js';
 
 const STOP_TIMEOUT_MS = 10_000;
 
@@ -64,14 +64,9 @@ function prefixLines(stream: NodeJS.ReadableStream | null, label: string, sink: 
 
 /** Runs a module of this code base in its own process, the way this launcher runs (the build, or tsx). */
 function launch(label: string, module: string, url: string, args: string[] = []): Managed {
-  const child = spawn(process.execPath, [...process.execArgv, `${CODE_ROOT}${module}${CODE_EXTENSION}`, ...args], {
-    env,
-    stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
-  });
-  const output = recentOutput(child);
+  const { child, output, exited } = spawnProcess({ label, args: [...process.execArgv, `${CODE_ROOT}${module}${CODE_EXTENSION}`, ...args], env, ipc: true });
   prefixLines(child.stdout, label, process.stdout);
   prefixLines(child.stderr, label, process.stderr);
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   const process_ = { label, url, child, output, exited };
   managed.push(process_);
   return process_;

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { recentOutput, waitUntilReady } from '../scripts/lib/readiness.js';
+import { recentOutput, waitUntilReady } from '../scripts/lib/processes.js';
 import { freePortBlock } from './helpers/ports.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));

@@ -1,11 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { useRecordingGateway } from './helpers/fixtures.js';
+import { useStack } from './helpers/stack.js';
 import { userToken } from './helpers/tokens.js';
 
 const ALLOWED = 'https://tv.example';
 
 describe('CORS with CORS_ORIGINS set', () => {
-  const fx = useRecordingGateway({ CORS_ORIGINS: `${ALLOWED}, http://localhost:3000` });
+  const fx = useStack({ env: { CORS_ORIGINS: `${ALLOWED}, http://localhost:3000` } });
 
   const preflight = (path: string, origin: string, requestHeaders = 'authorization, content-type') =>
     fetch(`${fx.gateway.url}${path}`, { method: 'OPTIONS', headers: { origin, 'access-control-request-method': 'POST', 'access-control-request-headers': requestHeaders } });
@@ -50,7 +50,7 @@ describe('CORS with CORS_ORIGINS set', () => {
 });
 
 describe('CORS origin patterns, extra request headers, readable rate-limit headers', () => {
-  const fx = useRecordingGateway({ CORS_ORIGINS: 'https://*.tv.example, http://localhost:*', CORS_ALLOWED_HEADERS: 'X-Device-ID, x-app-version' });
+  const fx = useStack({ env: { CORS_ORIGINS: 'https://*.tv.example, http://localhost:*', CORS_ALLOWED_HEADERS: 'X-Device-ID, x-app-version' } });
   const allowedOrigin = async (origin: string) =>
     (await fetch(`${fx.gateway.url}/search/global?q=a`, { headers: { origin } })).headers.get('access-control-allow-origin');
 
@@ -76,8 +76,8 @@ describe('CORS origin patterns, extra request headers, readable rate-limit heade
 });
 
 describe('CORS by default', () => {
-  const development = useRecordingGateway({ NODE_ENV: 'development' });
-  const production = useRecordingGateway({ NODE_ENV: 'production' });
+  const development = useStack({ env: { NODE_ENV: 'development' } });
+  const production = useStack({ env: { NODE_ENV: 'production' } });
 
   it('in development allows the web apps a developer runs on this machine, any port, and nothing else', async () => {
     for (const origin of ['http://localhost:3000', 'http://127.0.0.1:8080']) {
@@ -92,7 +92,7 @@ describe('CORS by default', () => {
 });
 
 describe('CORS without CORS_ORIGINS in production', () => {
-  const fx = useRecordingGateway({ NODE_ENV: 'production' });
+  const fx = useStack({ env: { NODE_ENV: 'production' } });
 
   it('sends no CORS headers at all, and OPTIONS is an ordinary method', async () => {
     const response = await fetch(`${fx.gateway.url}/users/me`, {

@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { findRoute, takesMethod } from '../gateway/src/rest/routes.js';
 import { specPath, UPSTREAM_NAMES } from '../shared/upstreams.js';
-import { useRecordingGateway } from './helpers/fixtures.js';
+import { useStack } from './helpers/stack.js';
 
 interface Operation {
   security?: Record<string, string[]>[];
@@ -15,7 +15,7 @@ interface Operation {
 type Document = { openapi: string; servers: { url: string }[]; paths: Record<string, Record<string, Operation>>; components: { securitySchemes: Record<string, unknown> } };
 
 describe('the REST face described: GET /, /openapi.json, /docs', () => {
-  const fx = useRecordingGateway({ NODE_ENV: 'production' });
+  const fx = useStack({ env: { NODE_ENV: 'production' } });
   const document = async () => (await (await fetch(`${fx.gateway.url}/openapi.json`)).json()) as Document;
 
   it('answers GET / with an index whose links all answer, and calls no service', async () => {

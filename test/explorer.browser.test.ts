@@ -6,12 +6,12 @@
 import { existsSync } from 'node:fs';
 import { chromium, type Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { useReferenceGateway } from './helpers/fixtures.js';
+import { useStack } from './helpers/stack.js';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 
 describe('the GraphQL explorer and the REST docs, offline, in headless Chromium', () => {
-  const fx = useReferenceGateway({ NODE_ENV: 'development', RATE_LIMIT_PER_MINUTE: '0' });
+  const fx = useStack({ upstreams: 'reference', env: { NODE_ENV: 'development', RATE_LIMIT_PER_MINUTE: '0' } });
   let browser: Browser;
 
   beforeAll(async () => {

@@ -5,12 +5,12 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { UpstreamName } from '../shared/upstreams.js';
-import { useRecordingGateway } from './helpers/fixtures.js';
+import { useStack } from './helpers/stack.js';
 import { startGateway } from './helpers/gateway.js';
 import { graphql } from './helpers/graphql.js';
 import { signToken, TEST_SECRET } from './helpers/tokens.js';
 
-const fx = useRecordingGateway();
+const fx = useStack({});
 
 /** Headers a client may try to set itself: none of them may reach an upstream as sent. */
 const SPOOFED = {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { useReferenceGateway } from './helpers/fixtures.js';
+import { useStack } from './helpers/stack.js';
 
-const fx = useReferenceGateway();
+const fx = useStack({ upstreams: 'reference' });
 
 describe('gateway liveness and readiness', () => {
   it('answers /health with 200 {"status":"ok"}', async () => {
@@ -45,8 +45,8 @@ describe('gateway liveness and readiness', () => {
   });
 
   it('answers /ready with 200 "degraded", naming the services that fail, while others still serve', async () => {
-    await fx.stack.services.rights.close();
-    await fx.stack.services.search.close();
+    await fx.services.services.rights.close();
+    await fx.services.services.search.close();
     // Upstream checks stand for 2 s: wait until a new round sees the services gone.
     let body: Record<string, unknown> = {};
     while (body.status !== 'degraded') {

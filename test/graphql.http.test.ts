@@ -1,6 +1,6 @@
 import { auditServer } from 'graphql-http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { useRecordingGateway } from './helpers/fixtures.js';
+import { useStack } from './helpers/stack.js';
 import { startGateway, type RunningGateway } from './helpers/gateway.js';
 import { graphql, onlyError } from './helpers/graphql.js';
 import { startReferenceServices, type ReferenceServices } from '../services/registry.js';
@@ -94,7 +94,7 @@ describe('GraphQL over HTTP', () => {
 });
 
 describe('GraphQL when an upstream fails', () => {
-  const fx = useRecordingGateway({ UPSTREAM_TIMEOUT_MS: '300' });
+  const fx = useStack({ env: { UPSTREAM_TIMEOUT_MS: '300' } });
 
   it('keeps the other fields when one service fails: its own field is null with its error (partial result)', async () => {
     fx.upstreams.upstreams.livetv.behaviour = (_req, res) => void res.writeHead(503).end();
@@ -151,7 +151,7 @@ describe('GraphQL when an upstream fails', () => {
 });
 
 describe('client errors on /graphql, by the GraphQL-over-HTTP spec', () => {
-  const fx = useRecordingGateway();
+  const fx = useStack({});
   const post = (body: string, headers: Record<string, string> = {}) => fetch(`${fx.gateway.url}/graphql`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body });
   /** Status, and each error's code, message and whether it carries the request id. */
   const shapeOf = async (response: Response) => {

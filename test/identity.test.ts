@@ -5,16 +5,17 @@ import { exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWK } from 'j
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTokenVerifier } from '../gateway/src/auth/verifier.js';
 import { loadConfig } from '../gateway/src/config.js';
-import { useReferenceGateway } from './helpers/fixtures.js';
-import { graphql, loginToken, onlyError } from './helpers/graphql.js';
+import { useStack } from './helpers/stack.js';
+import { graphql, onlyError } from './helpers/graphql.js';
+import { login } from './helpers/login.js';
 
 describe('a demoted admin, whose token still says admin', () => {
-  const fx = useReferenceGateway();
+  const fx = useStack({ upstreams: 'reference' });
   let stale: string;
 
   beforeAll(async () => {
-    stale = await loginToken(fx.gateway.url, 'admin');
-    const other = await loginToken(fx.gateway.url, 'admin');
+    stale = await login(fx.gateway.url, 'admin', 'graphql');
+    const other = await login(fx.gateway.url, 'admin', 'graphql');
     // The admin is demoted (by an admin session) while the earlier token is still valid for an hour.
     const demoted = await fetch(`${fx.gateway.url}/admin/users/3/roles`, { method: 'PUT', headers: { authorization: `Bearer ${other}`, 'content-type': 'application/json' }, body: '{"roles":["user"]}' });
     expect(demoted.status).toBe(200);
@@ -40,7 +41,7 @@ describe('a demoted admin, whose token still says admin', () => {
     expect(onlyError(answer)).toMatchObject({ code: 'FORBIDDEN', message: 'Admin access required' });
     expect(onlyError(await graphql(fx.gateway.url, '{ adminUsers { id } }', { token: stale })).code).toBe('FORBIDDEN');
     // A fresh login carries the roles as they are now.
-    const fresh = await loginToken(fx.gateway.url, 'admin');
+    const fresh = await login(fx.gateway.url, 'admin', 'graphql');
     expect((await fetch(`${fx.gateway.url}/admin/users`, { headers: { authorization: `Bearer ${fresh}` } })).status).toBe(403);
   });
 });

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { request } from 'undici';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { captureLog, startGateway, type RunningGateway } from './helpers/gateway.js';
-import { useRecordingGateway } from './helpers/fixtures.js';
+import { useStack } from './helpers/stack.js';
 import { graphql } from './helpers/graphql.js';
 import { sample } from './helpers/metrics.js';
 import { eventually } from './helpers/process.js';
@@ -16,7 +16,7 @@ function families(text: string): Map<string, string> {
 }
 
 describe('GET /metrics', () => {
-  const fx = useRecordingGateway({ UPSTREAM_TIMEOUT_MS: '300' });
+  const fx = useStack({ env: { UPSTREAM_TIMEOUT_MS: '300' } });
   let text = '';
 
   const scrape = async () => {

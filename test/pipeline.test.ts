@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { RequestState } from '../gateway/src/pipeline/state.js';
-import { useRecordingGateway } from './helpers/fixtures.js';
+import { useStack } from './helpers/stack.js';
 import { startGateway } from './helpers/gateway.js';
 import { signToken, TEST_SECRET } from './helpers/tokens.js';
 
@@ -25,7 +25,7 @@ describe('per-request state', () => {
 });
 
 describe('the pipeline', () => {
-  const fx = useRecordingGateway({ RATE_LIMIT_PER_MINUTE: '100', CORS_ORIGINS: 'https://tv.example' });
+  const fx = useStack({ env: { RATE_LIMIT_PER_MINUTE: '100', CORS_ORIGINS: 'https://tv.example' } });
 
   it('runs named phases in order, one concern a plugin', () => {
     expect(fx.gateway.gateway.pipeline.steps).toEqual([

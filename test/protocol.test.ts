@@ -2,12 +2,12 @@
 import { connect, createServer as createTcpServer, type Server as TcpServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { useRecordingGateway } from './helpers/fixtures.js';
+import { useStack } from './helpers/stack.js';
 import { startGateway, type RunningGateway } from './helpers/gateway.js';
 import { graphql, onlyError } from './helpers/graphql.js';
 import { signToken, TEST_SECRET } from './helpers/tokens.js';
 
-const fx = useRecordingGateway({ REQUEST_HEAD_TIMEOUT_MS: '400', REQUEST_BODY_IDLE_TIMEOUT_MS: '400', REQUEST_BODY_TIMEOUT_MS: '5000', BODY_LIMIT_BYTES: '200000' });
+const fx = useStack({ env: { REQUEST_HEAD_TIMEOUT_MS: '400', REQUEST_BODY_IDLE_TIMEOUT_MS: '400', REQUEST_BODY_TIMEOUT_MS: '5000', BODY_LIMIT_BYTES: '200000' } });
 let token: string;
 
 beforeAll(async () => {

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MemoryRateLimiter } from '../gateway/src/ratelimit/memory.js';
 import { bucketShape } from '../gateway/src/ratelimit/limiter.js';
 import { upstreamEnvironment } from '../shared/upstreams.js';
-import { useRecordingGateway } from './helpers/fixtures.js';
+import { useStack } from './helpers/stack.js';
 import { captureLog, startGateway, type RunningGateway } from './helpers/gateway.js';
 import { graphql } from './helpers/graphql.js';
 import { startRecordingUpstreams, type RecordingUpstreams } from './helpers/recording-upstream.js';
@@ -41,7 +41,7 @@ describe('the token bucket', () => {
 });
 
 describe('rate limiting in one gateway', () => {
-  const fx = useRecordingGateway({ RATE_LIMIT_PER_MINUTE: '3' });
+  const fx = useStack({ env: { RATE_LIMIT_PER_MINUTE: '3' } });
 
   it('answers 429 with Retry-After and RateLimit-* headers once a user’s bucket is empty, calling no upstream', async () => {
     const token = await userToken('rl-1');
@@ -84,7 +84,7 @@ describe('rate limiting in one gateway', () => {
 });
 
 describe('RATE_LIMIT_PER_MINUTE=0', () => {
-  const fx = useRecordingGateway({ RATE_LIMIT_PER_MINUTE: '0' });
+  const fx = useStack({ env: { RATE_LIMIT_PER_MINUTE: '0' } });
 
   it('disables the limiter', async () => {
     for (let i = 0; i < 20; i++) {

@@ -1,11 +1,11 @@
 import { generateKeyPair, SignJWT } from 'jose';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { rawGet } from './helpers/raw-http.js';
-import { useRecordingGateway } from './helpers/fixtures.js';
+import { useStack } from './helpers/stack.js';
 import { startGateway } from './helpers/gateway.js';
 import { adminToken, signToken, TEST_SECRET, unsignedToken, userToken } from './helpers/tokens.js';
 
-const fx = useRecordingGateway();
+const fx = useStack({});
 let user: string;
 let admin: string;
 

@@ -3,10 +3,10 @@ import { request as httpRequest } from 'node:http';
 import { connect } from 'node:net';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { startGateway } from './helpers/gateway.js';
-import { useRecordingGateway } from './helpers/fixtures.js';
+import { useStack } from './helpers/stack.js';
 import { TEST_SECRET, signToken, userToken } from './helpers/tokens.js';
 
-const fx = useRecordingGateway({ BODY_LIMIT_BYTES: '65536', UPSTREAM_TIMEOUT_MS: '400' });
+const fx = useStack({ env: { BODY_LIMIT_BYTES: '65536', UPSTREAM_TIMEOUT_MS: '400' } });
 let user: string;
 
 beforeAll(async () => {

@@ -2,20 +2,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { serviceEnvironment } from '../services/lib/environment.js';
 import { startService, type RunningService } from '../services/registry.js';
-import { useReferenceGateway } from './helpers/fixtures.js';
+import { useStack } from './helpers/stack.js';
+import { login } from './helpers/login.js';
 import { startGateway, type RunningGateway } from './helpers/gateway.js';
 
-const fx = useReferenceGateway();
-
-async function login(baseUrl: string, username: string): Promise<string> {
-  const response = await fetch(`${baseUrl}/auth/login`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ username, password: `${username}-password` }),
-  });
-  expect(response.status).toBe(200);
-  return ((await response.json()) as { access_token: string }).access_token;
-}
+const fx = useStack({ upstreams: 'reference' });
 
 async function get(path: string, token?: string, baseUrl = fx.gateway.url): Promise<{ status: number; body: Record<string, unknown> }> {
   const response = await fetch(baseUrl + path, { headers: token ? { authorization: `Bearer ${token}` } : {} });
@@ -94,9 +85,9 @@ describe('JWKS verification against the reference authentication service in ES25
 
   beforeAll(async () => {
     const env = serviceEnvironment({ AUTH_TOKEN_ALGORITHM: 'ES256' });
-    env.urls.users = fx.stack.urls.users;
+    env.urls.users = fx.services.urls.users;
     auth = await startService('auth', env, '127.0.0.1', 0);
-    jwksGateway = await startGateway({ ...fx.stack.urls, auth: auth.url }, { JWKS_URL: `${auth.url}/.well-known/jwks.json` });
+    jwksGateway = await startGateway({ ...fx.services.urls, auth: auth.url }, { JWKS_URL: `${auth.url}/.well-known/jwks.json` });
   });
 
   afterAll(async () => {

@@ -1,9 +1,9 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { allowHeader, ROUTES } from '../gateway/src/rest/routes.js';
-import { useRecordingGateway } from './helpers/fixtures.js';
+import { useStack } from './helpers/stack.js';
 import { adminToken, userToken } from './helpers/tokens.js';
 
-const fx = useRecordingGateway();
+const fx = useStack({});
 let user: string;
 let admin: string;
 

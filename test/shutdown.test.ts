@@ -6,7 +6,7 @@ import type { ServerResponse } from 'node:http';
 import { Agent, errors as undiciErrors, request } from 'undici';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { upstreamEnvironment } from '../shared/upstreams.js';
-import { waitUntilReady } from '../scripts/lib/readiness.js';
+import { waitUntilReady } from '../scripts/lib/processes.js';
 import { startGateway } from './helpers/gateway.js';
 import { spawnGateway } from './helpers/process.js';
 import { startRecordingUpstreams, type RecordingUpstreams } from './helpers/recording-upstream.js';

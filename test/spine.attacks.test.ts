@@ -4,7 +4,7 @@
  */
 import type { ServerResponse } from 'node:http';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { useRecordingGateway } from './helpers/fixtures.js';
+import { useStack } from './helpers/stack.js';
 import { captureLog } from './helpers/gateway.js';
 import { graphql, onlyError } from './helpers/graphql.js';
 import { upstreamCalls } from './helpers/metrics.js';
@@ -13,7 +13,7 @@ import { RecordingUpstream } from './helpers/recording-upstream.js';
 import { signToken, userToken } from './helpers/tokens.js';
 
 const log = captureLog('warn');
-const fx = useRecordingGateway({ UPSTREAM_TIMEOUT_MS: '500' }, { logger: log.logger });
+const fx = useStack({ env: { UPSTREAM_TIMEOUT_MS: '500' }, logger: log.logger });
 let bob: string;
 
 beforeAll(async () => {

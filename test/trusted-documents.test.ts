@@ -3,7 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { documentId } from '../gateway/src/trusted-documents.js';
 import { TV_APP_MANIFEST, tvAppManifest } from '../scripts/lib/trusted-manifest.js';
-import { useRecordingGateway } from './helpers/fixtures.js';
+import { useStack } from './helpers/stack.js';
 
 const MANIFEST_PATH = fileURLToPath(TV_APP_MANIFEST);
 const manifest = JSON.parse(readFileSync(TV_APP_MANIFEST, 'utf8')) as Record<string, string>;
@@ -31,7 +31,7 @@ describe('the typed app’s manifest', () => {
 });
 
 describe('TRUSTED_DOCUMENTS_MODE=require: only registered documents run', () => {
-  const fx = useRecordingGateway({ TRUSTED_DOCUMENTS: MANIFEST_PATH, TRUSTED_DOCUMENTS_MODE: 'require' });
+  const fx = useStack({ env: { TRUSTED_DOCUMENTS: MANIFEST_PATH, TRUSTED_DOCUMENTS_MODE: 'require' } });
 
   it('runs a registered document by its id', async () => {
     fx.upstreams.upstreams.livetv.behaviour = (_req, res) => void res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'public, max-age=30' }).end('[]');
@@ -63,7 +63,7 @@ describe('TRUSTED_DOCUMENTS_MODE=require: only registered documents run', () => 
 });
 
 describe('TRUSTED_DOCUMENTS_MODE=allow-arbitrary (development)', () => {
-  const fx = useRecordingGateway({ TRUSTED_DOCUMENTS: MANIFEST_PATH });
+  const fx = useStack({ env: { TRUSTED_DOCUMENTS: MANIFEST_PATH } });
 
   it('runs registered documents by id and arbitrary queries alike, and still refuses an unknown documentId', async () => {
     fx.upstreams.upstreams.livetv.behaviour = (_req, res) => void res.writeHead(200, { 'content-type': 'application/json' }).end('[]');

@@ -27,10 +27,3 @@ export function onlyError(answer: GraphQLAnswer): { message: string; code: strin
   expect(answer.text).not.toMatch(/127\.0\.0\.1|localhost|https?:\/\/(?!cdn\.tv\.example)|\bat .+:\d+:\d+|stacktrace/i);
   return { message: error?.message ?? '', code: error?.extensions.code ?? '', ...(error?.path ? { path: error.path } : {}) };
 }
-
-export async function loginToken(baseUrl: string, username: string): Promise<string> {
-  const answer = await graphql(baseUrl, 'mutation ($u: String!, $p: String!) { login(username: $u, password: $p) { access_token } }', {
-    variables: { u: username, p: `${username}-password` },
-  });
-  return (answer.data?.login as { access_token: string }).access_token;
-}

@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { recentOutput, waitUntilReady } from '../../scripts/lib/readiness.js';
+import { recentOutput, waitUntilReady } from '../../scripts/lib/processes.js';
 import { freePortBlock } from './ports.js';
 
 export interface GatewayProcess {

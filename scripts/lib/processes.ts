@@ -1,4 +1,4 @@
-import type { ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess, type SpawnOptionsWithStdioTuple } from 'node:child_process';
 
 /** Why a process never became ready: it exited first (with what it printed last), or the wait was called off. */
 export class NotReadyError extends Error {
@@ -72,4 +72,52 @@ export function recentOutput(child: ChildProcess, lines = 20): () => string {
   child.stdout?.on('data', keep);
   child.stderr?.on('data', keep);
   return () => kept.join('\n');
+}
+
+export interface SpawnedProcess {
+  readonly label: string;
+  readonly child: ChildProcess;
+  /** Its last lines, stdout and stderr (for messages). */
+  output(): string;
+  /** Its exit code (null after a signal), once it exited. */
+  readonly exited: Promise<number | null>;
+  /** SIGTERM (unless it already exited), and its exit code. */
+  stop(): Promise<number | null>;
+}
+
+export interface SpawnOptions extends Pick<SpawnOptionsWithStdioTuple<'ignore', 'pipe', 'pipe'>, 'env' | 'cwd'> {
+  readonly label: string;
+  readonly command?: string;
+  readonly args: readonly string[];
+  /** An IPC channel: a child that watches it ('disconnect') goes when its parent does. */
+  readonly ipc?: boolean;
+  /** 'ignore' where nobody reads it (a benchmark's measured process). */
+  readonly stdout?: 'pipe' | 'ignore';
+}
+
+/**
+ * A process of the stack (the gateway, a service, a peer), its output kept for messages: the one spawn
+ * of the launcher, the benchmarks and the tests. `command` defaults to this Node.
+ */
+export function spawnProcess({ label, command = process.execPath, args, env, cwd, ipc = false, stdout = 'pipe' }: SpawnOptions): SpawnedProcess {
+  const child = spawn(command, args, { env, cwd, stdio: ['ignore', stdout, 'pipe', ...(ipc ? (['ipc'] as const) : [])] });
+  const output = recentOutput(child, 50);
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  return {
+    label,
+    child,
+    output,
+    exited,
+    stop: () => {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+      return exited;
+    },
+  };
+}
+
+/** `spawnProcess`, resolved once `readyUrl` answers 200 (failing with its output if it exits first). */
+export async function spawnReady(options: SpawnOptions & { readonly readyUrl: string; readonly signal?: AbortSignal }): Promise<SpawnedProcess> {
+  const spawned = spawnProcess(options);
+  await waitUntilReady({ label: options.label, url: options.readyUrl, child: spawned.child, output: spawned.output, ...(options.signal ? { signal: options.signal } : {}) });
+  return spawned;
 }
