@@ -16,3 +16,9 @@ export async function upstreamCalls(baseUrl: string, service: string, method: st
   const text = await (await fetch(`${baseUrl}/metrics`)).text();
   return sample(text, 'gateway_upstream_requests_total', { service, method, status }) ?? 0;
 }
+
+/** Reads `upstreamCalls` now, and answers how many more there have been when asked later (tests run in any order). */
+export async function upstreamCallsSince(baseUrl: string, service: string, method: string, status: string): Promise<() => Promise<number>> {
+  const before = await upstreamCalls(baseUrl, service, method, status);
+  return async () => (await upstreamCalls(baseUrl, service, method, status)) - before;
+}

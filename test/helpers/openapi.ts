@@ -16,14 +16,21 @@ export interface Answer {
  * validates against the documented schema. Records which operations were exercised.
  */
 export class SpecCheckedClient {
-  readonly covered = new Set<string>();
+  private static readonly operations = new Map<UpstreamName, string[]>();
 
   private constructor(
     private readonly api: OpenAPIBackend,
     private readonly baseUrl: string,
+    /** The operations this client called (a set several clients may share). */
+    readonly covered: Set<string>,
   ) {}
 
-  static async create(name: UpstreamName, baseUrl: string): Promise<SpecCheckedClient> {
+  /** The operationIds of a spec some client was created for. */
+  static operationIdsOf(name: UpstreamName): string[] {
+    return SpecCheckedClient.operations.get(name) ?? [];
+  }
+
+  static async create(name: UpstreamName, baseUrl: string, covered = new Set<string>()): Promise<SpecCheckedClient> {
     const api = new OpenAPIBackend({
       definition: specPath(name),
       strict: true,
@@ -33,11 +40,8 @@ export class SpecCheckedClient {
       },
     });
     await api.init();
-    return new SpecCheckedClient(api, baseUrl);
-  }
-
-  get operationIds(): string[] {
-    return this.api.getOperations().map((operation) => operation.operationId ?? '');
+    SpecCheckedClient.operations.set(name, api.getOperations().map((operation) => operation.operationId ?? ''));
+    return new SpecCheckedClient(api, baseUrl, covered);
   }
 
   async call(method: string, path: string, init: { headers?: Record<string, string>; json?: unknown; rawBody?: string } = {}): Promise<Answer> {

@@ -1,45 +1,36 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { recentOutput, waitUntilReady } from '../../scripts/lib/processes.js';
+import { spawnProcess, waitUntilReady, type SpawnedProcess } from '../../scripts/lib/processes.js';
 import { freePortBlock } from './ports.js';
 
-export interface GatewayProcess {
+export interface GatewayProcess extends SpawnedProcess {
   readonly url: string;
-  readonly child: ChildProcess;
   /** Every line the process wrote to stdout so far. */
   stdout(): string[];
   /** The stdout lines that are JSON log lines, parsed. */
   logLines(): Record<string, unknown>[];
-  /** Its last lines, stdout and stderr (for messages). */
-  output(): string;
-  /** Exit code once it exited. */
-  readonly exited: Promise<number | null>;
-  /** SIGTERM, and its exit code. */
-  stop(): Promise<number | null>;
 }
 
 /**
- * The built gateway (dist/) as its own process, on a free port, with exactly `env` (plus PATH and
- * PORT): for what only a process shows — its log on stdout, its exit, its process-wide tracer.
- * Resolves once /health answers; fails with its output if it exits first.
+ * The built gateway (dist/) as its own process, on a free port, with exactly `env` (plus PATH, PORT, and
+ * SHUTDOWN_DRAIN_MS=0 unless `env` sets it: a test's stop does not wait out a load balancer): for what
+ * only a process shows — its log on stdout, its exit, its process-wide tracer. Resolves once /health
+ * answers; fails with its output if it exits first.
  */
 export async function spawnGateway(env: NodeJS.ProcessEnv, script = 'dist/gateway/src/main.js', args: readonly string[] = []): Promise<GatewayProcess> {
   const port = env.PORT ?? String(await freePortBlock(1));
-  const child = spawn(process.execPath, [script, ...args], { env: { PATH: process.env.PATH, ...env, PORT: port }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const url = `http://127.0.0.1:${port}`;
+  const spawned = spawnProcess({ label: script, args: [script, ...args], env: { PATH: process.env.PATH, SHUTDOWN_DRAIN_MS: '0', ...env, PORT: port } });
   const lines: string[] = [];
   let partial = '';
-  child.stdout.on('data', (chunk: Buffer) => {
+  spawned.child.stdout?.on('data', (chunk: Buffer) => {
     const text = partial + chunk.toString();
     const complete = text.split('\n');
     partial = complete.pop() ?? '';
     lines.push(...complete.filter((line) => line !== ''));
   });
-  const output = recentOutput(child, 50);
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  const url = `http://127.0.0.1:${port}`;
-  await waitUntilReady({ label: script, url: `${url}/health`, child, output });
+  await waitUntilReady({ label: script, url: `${url}/health`, child: spawned.child, output: spawned.output });
   return {
+    ...spawned,
     url,
-    child,
     stdout: () => [...lines],
     logLines: () =>
       lines.flatMap((line) => {
@@ -49,12 +40,6 @@ export async function spawnGateway(env: NodeJS.ProcessEnv, script = 'dist/gatewa
           return [];
         }
       }),
-    output,
-    exited,
-    stop: () => {
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
-      return exited;
-    },
   };
 }
 

@@ -1,0 +1,174 @@
+import { readFileSync } from 'node:fs';
+import { request } from 'undici';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { captureLog, startGateway, type RunningGateway } from '../helpers/gateway.js';
+import { useStack } from '../helpers/stack.js';
+import { graphql } from '../helpers/graphql.js';
+import { sample } from '../helpers/metrics.js';
+import { eventually } from '../helpers/process.js';
+import { startRecordingUpstreams, type RecordingUpstreams } from '../helpers/recording-upstream.js';
+import { startRedis, type RunningRedis } from '../helpers/redis.js';
+import { TEST_SECRET, userToken } from '../helpers/tokens.js';
+
+/** Every metric family of an exposition, with its type. */
+function families(text: string): Map<string, string> {
+  return new Map([...text.matchAll(/^# TYPE (\S+) (\S+)$/gm)].map(([, name, type]) => [name as string, type as string]));
+}
+
+describe('GET /metrics', () => {
+  const fx = useStack({ env: { UPSTREAM_TIMEOUT_MS: '300' } });
+  let text = '';
+
+  const scrape = async () => {
+    const response = await fetch(`${fx.gateway.url}/metrics`);
+    expect(response.status).toBe(200);
+    expect(response.headers.get('content-type')).toMatch(/^text\/plain; version=0\.0\.4/);
+    text = await response.text();
+  };
+
+  beforeEach(async () => {
+    await scrape();
+  });
+
+  it('counts requests by route-table prefix, method and status, and times them', async () => {
+    const before = sample(text, 'gateway_http_requests_total', { route: '/users', method: 'GET', status: '200' }) ?? 0;
+    const token = await userToken('5');
+    await fetch(`${fx.gateway.url}/users/me`, { headers: { authorization: `Bearer ${token}` } });
+    await fetch(`${fx.gateway.url}/users/42/details`, { headers: { authorization: `Bearer ${token}` } });
+    await fetch(`${fx.gateway.url}/users/me`);
+    await fetch(`${fx.gateway.url}/no/such/path`);
+    await scrape();
+    expect(sample(text, 'gateway_http_requests_total', { route: '/users', method: 'GET', status: '200' })).toBe(before + 2);
+    expect(sample(text, 'gateway_http_requests_total', { route: '/users', method: 'GET', status: '401' })).toBe(1);
+    expect(sample(text, 'gateway_http_requests_total', { route: 'unmatched', method: 'GET', status: '404' })).toBe(1);
+    expect(text).not.toContain('route="/users/me"');
+    expect(text).not.toContain('/no/such/path');
+    expect(sample(text, 'gateway_http_request_duration_seconds_count', { route: '/users', method: 'GET' })).toBeGreaterThanOrEqual(3);
+    expect(sample(text, 'gateway_http_request_duration_seconds_bucket', { route: '/users', method: 'GET', le: '+Inf' })).toBeGreaterThanOrEqual(3);
+  });
+
+  it('counts every upstream call, REST and GraphQL alike, with its outcome', async () => {
+    const token = await userToken('5');
+    await fetch(`${fx.gateway.url}/ondemand/movies`, { headers: { authorization: `Bearer ${token}` } });
+    fx.upstreams.upstreams.rights.behaviour = (_req, res) => void res.writeHead(200, { 'content-type': 'application/json' }).end('[{"id":"basic","name":"Basic"}]');
+    expect((await graphql(fx.gateway.url, '{ plans { id } }')).data).toEqual({ plans: [{ id: 'basic' }] });
+    fx.upstreams.upstreams.livetv.behaviour = (_req, res) => void setTimeout(() => res.writeHead(200).end('[]'), 1000);
+    await fetch(`${fx.gateway.url}/livetv/channels`, { headers: { authorization: `Bearer ${token}` } });
+    await scrape();
+    expect(sample(text, 'gateway_upstream_requests_total', { service: 'ondemand', method: 'GET', status: '200' })).toBe(1);
+    expect(sample(text, 'gateway_upstream_requests_total', { service: 'rights', method: 'GET', status: '200' })).toBe(1);
+    expect(sample(text, 'gateway_upstream_requests_total', { service: 'livetv', method: 'GET', status: 'timeout' })).toBe(1);
+    expect(sample(text, 'gateway_http_requests_total', { route: '/graphql', method: 'POST', status: '200' })).toBe(1);
+    expect(sample(text, 'gateway_upstream_request_duration_seconds_count', { service: 'ondemand', method: 'GET' })).toBe(1);
+  });
+
+  it('exposes the rate-limit counter and process metrics', () => {
+    expect(sample(text, 'gateway_rate_limited_total')).toBe(0);
+    expect(text).toContain('gateway_process_resident_memory_bytes');
+    expect(text).toContain('gateway_nodejs_eventloop_lag_seconds');
+  });
+
+  it('follows Prometheus naming (counters end in _total, nothing else does) and the README documents every metric', () => {
+    const exposed = families(text);
+    expect(exposed.size).toBeGreaterThan(20);
+    const readme = readFileSync('README.md', 'utf8');
+    for (const [name, type] of exposed) {
+      expect(name.endsWith('_total'), `${type} ${name}`).toBe(type === 'counter');
+      expect(readme, `README documents ${name}`).toContain(name);
+    }
+  });
+
+  it('counts GraphQL operations by name, type and outcome, and their errors by code', async () => {
+    const token = await userToken('5');
+    const anonymousBefore = sample(text, 'gateway_graphql_operations_total', { operation: 'anonymous', type: 'query', outcome: 'success' }) ?? 0;
+    fx.upstreams.upstreams.rights.behaviour = (_req, res) => void res.writeHead(200, { 'content-type': 'application/json' }).end('[{"id":"basic","name":"Basic"}]');
+    fx.upstreams.upstreams.users.behaviour = (_req, res) => void res.writeHead(503).end();
+    await graphql(fx.gateway.url, 'query Plans { plans { id } }');
+    await graphql(fx.gateway.url, 'query Plans { plans { id } }');
+    await graphql(fx.gateway.url, '{ plans { id } }');
+    await graphql(fx.gateway.url, 'query Both { plans { id } me { id } }', { token });
+    await graphql(fx.gateway.url, 'mutation Nope { nosuchfield }');
+    await graphql(fx.gateway.url, 'query Me { me { id } }');
+    await scrape();
+    const operations = (labels: Record<string, string>) => sample(text, 'gateway_graphql_operations_total', labels);
+    expect(operations({ operation: 'Plans', type: 'query', outcome: 'success' })).toBe(2);
+    expect(operations({ operation: 'anonymous', type: 'query', outcome: 'success' })).toBe(anonymousBefore + 1);
+    expect(operations({ operation: 'Both', type: 'query', outcome: 'partial' })).toBe(1);
+    expect(operations({ operation: 'invalid', type: 'unknown', outcome: 'error' })).toBe(1);
+    expect(operations({ operation: 'Me', type: 'query', outcome: 'partial' })).toBe(1);
+    expect(sample(text, 'gateway_graphql_errors_total', { code: 'UPSTREAM_UNAVAILABLE' })).toBe(1);
+    expect(sample(text, 'gateway_graphql_errors_total', { code: 'GRAPHQL_VALIDATION_FAILED' })).toBe(1);
+    expect(sample(text, 'gateway_graphql_errors_total', { code: 'UNAUTHENTICATED' })).toBe(1);
+  });
+
+  it('keeps client-chosen operation names from growing the series without bound', async () => {
+    fx.upstreams.upstreams.rights.behaviour = (_req, res) => void res.writeHead(200, { 'content-type': 'application/json' }).end('[]');
+    for (let i = 0; i < 110; i++) await graphql(fx.gateway.url, `query Op${i}${'x'.repeat(80)} { plans { id } }`);
+    await scrape();
+    const names = new Set([...text.matchAll(/^gateway_graphql_operations_total\{[^}]*operation="([^"]*)"/gm)].map(([, name]) => name));
+    expect(names.size).toBeLessThanOrEqual(100 + 4);
+    expect(names).toContain('other');
+    for (const name of names) expect((name ?? '').length).toBeLessThanOrEqual(64);
+  });
+
+  it('counts a request whose client left before any answer as 499', async () => {
+    fx.upstreams.upstreams.ondemand.behaviour = () => undefined;
+    const abort = new AbortController();
+    const sent = request(`${fx.gateway.url}/ondemand/movies`, { headers: { authorization: `Bearer ${await userToken('5')}` }, signal: abort.signal });
+    await eventually(() => (fx.upstreams.upstreams.ondemand.requests.length > 0 ? true : undefined));
+    abort.abort();
+    await expect(sent).rejects.toThrow();
+    for (;;) {
+      await scrape();
+      if (sample(text, 'gateway_http_requests_total', { route: '/ondemand', method: 'GET', status: '499' }) === 1) break;
+    }
+    expect(sample(text, 'gateway_upstream_requests_total', { service: 'ondemand', method: 'GET', status: 'aborted' })).toBe(1);
+  });
+});
+
+describe('the rate limit store (a real Redis that goes away)', () => {
+  let redis: RunningRedis;
+  let upstreams: RecordingUpstreams;
+  let running: RunningGateway;
+  const log = captureLog('info');
+
+  beforeAll(async () => {
+    redis = await startRedis();
+    upstreams = await startRecordingUpstreams();
+    running = await startGateway(upstreams.urls, { JWT_SECRET_KEY: TEST_SECRET, REDIS_URL: redis.url, RATE_LIMIT_PER_MINUTE: '1000' }, { logger: log.logger });
+  });
+  afterAll(async () => {
+    await running.close();
+    await upstreams.close();
+    await redis.stop();
+  });
+
+  const metricsText = async () => (await fetch(`${running.url}/metrics`)).text();
+
+  it('says whether the store answers, counts its failures, and logs the outage once', async () => {
+    const token = await userToken('7');
+    const call = async () => {
+      const response = await request(`${running.url}/ondemand/movies`, { headers: { authorization: `Bearer ${token}` } });
+      await response.body.text();
+      return { status: response.statusCode, limited: response.headers['ratelimit-remaining'] !== '1000' };
+    };
+    // Connected: a request takes a token from Redis.
+    let text: string;
+    for (;;) {
+      expect((await call()).status).toBe(200);
+      text = await metricsText();
+      if (sample(text, 'gateway_rate_limit_store_up', { limiter: 'requests' }) === 1) break;
+    }
+    const failedBefore = sample(text, 'gateway_rate_limit_store_errors_total', { limiter: 'requests' }) ?? -1;
+    expect(failedBefore).toBeGreaterThanOrEqual(0);
+    expect(await call()).toEqual({ status: 200, limited: true });
+
+    await redis.stop();
+    for (let i = 0; i < 5; i++) expect(await call()).toEqual({ status: 200, limited: false });
+    text = await metricsText();
+    expect(sample(text, 'gateway_rate_limit_store_up', { limiter: 'requests' })).toBe(0);
+    expect(sample(text, 'gateway_rate_limit_store_errors_total', { limiter: 'requests' })).toBe(failedBefore + 5);
+    const outages = log.lines.filter((line) => typeof line.msg === 'string' && line.msg.startsWith('rate limit store unavailable') && line.limiter === 'requests');
+    expect(outages).toHaveLength(1);
+  });
+});

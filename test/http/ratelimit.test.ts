@@ -1,0 +1,218 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { MemoryRateLimiter } from '../../gateway/src/ratelimit/memory.js';
+import { bucketShape } from '../../gateway/src/ratelimit/limiter.js';
+import { upstreamEnvironment } from '../../shared/upstreams.js';
+import { useStack } from '../helpers/stack.js';
+import { captureLog, startGateway, type RunningGateway } from '../helpers/gateway.js';
+import { graphql } from '../helpers/graphql.js';
+import { startRecordingUpstreams, type RecordingUpstreams } from '../helpers/recording-upstream.js';
+import { eventually, spawnGateway, type GatewayProcess } from '../helpers/process.js';
+import { startRedis, TEST_TLS, type RunningRedis } from '../helpers/redis.js';
+import { TEST_SECRET, userToken } from '../helpers/tokens.js';
+
+const get = (url: string, token?: string) => fetch(url, { headers: token ? { authorization: `Bearer ${token}` } : {} });
+
+/** Three requests of one user to a gateway, their statuses. */
+async function statusesOf(gatewayUrl: string, user: string): Promise<number[]> {
+  const token = await userToken(user);
+  const statuses = [];
+  for (let request = 0; request < 3; request++) statuses.push((await get(`${gatewayUrl}/users/me`, token)).status);
+  return statuses;
+}
+
+/** Waits until a gateway's limiter store says it is connected (until then requests pass unlimited, by design). */
+const storeConnected = (gatewayUrl: string) =>
+  eventually(async () => (/^gateway_rate_limit_store_up\{[^}]*\} 1$/m.test(await (await fetch(`${gatewayUrl}/metrics`)).text()) ? true : undefined));
+
+describe('the token bucket', () => {
+  it('allows a burst of the per-minute limit, then refills at that rate', async () => {
+    const limiter = new MemoryRateLimiter(bucketShape(60));
+    const start = 1_000_000;
+    for (let i = 0; i < 60; i++) expect((await limiter.take('k', start)).allowed).toBe(true);
+    const refused = await limiter.take('k', start);
+    expect(refused).toMatchObject({ allowed: false, remaining: 0, retryAfterSeconds: 1 });
+    expect((await limiter.take('k', start + 999)).allowed).toBe(false);
+    expect((await limiter.take('k', start + 2000)).allowed).toBe(true);
+    expect((await limiter.take('other', start)).allowed).toBe(true);
+  });
+});
+
+describe('rate limiting in one gateway', () => {
+  const fx = useStack({ env: { RATE_LIMIT_PER_MINUTE: '3' } });
+
+  it('answers 429 with Retry-After and RateLimit-* headers once a user’s bucket is empty, calling no upstream', async () => {
+    const token = await userToken('rl-1');
+    for (let i = 0; i < 3; i++) {
+      const response = await get(`${fx.gateway.url}/users/me`, token);
+      expect(response.status).toBe(200);
+      expect(response.headers.get('ratelimit-limit')).toBe('3');
+      expect(response.headers.get('ratelimit-remaining')).toBe(String(2 - i));
+    }
+    const refused = await get(`${fx.gateway.url}/users/me`, token);
+    expect(refused.status).toBe(429);
+    expect(refused.headers.get('content-type')).toBe('application/problem+json');
+    expect(Number(refused.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+    expect(refused.headers.get('ratelimit-remaining')).toBe('0');
+    expect(Number(refused.headers.get('ratelimit-reset'))).toBeGreaterThan(0);
+    // Once refused, both say when the next request may pass.
+    expect(refused.headers.get('ratelimit-reset')).toBe(refused.headers.get('retry-after'));
+    expect(await refused.json()).toMatchObject({ status: 429, title: 'Too Many Requests' });
+    expect(fx.upstreams.all()).toHaveLength(3);
+
+    const graphQLRefused = await graphql(fx.gateway.url, '{ plans { id } }', { token });
+    expect(graphQLRefused.status).toBe(429);
+    expect(graphQLRefused.errors?.[0]?.extensions).toMatchObject({ code: 'RATE_LIMITED', requestId: expect.any(String) });
+    expect(fx.upstreams.all()).toHaveLength(3);
+  });
+
+  it('gives each user their own bucket, and anonymous callers one per address', async () => {
+    const other = await userToken('rl-2');
+    for (let i = 0; i < 3; i++) expect((await get(`${fx.gateway.url}/users/me`, other)).status).toBe(200);
+    for (let i = 0; i < 3; i++) expect((await get(`${fx.gateway.url}/search/global?q=a`)).status).toBe(200);
+    expect((await get(`${fx.gateway.url}/search/global?q=a`)).status).toBe(429);
+    expect((await get(`${fx.gateway.url}/users/me`, await userToken('rl-3'))).status).toBe(200);
+  });
+
+  it('never limits health, readiness or metrics, and counts refusals', async () => {
+    for (let i = 0; i < 5; i++) expect((await fetch(`${fx.gateway.url}/health`)).status).toBe(200);
+    const metrics = await (await fetch(`${fx.gateway.url}/metrics`)).text();
+    expect(metrics).toMatch(/^gateway_rate_limited_total [1-9]\d*$/m);
+  });
+});
+
+describe('RATE_LIMIT_PER_MINUTE=0', () => {
+  const fx = useStack({ env: { RATE_LIMIT_PER_MINUTE: '0' } });
+
+  it('disables the limiter', async () => {
+    for (let i = 0; i < 20; i++) {
+      const response = await get(`${fx.gateway.url}/search/global?q=a`);
+      expect(response.status).toBe(200);
+      expect(response.headers.get('ratelimit-limit')).toBeNull();
+    }
+  });
+});
+
+describe('rate limits shared through Redis', () => {
+  let redis: RunningRedis;
+  let upstreams: RecordingUpstreams;
+  let first: RunningGateway;
+  let second: RunningGateway;
+
+  beforeAll(async () => {
+    redis = await startRedis();
+    upstreams = await startRecordingUpstreams();
+    const env = { JWT_SECRET_KEY: TEST_SECRET, RATE_LIMIT_PER_MINUTE: '4', REDIS_URL: redis.url };
+    first = await startGateway(upstreams.urls, env);
+    second = await startGateway(upstreams.urls, env);
+    await Promise.all([storeConnected(first.url), storeConnected(second.url)]);
+  });
+
+  afterAll(async () => {
+    await first.close();
+    await second.close();
+    await upstreams.close();
+    await redis.stop();
+  });
+
+  it('draws one bucket per user across every gateway instance', async () => {
+    const token = await userToken('shared-1');
+    const statuses = [];
+    for (const gateway of [first, second, first, second, first, second]) statuses.push((await get(`${gateway.url}/users/me`, token)).status);
+    expect(statuses).toEqual([200, 200, 200, 200, 429, 429]);
+    expect(upstreams.all()).toHaveLength(4);
+  });
+
+  it('lets requests through when Redis is gone, rather than failing the API', async () => {
+    await redis.stop();
+    const response = await get(`${first.url}/users/me`, await userToken('shared-2'));
+    expect(response.status).toBe(200);
+  });
+});
+
+describe('a Redis with a password', () => {
+  const PASSWORD = 'redis-pa55word-for-the-test';
+  let redis: RunningRedis;
+  let upstreams: RecordingUpstreams;
+  const gateways: RunningGateway[] = [];
+
+  beforeAll(async () => {
+    redis = await startRedis({ password: PASSWORD });
+    upstreams = await startRecordingUpstreams();
+  });
+  afterAll(async () => {
+    await Promise.all(gateways.map((gateway) => gateway.close()));
+    await upstreams.close();
+    await redis.stop();
+  });
+
+  const gatewayWith = async (env: NodeJS.ProcessEnv, options: Parameters<typeof startGateway>[2] = {}) => {
+    const gateway = await startGateway(upstreams.urls, { JWT_SECRET_KEY: TEST_SECRET, RATE_LIMIT_PER_MINUTE: '2', ...env }, options);
+    gateways.push(gateway);
+    return gateway;
+  };
+
+  it('shares the buckets with the password in the URL, or from REDIS_PASSWORD_FILE', async () => {
+    const port = new URL(redis.url).port;
+    const inUrl = await gatewayWith({ REDIS_URL: `redis://:${PASSWORD}@127.0.0.1:${port}` });
+    const dir = mkdtempSync(join(tmpdir(), 'redis-secret-'));
+    writeFileSync(join(dir, 'password'), `${PASSWORD}\n`);
+    const fromFile = await gatewayWith({ REDIS_URL: redis.url, REDIS_PASSWORD_FILE: join(dir, 'password') });
+    await Promise.all([storeConnected(inUrl.url), storeConnected(fromFile.url)]);
+    expect(await statusesOf(inUrl.url, 'redis-auth-1')).toEqual([200, 200, 429]);
+    // The other instance draws from the same bucket: already empty.
+    expect((await get(`${fromFile.url}/users/me`, await userToken('redis-auth-1'))).status).toBe(429);
+  });
+
+  it('with a wrong password lets requests through, says so, and never writes the password anywhere', async () => {
+    const log = captureLog('debug');
+    const wrong = `${PASSWORD}-wrong`;
+    const gateway = await gatewayWith({ REDIS_URL: `redis://:${wrong}@${new URL(redis.url).host}` }, { logger: log.logger });
+    expect(await statusesOf(gateway.url, 'redis-auth-2')).toEqual([200, 200, 200]);
+    const metrics = await (await fetch(`${gateway.url}/metrics`)).text();
+    expect(metrics).toMatch(/^gateway_rate_limit_store_up\{[^}]*\} 0$/m);
+    expect(log.lines.some((line) => String(line.msg).startsWith('rate limit store unavailable'))).toBe(true);
+    const written = JSON.stringify(log.lines) + metrics;
+    expect(written).not.toContain(wrong);
+    expect(written).not.toContain(PASSWORD);
+  });
+});
+
+describe('a Redis over TLS (rediss://) with a password', () => {
+  const PASSWORD = 'tls-redis-pa55word';
+  let redis: RunningRedis;
+  let upstreams: RecordingUpstreams;
+  const running: GatewayProcess[] = [];
+
+  beforeAll(async () => {
+    redis = await startRedis({ password: PASSWORD, tls: true });
+    upstreams = await startRecordingUpstreams();
+  });
+  afterAll(async () => {
+    await Promise.all(running.map((gateway) => gateway.stop()));
+    await upstreams.close();
+    await redis.stop();
+  });
+
+  // A process of its own: Node reads NODE_EXTRA_CA_CERTS (how a private CA is trusted) at start only.
+  const spawnWith = async (env: NodeJS.ProcessEnv) => {
+    const gateway = await spawnGateway({ JWT_SECRET_KEY: TEST_SECRET, RATE_LIMIT_PER_MINUTE: '2', REDIS_URL: redis.url, REDIS_PASSWORD: PASSWORD, LOG_FORMAT: 'json', ...upstreamEnvironment(upstreams.urls), ...env });
+    running.push(gateway);
+    return gateway;
+  };
+
+  it('limits through a server whose certificate the gateway trusts', async () => {
+    const gateway = await spawnWith({ NODE_EXTRA_CA_CERTS: TEST_TLS.ca });
+    await storeConnected(gateway.url);
+    expect(await statusesOf(gateway.url, 'tls-1')).toEqual([200, 200, 429]);
+  });
+
+  it('refuses a server it cannot verify: requests go through unlimited, the log says why, never the password', async () => {
+    const gateway = await spawnWith({});
+    expect(await statusesOf(gateway.url, 'tls-2')).toEqual([200, 200, 200]);
+    await eventually(() => (gateway.logLines().some((line) => String(line.msg).startsWith('rate limit store unavailable')) ? true : undefined));
+    expect(gateway.stdout().join('\n')).not.toContain(PASSWORD);
+  });
+});

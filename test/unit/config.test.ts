@@ -1,0 +1,192 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { loadConfig } from '../../gateway/src/config.js';
+import { ConfigError } from '../../shared/settings.js';
+import { DEVELOPMENT_JWT_SECRET } from '../../shared/development.js';
+
+const SECRET = 'a-test-secret-that-is-long-enough-0123456789';
+
+function errorOf(env: NodeJS.ProcessEnv): string {
+  try {
+    loadConfig(env);
+  } catch (error) {
+    expect(error).toBeInstanceOf(ConfigError);
+    return (error as Error).message;
+  }
+  throw new Error('expected a ConfigError');
+}
+
+describe('configuration', () => {
+  it('has the contract defaults', () => {
+    const config = loadConfig({});
+    expect(config).toMatchObject({
+      nodeEnv: 'development',
+      port: 4000,
+      host: '127.0.0.1',
+      upstreamTimeoutMs: 30_000,
+      upstreamResponseLimitBytes: 10_485_760,
+      breaker: { failureThreshold: 5, openMs: 10_000 },
+      body: { limitBytes: 10_485_760, idleTimeoutMs: 10_000, totalTimeoutMs: 30_000 },
+      headTimeoutMs: 10_000,
+      uploadsPerClient: 4,
+      // In development only: the web apps a developer runs locally (production: none).
+      corsOrigins: ['http://localhost:*', 'http://127.0.0.1:*'],
+      corsAllowedHeaders: [],
+      trustProxyHops: 0,
+      rateLimitPerMinute: 600,
+      logLevel: 'info',
+      graphqlIntrospection: true,
+      jwt: { algorithms: ['HS256'], secret: DEVELOPMENT_JWT_SECRET, usesDevelopmentSecret: true },
+      upstreams: {
+        auth: 'http://127.0.0.1:4101',
+        users: 'http://127.0.0.1:4102',
+        ondemand: 'http://127.0.0.1:4103',
+        livetv: 'http://127.0.0.1:4104',
+        rights: 'http://127.0.0.1:4105',
+        search: 'http://127.0.0.1:4106',
+      },
+    });
+    expect(config.redis).toBeUndefined();
+  });
+
+  it('reads every variable of the contract', () => {
+    const config = loadConfig({
+      NODE_ENV: 'production',
+      PORT: '8080',
+      HOST: '0.0.0.0',
+      USER_MANAGEMENT_SERVICE_URL: 'http://users:8000/',
+      AUTHENTICATION_SERVICE_URL: 'http://auth:8000',
+      ONDEMAND_SERVICE_URL: 'https://ondemand.internal',
+      LIVE_TV_SERVICE_URL: 'http://livetv:8000',
+      RIGHTS_MANAGEMENT_SERVICE_URL: 'http://rights:8000',
+      GLOBAL_SEARCH_SERVICE_URL: 'http://search:8000/api',
+      JWT_SECRET_KEY: SECRET,
+      JWT_ALGORITHM: 'HS256, ES256',
+      JWKS_URL: 'https://idp.example/.well-known/jwks.json',
+      JWT_ISSUER: 'https://idp.example',
+      JWT_AUDIENCE: 'tv-api',
+      UPSTREAM_TIMEOUT_MS: '1500',
+      UPSTREAM_RESPONSE_LIMIT_BYTES: '2048',
+      UPSTREAM_BREAKER_FAILURES: '3',
+      UPSTREAM_BREAKER_OPEN_MS: '500',
+      BODY_LIMIT_BYTES: '1024',
+      REQUEST_HEAD_TIMEOUT_MS: '2000',
+      REQUEST_BODY_IDLE_TIMEOUT_MS: '3000',
+      REQUEST_BODY_TIMEOUT_MS: '4000',
+      UPLOADS_PER_CLIENT: '2',
+      CORS_ORIGINS: 'https://tv.example, http://localhost:3000',
+      TRUST_PROXY_HOPS: '1',
+      RATE_LIMIT_PER_MINUTE: '0',
+      REDIS_URL: 'redis://redis:6379',
+      LOG_LEVEL: 'debug',
+      GRAPHQL_INTROSPECTION: 'true',
+    });
+    expect(config).toMatchObject({
+      nodeEnv: 'production',
+      port: 8080,
+      host: '0.0.0.0',
+      upstreamTimeoutMs: 1500,
+      upstreamResponseLimitBytes: 2048,
+      breaker: { failureThreshold: 3, openMs: 500 },
+      body: { limitBytes: 1024, idleTimeoutMs: 3000, totalTimeoutMs: 4000 },
+      headTimeoutMs: 2000,
+      uploadsPerClient: 2,
+      corsOrigins: ['https://tv.example', 'http://localhost:3000'],
+      trustProxyHops: 1,
+      rateLimitPerMinute: 0,
+      redis: { url: 'redis://redis:6379' },
+      logLevel: 'debug',
+      graphqlIntrospection: true,
+      jwt: {
+        secret: SECRET,
+        algorithms: ['HS256', 'ES256'],
+        jwksUrl: 'https://idp.example/.well-known/jwks.json',
+        issuer: 'https://idp.example',
+        audience: 'tv-api',
+        usesDevelopmentSecret: false,
+      },
+    });
+    expect(config.upstreams.users).toBe('http://users:8000');
+    expect(config.upstreams.search).toBe('http://search:8000/api');
+  });
+
+  it('allows no CORS origin by default in production', () => {
+    expect(loadConfig({ NODE_ENV: 'production', JWT_SECRET_KEY: SECRET }).corsOrigins).toEqual([]);
+  });
+
+  it('moves the default upstream block with SERVICES_BASE_PORT', () => {
+    expect(loadConfig({ SERVICES_BASE_PORT: '5001' }).upstreams.search).toBe('http://127.0.0.1:5006');
+  });
+
+  it('turns introspection off in production unless asked for', () => {
+    expect(loadConfig({ NODE_ENV: 'production', JWT_SECRET_KEY: SECRET }).graphqlIntrospection).toBe(false);
+    expect(loadConfig({ GRAPHQL_INTROSPECTION: 'false' }).graphqlIntrospection).toBe(false);
+  });
+
+  it('defaults to asymmetric algorithms with a JWKS URL', () => {
+    const config = loadConfig({ JWKS_URL: 'https://idp.example/jwks' });
+    expect(config.jwt.algorithms).toEqual(['RS256', 'ES256', 'EdDSA']);
+    expect(config.jwt.secret).toBeUndefined();
+  });
+
+  it.each([
+    [{ PORT: 'abc' }, 'PORT must be a whole number from 1 to 65535 (got "abc")'],
+    [{ PORT: '70000' }, 'PORT must be at most 65535 (got "70000")'],
+    [{ PORT: '-1' }, 'PORT must be a whole number'],
+    [{ ONDEMAND_SERVICE_URL: 'not a url' }, 'ONDEMAND_SERVICE_URL must be an absolute http or https URL'],
+    [{ ONDEMAND_SERVICE_URL: 'ftp://files' }, 'ONDEMAND_SERVICE_URL must be an absolute http or https URL'],
+    [{ LIVE_TV_SERVICE_URL: 'http://user:pw@livetv' }, 'LIVE_TV_SERVICE_URL must be an absolute'],
+    [{ JWKS_URL: 'file:///etc/passwd' }, 'JWKS_URL must be an absolute'],
+    [{ REDIS_URL: 'http://redis' }, 'REDIS_URL must be an absolute redis or rediss URL without query or fragment (credentials allowed'],
+    [{ JWT_SECRET_KEY: 'x'.repeat(40), JWT_SECRET_KEY_FILE: '/run/secrets/jwt' }, 'JWT_SECRET_KEY and JWT_SECRET_KEY_FILE are both set: set one'],
+    [{ REDIS_URL_FILE: '/nonexistent/redis-url' }, 'REDIS_URL_FILE: cannot read /nonexistent/redis-url (ENOENT)'],
+    [{ UPSTREAM_TIMEOUT_MS: '0' }, 'UPSTREAM_TIMEOUT_MS must be at least 1'],
+    [{ BODY_LIMIT_BYTES: '1e6' }, 'BODY_LIMIT_BYTES must be a whole number'],
+    [{ TRUST_PROXY_HOPS: 'x' }, 'TRUST_PROXY_HOPS must be a whole number'],
+    [{ RATE_LIMIT_PER_MINUTE: '-5' }, 'RATE_LIMIT_PER_MINUTE must be a whole number'],
+    [{ LOG_LEVEL: 'loud' }, 'LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent'],
+    [{ NODE_ENV: 'staging' }, 'NODE_ENV must be one of development, production, test'],
+    [{ GRAPHQL_INTROSPECTION: 'yes' }, 'GRAPHQL_INTROSPECTION must be one of true, false'],
+    [{ JWT_ALGORITHM: 'none' }, 'JWT_ALGORITHM: "none" is never accepted'],
+    [{ JWT_ALGORITHM: 'HS256,NoNe' }, 'JWT_ALGORITHM: "none" is never accepted'],
+    [{ JWT_ALGORITHM: 'HS1' }, 'JWT_ALGORITHM: unsupported algorithm "HS1"'],
+    [{ JWT_ALGORITHM: ' , ' }, 'JWT_ALGORITHM must name at least one algorithm'],
+    [{ JWT_ALGORITHM: 'RS256' }, 'JWT_ALGORITHM lists RS256, which needs JWKS_URL'],
+    [{ CORS_ORIGINS: '*' }, 'CORS_ORIGINS: "*" is not an origin'],
+    [{ CORS_ORIGINS: 'https://*' }, 'CORS_ORIGINS: "https://*" is not an origin or an origin pattern'],
+    [{ CORS_ORIGINS: '*.tv.example' }, 'CORS_ORIGINS: "*.tv.example" is not an origin'],
+    [{ CORS_ORIGINS: 'https://app*.tv.example' }, 'CORS_ORIGINS: "https://app*.tv.example" is not an origin'],
+    [{ CORS_ORIGINS: 'https://*.*.tv.example' }, 'CORS_ORIGINS: "https://*.*.tv.example" is not an origin'],
+    [{ CORS_ALLOWED_HEADERS: 'x-device-id, bad header' }, 'CORS_ALLOWED_HEADERS: "bad header" is not a header name'],
+    [{ TRUSTED_DOCUMENTS_MODE: 'require' }, 'TRUSTED_DOCUMENTS_MODE=require needs TRUSTED_DOCUMENTS'],
+    [{ TRUSTED_DOCUMENTS_MODE: 'strict' }, 'TRUSTED_DOCUMENTS_MODE must be one of allow-arbitrary, require'],
+    [{ TRUSTED_DOCUMENTS: '/nonexistent/manifest.json' }, 'TRUSTED_DOCUMENTS: cannot read /nonexistent/manifest.json as JSON (ENOENT)'],
+    [{ TRUSTED_DOCUMENTS: 'package.json' }, 'TRUSTED_DOCUMENTS: package.json is neither an object of id → document nor an Apollo persisted query manifest'],
+    [{ CORS_ORIGINS: 'https://tv.example/app' }, 'CORS_ORIGINS: "https://tv.example/app" is not an origin'],
+    [{ NODE_ENV: 'production' }, 'NODE_ENV=production needs JWT_SECRET_KEY or JWKS_URL'],
+    [{ NODE_ENV: 'production', JWKS_URL: 'https://idp.example/jwks', JWT_ALGORITHM: 'HS256' }, 'HS* algorithm, which needs JWT_SECRET_KEY in production'],
+  ])('refuses %j with a message naming the variable', (env, message) => {
+    expect(errorOf(env)).toContain(message);
+  });
+
+  it('never shows a secret in its message', () => {
+    const message = errorOf({ JWT_SECRET_KEY: 'hunter2' });
+    expect(message).toBe('JWT_SECRET_KEY must be at least 32 characters (256 bits)');
+    expect(errorOf({ REDIS_URL: 'http://:s3cret@redis' })).not.toContain('s3cret');
+  });
+
+  it('reads each secret from its NAME_FILE (Docker and Kubernetes secrets), without the trailing line break', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'secrets-'));
+    writeFileSync(join(dir, 'jwt'), `${SECRET}\n`);
+    writeFileSync(join(dir, 'redis-url'), 'rediss://:s3cret@redis.internal:6380/0\n');
+    writeFileSync(join(dir, 'redis-password'), 'an0ther\r\n');
+    const config = loadConfig({ NODE_ENV: 'production', JWT_SECRET_KEY_FILE: join(dir, 'jwt'), REDIS_URL_FILE: join(dir, 'redis-url'), REDIS_PASSWORD_FILE: join(dir, 'redis-password') });
+    expect(config.jwt.secret).toBe(SECRET);
+    expect(config.redis).toEqual({ url: 'rediss://:s3cret@redis.internal:6380/0', password: 'an0ther' });
+    // A secret read from a file is checked as one given directly, and never shown either.
+    writeFileSync(join(dir, 'short'), 'hunter2');
+    expect(errorOf({ JWT_SECRET_KEY_FILE: join(dir, 'short') })).toBe('JWT_SECRET_KEY must be at least 32 characters (256 bits)');
+  });
+});
