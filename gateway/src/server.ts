@@ -55,7 +55,7 @@ export interface GatewayOptions {
   readonly verifier?: VerifierOptions;
   /** Serve /graphql (default). Without it, Mesh and Apollo are never loaded. */
   readonly graphql?: boolean;
-  /** The clock of the circuit breakers (epoch ms), for tests that move time themselves. */
+  /** The clock of the circuit breakers and of the readiness round (epoch ms), for tests that move time themselves. */
   readonly now?: () => number;
   /** The OpenTelemetry SDK, started by the process when tracing is configured. */
   readonly tracing?: Tracing;
@@ -120,7 +120,7 @@ export async function createGateway(config: GatewayConfig, logger: Logger, optio
   const limiter = await createRateLimiter(config, logger, metrics);
 
   const lifecycle = new Lifecycle();
-  const upstreamHealth = new UpstreamHealthCheck(client);
+  const upstreamHealth = new UpstreamHealthCheck(client, options.now);
   const readiness = (details: boolean) => readinessEndpoint({ lifecycle, upstreams: upstreamHealth, requireAllUpstreams: config.readyRequiresAllUpstreams, details });
   // With an admin listener, the public port keeps liveness and a bare readiness; details and metrics move.
   const admin = config.adminPort !== undefined;

@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { request } from 'undici';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { startReferenceServices, type ReferenceServices } from '../../services/registry.js';
 import { startGateway, type RunningGateway } from '../helpers/gateway.js';
 import { graphql } from '../helpers/graphql.js';
@@ -143,13 +143,14 @@ describe('GraphQL and the cache: Cache-Control for CDNs, the response cache, inv
 
   beforeAll(async () => {
     upstreams = await startRecordingUpstreams();
+  });
+  afterAll(() => upstreams.close());
+  // Each test starts with empty caches: what one stored must not answer another.
+  beforeEach(async () => {
+    upstreams.reset();
     gateway = await startGateway(upstreams.urls, { JWT_SECRET_KEY: TEST_SECRET });
   });
-  afterAll(async () => {
-    await gateway.close();
-    await upstreams.close();
-  });
-  beforeEach(() => upstreams.reset());
+  afterEach(() => gateway.close());
 
   const plans = (cacheControl: string) => (_req: IncomingMessage, res: ServerResponse) =>
     void res.writeHead(200, { 'content-type': 'application/json', 'cache-control': cacheControl }).end('[{"id":"basic","name":"Basic"}]');

@@ -22,12 +22,15 @@ const CACHE_MS = 2000;
 export class UpstreamHealthCheck {
   private last: { readonly at: number; readonly result: Promise<UpstreamsHealth> } | undefined;
 
-  constructor(private readonly client: UpstreamClient) {}
+  constructor(
+    private readonly client: UpstreamClient,
+    private readonly now: () => number = Date.now,
+  ) {}
 
   current(requestId: string): Promise<UpstreamsHealth> {
-    if (this.last && Date.now() - this.last.at < CACHE_MS) return this.last.result;
+    if (this.last && this.now() - this.last.at < CACHE_MS) return this.last.result;
     const result = this.check(requestId);
-    this.last = { at: Date.now(), result };
+    this.last = { at: this.now(), result };
     return result;
   }
 
