@@ -93,15 +93,17 @@ export interface SpawnOptions extends Pick<SpawnOptionsWithStdioTuple<'ignore', 
   readonly ipc?: boolean;
   /** 'ignore' where nobody reads it (a benchmark's measured process). */
   readonly stdout?: 'pipe' | 'ignore';
+  /** How many of its last lines `output()` keeps (default 50). */
+  readonly keepLines?: number;
 }
 
 /**
  * A process of the stack (the gateway, a service, a peer), its output kept for messages: the one spawn
  * of the launcher, the benchmarks and the tests. `command` defaults to this Node.
  */
-export function spawnProcess({ label, command = process.execPath, args, env, cwd, ipc = false, stdout = 'pipe' }: SpawnOptions): SpawnedProcess {
+export function spawnProcess({ label, command = process.execPath, args, env, cwd, ipc = false, stdout = 'pipe', keepLines = 50 }: SpawnOptions): SpawnedProcess {
   const child = spawn(command, args, { env, cwd, stdio: ['ignore', stdout, 'pipe', ...(ipc ? (['ipc'] as const) : [])] });
-  const output = recentOutput(child, 50);
+  const output = recentOutput(child, keepLines);
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   return {
     label,

@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, beforeEach } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach } from 'vitest';
 import { startReferenceServices, type ReferenceServices } from '../../services/registry.js';
 import type { GatewayOptions } from '../../gateway/src/server.js';
 import type { Logger } from '../../gateway/src/observability/logger.js';
@@ -20,6 +20,8 @@ export interface StackOptions {
   /** In place of the silent logger. */
   readonly logger?: Logger;
   readonly gatewayOptions?: GatewayOptions;
+  /** `useStack` only: a fresh stack for every test (counters, caches and buckets start empty), not one per describe. */
+  readonly perTest?: boolean;
 }
 
 interface StackBase {
@@ -73,20 +75,28 @@ export async function startStack<const Options extends StackOptions>(options: Op
 }
 
 /**
- * `startStack` for the whole `describe` (or file): started before its tests, closed after them; the
- * recordings, the upstreams' behaviours and the call counts are reset before each test.
+ * `startStack` for the whole `describe` (or file), or for each test with `perTest`: started before, closed
+ * after; with one stack per describe, the recordings, the upstreams' behaviours and the call counts are
+ * reset before each test.
  */
 export function useStack<const Options extends StackOptions>(options: Options): StackOf<Options> {
   const fixture = {} as { current: StackOf<Options> };
-  beforeAll(async () => {
+  const start = async () => {
     fixture.current = await startStack(options);
-  });
-  afterAll(() => fixture.current.close());
-  beforeEach(() => {
-    const stack: RecordingStack | ReferenceStack = fixture.current;
-    if ('upstreams' in stack) stack.upstreams.reset();
-    else stack.counting?.reset();
-  });
-  // The stack exists once beforeAll ran: tests read it through this view.
+  };
+  const close = () => fixture.current.close();
+  if (options.perTest) {
+    beforeEach(start);
+    afterEach(close);
+  } else {
+    beforeAll(start);
+    afterAll(close);
+    beforeEach(() => {
+      const stack: RecordingStack | ReferenceStack = fixture.current;
+      if ('upstreams' in stack) stack.upstreams.reset();
+      else stack.counting?.reset();
+    });
+  }
+  // The stack exists once the hook ran: tests read it through this view.
   return new Proxy({} as StackOf<Options>, { get: (_target, key) => fixture.current[key as keyof StackOf<Options>] });
 }

@@ -2,32 +2,41 @@
  * The build, in a copy of the project: what `npm run build` makes, what `--if-stale` redoes, and a
  * gateway that never serves stale Mesh artifacts.
  */
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { cpSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { recentOutput, waitUntilReady } from '../../scripts/lib/processes.js';
+import { spawnReady } from '../../scripts/lib/processes.js';
 import { freePortBlock } from '../helpers/ports.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-let copy: string;
+/** A copy of the project (sources, the installed packages linked), built once: what each test copies. */
+let template: string;
+let firstBuild: string;
+const copies: string[] = [];
 
-const build = (...args: string[]) => execFileSync(process.execPath, ['scripts/build.mjs', ...args], { cwd: copy, encoding: 'utf8' });
+const build = (copy: string, ...args: string[]) => execFileSync(process.execPath, ['scripts/build.mjs', ...args], { cwd: copy, encoding: 'utf8' });
+
+/** A test's own copy of the built project. */
+function builtCopy(): string {
+  const copy = mkdtempSync(join(tmpdir(), 'gateway-build-'));
+  copies.push(copy);
+  cpSync(template, copy, { recursive: true, verbatimSymlinks: true });
+  return copy;
+}
 
 /** Starts the copy's compiled gateway (logging at debug), answers what it logged by the time it served, and stops it. */
-async function startAndStop(): Promise<string> {
+async function startAndStop(copy: string): Promise<string> {
   const port = await freePortBlock(1);
-  const child = spawn(process.execPath, ['dist/gateway/src/main.js'], { cwd: copy, env: { PATH: process.env.PATH, PORT: String(port), LOG_LEVEL: 'debug' }, stdio: ['ignore', 'pipe', 'pipe'] });
-  const output = recentOutput(child, 1000);
+  const url = `http://127.0.0.1:${port}`;
+  const gateway = await spawnReady({ label: 'gateway', args: ['dist/gateway/src/main.js'], cwd: copy, env: { PATH: process.env.PATH, PORT: String(port), LOG_LEVEL: 'debug', SHUTDOWN_DRAIN_MS: '0' }, readyUrl: `${url}/health`, keepLines: 1000 });
   try {
-    const url = `http://127.0.0.1:${port}`;
-    await waitUntilReady({ label: 'gateway', url: `${url}/health`, child, output });
     expect((await fetch(`${url}/graphql`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"query":"{ __typename }"}' })).status).toBe(200);
-    return output();
+    return gateway.output();
   } finally {
-    child.kill('SIGTERM');
+    await gateway.stop();
   }
 }
 
@@ -35,43 +44,49 @@ async function startAndStop(): Promise<string> {
 const GENERATING = /Generating GraphQL schema from OpenAPI schema/;
 
 beforeAll(() => {
-  copy = mkdtempSync(join(tmpdir(), 'gateway-build-'));
-  for (const entry of ['package.json', 'package-lock.json', '.meshrc.yaml', 'shared', 'gateway', 'services', 'mesh', 'scripts', 'schemas']) cpSync(join(ROOT, entry), join(copy, entry), { recursive: true });
-  symlinkSync(join(ROOT, 'node_modules'), join(copy, 'node_modules'));
+  template = mkdtempSync(join(tmpdir(), 'gateway-build-'));
+  copies.push(template);
+  for (const entry of ['package.json', 'package-lock.json', '.meshrc.yaml', 'shared', 'gateway', 'services', 'mesh', 'scripts', 'schemas']) cpSync(join(ROOT, entry), join(template, entry), { recursive: true });
+  symlinkSync(join(ROOT, 'node_modules'), join(template, 'node_modules'));
+  firstBuild = build(template);
 });
-afterAll(() => rmSync(copy, { recursive: true, force: true }));
+afterAll(() => {
+  for (const copy of copies) rmSync(copy, { recursive: true, force: true });
+});
 
 describe('npm run build', { timeout: 120_000 }, () => {
   it('compiles every source to dist/ and prebuilds the Mesh artifacts; --if-stale then has nothing to do', () => {
-    const first = build();
-    expect(first).toMatch(/build: compiled \d+ files to dist\//);
-    expect(first).toMatch(/build: Mesh artifacts in dist\/mesh-artifacts\//);
+    expect(firstBuild).toMatch(/build: compiled \d+ files to dist\//);
+    expect(firstBuild).toMatch(/build: Mesh artifacts in dist\/mesh-artifacts\//);
+    const copy = builtCopy();
     expect(JSON.parse(readFileSync(join(copy, 'dist/mesh-artifacts/manifest.json'), 'utf8'))).toEqual({ inputs: expect.stringMatching(/^[0-9a-f]{64}$/) });
     expect(readFileSync(join(copy, 'dist/gateway/src/main.js'), 'utf8')).not.toMatch(/^import type /m);
-    expect(build('--if-stale')).toBe('');
+    expect(build(copy, '--if-stale')).toBe('');
   });
 
   it('recompiles only the code when a source changes', () => {
+    const copy = builtCopy();
     const file = join(copy, 'shared/development.ts');
     writeFileSync(file, `${readFileSync(file, 'utf8')}\n// changed\n`);
-    const output = build('--if-stale');
+    const output = build(copy, '--if-stale');
     expect(output).toMatch(/build: compiled/);
     expect(output).not.toMatch(/Mesh artifacts/);
   });
 
   it('serves current artifacts as they are, and never stale ones: a changed spec is generated at start-up until the build catches up', async () => {
-    const current = await startAndStop();
+    const copy = builtCopy();
+    const current = await startAndStop(copy);
     expect(current).not.toMatch(GENERATING);
     expect(current).not.toMatch(/stale/);
 
     const openapi = join(copy, 'schemas/ondemand.yaml');
     writeFileSync(openapi, readFileSync(openapi, 'utf8').replace('operationId: movie\n', 'operationId: movie\n      description: changed after the build\n'));
-    const stale = await startAndStop();
+    const stale = await startAndStop(copy);
     expect(stale).toMatch(/Mesh artifacts are missing or stale/);
     expect(stale).toMatch(GENERATING);
 
-    expect(build('--if-stale')).toMatch(/build: Mesh artifacts/);
-    const rebuilt = await startAndStop();
+    expect(build(copy, '--if-stale')).toMatch(/build: Mesh artifacts/);
+    const rebuilt = await startAndStop(copy);
     expect(rebuilt).not.toMatch(/stale/);
     expect(rebuilt).not.toMatch(GENERATING);
   });

@@ -87,7 +87,8 @@ describe('JWKS verification against the reference authentication service in ES25
     const env = serviceEnvironment({ AUTH_TOKEN_ALGORITHM: 'ES256' });
     env.urls.users = fx.services.urls.users;
     auth = await startService('auth', env, '127.0.0.1', 0);
-    jwksGateway = await startGateway({ ...fx.services.urls, auth: auth.url }, { JWKS_URL: `${auth.url}/.well-known/jwks.json` });
+    // Keys are rotated on purpose here, in any order of the tests: every unknown kid may fetch the key set.
+    jwksGateway = await startGateway({ ...fx.services.urls, auth: auth.url }, { JWKS_URL: `${auth.url}/.well-known/jwks.json` }, { verifier: { refetch: { perKidMs: 0, minIntervalMs: 0 } } });
   });
 
   afterAll(async () => {

@@ -31,7 +31,8 @@ describe('the typed app’s manifest', () => {
 });
 
 describe('TRUSTED_DOCUMENTS_MODE=require: only registered documents run', () => {
-  const fx = useStack({ env: { TRUSTED_DOCUMENTS: MANIFEST_PATH, TRUSTED_DOCUMENTS_MODE: 'require' } });
+  // Each test its own gateway: a public answer one test caches must not answer another's request.
+  const fx = useStack({ env: { TRUSTED_DOCUMENTS: MANIFEST_PATH, TRUSTED_DOCUMENTS_MODE: 'require' }, perTest: true });
 
   it('runs a registered document by its id', async () => {
     fx.upstreams.upstreams.livetv.behaviour = (_req, res) => void res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'public, max-age=30' }).end('[]');

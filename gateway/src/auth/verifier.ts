@@ -89,16 +89,21 @@ export interface TokenVerifier {
  * fetched remotely, cached, and fetched again at once when a token names an unknown `kid` (see keyFromSet).
  */
 export interface VerifierOptions {
-  /** After a JWKS fetch, how long an unknown `kid` waits before another fetch (default 30 s). */
   readonly cache?: TokenCache;
+  /**
+   * How often an unknown `kid` may fetch the key set again: once per kid every `perKidMs` (default 30 s),
+   * once every `minIntervalMs` in all (default 1 s). Tests that rotate keys on purpose set them to 0.
+   */
+  readonly refetch?: { readonly perKidMs: number; readonly minIntervalMs: number };
 }
 
 export async function createTokenVerifier(config: JwtConfig, options: VerifierOptions = {}): Promise<TokenVerifier> {
   const cache = options.cache ?? new TokenCache();
   const hmac = config.secret ? await hmacKeys(config.secret, config.algorithms) : new Map<string, CryptoKey>();
-  const jwks = config.jwksUrl ? createRemoteJWKSet(new URL(config.jwksUrl), { cooldownDuration: KID_REFETCH_MS, cacheMaxAge: 10 * 60_000, timeoutDuration: 5000 }) : undefined;
+  const { perKidMs, minIntervalMs } = options.refetch ?? { perKidMs: KID_REFETCH_MS, minIntervalMs: MIN_REFETCH_INTERVAL_MS };
+  const jwks = config.jwksUrl ? createRemoteJWKSet(new URL(config.jwksUrl), { cooldownDuration: perKidMs, cacheMaxAge: 10 * 60_000, timeoutDuration: 5000 }) : undefined;
   // Kids the key set was fetched again for, and when the last such fetch was.
-  const refetchedFor = new LRUCache<string, true>({ max: 1000, ttl: KID_REFETCH_MS });
+  const refetchedFor = perKidMs > 0 ? new LRUCache<string, true>({ max: 1000, ttl: perKidMs }) : undefined;
   let lastRefetch = 0;
 
   /**
@@ -111,8 +116,8 @@ export async function createTokenVerifier(config: JwtConfig, options: VerifierOp
       return await remote(header, token);
     } catch (error) {
       const kid = header.kid;
-      if (!(error instanceof errors.JWKSNoMatchingKey) || kid === undefined || refetchedFor.has(kid) || Date.now() - lastRefetch < MIN_REFETCH_INTERVAL_MS) throw error;
-      refetchedFor.set(kid, true);
+      if (!(error instanceof errors.JWKSNoMatchingKey) || kid === undefined || refetchedFor?.has(kid) || Date.now() - lastRefetch < minIntervalMs) throw error;
+      refetchedFor?.set(kid, true);
       lastRefetch = Date.now();
       await remote.reload();
       return remote(header, token);
