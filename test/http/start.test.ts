@@ -4,6 +4,7 @@ import { createServer as createHttpServer } from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
 import { UPSTREAM_NAMES, servicePort } from '../../shared/upstreams.js';
 import { freePortBlock } from '../helpers/ports.js';
+import { eventually } from '../helpers/process.js';
 
 interface Started {
   readonly child: ChildProcess;
@@ -20,7 +21,8 @@ afterEach(() => {
 
 function npmRun(script: string, env: NodeJS.ProcessEnv): Started {
   // Its own process group, so a signal to the group is what Ctrl-C in a terminal sends.
-  const child = spawn('npm', ['run', script], { detached: true, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+  // No load balancer to wait for: a stopped gateway closes at once (SHUTDOWN_DRAIN_MS=0) unless a test says otherwise.
+  const child = spawn('npm', ['run', script], { detached: true, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, SHUTDOWN_DRAIN_MS: '0', ...env } });
   running = child;
   let output = '';
   const banner = new Promise<void>((resolve, reject) => {
@@ -36,6 +38,11 @@ function npmRun(script: string, env: NodeJS.ProcessEnv): Started {
   banner.catch(() => undefined);
   const exit = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   return { child, output: () => output, banner, exit };
+}
+
+/** Resolves once none of `pids` is alive (each exits once its parent, which npm waited for, reaped it). */
+async function allGone(pids: number[]): Promise<void> {
+  await eventually(() => (pidsAlive(pids).length === 0 ? true : undefined));
 }
 
 function pidsAlive(pids: number[]): number[] {
@@ -88,32 +95,22 @@ describe('npm start', { timeout: 240_000 }, () => {
     expect(pids.length, started.output()).toBeGreaterThanOrEqual(8);
     process.kill(-(started.child.pid as number), 'SIGINT');
     expect(await started.exit, started.output()).toBe(0);
-    await new Promise((resolve) => setTimeout(resolve, 300));
-    expect(pidsAlive(pids), started.output()).toEqual([]);
+    await allGone(pids);
   });
 
-  it('stops every process, exit 0, when only npm gets SIGTERM', async () => {
-    const base = await freePortBlock(7);
-    const started = npmRun('start', { SERVICES_BASE_PORT: String(base), PORT: String(base + 6) });
-    await started.banner;
-    const pids = descendants(started.child.pid as number);
-    expect(pids.length).toBeGreaterThanOrEqual(8);
-    started.child.kill('SIGTERM');
-    expect(await started.exit, started.output()).toBe(0);
-    await new Promise((resolve) => setTimeout(resolve, 300));
-    expect(pidsAlive(pids), started.output()).toEqual([]);
-    await expect(fetch(`http://127.0.0.1:${base}/health`)).rejects.toThrow();
-  });
-
-  it('start:services runs the six services alone', async () => {
+  it('start:services runs the six services alone; SIGTERM to npm alone stops every process, exit 0', async () => {
     const base = await freePortBlock(7);
     const started = npmRun('start:services', { SERVICES_BASE_PORT: String(base), PORT: String(base + 6) });
     await started.banner;
     expect(started.output()).not.toContain('Gateway');
-    expect((await fetch(`http://127.0.0.1:${base + 2}/ondemand/movies?limit=1`)).status).toBe(200);
+    expect((await fetch(`http://127.0.0.1:${servicePort('ondemand', base)}/ondemand/movies?limit=1`)).status).toBe(200);
     await expect(fetch(`http://127.0.0.1:${base + 6}/health`)).rejects.toThrow();
-    process.kill(-(started.child.pid as number), 'SIGINT');
-    expect(await started.exit).toBe(0);
+    const pids = descendants(started.child.pid as number);
+    expect(pids.length, started.output()).toBeGreaterThanOrEqual(7);
+    started.child.kill('SIGTERM');
+    expect(await started.exit, started.output()).toBe(0);
+    await allGone(pids);
+    await expect(fetch(`http://127.0.0.1:${base}/health`)).rejects.toThrow();
   });
 
   it('refuses to start over a port already taken, even by something that answers /health, and starts nothing', async () => {
