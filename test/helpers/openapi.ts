@@ -16,7 +16,8 @@ export interface Answer {
  * validates against the documented schema. Records which operations were exercised.
  */
 export class SpecCheckedClient {
-  private static readonly operations = new Map<UpstreamName, string[]>();
+  /** One validated, compiled spec per service, whatever the number of clients. */
+  private static readonly apis = new Map<UpstreamName, Promise<OpenAPIBackend>>();
 
   private constructor(
     private readonly api: OpenAPIBackend,
@@ -25,23 +26,30 @@ export class SpecCheckedClient {
     readonly covered: Set<string>,
   ) {}
 
-  /** The operationIds of a spec some client was created for. */
-  static operationIdsOf(name: UpstreamName): string[] {
-    return SpecCheckedClient.operations.get(name) ?? [];
+  private static api(name: UpstreamName): Promise<OpenAPIBackend> {
+    let api = SpecCheckedClient.apis.get(name);
+    if (!api) {
+      const backend = new OpenAPIBackend({
+        definition: specPath(name),
+        strict: true,
+        customizeAjv: (ajv) => {
+          addFormats.default(ajv);
+          return ajv;
+        },
+      });
+      api = backend.init();
+      SpecCheckedClient.apis.set(name, api);
+    }
+    return api;
+  }
+
+  /** The operationIds of a service's spec. */
+  static async operationIdsOf(name: UpstreamName): Promise<string[]> {
+    return (await SpecCheckedClient.api(name)).getOperations().map((operation) => operation.operationId ?? '');
   }
 
   static async create(name: UpstreamName, baseUrl: string, covered = new Set<string>()): Promise<SpecCheckedClient> {
-    const api = new OpenAPIBackend({
-      definition: specPath(name),
-      strict: true,
-      customizeAjv: (ajv) => {
-        addFormats.default(ajv);
-        return ajv;
-      },
-    });
-    await api.init();
-    SpecCheckedClient.operations.set(name, api.getOperations().map((operation) => operation.operationId ?? ''));
-    return new SpecCheckedClient(api, baseUrl, covered);
+    return new SpecCheckedClient(await SpecCheckedClient.api(name), baseUrl, covered);
   }
 
   async call(method: string, path: string, init: { headers?: Record<string, string>; json?: unknown; rawBody?: string } = {}): Promise<Answer> {
