@@ -74,14 +74,27 @@ async function tokensFor(state: AuthState, env: ServiceEnvironment, profile: Use
   };
 }
 
+/**
+ * The demo accounts' credentials and the decoy, hashed once a process (scrypt is slow by design): every
+ * start of the service in this process gets its own copy of the map.
+ */
+let demoCredentials: Promise<{ readonly byUsername: ReadonlyMap<string, Credential>; readonly decoy: Credential }> | undefined;
+function hashedDemoCredentials(): NonNullable<typeof demoCredentials> {
+  demoCredentials ??= (async () => {
+    const byUsername = new Map<string, Credential>();
+    for (const user of DEMO_USERS) byUsername.set(user.username, await hashPassword(user.id, user.password));
+    return { byUsername, decoy: await hashPassword('', randomBytes(16).toString('hex')) };
+  })();
+  return demoCredentials;
+}
+
 export const authService = defineService<operations>()({
   name: 'auth',
   state: async (env): Promise<AuthState> => {
-    const credentials = new Map<string, Credential>();
-    for (const user of DEMO_USERS) credentials.set(user.username, await hashPassword(user.id, user.password));
+    const { byUsername, decoy } = await hashedDemoCredentials();
     return {
-      credentials,
-      decoy: await hashPassword('', randomBytes(16).toString('hex')),
+      credentials: new Map(byUsername),
+      decoy,
       refreshGrants: new Map(),
       exchanged: new Map(),
       nextUserId: Math.max(...DEMO_USERS.map((user) => Number(user.id))) + 1,

@@ -1,5 +1,6 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { eventually } from './process.js';
 
 /** One span as an OTLP/JSON export carries it, flattened, with its process's `service.name`. */
 export interface ReceivedSpan {
@@ -104,4 +105,20 @@ export class OtlpReceiver {
       this.server.closeAllConnections();
     });
   }
+}
+
+/**
+ * The chain of spans, root first, down to the `service`'s server span `name` in the trace of the request
+ * the gateway served as `requestId`, once every process exported its part (each on its own schedule).
+ */
+export async function traceChain(receiver: OtlpReceiver, requestId: string, service: string, name: string): Promise<string[]> {
+  const server = await eventually(() => receiver.spans.find((span) => span.attributes['gateway.request_id'] === requestId));
+  const leaf = await eventually(() => receiver.trace(server.traceId).find((span) => span.service === service && span.kind === 2 && span.name === name));
+  return eventually(() => {
+    const byId = new Map(receiver.trace(server.traceId).map((span) => [span.spanId, span]));
+    const chain: ReceivedSpan[] = [leaf];
+    for (let parent = byId.get(leaf.parentSpanId); parent; parent = byId.get(parent.parentSpanId)) chain.unshift(parent);
+    // Complete once it reaches the gateway's server span; a parent still on its way leaves a gap.
+    return chain[0]?.spanId === server.spanId ? chain.map((span) => `${span.service}: ${span.name}`) : undefined;
+  });
 }

@@ -5,7 +5,6 @@ import { upstreamEnvironment } from '../../shared/upstreams.js';
 import { captureLog, startGateway, type RunningGateway } from '../helpers/gateway.js';
 import { graphql } from '../helpers/graphql.js';
 import { OtlpReceiver, type ReceivedSpan } from '../helpers/otlp-receiver.js';
-import { freePortBlock } from '../helpers/ports.js';
 import { eventually, spawnGateway, type GatewayProcess } from '../helpers/process.js';
 import { startRecordingUpstreams, type RecordingUpstreams } from '../helpers/recording-upstream.js';
 import { TEST_SECRET, userToken } from '../helpers/tokens.js';
@@ -175,53 +174,7 @@ describe('OTLP/HTTP protobuf (the default protocol) and an untrusted client cont
   });
 });
 
-describe('the reference services continue the trace (the whole stack, started as npm start does)', () => {
-  let receiver: OtlpReceiver;
-  let stack: GatewayProcess;
-
-  beforeAll(async () => {
-    receiver = await OtlpReceiver.start();
-    const base = await freePortBlock(7);
-    stack = await spawnGateway(
-      { SERVICES_BASE_PORT: String(base), PORT: String(base + 6), LOG_LEVEL: 'warn', OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url, OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json', OTEL_BSP_SCHEDULE_DELAY: '50' },
-      'dist/scripts/start.js',
-    );
-  });
-  afterAll(async () => {
-    await stack.stop();
-    await receiver.close();
-  });
-
-  it('shows gateway → rights → on-demand in one trace', async () => {
-    const login = await request(`${stack.url}/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'bob', password: 'bob-password' }) });
-    const { access_token: token } = (await login.body.json()) as { access_token: string };
-    const answer = await graphql(stack.url, SHELF, { token, headers: { 'x-request-id': 'whole-stack' } });
-    expect(answer.errors).toBeUndefined();
-    const server = await eventually(() => receiver.spans.find((span) => span.attributes['gateway.request_id'] === 'whole-stack'));
-    const expected = [
-      'tv-gateway: POST /graphql',
-      'tv-gateway: graphql.execute',
-      'tv-gateway: graphql.batch entitlements',
-      'tv-gateway: GET /subscriptions/entitlements',
-      'rights-service: GET /subscriptions/entitlements',
-      'rights-service: GET on-demand',
-      'ondemand-service: GET /ondemand/movies/batch',
-    ];
-    // Three processes export on their own schedules: wait until every span is in.
-    const spans = await eventually(() => {
-      const found = receiver.trace(server.traceId);
-      const names = new Set(found.map((span) => `${span.service}: ${span.name}`));
-      return expected.every((name) => names.has(name)) ? found : undefined;
-    });
-    const byId = new Map(spans.map((span) => [span.spanId, span]));
-    const chain = (span: ReceivedSpan): string[] => {
-      const parent = byId.get(span.parentSpanId);
-      return [...(parent ? chain(parent) : []), `${span.service}: ${span.name}`];
-    };
-    const batchServer = spans.find((span) => span.service === 'ondemand-service' && span.kind === SERVER && span.name === 'GET /ondemand/movies/batch') as ReceivedSpan;
-    expect(chain(batchServer)).toEqual(expected);
-  });
-});
+// The whole stack continuing one trace (gateway → rights → on-demand) is checked on `npm start` (start.test.ts).
 
 describe('trace context without tracing (no SDK: the client context passed on as it came)', () => {
   let upstreams: RecordingUpstreams;

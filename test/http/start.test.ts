@@ -1,10 +1,13 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
 import { createServer as createHttpServer } from 'node:http';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, onTestFinished } from 'vitest';
 import { UPSTREAM_NAMES, servicePort } from '../../shared/upstreams.js';
 import { freePortBlock } from '../helpers/ports.js';
 import { eventually } from '../helpers/process.js';
+import { graphql } from '../helpers/graphql.js';
+import { login } from '../helpers/login.js';
+import { OtlpReceiver, traceChain } from '../helpers/otlp-receiver.js';
 
 interface Started {
   readonly child: ChildProcess;
@@ -71,10 +74,12 @@ function descendants(pid: number): number[] {
 // Whole-stack process tests on a two-core machine shared with the other suites: nothing here waits for
 // a fixed time, only for the stack to be ready or to exit (the timeout only keeps a hung run bounded).
 describe('npm start', { timeout: 240_000 }, () => {
-  it('runs six services and the gateway, prints URLs and logins, and stops cleanly on Ctrl-C', async () => {
+  it('runs six services and the gateway, prints URLs and logins, traces a request across processes, and stops cleanly on Ctrl-C', async () => {
     const base = await freePortBlock(7);
     const port = base + 6;
-    const started = npmRun('start', { SERVICES_BASE_PORT: String(base), PORT: String(port) });
+    const receiver = await OtlpReceiver.start();
+    onTestFinished(() => receiver.close());
+    const started = npmRun('start', { SERVICES_BASE_PORT: String(base), PORT: String(port), OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url, OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json', OTEL_BSP_SCHEDULE_DELAY: '50' });
     await started.banner;
 
     const text = started.output();
@@ -90,6 +95,20 @@ describe('npm start', { timeout: 240_000 }, () => {
     for (const name of UPSTREAM_NAMES) {
       expect((await fetch(`http://127.0.0.1:${servicePort(name, base)}/health`)).status).toBe(200);
     }
+
+    // Every process exports its spans: gateway → rights → on-demand is one trace.
+    const gateway = `http://127.0.0.1:${port}`;
+    const answer = await graphql(gateway, 'query Shelf { movies(limit: 2) { items { id entitlement { canPlay } } } }', { token: await login(gateway, 'bob'), headers: { 'x-request-id': 'whole-stack' } });
+    expect(answer.errors).toBeUndefined();
+    expect(await traceChain(receiver, 'whole-stack', 'ondemand-service', 'GET /ondemand/movies/batch')).toEqual([
+      'tv-gateway: POST /graphql',
+      'tv-gateway: graphql.execute',
+      'tv-gateway: graphql.batch entitlements',
+      'tv-gateway: GET /subscriptions/entitlements',
+      'rights-service: GET /subscriptions/entitlements',
+      'rights-service: GET on-demand',
+      'ondemand-service: GET /ondemand/movies/batch',
+    ]);
 
     const pids = descendants(started.child.pid as number);
     expect(pids.length, started.output()).toBeGreaterThanOrEqual(8);
