@@ -1,6 +1,6 @@
 import { Writable } from 'node:stream';
-import { pino } from 'pino';
 import { loadConfig } from '../../gateway/src/config.js';
+import type { LogLevel } from '../../shared/settings.js';
 import { createLogger, type Logger } from '../../gateway/src/observability/logger.js';
 import { createGateway, type Gateway, type GatewayOptions } from '../../gateway/src/server.js';
 import { upstreamEnvironment, type UpstreamUrls } from '../../shared/upstreams.js';
@@ -30,8 +30,8 @@ export interface CapturedLog {
   readonly lines: Record<string, unknown>[];
 }
 
-/** A real pino logger at `level` whose lines are kept for the test to read. */
-export function captureLog(level = 'info'): CapturedLog {
+/** The gateway's own logger (its format and redaction) at `level`, its lines kept for the test to read. */
+export function captureLog(level: LogLevel = 'info'): CapturedLog {
   const lines: Record<string, unknown>[] = [];
   const sink = new Writable({
     write(chunk: Buffer, _encoding, done) {
@@ -39,5 +39,5 @@ export function captureLog(level = 'info'): CapturedLog {
       done();
     },
   });
-  return { logger: pino({ level }, sink), lines };
+  return { logger: createLogger({ level, destination: sink }), lines };
 }

@@ -19,6 +19,12 @@ const copies: string[] = [];
 
 const build = (copy: string, ...args: string[]) => execFileSync(process.execPath, ['scripts/build.mjs', ...args], { cwd: copy, encoding: 'utf8' });
 
+/** Whether the copy's gateway would serve its prebuilt Mesh artifacts as they are (the check it makes at start). */
+function artifactsCurrent(copy: string): boolean {
+  const script = "const { artifactsAreCurrent } = await import('./dist/gateway/src/graphql/mesh-artifacts.js'); process.stdout.write(String(artifactsAreCurrent()));";
+  return execFileSync(process.execPath, ['--input-type=module', '-e', script], { cwd: copy, encoding: 'utf8' }) === 'true';
+}
+
 /** A test's own copy of the built project. */
 function builtCopy(): string {
   const copy = mkdtempSync(join(tmpdir(), 'gateway-build-'));
@@ -73,21 +79,18 @@ describe('npm run build', { timeout: 120_000 }, () => {
     expect(output).not.toMatch(/Mesh artifacts/);
   });
 
-  it('serves current artifacts as they are, and never stale ones: a changed spec is generated at start-up until the build catches up', async () => {
+  it('never serves stale artifacts: a changed spec is generated at start-up until the build catches up', async () => {
     const copy = builtCopy();
-    const current = await startAndStop(copy);
-    expect(current).not.toMatch(GENERATING);
-    expect(current).not.toMatch(/stale/);
-
+    // (That current artifacts are served as they are, a production gateway process shows: graphql.http.test.ts.)
+    expect(artifactsCurrent(copy)).toBe(true);
     const openapi = join(copy, 'schemas/ondemand.yaml');
     writeFileSync(openapi, readFileSync(openapi, 'utf8').replace('operationId: movie\n', 'operationId: movie\n      description: changed after the build\n'));
+    expect(artifactsCurrent(copy)).toBe(false);
     const stale = await startAndStop(copy);
     expect(stale).toMatch(/Mesh artifacts are missing or stale/);
     expect(stale).toMatch(GENERATING);
 
     expect(build(copy, '--if-stale')).toMatch(/build: Mesh artifacts/);
-    const rebuilt = await startAndStop(copy);
-    expect(rebuilt).not.toMatch(/stale/);
-    expect(rebuilt).not.toMatch(GENERATING);
+    expect(artifactsCurrent(copy)).toBe(true);
   });
 });

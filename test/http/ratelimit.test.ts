@@ -1,7 +1,7 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { MemoryRateLimiter } from '../../gateway/src/ratelimit/memory.js';
 import { bucketShape } from '../../gateway/src/ratelimit/limiter.js';
 import { upstreamEnvironment } from '../../shared/upstreams.js';
@@ -236,9 +236,12 @@ describe('a Redis over TLS (rediss://) with a password', () => {
   });
 
   it('refuses a server it cannot verify: requests go through unlimited, the log says why, never the password', async () => {
-    const gateway = await spawnWith({});
+    // In this process, which does not trust the test CA.
+    const log = captureLog('info');
+    const gateway = await startGateway(upstreams.urls, { JWT_SECRET_KEY: TEST_SECRET, RATE_LIMIT_PER_MINUTE: '2', REDIS_URL: redis.url, REDIS_PASSWORD: PASSWORD }, { logger: log.logger });
+    onTestFinished(() => gateway.close());
     expect(await statusesOf(gateway.url, 'tls-2')).toEqual([200, 200, 200]);
-    await eventually(() => (gateway.logLines().some((line) => String(line.msg).startsWith('rate limit store unavailable')) ? true : undefined));
-    expect(gateway.stdout().join('\n')).not.toContain(PASSWORD);
+    await eventually(() => (log.lines.some((line) => String(line.msg).startsWith('rate limit store unavailable')) ? true : undefined));
+    expect(JSON.stringify(log.lines)).not.toContain(PASSWORD);
   });
 });
