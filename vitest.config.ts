@@ -21,6 +21,8 @@ export default defineConfig({
       include: ['gateway/src/**/*.ts', 'mesh/**/*.ts', 'services/**/*.ts', 'shared/**/*.ts'],
       exclude: ['shared/api/**'],
       reporter: ['text-summary', 'json-summary'],
+      // The floor: what the suite covers today, less a point for branches a busy machine takes or not.
+      thresholds: { statements: 89, branches: 81, functions: 91, lines: 90 },
     },
   },
 });

@@ -22,10 +22,17 @@ afterEach(() => {
   if (running?.exitCode === null && running.pid) process.kill(-running.pid, 'SIGKILL');
 });
 
+/** `npm run <script>`, or the launcher itself (`launcher`: what npm start runs once the build is current). */
 function npmRun(script: string, env: NodeJS.ProcessEnv): Started {
+  return run('npm', ['run', script], env);
+}
+
+const launcher = (env: NodeJS.ProcessEnv): Started => run(process.execPath, ['dist/scripts/start.js'], env);
+
+function run(command: string, args: string[], env: NodeJS.ProcessEnv): Started {
   // Its own process group, so a signal to the group is what Ctrl-C in a terminal sends.
   // No load balancer to wait for: a stopped gateway closes at once (SHUTDOWN_DRAIN_MS=0) unless a test says otherwise.
-  const child = spawn('npm', ['run', script], { detached: true, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, SHUTDOWN_DRAIN_MS: '0', ...env } });
+  const child = spawn(command, args, { detached: true, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, SHUTDOWN_DRAIN_MS: '0', ...env } });
   running = child;
   let output = '';
   const banner = new Promise<void>((resolve, reject) => {
@@ -140,7 +147,7 @@ describe('npm start', { timeout: 240_000 }, () => {
     await new Promise<void>((resolve) => squatter.listen(servicePort('livetv', base), '127.0.0.1', resolve));
     await new Promise<void>((resolve) => stale.listen(base + 6, '127.0.0.1', resolve));
     try {
-      const started = npmRun('start', { SERVICES_BASE_PORT: String(base), PORT: String(base + 6) });
+      const started = launcher({ SERVICES_BASE_PORT: String(base), PORT: String(base + 6) });
       expect(await started.exit, started.output()).toBe(1);
       expect(started.output()).toContain(`start failed: 127.0.0.1:${servicePort('livetv', base)} (livetv), 127.0.0.1:${base + 6} (gateway) already in use`);
       expect(started.output()).not.toMatch(/ ready in \d/);
@@ -154,7 +161,7 @@ describe('npm start', { timeout: 240_000 }, () => {
   it('fails the launch at once, with what the failing process printed, when one exits while starting', async () => {
     const base = await freePortBlock(7);
     // A setting the processes refuse at their start (not the launcher): each exits at once.
-    const started = npmRun('start', { SERVICES_BASE_PORT: String(base), PORT: String(base + 6), OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:9', OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc' });
+    const started = launcher({ SERVICES_BASE_PORT: String(base), PORT: String(base + 6), OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:9', OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc' });
     expect(await started.exit, started.output()).toBe(1);
     expect(started.output()).toMatch(/start failed: \w+ exited \(code 1\) before it was ready; it printed:\n.*OTEL_EXPORTER_OTLP_PROTOCOL=grpc is not supported/s);
     expect(started.output()).not.toContain('Ctrl-C stops everything');
@@ -162,7 +169,7 @@ describe('npm start', { timeout: 240_000 }, () => {
   });
 
   it('says in one line what is wrong with a setting the launcher itself reads', async () => {
-    const started = npmRun('start', { AUTH_TOKEN_ALGORITHM: 'RS1' });
+    const started = launcher({ AUTH_TOKEN_ALGORITHM: 'RS1' });
     expect(await started.exit).toBe(1);
     expect(started.output()).toContain('start failed: AUTH_TOKEN_ALGORITHM must be HS256 or ES256');
     expect(started.output()).not.toMatch(/\bat .+:\d+:\d+/);
@@ -170,7 +177,7 @@ describe('npm start', { timeout: 240_000 }, () => {
 
   it('names what was still starting when START_TIMEOUT_MS runs out, and stops everything', async () => {
     const base = await freePortBlock(7);
-    const started = npmRun('start', { SERVICES_BASE_PORT: String(base), PORT: String(base + 6), START_TIMEOUT_MS: '1' });
+    const started = launcher({ SERVICES_BASE_PORT: String(base), PORT: String(base + 6), START_TIMEOUT_MS: '1' });
     expect(await started.exit, started.output()).toBe(1);
     expect(started.output()).toMatch(/start failed: still starting after 0\.001 s \(START_TIMEOUT_MS\): .*gateway/);
     await expect(fetch(`http://127.0.0.1:${base + 6}/health`)).rejects.toThrow();
