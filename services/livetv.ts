@@ -3,7 +3,7 @@ import type { Channel } from '../shared/records.js';
 import { contentId } from '../shared/upstreams.js';
 import { demoChannels, nowPlayingOf, scheduleOf } from './data/catalog.js';
 import { requireEntitlement } from './lib/entitlement.js';
-import { HttpError } from './lib/errors.js';
+import { foundOr404, HttpError } from './lib/errors.js';
 import { requireAdmin, requireCaller, rolesFromUserStore } from './lib/identity.js';
 import { signedPlaybackUrl } from './lib/playback.js';
 import { defineService } from './lib/service.js';
@@ -11,12 +11,6 @@ import { defineService } from './lib/service.js';
 interface LiveTvState {
   readonly channels: Map<string, Channel>;
   nextChannelNumber: number;
-}
-
-function channelOrNotFound({ channels }: LiveTvState, id: string): Channel {
-  const channel = channels.get(id);
-  if (!channel) throw new HttpError(404, 'Channel not found');
-  return channel;
 }
 
 function assertNumberFree({ channels }: LiveTvState, number: number, exceptId?: string): void {
@@ -39,9 +33,9 @@ export const livetvService = defineService<operations>()({
 
     channelsByIds: ({ query }, { state }) => ({ body: { items: [...new Set(query.ids)].flatMap((id) => state.channels.get(id) ?? []) } }),
 
-    channel: ({ params }, { state }) => ({ body: channelOrNotFound(state, params.id) }),
+    channel: ({ params }, { state }) => ({ body: foundOr404(state.channels, params.id, 'Channel') }),
 
-    channelSchedule: ({ params }, { state }) => ({ body: scheduleOf(channelOrNotFound(state, params.id).id, Date.now()) }),
+    channelSchedule: ({ params }, { state }) => ({ body: scheduleOf(foundOr404(state.channels, params.id, 'Channel').id, Date.now()) }),
 
     nowPlaying({ query }, { state }) {
       const nowMs = Date.now();
@@ -55,7 +49,7 @@ export const livetvService = defineService<operations>()({
 
     async playChannel({ headers, params }, { state, env }) {
       const caller = requireCaller(headers);
-      const channel = channelOrNotFound(state, params.id);
+      const channel = foundOr404(state.channels, params.id, 'Channel');
       await requireEntitlement(env, headers, contentId('channel', channel.id), 'channel');
       return { body: signedPlaybackUrl(`live/${channel.id}`, caller.id, env.playbackSigningKey) };
     },
@@ -70,7 +64,7 @@ export const livetvService = defineService<operations>()({
 
     async adminUpdateChannel({ headers, params, body }, { state, env }) {
       await requireAdmin(headers, rolesFromUserStore(env));
-      const { id } = channelOrNotFound(state, params.id);
+      const { id } = foundOr404(state.channels, params.id, 'Channel');
       assertNumberFree(state, body.number, id);
       const channel: Channel = { id, ...body };
       state.channels.set(id, channel);
@@ -79,7 +73,7 @@ export const livetvService = defineService<operations>()({
 
     async adminDeleteChannel({ headers, params }, { state, env }) {
       await requireAdmin(headers, rolesFromUserStore(env));
-      state.channels.delete(channelOrNotFound(state, params.id).id);
+      state.channels.delete(foundOr404(state.channels, params.id, 'Channel').id);
       return { status: 204 };
     },
   },

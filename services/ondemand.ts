@@ -3,7 +3,7 @@ import type { Movie } from '../shared/records.js';
 import { contentId } from '../shared/upstreams.js';
 import { demoMovies, MOVIE_COUNT } from './data/catalog.js';
 import { requireEntitlement } from './lib/entitlement.js';
-import { HttpError } from './lib/errors.js';
+import { foundOr404 } from './lib/errors.js';
 import { requireAdmin, requireCaller, rolesFromUserStore } from './lib/identity.js';
 import { signedPlaybackUrl } from './lib/playback.js';
 import { defaulted, defineService } from './lib/service.js';
@@ -11,12 +11,6 @@ import { defaulted, defineService } from './lib/service.js';
 interface OnDemandState {
   readonly movies: Map<string, Movie>;
   nextMovieNumber: number;
-}
-
-function movieOrNotFound({ movies }: OnDemandState, id: string): Movie {
-  const movie = movies.get(id);
-  if (!movie) throw new HttpError(404, 'Movie not found');
-  return movie;
 }
 
 export const ondemandService = defineService<operations>()({
@@ -33,11 +27,11 @@ export const ondemandService = defineService<operations>()({
 
     moviesByIds: ({ query }, { state }) => ({ body: { items: [...new Set(query.ids)].flatMap((id) => state.movies.get(id) ?? []) } }),
 
-    movie: ({ params }, { state }) => ({ body: movieOrNotFound(state, params.id) }),
+    movie: ({ params }, { state }) => ({ body: foundOr404(state.movies, params.id, 'Movie') }),
 
     async playMovie({ headers, params }, { state, env }) {
       const caller = requireCaller(headers);
-      const movie = movieOrNotFound(state, params.id);
+      const movie = foundOr404(state.movies, params.id, 'Movie');
       await requireEntitlement(env, headers, contentId('movie', movie.id), 'movie');
       return { body: signedPlaybackUrl(`vod/${movie.id}`, caller.id, env.playbackSigningKey) };
     },
@@ -51,7 +45,7 @@ export const ondemandService = defineService<operations>()({
 
     async adminUpdateMovie({ headers, params, body }, { state, env }) {
       await requireAdmin(headers, rolesFromUserStore(env));
-      const { id } = movieOrNotFound(state, params.id);
+      const { id } = foundOr404(state.movies, params.id, 'Movie');
       const movie: Movie = { id, ...body };
       state.movies.set(id, movie);
       return { body: movie };
@@ -59,7 +53,7 @@ export const ondemandService = defineService<operations>()({
 
     async adminDeleteMovie({ headers, params }, { state, env }) {
       await requireAdmin(headers, rolesFromUserStore(env));
-      state.movies.delete(movieOrNotFound(state, params.id).id);
+      state.movies.delete(foundOr404(state.movies, params.id, 'Movie').id);
       return { status: 204 };
     },
   },

@@ -1,18 +1,12 @@
 import type { operations } from '../shared/api/users.js';
 import type { User } from '../shared/records.js';
 import { DEMO_USERS } from './data/catalog.js';
-import { HttpError } from './lib/errors.js';
+import { foundOr404, HttpError } from './lib/errors.js';
 import { requireAdmin, requireCaller } from './lib/identity.js';
 import { defaulted, defineService } from './lib/service.js';
 
 interface UsersState {
   readonly users: Map<string, User>;
-}
-
-function userOrNotFound({ users }: UsersState, id: string): User {
-  const user = users.get(id);
-  if (!user) throw new HttpError(404, 'User not found');
-  return user;
 }
 
 /** This service is the user store: a caller's roles are read from it, not from the token. */
@@ -25,10 +19,10 @@ export const usersService = defineService<operations>()({
   name: 'users',
   state: (): UsersState => ({ users: new Map(DEMO_USERS.map(({ id, username, email, roles }) => [id, { id, username, email, roles: [...roles] }])) }),
   handlers: {
-    me: ({ headers }, { state }) => ({ body: userOrNotFound(state, requireCaller(headers).id) }),
+    me: ({ headers }, { state }) => ({ body: foundOr404(state.users, requireCaller(headers).id, 'User') }),
 
     updateMe({ headers, body }, { state }) {
-      const user = userOrNotFound(state, requireCaller(headers).id);
+      const user = foundOr404(state.users, requireCaller(headers).id, 'User');
       if (body.email !== undefined) user.email = body.email;
       return { body: user };
     },
@@ -52,7 +46,7 @@ export const usersService = defineService<operations>()({
 
     async adminSetUserRoles({ headers, params, body }, { state }) {
       await requireAdmin(headers, currentRoles(state));
-      const user = userOrNotFound(state, params.id);
+      const user = foundOr404(state.users, params.id, 'User');
       user.roles = [...body.roles];
       return { body: user };
     },
@@ -66,6 +60,6 @@ export const usersService = defineService<operations>()({
       return { status: 201, body: user };
     },
 
-    userProfile: ({ params }, { state }) => ({ body: userOrNotFound(state, params.id) }),
+    userProfile: ({ params }, { state }) => ({ body: foundOr404(state.users, params.id, 'User') }),
   },
 });

@@ -22,3 +22,10 @@ export class ValidationFailed extends Error {
     this.name = 'ValidationFailed';
   }
 }
+
+/** The entry stored under `id`, or a 404 naming what was not found ("Movie not found"). */
+export function foundOr404<T>(entries: ReadonlyMap<string, T>, id: string, what: string): T {
+  const entry = entries.get(id);
+  if (entry === undefined) throw new HttpError(404, `${what} not found`);
+  return entry;
+}

@@ -15,6 +15,11 @@ export async function signToken(claims: JWTPayload & { roles?: unknown } = {}, o
 export const userToken = (sub = '1') => signToken({ sub, roles: ['user'] });
 export const adminToken = (sub = '3') => signToken({ sub, roles: ['user', 'admin'] });
 
+/** A user's token (subject 42) and an admin's (subject 7): the callers of the route-by-route tests. */
+export async function userAndAdminTokens(): Promise<{ user: string; admin: string }> {
+  return { user: await userToken('42'), admin: await adminToken('7') };
+}
+
 /** A token with the same header and claims encoding but no signature check possible: alg "none". */
 export function unsignedToken(header: Record<string, unknown>, payload: Record<string, unknown>): string {
   const encode = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');

@@ -3,16 +3,12 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { rawGet } from '../helpers/raw-http.js';
 import { useStack } from '../helpers/stack.js';
 import { startGateway } from '../helpers/gateway.js';
-import { adminToken, signToken, TEST_SECRET, unsignedToken, userToken } from '../helpers/tokens.js';
+import { signToken, TEST_SECRET, unsignedToken, userAndAdminTokens } from '../helpers/tokens.js';
 
 const fx = useStack({});
 let user: string;
 let admin: string;
-
-beforeAll(async () => {
-  user = await userToken('42');
-  admin = await adminToken('7');
-});
+beforeAll(async () => ({ user, admin } = await userAndAdminTokens()));
 
 const now = () => Math.floor(Date.now() / 1000);
 const adminClaims = () => ({ sub: '7', roles: ['user', 'admin'], iat: now(), exp: now() + 3600 });

@@ -2,7 +2,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { loadConfig } from '../../gateway/src/config.js';
+import { loadConfig, type GatewayConfig } from '../../gateway/src/config.js';
 import { ConfigError } from '../../shared/settings.js';
 import { DEVELOPMENT_JWT_SECRET } from '../../shared/development.js';
 
@@ -19,97 +19,52 @@ function errorOf(env: NodeJS.ProcessEnv): string {
 }
 
 describe('configuration', () => {
+  /**
+   * Every variable of the contract: the value a test sets, where the configuration keeps it, what it
+   * is when unset (the contract's default) and when set.
+   */
+  const SETTINGS: readonly (readonly [variable: string, value: string, read: (config: GatewayConfig) => unknown, unset: unknown, set: unknown])[] = [
+    ['NODE_ENV', 'production', (config) => config.nodeEnv, 'development', 'production'],
+    ['PORT', '8080', (config) => config.port, 4000, 8080],
+    ['HOST', '0.0.0.0', (config) => config.host, '127.0.0.1', '0.0.0.0'],
+    ['USER_MANAGEMENT_SERVICE_URL', 'http://users:8000/', (config) => config.upstreams.users, 'http://127.0.0.1:4102', 'http://users:8000'],
+    ['AUTHENTICATION_SERVICE_URL', 'http://auth:8000', (config) => config.upstreams.auth, 'http://127.0.0.1:4101', 'http://auth:8000'],
+    ['ONDEMAND_SERVICE_URL', 'https://ondemand.internal', (config) => config.upstreams.ondemand, 'http://127.0.0.1:4103', 'https://ondemand.internal'],
+    ['LIVE_TV_SERVICE_URL', 'http://livetv:8000', (config) => config.upstreams.livetv, 'http://127.0.0.1:4104', 'http://livetv:8000'],
+    ['RIGHTS_MANAGEMENT_SERVICE_URL', 'http://rights:8000', (config) => config.upstreams.rights, 'http://127.0.0.1:4105', 'http://rights:8000'],
+    ['GLOBAL_SEARCH_SERVICE_URL', 'http://search:8000/api', (config) => config.upstreams.search, 'http://127.0.0.1:4106', 'http://search:8000/api'],
+    ['JWT_SECRET_KEY', SECRET, (config) => [config.jwt.secret, config.jwt.usesDevelopmentSecret], [DEVELOPMENT_JWT_SECRET, true], [SECRET, false]],
+    ['JWT_ALGORITHM', 'HS256, ES256', (config) => config.jwt.algorithms, ['HS256'], ['HS256', 'ES256']],
+    ['JWKS_URL', 'https://idp.example/.well-known/jwks.json', (config) => config.jwt.jwksUrl, undefined, 'https://idp.example/.well-known/jwks.json'],
+    ['JWT_ISSUER', 'https://idp.example', (config) => config.jwt.issuer, undefined, 'https://idp.example'],
+    ['JWT_AUDIENCE', 'tv-api', (config) => config.jwt.audience, undefined, 'tv-api'],
+    ['UPSTREAM_TIMEOUT_MS', '1500', (config) => config.upstreamTimeoutMs, 30_000, 1500],
+    ['UPSTREAM_RESPONSE_LIMIT_BYTES', '2048', (config) => config.upstreamResponseLimitBytes, 10_485_760, 2048],
+    ['UPSTREAM_BREAKER_FAILURES', '3', (config) => config.breaker.failureThreshold, 5, 3],
+    ['UPSTREAM_BREAKER_OPEN_MS', '500', (config) => config.breaker.openMs, 10_000, 500],
+    ['BODY_LIMIT_BYTES', '1024', (config) => config.body.limitBytes, 10_485_760, 1024],
+    ['REQUEST_HEAD_TIMEOUT_MS', '2000', (config) => config.headTimeoutMs, 10_000, 2000],
+    ['REQUEST_BODY_IDLE_TIMEOUT_MS', '3000', (config) => config.body.idleTimeoutMs, 10_000, 3000],
+    ['REQUEST_BODY_TIMEOUT_MS', '4000', (config) => config.body.totalTimeoutMs, 30_000, 4000],
+    ['UPLOADS_PER_CLIENT', '2', (config) => config.uploadsPerClient, 4, 2],
+    // In development only: the web apps a developer runs locally (production: none).
+    ['CORS_ORIGINS', 'https://tv.example, http://localhost:3000', (config) => config.corsOrigins, ['http://localhost:*', 'http://127.0.0.1:*'], ['https://tv.example', 'http://localhost:3000']],
+    ['CORS_ALLOWED_HEADERS', 'X-Device-ID', (config) => config.corsAllowedHeaders, [], ['X-Device-ID']],
+    ['TRUST_PROXY_HOPS', '1', (config) => config.trustProxyHops, 0, 1],
+    ['RATE_LIMIT_PER_MINUTE', '0', (config) => config.rateLimitPerMinute, 600, 0],
+    ['REDIS_URL', 'redis://redis:6379', (config) => config.redis?.url, undefined, 'redis://redis:6379'],
+    ['LOG_LEVEL', 'debug', (config) => config.logLevel, 'info', 'debug'],
+    ['GRAPHQL_INTROSPECTION', 'true', (config) => config.graphqlIntrospection, true, true],
+  ];
+  const readAll = (config: GatewayConfig) => SETTINGS.map(([variable, , read]) => [variable, read(config)]);
+
   it('has the contract defaults', () => {
-    const config = loadConfig({});
-    expect(config).toMatchObject({
-      nodeEnv: 'development',
-      port: 4000,
-      host: '127.0.0.1',
-      upstreamTimeoutMs: 30_000,
-      upstreamResponseLimitBytes: 10_485_760,
-      breaker: { failureThreshold: 5, openMs: 10_000 },
-      body: { limitBytes: 10_485_760, idleTimeoutMs: 10_000, totalTimeoutMs: 30_000 },
-      headTimeoutMs: 10_000,
-      uploadsPerClient: 4,
-      // In development only: the web apps a developer runs locally (production: none).
-      corsOrigins: ['http://localhost:*', 'http://127.0.0.1:*'],
-      corsAllowedHeaders: [],
-      trustProxyHops: 0,
-      rateLimitPerMinute: 600,
-      logLevel: 'info',
-      graphqlIntrospection: true,
-      jwt: { algorithms: ['HS256'], secret: DEVELOPMENT_JWT_SECRET, usesDevelopmentSecret: true },
-      upstreams: {
-        auth: 'http://127.0.0.1:4101',
-        users: 'http://127.0.0.1:4102',
-        ondemand: 'http://127.0.0.1:4103',
-        livetv: 'http://127.0.0.1:4104',
-        rights: 'http://127.0.0.1:4105',
-        search: 'http://127.0.0.1:4106',
-      },
-    });
-    expect(config.redis).toBeUndefined();
+    expect(readAll(loadConfig({}))).toEqual(SETTINGS.map(([variable, , , unset]) => [variable, unset]));
   });
 
   it('reads every variable of the contract', () => {
-    const config = loadConfig({
-      NODE_ENV: 'production',
-      PORT: '8080',
-      HOST: '0.0.0.0',
-      USER_MANAGEMENT_SERVICE_URL: 'http://users:8000/',
-      AUTHENTICATION_SERVICE_URL: 'http://auth:8000',
-      ONDEMAND_SERVICE_URL: 'https://ondemand.internal',
-      LIVE_TV_SERVICE_URL: 'http://livetv:8000',
-      RIGHTS_MANAGEMENT_SERVICE_URL: 'http://rights:8000',
-      GLOBAL_SEARCH_SERVICE_URL: 'http://search:8000/api',
-      JWT_SECRET_KEY: SECRET,
-      JWT_ALGORITHM: 'HS256, ES256',
-      JWKS_URL: 'https://idp.example/.well-known/jwks.json',
-      JWT_ISSUER: 'https://idp.example',
-      JWT_AUDIENCE: 'tv-api',
-      UPSTREAM_TIMEOUT_MS: '1500',
-      UPSTREAM_RESPONSE_LIMIT_BYTES: '2048',
-      UPSTREAM_BREAKER_FAILURES: '3',
-      UPSTREAM_BREAKER_OPEN_MS: '500',
-      BODY_LIMIT_BYTES: '1024',
-      REQUEST_HEAD_TIMEOUT_MS: '2000',
-      REQUEST_BODY_IDLE_TIMEOUT_MS: '3000',
-      REQUEST_BODY_TIMEOUT_MS: '4000',
-      UPLOADS_PER_CLIENT: '2',
-      CORS_ORIGINS: 'https://tv.example, http://localhost:3000',
-      TRUST_PROXY_HOPS: '1',
-      RATE_LIMIT_PER_MINUTE: '0',
-      REDIS_URL: 'redis://redis:6379',
-      LOG_LEVEL: 'debug',
-      GRAPHQL_INTROSPECTION: 'true',
-    });
-    expect(config).toMatchObject({
-      nodeEnv: 'production',
-      port: 8080,
-      host: '0.0.0.0',
-      upstreamTimeoutMs: 1500,
-      upstreamResponseLimitBytes: 2048,
-      breaker: { failureThreshold: 3, openMs: 500 },
-      body: { limitBytes: 1024, idleTimeoutMs: 3000, totalTimeoutMs: 4000 },
-      headTimeoutMs: 2000,
-      uploadsPerClient: 2,
-      corsOrigins: ['https://tv.example', 'http://localhost:3000'],
-      trustProxyHops: 1,
-      rateLimitPerMinute: 0,
-      redis: { url: 'redis://redis:6379' },
-      logLevel: 'debug',
-      graphqlIntrospection: true,
-      jwt: {
-        secret: SECRET,
-        algorithms: ['HS256', 'ES256'],
-        jwksUrl: 'https://idp.example/.well-known/jwks.json',
-        issuer: 'https://idp.example',
-        audience: 'tv-api',
-        usesDevelopmentSecret: false,
-      },
-    });
-    expect(config.upstreams.users).toBe('http://users:8000');
-    expect(config.upstreams.search).toBe('http://search:8000/api');
+    const config = loadConfig(Object.fromEntries(SETTINGS.map(([variable, value]) => [variable, value])));
+    expect(readAll(config)).toEqual(SETTINGS.map(([variable, , , , set]) => [variable, set]));
   });
 
   it('allows no CORS origin by default in production', () => {
