@@ -16,7 +16,7 @@ const GENRES = ['drama', 'comedy', 'action', 'thriller', 'documentary', 'sci-fi'
 const ADJECTIVES = ['Silent', 'Crimson', 'Last', 'Hidden', 'Electric', 'Frozen', 'Golden', 'Broken', 'Endless', 'Midnight'];
 const NOUNS = ['Harbor', 'Signal', 'Orchard', 'Frontier', 'Lighthouse'];
 
-export const MOVIE_COUNT = 50;
+const MOVIE_COUNT = 50;
 
 /** 50 movies; every fourth one (m1, m5, m9, ...) is free: 13 free movies. */
 export function demoMovies(): Movie[] {

@@ -7,6 +7,7 @@ import addFormats from 'ajv-formats';
 import { specPath, UPSTREAMS, type UpstreamName } from '../../shared/upstreams.js';
 import type { ServiceEnvironment } from './environment.js';
 import { HttpError, ValidationFailed } from './errors.js';
+import { requireAdmin, rolesFromUserStore, type CurrentRoles } from './identity.js';
 import { cacheControlFor } from './cache-control.js';
 import { inServerSpan, nameServerSpan } from './tracing.js';
 import { toValidationIssues } from './validation.js';
@@ -70,6 +71,8 @@ export interface ServiceDefinition {
   /** The service's data when it starts (each start gets its own). */
   readonly state: (env: ServiceEnvironment) => unknown;
   readonly handlers: Readonly<Record<string, AnyHandler>>;
+  /** Where a caller's current roles are read for `/admin/...` operations (default: user management). */
+  readonly currentRoles?: (state: unknown, env: ServiceEnvironment) => CurrentRoles;
 }
 
 /**
@@ -77,7 +80,12 @@ export interface ServiceDefinition {
  * `defineService<operations>()({ name, state, handlers })`.
  */
 export function defineService<Operations>() {
-  return <State>(definition: { readonly name: UpstreamName; readonly state: (env: ServiceEnvironment) => State | Promise<State>; readonly handlers: Handlers<Operations, State> }): ServiceDefinition =>
+  return <State>(definition: {
+    readonly name: UpstreamName;
+    readonly state: (env: ServiceEnvironment) => State | Promise<State>;
+    readonly handlers: Handlers<Operations, State>;
+    readonly currentRoles?: (state: State, env: ServiceEnvironment) => CurrentRoles;
+  }): ServiceDefinition =>
     // The handlers' request and state types are erased here: the kit hands each one what its operation validated.
     definition as unknown as ServiceDefinition;
 }
@@ -186,9 +194,12 @@ export async function createServiceServer(definition: ServiceDefinition, env: Se
   }
 
   const state = await definition.state(env);
+  const currentRoles = definition.currentRoles?.(state, env) ?? rolesFromUserStore(env);
   for (const [operationId, handler] of Object.entries(handlers)) {
     api.register(operationId, async (context: Context, headers: IncomingHttpHeaders, log: Logger): Promise<Answered> => {
       nameServerSpan(context.request.method.toUpperCase(), context.operation.path);
+      // Defence in depth: the gateway let only admins through to /admin/..., and the service checks again.
+      if (context.operation.path.startsWith('/admin/')) await requireAdmin(headers, currentRoles);
       return { ...(await handler(requestOf(context, headers), { state, env, log })), operationId };
     });
   }
