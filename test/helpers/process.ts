@@ -44,9 +44,9 @@ export async function spawnGateway(env: NodeJS.ProcessEnv, script = 'dist/gatewa
 }
 
 /** Waits, without a deadline of its own (the test's timeout is the limit), until `found` answers something. */
-export async function eventually<T>(found: () => T | undefined): Promise<T> {
+export async function eventually<T>(found: () => T | undefined | Promise<T | undefined>): Promise<T> {
   for (;;) {
-    const value = found();
+    const value = await found();
     if (value !== undefined) return value;
     await new Promise((resolve) => setTimeout(resolve, 10));
   }

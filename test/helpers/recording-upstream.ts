@@ -1,3 +1,4 @@
+import { afterAll, beforeAll, beforeEach } from 'vitest';
 import { createServer, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { UPSTREAM_NAMES, type UpstreamName, type UpstreamUrls } from '../../shared/upstreams.js';
@@ -90,4 +91,15 @@ export async function startRecordingUpstreams(): Promise<RecordingUpstreams> {
       await Promise.all(started.map((upstream) => upstream.close()));
     },
   };
+}
+
+/** Six recording upstreams for the whole describe, reset before each test (for gateways a test starts itself). */
+export function useRecordingUpstreams(): RecordingUpstreams {
+  const fixture = {} as { current: RecordingUpstreams };
+  beforeAll(async () => {
+    fixture.current = await startRecordingUpstreams();
+  });
+  afterAll(() => fixture.current.close());
+  beforeEach(() => fixture.current.reset());
+  return new Proxy({} as RecordingUpstreams, { get: (_target, key) => fixture.current[key as keyof RecordingUpstreams] });
 }

@@ -15,8 +15,11 @@ export interface StackOptions {
   readonly counting?: boolean;
   /** How many gateways share the upstreams (default 1), or each one's own settings over `env`. */
   readonly gateways?: number | readonly NodeJS.ProcessEnv[];
-  /** The gateways' environment, over the test defaults (rate limits and breakers off, HS256 with TEST_SECRET). */
-  readonly env?: NodeJS.ProcessEnv;
+  /**
+   * The gateways' environment, over the test defaults (rate limits and breakers off, HS256 with
+   * TEST_SECRET); a function is read when the stack starts (a Redis started before it, say).
+   */
+  readonly env?: NodeJS.ProcessEnv | (() => NodeJS.ProcessEnv);
   /** In place of the silent logger. */
   readonly logger?: Logger;
   readonly gatewayOptions?: GatewayOptions;
@@ -46,7 +49,8 @@ type StackOf<Options extends StackOptions> = Options['upstreams'] extends 'refer
 async function startGateways(urls: UpstreamUrls, options: StackOptions): Promise<RunningGateway[]> {
   const own = typeof options.gateways === 'object' ? options.gateways : Array.from({ length: options.gateways ?? 1 }, () => ({}));
   const gatewayOptions = { ...options.gatewayOptions, ...(options.logger ? { logger: options.logger } : {}) };
-  return Promise.all(own.map((env) => startGateway(urls, { JWT_SECRET_KEY: TEST_SECRET, ...options.env, ...env }, gatewayOptions)));
+  const shared = typeof options.env === 'function' ? options.env() : options.env;
+  return Promise.all(own.map((env) => startGateway(urls, { JWT_SECRET_KEY: TEST_SECRET, ...shared, ...env }, gatewayOptions)));
 }
 
 function closing(gateways: readonly RunningGateway[], ...rest: { close(): Promise<void> }[]): () => Promise<void> {

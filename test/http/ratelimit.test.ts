@@ -1,17 +1,17 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
+import { beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { MemoryRateLimiter } from '../../gateway/src/ratelimit/memory.js';
 import { bucketShape } from '../../gateway/src/ratelimit/limiter.js';
 import { upstreamEnvironment } from '../../shared/upstreams.js';
 import { useStack } from '../helpers/stack.js';
-import { captureLog, startGateway, type RunningGateway } from '../helpers/gateway.js';
+import { captureLog, startGateway } from '../helpers/gateway.js';
 import { graphql } from '../helpers/graphql.js';
 import { sample } from '../helpers/metrics.js';
-import { startRecordingUpstreams, type RecordingUpstreams } from '../helpers/recording-upstream.js';
-import { eventually, spawnGateway, type GatewayProcess } from '../helpers/process.js';
-import { startRedis, TEST_TLS, type RunningRedis } from '../helpers/redis.js';
+import { useRecordingUpstreams } from '../helpers/recording-upstream.js';
+import { eventually, spawnGateway } from '../helpers/process.js';
+import { TEST_TLS, useRedis } from '../helpers/redis.js';
 import { TEST_SECRET, userToken } from '../helpers/tokens.js';
 
 const get = (url: string, token?: string) => fetch(url, { headers: token ? { authorization: `Bearer ${token}` } : {} });
@@ -103,80 +103,41 @@ describe('RATE_LIMIT_PER_MINUTE=0', () => {
 });
 
 describe('rate limits shared through Redis', () => {
-  let redis: RunningRedis;
-  let upstreams: RecordingUpstreams;
-  let first: RunningGateway;
-  let second: RunningGateway;
-
-  beforeAll(async () => {
-    redis = await startRedis();
-    upstreams = await startRecordingUpstreams();
-    const env = { JWT_SECRET_KEY: TEST_SECRET, RATE_LIMIT_PER_MINUTE: '4', REDIS_URL: redis.url };
-    first = await startGateway(upstreams.urls, env);
-    second = await startGateway(upstreams.urls, env);
-    await Promise.all([storeConnected(first.url), storeConnected(second.url)]);
-  });
-
-  afterAll(async () => {
-    await first.close();
-    await second.close();
-    await upstreams.close();
-    await redis.stop();
-  });
+  const redis = useRedis();
+  const fx = useStack({ env: () => ({ RATE_LIMIT_PER_MINUTE: '4', REDIS_URL: redis.url }), gateways: 2 });
+  beforeAll(() => Promise.all(fx.gateways.map((gateway) => storeConnected(gateway.url))));
 
   it('draws one bucket per user across every gateway instance', async () => {
     const token = await userToken('shared-1');
+    const [first, second] = fx.gateways;
     const statuses = [];
-    for (const gateway of [first, second, first, second, first, second]) statuses.push((await get(`${gateway.url}/users/me`, token)).status);
+    for (const gateway of [first, second, first, second, first, second]) statuses.push((await get(`${gateway?.url ?? ''}/users/me`, token)).status);
     expect(statuses).toEqual([200, 200, 200, 200, 429, 429]);
-    expect(upstreams.all()).toHaveLength(4);
+    expect(fx.upstreams.all()).toHaveLength(4);
   });
 
 });
 
 describe('rate limits when Redis is gone', () => {
-  let redis: RunningRedis;
-  let upstreams: RecordingUpstreams;
-  let gateway: RunningGateway;
-
-  beforeAll(async () => {
-    redis = await startRedis();
-    upstreams = await startRecordingUpstreams();
-    gateway = await startGateway(upstreams.urls, { JWT_SECRET_KEY: TEST_SECRET, RATE_LIMIT_PER_MINUTE: '4', REDIS_URL: redis.url });
-    await storeConnected(gateway.url);
-  });
-  afterAll(async () => {
-    await gateway.close();
-    await upstreams.close();
-    await redis.stop();
-  });
+  const redis = useRedis();
+  const fx = useStack({ env: () => ({ RATE_LIMIT_PER_MINUTE: '4', REDIS_URL: redis.url }) });
+  beforeAll(() => storeConnected(fx.gateway.url));
 
   it('lets requests through, rather than failing the API', async () => {
     await redis.stop();
-    const response = await get(`${gateway.url}/users/me`, await userToken('shared-2'));
+    const response = await get(`${fx.gateway.url}/users/me`, await userToken('shared-2'));
     expect(response.status).toBe(200);
   });
 });
 
 describe('a Redis with a password', () => {
   const PASSWORD = 'redis-pa55word-for-the-test';
-  let redis: RunningRedis;
-  let upstreams: RecordingUpstreams;
-  const gateways: RunningGateway[] = [];
-
-  beforeAll(async () => {
-    redis = await startRedis({ password: PASSWORD });
-    upstreams = await startRecordingUpstreams();
-  });
-  afterAll(async () => {
-    await Promise.all(gateways.map((gateway) => gateway.close()));
-    await upstreams.close();
-    await redis.stop();
-  });
+  const redis = useRedis({ password: PASSWORD });
+  const upstreams = useRecordingUpstreams();
 
   const gatewayWith = async (env: NodeJS.ProcessEnv, options: Parameters<typeof startGateway>[2] = {}) => {
     const gateway = await startGateway(upstreams.urls, { JWT_SECRET_KEY: TEST_SECRET, RATE_LIMIT_PER_MINUTE: '2', ...env }, options);
-    gateways.push(gateway);
+    onTestFinished(() => gateway.close());
     return gateway;
   };
 
@@ -208,29 +169,15 @@ describe('a Redis with a password', () => {
 
 describe('a Redis over TLS (rediss://) with a password', () => {
   const PASSWORD = 'tls-redis-pa55word';
-  let redis: RunningRedis;
-  let upstreams: RecordingUpstreams;
-  const running: GatewayProcess[] = [];
-
-  beforeAll(async () => {
-    redis = await startRedis({ password: PASSWORD, tls: true });
-    upstreams = await startRecordingUpstreams();
-  });
-  afterAll(async () => {
-    await Promise.all(running.map((gateway) => gateway.stop()));
-    await upstreams.close();
-    await redis.stop();
-  });
-
-  // A process of its own: Node reads NODE_EXTRA_CA_CERTS (how a private CA is trusted) at start only.
-  const spawnWith = async (env: NodeJS.ProcessEnv) => {
-    const gateway = await spawnGateway({ JWT_SECRET_KEY: TEST_SECRET, RATE_LIMIT_PER_MINUTE: '2', REDIS_URL: redis.url, REDIS_PASSWORD: PASSWORD, LOG_FORMAT: 'json', ...upstreamEnvironment(upstreams.urls), ...env });
-    running.push(gateway);
-    return gateway;
-  };
+  const redis = useRedis({ password: PASSWORD, tls: true });
+  const upstreams = useRecordingUpstreams();
 
   it('limits through a server whose certificate the gateway trusts', async () => {
-    const gateway = await spawnWith({ NODE_EXTRA_CA_CERTS: TEST_TLS.ca });
+    // A process of its own: Node reads NODE_EXTRA_CA_CERTS (how a private CA is trusted) at start only.
+    const gateway = await spawnGateway({ JWT_SECRET_KEY: TEST_SECRET, RATE_LIMIT_PER_MINUTE: '2', REDIS_URL: redis.url, REDIS_PASSWORD: PASSWORD, NODE_EXTRA_CA_CERTS: TEST_TLS.ca, ...upstreamEnvironment(upstreams.urls) });
+    onTestFinished(async () => {
+      await gateway.stop();
+    });
     await storeConnected(gateway.url);
     expect(await statusesOf(gateway.url, 'tls-1')).toEqual([200, 200, 429]);
   });
