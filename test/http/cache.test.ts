@@ -1,13 +1,13 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { request } from 'undici';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startReferenceServices, type ReferenceServices } from '../../services/registry.js';
-import { startGateway, type RunningGateway } from '../helpers/gateway.js';
+import type { RunningGateway } from '../helpers/gateway.js';
+import { useStack } from '../helpers/stack.js';
 import { graphql } from '../helpers/graphql.js';
 import { sample } from '../helpers/metrics.js';
 import { eventually } from '../helpers/process.js';
-import { startRecordingUpstreams, type RecordingUpstreams } from '../helpers/recording-upstream.js';
-import { adminToken, TEST_SECRET, userToken } from '../helpers/tokens.js';
+import { adminToken, userToken } from '../helpers/tokens.js';
 
 /** An upstream answer naming who asked (X-User-ID), with the given Cache-Control and extra headers. */
 function answering(cacheControl: string, extra: Record<string, string> = {}, status = 200) {
@@ -18,45 +18,34 @@ function answering(cacheControl: string, extra: Record<string, string> = {}, sta
 }
 
 describe('the shared cache of upstream answers (RFC 9111) and coalescing', () => {
-  let upstreams: RecordingUpstreams;
-  let gateway: RunningGateway;
-  let cacheless: RunningGateway;
+  // The second gateway keeps no cache.
+  const fx = useStack({ gateways: [{}, { UPSTREAM_CACHE_MAX_BYTES: '0' }] });
   let alice: string;
   let bob: string;
-
   beforeAll(async () => {
-    upstreams = await startRecordingUpstreams();
-    gateway = await startGateway(upstreams.urls, { JWT_SECRET_KEY: TEST_SECRET });
-    cacheless = await startGateway(upstreams.urls, { JWT_SECRET_KEY: TEST_SECRET, UPSTREAM_CACHE_MAX_BYTES: '0' });
     [alice, bob] = await Promise.all([userToken('1'), userToken('2')]);
   });
-  afterAll(async () => {
-    await gateway.close();
-    await cacheless.close();
-    await upstreams.close();
-  });
-  beforeEach(() => upstreams.reset());
 
-  const get = async (path: string, token: string, on: RunningGateway = gateway) => {
+  const get = async (path: string, token: string, on: RunningGateway = fx.gateway) => {
     const response = await request(`${on.url}${path}`, { headers: { authorization: `Bearer ${token}` } });
     return { status: response.statusCode, headers: response.headers, body: (await response.body.json()) as { title: string } };
   };
-  const calls = () => upstreams.upstreams.ondemand.requests.length;
+  const calls = () => fx.upstreams.upstreams.ondemand.requests.length;
 
   it('answers a public answer from the cache, to any user, with its Age, and counts the hit', async () => {
-    upstreams.upstreams.ondemand.behaviour = answering('public, max-age=60');
+    fx.upstreams.upstreams.ondemand.behaviour = answering('public, max-age=60');
     const first = await get('/ondemand/movies/m1?cache=public', alice);
     const second = await get('/ondemand/movies/m1?cache=public', bob);
     expect(calls()).toBe(1);
     expect(second.body).toEqual(first.body);
     expect(second.headers['cache-control']).toBe('public, max-age=60');
     expect(Number(second.headers.age)).toBeGreaterThanOrEqual(0);
-    const metrics = await (await fetch(`${gateway.url}/metrics`)).text();
+    const metrics = await (await fetch(`${fx.gateway.url}/metrics`)).text();
     expect(sample(metrics, 'gateway_upstream_cache_lookups_total', { service: 'ondemand', result: 'hit' })).toBeGreaterThanOrEqual(1);
   });
 
   it('never serves private data to another user, nor stores it at all', async () => {
-    upstreams.upstreams.ondemand.behaviour = answering('private, max-age=60');
+    fx.upstreams.upstreams.ondemand.behaviour = answering('private, max-age=60');
     expect((await get('/ondemand/movies/m1?cache=private', alice)).body.title).toBe('for 1');
     expect((await get('/ondemand/movies/m1?cache=private', bob)).body.title).toBe('for 2');
     expect((await get('/ondemand/movies/m1?cache=private', alice)).body.title).toBe('for 1');
@@ -64,27 +53,27 @@ describe('the shared cache of upstream answers (RFC 9111) and coalescing', () =>
   });
 
   it('does not store an answer to an authenticated request unless it says public', async () => {
-    upstreams.upstreams.ondemand.behaviour = answering('max-age=60');
+    fx.upstreams.upstreams.ondemand.behaviour = answering('max-age=60');
     expect((await get('/ondemand/movies/m1?cache=implicit', alice)).body.title).toBe('for 1');
     expect((await get('/ondemand/movies/m1?cache=implicit', bob)).body.title).toBe('for 2');
     expect(calls()).toBe(2);
   });
 
   it('stores only successes: an error, even marked public, is asked again', async () => {
-    upstreams.upstreams.ondemand.behaviour = answering('public, max-age=60', {}, 404);
+    fx.upstreams.upstreams.ondemand.behaviour = answering('public, max-age=60', {}, 404);
     expect((await get('/ondemand/movies/m1?cache=missing', alice)).status).toBe(404);
     expect((await get('/ondemand/movies/m1?cache=missing', alice)).status).toBe(404);
     expect(calls()).toBe(2);
   });
 
   it('honours expiry: an answer already as old as its max-age is not reused, a stored one expires', async () => {
-    upstreams.upstreams.ondemand.behaviour = answering('public, max-age=60', { age: '60' });
+    fx.upstreams.upstreams.ondemand.behaviour = answering('public, max-age=60', { age: '60' });
     await get('/ondemand/movies/m1?cache=aged', alice);
     await get('/ondemand/movies/m1?cache=aged', alice);
     expect(calls()).toBe(2);
 
-    upstreams.reset();
-    upstreams.upstreams.ondemand.behaviour = answering('public, max-age=1');
+    fx.upstreams.reset();
+    fx.upstreams.upstreams.ondemand.behaviour = answering('public, max-age=1');
     const stored = Date.now();
     await get('/ondemand/movies/m1?cache=short', alice);
     await get('/ondemand/movies/m1?cache=short', bob);
@@ -96,35 +85,35 @@ describe('the shared cache of upstream answers (RFC 9111) and coalescing', () =>
   });
 
   it('drops an upstream’s stored answers when a change through the gateway succeeds, not when it fails', async () => {
-    upstreams.upstreams.ondemand.behaviour = answering('public, max-age=60');
+    fx.upstreams.upstreams.ondemand.behaviour = answering('public, max-age=60');
     await get('/ondemand/movies/m1?cache=edited', alice);
     await get('/ondemand/movies/m1?cache=edited', alice);
     expect(calls()).toBe(1);
 
     const admin = await adminToken();
-    upstreams.upstreams.ondemand.behaviour = (_req, res) => void res.writeHead(422, { 'content-type': 'application/json' }).end('{"detail":"invalid"}');
-    await (await request(`${gateway.url}/admin/ondemand/movies/m1`, { method: 'PUT', headers: { authorization: `Bearer ${admin}`, 'content-type': 'application/json' }, body: '{}' })).body.text();
-    upstreams.upstreams.ondemand.behaviour = answering('public, max-age=60');
+    fx.upstreams.upstreams.ondemand.behaviour = (_req, res) => void res.writeHead(422, { 'content-type': 'application/json' }).end('{"detail":"invalid"}');
+    await (await request(`${fx.gateway.url}/admin/ondemand/movies/m1`, { method: 'PUT', headers: { authorization: `Bearer ${admin}`, 'content-type': 'application/json' }, body: '{}' })).body.text();
+    fx.upstreams.upstreams.ondemand.behaviour = answering('public, max-age=60');
     await get('/ondemand/movies/m1?cache=edited', alice);
     expect(calls()).toBe(2);
 
-    upstreams.upstreams.ondemand.behaviour = (_req, res) => void res.writeHead(200, { 'content-type': 'application/json' }).end('{"id":"m1","title":"edited","genres":[],"free":true}');
-    await (await request(`${gateway.url}/admin/ondemand/movies/m1`, { method: 'PUT', headers: { authorization: `Bearer ${admin}`, 'content-type': 'application/json' }, body: '{}' })).body.text();
-    upstreams.upstreams.ondemand.behaviour = answering('public, max-age=60');
+    fx.upstreams.upstreams.ondemand.behaviour = (_req, res) => void res.writeHead(200, { 'content-type': 'application/json' }).end('{"id":"m1","title":"edited","genres":[],"free":true}');
+    await (await request(`${fx.gateway.url}/admin/ondemand/movies/m1`, { method: 'PUT', headers: { authorization: `Bearer ${admin}`, 'content-type': 'application/json' }, body: '{}' })).body.text();
+    fx.upstreams.upstreams.ondemand.behaviour = answering('public, max-age=60');
     await get('/ondemand/movies/m1?cache=edited', alice);
     expect(calls()).toBe(4);
   });
 
   it('is off with UPSTREAM_CACHE_MAX_BYTES=0', async () => {
-    upstreams.upstreams.ondemand.behaviour = answering('public, max-age=60');
-    await get('/ondemand/movies/m1?cache=off', alice, cacheless);
-    await get('/ondemand/movies/m1?cache=off', alice, cacheless);
+    fx.upstreams.upstreams.ondemand.behaviour = answering('public, max-age=60');
+    await get('/ondemand/movies/m1?cache=off', alice, (fx.gateways[1] as RunningGateway));
+    await get('/ondemand/movies/m1?cache=off', alice, (fx.gateways[1] as RunningGateway));
     expect(calls()).toBe(2);
   });
 
   it('coalesces identical GETs in flight, per caller: one call each, every client answered', async () => {
     const held: ServerResponse[] = [];
-    upstreams.upstreams.ondemand.behaviour = (_req, res) => void held.push(res);
+    fx.upstreams.upstreams.ondemand.behaviour = (_req, res) => void held.push(res);
     const answers = Promise.all([alice, alice, alice, bob, bob].map((token) => get('/ondemand/movies/m1?cache=coalesced', token)));
     // Two callers: two calls reach the upstream, the other three wait on them.
     await eventually(() => (held.length === 2 ? true : undefined));
@@ -138,65 +127,54 @@ describe('the shared cache of upstream answers (RFC 9111) and coalescing', () =>
 });
 
 describe('GraphQL and the cache: Cache-Control for CDNs, the response cache, invalidation by a mutation', () => {
-  let upstreams: RecordingUpstreams;
-  let gateway: RunningGateway;
-
-  beforeAll(async () => {
-    upstreams = await startRecordingUpstreams();
-  });
-  afterAll(() => upstreams.close());
   // Each test starts with empty caches: what one stored must not answer another.
-  beforeEach(async () => {
-    upstreams.reset();
-    gateway = await startGateway(upstreams.urls, { JWT_SECRET_KEY: TEST_SECRET });
-  });
-  afterEach(() => gateway.close());
+  const fx = useStack({ perTest: true });
 
   const plans = (cacheControl: string) => (_req: IncomingMessage, res: ServerResponse) =>
     void res.writeHead(200, { 'content-type': 'application/json', 'cache-control': cacheControl }).end('[{"id":"basic","name":"Basic"}]');
 
   it('lets a CDN keep an anonymous catalogue answer as long as its upstream answers allow, and only that', async () => {
-    upstreams.upstreams.rights.behaviour = plans('public, max-age=300');
-    const first = await request(`${gateway.url}/graphql?query=${encodeURIComponent('{ plans { id } }')}`, { headers: { 'apollo-require-preflight': 'true' } });
+    fx.upstreams.upstreams.rights.behaviour = plans('public, max-age=300');
+    const first = await request(`${fx.gateway.url}/graphql?query=${encodeURIComponent('{ plans { id } }')}`, { headers: { 'apollo-require-preflight': 'true' } });
     expect(first.statusCode).toBe(200);
     expect(first.headers['cache-control']).toMatch(/^public, max-age=(300|299)$/);
     await first.body.text();
     // The second answer comes from the gateway's cache: no call, and less time left.
-    const second = await graphql(gateway.url, '{ plans { id } }');
+    const second = await graphql(fx.gateway.url, '{ plans { id } }');
     expect(second.data).toEqual({ plans: [{ id: 'basic' }] });
-    expect(upstreams.upstreams.rights.requests).toHaveLength(1);
+    expect(fx.upstreams.upstreams.rights.requests).toHaveLength(1);
 
-    const authenticated = await request(`${gateway.url}/graphql`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${await userToken()}` }, body: JSON.stringify({ query: '{ plans { id } }' }) });
+    const authenticated = await request(`${fx.gateway.url}/graphql`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${await userToken()}` }, body: JSON.stringify({ query: '{ plans { id } }' }) });
     expect(authenticated.headers['cache-control']).toBe('no-store');
     await authenticated.body.text();
   });
 
   it('says no-store when an upstream answer is private or a field failed', async () => {
-    upstreams.upstreams.livetv.behaviour = (_req, res) =>
+    fx.upstreams.upstreams.livetv.behaviour = (_req, res) =>
       void res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'private, max-age=300' }).end('[{"id":"c1","name":"One","number":1,"free":true}]');
-    const privately = await request(`${gateway.url}/graphql`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query: '{ channels { id } }' }) });
+    const privately = await request(`${fx.gateway.url}/graphql`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query: '{ channels { id } }' }) });
     expect(privately.headers['cache-control']).toBe('no-store');
     await privately.body.text();
-    upstreams.upstreams.ondemand.behaviour = (_req, res) => void res.writeHead(503).end();
-    const failed = await request(`${gateway.url}/graphql`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query: '{ movies { total } }' }) });
+    fx.upstreams.upstreams.ondemand.behaviour = (_req, res) => void res.writeHead(503).end();
+    const failed = await request(`${fx.gateway.url}/graphql`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query: '{ movies { total } }' }) });
     expect(failed.headers['cache-control']).toBe('no-store');
     await failed.body.text();
   });
 
   it('never answers one user’s private data to another on GraphQL either', async () => {
-    upstreams.upstreams.users.behaviour = (req, res) =>
+    fx.upstreams.upstreams.users.behaviour = (req, res) =>
       void res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'private, max-age=60' }).end(JSON.stringify({ id: req.headers['x-user-id'], username: `user${String(req.headers['x-user-id'])}`, email: 'u@example.com', roles: ['user'] }));
     const [one, two] = await Promise.all([userToken('1'), userToken('2')]);
-    expect((await graphql(gateway.url, '{ me { id } }', { token: one })).data).toEqual({ me: { id: '1' } });
-    expect((await graphql(gateway.url, '{ me { id } }', { token: two })).data).toEqual({ me: { id: '2' } });
-    expect((await graphql(gateway.url, '{ me { id } }', { token: one })).data).toEqual({ me: { id: '1' } });
-    expect(upstreams.upstreams.users.requests).toHaveLength(3);
+    expect((await graphql(fx.gateway.url, '{ me { id } }', { token: one })).data).toEqual({ me: { id: '1' } });
+    expect((await graphql(fx.gateway.url, '{ me { id } }', { token: two })).data).toEqual({ me: { id: '2' } });
+    expect((await graphql(fx.gateway.url, '{ me { id } }', { token: one })).data).toEqual({ me: { id: '1' } });
+    expect(fx.upstreams.upstreams.users.requests).toHaveLength(3);
   });
 
   it('answers an anonymous query again whole from the response cache, with its Age, counted as an operation', async () => {
-    upstreams.upstreams.search.behaviour = (_req, res) => void res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'public, max-age=60' }).end('{"items":[],"total":0}');
-    const ask = () => request(`${gateway.url}/graphql`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query: 'query Offer { search(q: "offer") { total } }' }) });
-    const operations = async () => sample(await (await fetch(`${gateway.url}/metrics`)).text(), 'gateway_graphql_operations_total', { operation: 'Offer', type: 'query', outcome: 'success' }) ?? 0;
+    fx.upstreams.upstreams.search.behaviour = (_req, res) => void res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'public, max-age=60' }).end('{"items":[],"total":0}');
+    const ask = () => request(`${fx.gateway.url}/graphql`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query: 'query Offer { search(q: "offer") { total } }' }) });
+    const operations = async () => sample(await (await fetch(`${fx.gateway.url}/metrics`)).text(), 'gateway_graphql_operations_total', { operation: 'Offer', type: 'query', outcome: 'success' }) ?? 0;
     const before = await operations();
     const first = await ask();
     const firstBody = await first.body.text();
@@ -207,15 +185,15 @@ describe('GraphQL and the cache: Cache-Control for CDNs, the response cache, inv
     expect(second.headers['cache-control']).toBe(first.headers['cache-control']);
     expect(second.headers['content-type']).toBe(first.headers['content-type']);
     expect(Number(second.headers.age)).toBeGreaterThanOrEqual(0);
-    expect(upstreams.upstreams.search.requests).toHaveLength(1);
+    expect(fx.upstreams.upstreams.search.requests).toHaveLength(1);
     expect((await operations()) - before).toBe(2);
   });
 
   it('never answers from it a request with a token, nor stores what a token was answered', async () => {
-    upstreams.upstreams.rights.behaviour = plans('public, max-age=300');
+    fx.upstreams.upstreams.rights.behaviour = plans('public, max-age=300');
     const token = await userToken();
     const ask = async (authorization?: string) => {
-      const response = await request(`${gateway.url}/graphql`, { method: 'POST', headers: { 'content-type': 'application/json', ...(authorization ? { authorization } : {}) }, body: JSON.stringify({ query: '{ plans { name } }' }) });
+      const response = await request(`${fx.gateway.url}/graphql`, { method: 'POST', headers: { 'content-type': 'application/json', ...(authorization ? { authorization } : {}) }, body: JSON.stringify({ query: '{ plans { name } }' }) });
       await response.body.text();
       return response.headers;
     };
@@ -228,36 +206,36 @@ describe('GraphQL and the cache: Cache-Control for CDNs, the response cache, inv
   });
 
   it('never stores an answer with an error or a private part', async () => {
-    upstreams.upstreams.livetv.behaviour = (_req, res) =>
+    fx.upstreams.upstreams.livetv.behaviour = (_req, res) =>
       void res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'private, max-age=300' }).end('[{"id":"c1","name":"One","number":1,"free":true}]');
-    upstreams.upstreams.rights.behaviour = plans('public, max-age=300');
-    for (let round = 0; round < 2; round++) expect((await graphql(gateway.url, '{ plans { id } channels { id } }')).errors).toBeUndefined();
-    expect(upstreams.upstreams.livetv.requests).toHaveLength(2);
-    upstreams.upstreams.ondemand.behaviour = (_req, res) => void res.writeHead(503).end();
-    for (let round = 0; round < 2; round++) expect((await graphql(gateway.url, '{ plans { name id } movies { total } }')).errors).toHaveLength(1);
-    expect(upstreams.upstreams.ondemand.requests).toHaveLength(2);
+    fx.upstreams.upstreams.rights.behaviour = plans('public, max-age=300');
+    for (let round = 0; round < 2; round++) expect((await graphql(fx.gateway.url, '{ plans { id } channels { id } }')).errors).toBeUndefined();
+    expect(fx.upstreams.upstreams.livetv.requests).toHaveLength(2);
+    fx.upstreams.upstreams.ondemand.behaviour = (_req, res) => void res.writeHead(503).end();
+    for (let round = 0; round < 2; round++) expect((await graphql(fx.gateway.url, '{ plans { name id } movies { total } }')).errors).toHaveLength(1);
+    expect(fx.upstreams.upstreams.ondemand.requests).toHaveLength(2);
   });
 
   it('drops stored responses when a change through the REST face succeeds on an upstream they were made of', async () => {
     const movie = (title: string) => (_req: IncomingMessage, res: ServerResponse) =>
       void res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'public, max-age=60' }).end(JSON.stringify({ items: [{ id: 'm2', title, genres: [], free: true }] }));
-    upstreams.upstreams.ondemand.behaviour = movie('before');
-    upstreams.upstreams.rights.behaviour = plans('public, max-age=300');
+    fx.upstreams.upstreams.ondemand.behaviour = movie('before');
+    fx.upstreams.upstreams.rights.behaviour = plans('public, max-age=300');
     const query = '{ movie(id: "m2") { title } }';
-    expect((await graphql(gateway.url, query)).data).toEqual({ movie: { title: 'before' } });
-    expect((await graphql(gateway.url, '{ plans { id name } }')).errors).toBeUndefined();
-    expect((await graphql(gateway.url, query)).data).toEqual({ movie: { title: 'before' } });
-    expect(upstreams.upstreams.ondemand.requests).toHaveLength(1);
+    expect((await graphql(fx.gateway.url, query)).data).toEqual({ movie: { title: 'before' } });
+    expect((await graphql(fx.gateway.url, '{ plans { id name } }')).errors).toBeUndefined();
+    expect((await graphql(fx.gateway.url, query)).data).toEqual({ movie: { title: 'before' } });
+    expect(fx.upstreams.upstreams.ondemand.requests).toHaveLength(1);
 
-    upstreams.upstreams.ondemand.behaviour = (_req, res) => void res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' }).end('{"id":"m2","title":"after","genres":[],"free":true}');
-    const edited = await request(`${gateway.url}/admin/ondemand/movies/m2`, { method: 'PUT', headers: { authorization: `Bearer ${await adminToken()}`, 'content-type': 'application/json' }, body: '{"title":"after","genres":[],"free":true}' });
+    fx.upstreams.upstreams.ondemand.behaviour = (_req, res) => void res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' }).end('{"id":"m2","title":"after","genres":[],"free":true}');
+    const edited = await request(`${fx.gateway.url}/admin/ondemand/movies/m2`, { method: 'PUT', headers: { authorization: `Bearer ${await adminToken()}`, 'content-type': 'application/json' }, body: '{"title":"after","genres":[],"free":true}' });
     expect(edited.statusCode).toBe(200);
     await edited.body.text();
-    upstreams.upstreams.ondemand.behaviour = movie('after');
-    expect((await graphql(gateway.url, query)).data).toEqual({ movie: { title: 'after' } });
-    expect(upstreams.upstreams.ondemand.requests).toHaveLength(3);
+    fx.upstreams.upstreams.ondemand.behaviour = movie('after');
+    expect((await graphql(fx.gateway.url, query)).data).toEqual({ movie: { title: 'after' } });
+    expect(fx.upstreams.upstreams.ondemand.requests).toHaveLength(3);
     // The plans came from another upstream: still stored.
-    const plansAgain = await fetch(`${gateway.url}/graphql`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query: '{ plans { id name } }' }) });
+    const plansAgain = await fetch(`${fx.gateway.url}/graphql`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query: '{ plans { id name } }' }) });
     await plansAgain.text();
     expect(plansAgain.headers.get('age')).not.toBeNull();
   });
@@ -265,18 +243,18 @@ describe('GraphQL and the cache: Cache-Control for CDNs, the response cache, inv
   it('drops the on-demand service’s stored answers after adminUpdateMovie', async () => {
     const movie = (title: string) => (_req: IncomingMessage, res: ServerResponse) =>
       void res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'public, max-age=60' }).end(JSON.stringify({ items: [{ id: 'm1', title, genres: [], free: true }] }));
-    upstreams.upstreams.ondemand.behaviour = movie('before');
+    fx.upstreams.upstreams.ondemand.behaviour = movie('before');
     const query = '{ movie(id: "m1") { title } }';
-    expect((await graphql(gateway.url, query)).data).toEqual({ movie: { title: 'before' } });
-    expect((await graphql(gateway.url, query)).data).toEqual({ movie: { title: 'before' } });
-    expect(upstreams.upstreams.ondemand.requests).toHaveLength(1);
+    expect((await graphql(fx.gateway.url, query)).data).toEqual({ movie: { title: 'before' } });
+    expect((await graphql(fx.gateway.url, query)).data).toEqual({ movie: { title: 'before' } });
+    expect(fx.upstreams.upstreams.ondemand.requests).toHaveLength(1);
 
-    upstreams.upstreams.ondemand.behaviour = (_req, res) => void res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' }).end('{"id":"m1","title":"after","genres":[],"free":true}');
-    const edited = await graphql(gateway.url, 'mutation { adminUpdateMovie(id: "m1", input: { title: "after", genres: [], free: true }) { title } }', { token: await adminToken() });
+    fx.upstreams.upstreams.ondemand.behaviour = (_req, res) => void res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' }).end('{"id":"m1","title":"after","genres":[],"free":true}');
+    const edited = await graphql(fx.gateway.url, 'mutation { adminUpdateMovie(id: "m1", input: { title: "after", genres: [], free: true }) { title } }', { token: await adminToken() });
     expect(edited.errors).toBeUndefined();
-    upstreams.upstreams.ondemand.behaviour = movie('after');
-    expect((await graphql(gateway.url, query)).data).toEqual({ movie: { title: 'after' } });
-    expect(upstreams.upstreams.ondemand.requests).toHaveLength(3);
+    fx.upstreams.upstreams.ondemand.behaviour = movie('after');
+    expect((await graphql(fx.gateway.url, query)).data).toEqual({ movie: { title: 'after' } });
+    expect(fx.upstreams.upstreams.ondemand.requests).toHaveLength(3);
   });
 });
 

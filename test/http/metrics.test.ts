@@ -1,14 +1,13 @@
 import { readFileSync } from 'node:fs';
 import { request } from 'undici';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { captureLog, startGateway, type RunningGateway } from '../helpers/gateway.js';
+import { beforeEach, describe, expect, it } from 'vitest';
+import { captureLog } from '../helpers/gateway.js';
 import { useStack } from '../helpers/stack.js';
 import { graphql } from '../helpers/graphql.js';
 import { sample } from '../helpers/metrics.js';
 import { eventually } from '../helpers/process.js';
-import { startRecordingUpstreams, type RecordingUpstreams } from '../helpers/recording-upstream.js';
-import { startRedis, type RunningRedis } from '../helpers/redis.js';
-import { TEST_SECRET, userToken } from '../helpers/tokens.js';
+import { useRedis } from '../helpers/redis.js';
+import { userToken } from '../helpers/tokens.js';
 
 /** Every metric family of an exposition, with its type. */
 function families(text: string): Map<string, string> {
@@ -127,28 +126,16 @@ describe('GET /metrics', () => {
 });
 
 describe('the rate limit store (a real Redis that goes away)', () => {
-  let redis: RunningRedis;
-  let upstreams: RecordingUpstreams;
-  let running: RunningGateway;
   const log = captureLog('info');
+  const redis = useRedis();
+  const fx = useStack({ env: () => ({ REDIS_URL: redis.url, RATE_LIMIT_PER_MINUTE: '1000' }), logger: log.logger });
 
-  beforeAll(async () => {
-    redis = await startRedis();
-    upstreams = await startRecordingUpstreams();
-    running = await startGateway(upstreams.urls, { JWT_SECRET_KEY: TEST_SECRET, REDIS_URL: redis.url, RATE_LIMIT_PER_MINUTE: '1000' }, { logger: log.logger });
-  });
-  afterAll(async () => {
-    await running.close();
-    await upstreams.close();
-    await redis.stop();
-  });
-
-  const metricsText = async () => (await fetch(`${running.url}/metrics`)).text();
+  const metricsText = async () => (await fetch(`${fx.gateway.url}/metrics`)).text();
 
   it('says whether the store answers, counts its failures, and logs the outage once', async () => {
     const token = await userToken('7');
     const call = async () => {
-      const response = await request(`${running.url}/ondemand/movies`, { headers: { authorization: `Bearer ${token}` } });
+      const response = await request(`${fx.gateway.url}/ondemand/movies`, { headers: { authorization: `Bearer ${token}` } });
       await response.body.text();
       return { status: response.statusCode, limited: response.headers['ratelimit-remaining'] !== '1000' };
     };

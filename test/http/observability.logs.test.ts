@@ -1,7 +1,7 @@
 import type { ServerResponse } from 'node:http';
 import { Writable } from 'node:stream';
 import { request } from 'undici';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../gateway/src/config.js';
 import meshLogger, { routeMeshLogsTo } from '../../gateway/src/graphql/library-logs.js';
 import { createLogger } from '../../gateway/src/observability/logger.js';
@@ -11,7 +11,7 @@ import { startReferenceServices, type ReferenceServices } from '../../services/r
 import { captureLog, startGateway } from '../helpers/gateway.js';
 import { graphql } from '../helpers/graphql.js';
 import { eventually, spawnGateway, type GatewayProcess } from '../helpers/process.js';
-import { startRecordingUpstreams, type RecordingUpstreams } from '../helpers/recording-upstream.js';
+import { useRecordingUpstreams } from '../helpers/recording-upstream.js';
 import { TEST_SECRET, userToken } from '../helpers/tokens.js';
 
 type Line = Record<string, unknown>;
@@ -25,12 +25,11 @@ function textSink(): { stream: Writable; text: () => string } {
 }
 
 describe('the access log of a gateway process (both faces)', () => {
-  let upstreams: RecordingUpstreams;
+  const upstreams = useRecordingUpstreams();
   let gateway: GatewayProcess;
   let token: string;
 
   beforeAll(async () => {
-    upstreams = await startRecordingUpstreams();
     gateway = await spawnGateway({
       NODE_ENV: 'production',
       JWT_SECRET_KEY: TEST_SECRET,
@@ -44,9 +43,7 @@ describe('the access log of a gateway process (both faces)', () => {
   });
   afterAll(async () => {
     await gateway.stop();
-    await upstreams.close();
   });
-  beforeEach(() => upstreams.reset());
 
   /** The one access line of a request (waiting for it: it is written once the response is over). */
   async function accessLine(requestId: string): Promise<Line> {
@@ -170,12 +167,7 @@ describe('the access log of a gateway process (both faces)', () => {
 });
 
 describe('ACCESS_LOG and LOG_FORMAT', () => {
-  let upstreams: RecordingUpstreams;
-
-  beforeAll(async () => {
-    upstreams = await startRecordingUpstreams();
-  });
-  afterAll(() => upstreams.close());
+  const upstreams = useRecordingUpstreams();
 
   it('ACCESS_LOG=false: no access line, failures still logged', async () => {
     const log = captureLog('info');

@@ -2,7 +2,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { request } from 'undici';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { upstreamEnvironment } from '../../shared/upstreams.js';
-import { captureLog, startGateway, type RunningGateway } from '../helpers/gateway.js';
+import { captureLog } from '../helpers/gateway.js';
+import { useStack } from '../helpers/stack.js';
 import { graphql } from '../helpers/graphql.js';
 import { OtlpReceiver, type ReceivedSpan } from '../helpers/otlp-receiver.js';
 import { eventually, spawnGateway, type GatewayProcess } from '../helpers/process.js';
@@ -177,32 +178,19 @@ describe('OTLP/HTTP protobuf (the default protocol) and an untrusted client cont
 // The whole stack continuing one trace (gateway → rights → on-demand) is checked on `npm start` (start.test.ts).
 
 describe('trace context without tracing (no SDK: the client context passed on as it came)', () => {
-  let upstreams: RecordingUpstreams;
-  let trusting: RunningGateway;
-  let distrusting: RunningGateway;
   const log = captureLog('info');
-
-  beforeAll(async () => {
-    upstreams = await startRecordingUpstreams();
-    trusting = await startGateway(upstreams.urls, { JWT_SECRET_KEY: TEST_SECRET }, { logger: log.logger });
-    distrusting = await startGateway(upstreams.urls, { JWT_SECRET_KEY: TEST_SECRET, TRACE_TRUST_CLIENT: 'false' });
-  });
-  afterAll(async () => {
-    await trusting.close();
-    await distrusting.close();
-    await upstreams.close();
-  });
-  beforeEach(() => upstreams.reset());
+  // The first trusts client trace contexts (the default), the second does not.
+  const fx = useStack({ gateways: [{}, { TRACE_TRUST_CLIENT: 'false' }], logger: log.logger });
 
   it('passes a trusted traceparent and tracestate on unchanged, on both faces, and reports its trace id', async () => {
     const headers = { authorization: `Bearer ${await userToken()}`, traceparent: CLIENT_TRACEPARENT, tracestate: 'vendor=1', 'x-request-id': 'untraced' };
-    await (await request(`${trusting.url}/ondemand/movies`, { headers })).body.text();
-    expect(upstreams.upstreams.ondemand.requests[0]?.headers).toMatchObject({ traceparent: CLIENT_TRACEPARENT, tracestate: 'vendor=1' });
-    upstreams.upstreams.users.behaviour = (_req, res) => void res.writeHead(503).end();
-    const answer = await graphql(trusting.url, '{ me { id } }', { headers });
-    expect(upstreams.upstreams.users.requests[0]?.headers.traceparent).toBe(CLIENT_TRACEPARENT);
+    await (await request(`${fx.gateway.url}/ondemand/movies`, { headers })).body.text();
+    expect(fx.upstreams.upstreams.ondemand.requests[0]?.headers).toMatchObject({ traceparent: CLIENT_TRACEPARENT, tracestate: 'vendor=1' });
+    fx.upstreams.upstreams.users.behaviour = (_req, res) => void res.writeHead(503).end();
+    const answer = await graphql(fx.gateway.url, '{ me { id } }', { headers });
+    expect(fx.upstreams.upstreams.users.requests[0]?.headers.traceparent).toBe(CLIENT_TRACEPARENT);
     expect(answer.errors?.[0]?.extensions).toMatchObject({ traceId: CLIENT_TRACE });
-    const problem = (await (await request(`${trusting.url}/nowhere`, { headers })).body.json()) as Record<string, unknown>;
+    const problem = (await (await request(`${fx.gateway.url}/nowhere`, { headers })).body.json()) as Record<string, unknown>;
     expect(problem).toMatchObject({ status: 404, requestId: 'untraced', traceId: CLIENT_TRACE });
     expect(log.lines.filter((line) => line.requestId === 'untraced' && line.route).every((line) => line.traceId === CLIENT_TRACE)).toBe(true);
   });
@@ -218,25 +206,25 @@ describe('trace context without tracing (no SDK: the client context passed on as
       'not a traceparent',
     ];
     for (const traceparent of invalid) {
-      const response = await request(`${trusting.url}/ondemand/movies`, { headers: { authorization: `Bearer ${token}`, traceparent, tracestate: 'vendor=1' } });
+      const response = await request(`${fx.gateway.url}/ondemand/movies`, { headers: { authorization: `Bearer ${token}`, traceparent, tracestate: 'vendor=1' } });
       const problemOrData = await response.body.text();
       expect(problemOrData).not.toContain('traceId');
     }
-    await (await request(`${trusting.url}/ondemand/movies`, { headers: { authorization: `Bearer ${token}`, tracestate: 'vendor=1' } })).body.text();
-    await (await request(`${distrusting.url}/ondemand/movies`, { headers: { authorization: `Bearer ${token}`, traceparent: CLIENT_TRACEPARENT, tracestate: 'vendor=1' } })).body.text();
-    await graphql(distrusting.url, '{ me { id } }', { token, headers: { traceparent: CLIENT_TRACEPARENT, tracestate: 'vendor=1' } });
-    expect(upstreams.upstreams.users.requests).toHaveLength(1);
-    expect(upstreams.upstreams.users.requests[0]?.headers).not.toHaveProperty('traceparent');
-    expect(upstreams.upstreams.users.requests[0]?.headers).not.toHaveProperty('tracestate');
-    const seen = upstreams.upstreams.ondemand.requests.map((recorded) => [recorded.headers.traceparent, recorded.headers.tracestate]);
+    await (await request(`${fx.gateway.url}/ondemand/movies`, { headers: { authorization: `Bearer ${token}`, tracestate: 'vendor=1' } })).body.text();
+    await (await request(`${fx.gateways[1]?.url ?? ''}/ondemand/movies`, { headers: { authorization: `Bearer ${token}`, traceparent: CLIENT_TRACEPARENT, tracestate: 'vendor=1' } })).body.text();
+    await graphql(fx.gateways[1]?.url ?? '', '{ me { id } }', { token, headers: { traceparent: CLIENT_TRACEPARENT, tracestate: 'vendor=1' } });
+    expect(fx.upstreams.upstreams.users.requests).toHaveLength(1);
+    expect(fx.upstreams.upstreams.users.requests[0]?.headers).not.toHaveProperty('traceparent');
+    expect(fx.upstreams.upstreams.users.requests[0]?.headers).not.toHaveProperty('tracestate');
+    const seen = fx.upstreams.upstreams.ondemand.requests.map((recorded) => [recorded.headers.traceparent, recorded.headers.tracestate]);
     expect(seen).toHaveLength(invalid.length + 2);
     expect(seen.every(([traceparent, tracestate]) => traceparent === undefined && tracestate === undefined)).toBe(true);
-    const refused = (await (await request(`${distrusting.url}/nowhere`, { headers: { traceparent: CLIENT_TRACEPARENT } })).body.json()) as Record<string, unknown>;
+    const refused = (await (await request(`${fx.gateways[1]?.url ?? ''}/nowhere`, { headers: { traceparent: CLIENT_TRACEPARENT } })).body.json()) as Record<string, unknown>;
     expect(refused.traceId).toBeUndefined();
   });
 
   it('accepts a future version of traceparent by its first four fields', async () => {
-    await (await request(`${trusting.url}/ondemand/movies`, { headers: { authorization: `Bearer ${await userToken()}`, traceparent: `01-${CLIENT_TRACE}-${CLIENT_SPAN}-01-future` } })).body.text();
-    expect(upstreams.upstreams.ondemand.requests[0]?.headers.traceparent).toBe(CLIENT_TRACEPARENT);
+    await (await request(`${fx.gateway.url}/ondemand/movies`, { headers: { authorization: `Bearer ${await userToken()}`, traceparent: `01-${CLIENT_TRACE}-${CLIENT_SPAN}-01-future` } })).body.text();
+    expect(fx.upstreams.upstreams.ondemand.requests[0]?.headers.traceparent).toBe(CLIENT_TRACEPARENT);
   });
 });
