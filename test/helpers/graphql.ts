@@ -27,3 +27,9 @@ export function onlyError(answer: GraphQLAnswer): { message: string; code: strin
   expect(answer.text).not.toMatch(/127\.0\.0\.1|localhost|https?:\/\/(?!cdn\.tv\.example)|\bat .+:\d+:\d+|stacktrace/i);
   return { message: error?.message ?? '', code: error?.extensions.code ?? '', ...(error?.path ? { path: error.path } : {}) };
 }
+
+/** The answer's one error is `expected`, and an upstream's internals (`hidden`) show nowhere in it. */
+export function expectOnlyErrorHiding(answer: GraphQLAnswer, expected: { code: string; message: string }, hidden: string): void {
+  expect(onlyError(answer)).toMatchObject(expected);
+  expect(answer.text).not.toContain(hidden);
+}

@@ -4,7 +4,7 @@
  * anything but the gateway is blocked: the explorer must work offline.
  */
 import { existsSync } from 'node:fs';
-import { chromium, type Browser } from 'playwright-core';
+import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { useStack } from '../helpers/stack.js';
 
@@ -22,8 +22,11 @@ describe('the GraphQL explorer and the REST docs, offline, in headless Chromium'
     await browser.close();
   });
 
-  /** A page whose every request to anything but the gateway is blocked (and recorded). */
-  async function offlinePage() {
+  /**
+   * Runs `visit` on a page whose every request to anything but the gateway is blocked, then checks that
+   * the page asked nothing elsewhere and threw nothing.
+   */
+  async function offline(visit: (page: Page) => Promise<void>): Promise<void> {
     const context = await browser.newContext();
     const elsewhere: string[] = [];
     const failures: string[] = [];
@@ -36,36 +39,32 @@ describe('the GraphQL explorer and the REST docs, offline, in headless Chromium'
     });
     const page = await context.newPage();
     page.on('pageerror', (error) => failures.push(error.message));
-    return { context, page, elsewhere, failures };
-  }
-
-  it('shows the REST API from /docs, its assets and /openapi.json from the gateway alone', async () => {
-    const { context, page, elsewhere, failures } = await offlinePage();
     try {
-      await page.goto(`${fx.gateway.url}/docs`);
-      await page.getByText('TV streaming gateway: REST').first().waitFor();
-      await page.getByText('/ondemand/movies/{id}').first().waitFor();
-      expect(await page.getByText('Authorize').count()).toBeGreaterThan(0);
+      await visit(page);
       expect(elsewhere).toEqual([]);
       expect(failures).toEqual([]);
     } finally {
       await context.close();
     }
+  }
+
+  it('shows the REST API from /docs, its assets and /openapi.json from the gateway alone', async () => {
+    await offline(async (page) => {
+      await page.goto(`${fx.gateway.url}/docs`);
+      await page.getByText('TV streaming gateway: REST').first().waitFor();
+      await page.getByText('/ondemand/movies/{id}').first().waitFor();
+      expect(await page.getByText('Authorize').count()).toBeGreaterThan(0);
+    });
   });
 
   it('loads GraphiQL from the gateway alone, opens on the demo logins, and runs a query through the UI', async () => {
-    const { context, page, elsewhere, failures } = await offlinePage();
-    try {
+    await offline(async (page) => {
       await page.goto(`${fx.gateway.url}/graphql`);
       // The example operations: the demo logins in the comment, Login and HomeScreen to run.
       await page.getByRole('button', { name: /Execute query/ }).click();
       await page.getByRole('menuitem', { name: 'HomeScreen' }).click();
       await page.getByText('"Premium"').first().waitFor();
       expect(await page.getByText('alice / alice-password').count()).toBeGreaterThan(0);
-      expect(elsewhere).toEqual([]);
-      expect(failures).toEqual([]);
-    } finally {
-      await context.close();
-    }
+    });
   });
 });

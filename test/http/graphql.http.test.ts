@@ -2,7 +2,7 @@ import { auditServer } from 'graphql-http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { useStack } from '../helpers/stack.js';
 import { startGateway, type RunningGateway } from '../helpers/gateway.js';
-import { graphql, onlyError } from '../helpers/graphql.js';
+import { expectOnlyErrorHiding, graphql, onlyError } from '../helpers/graphql.js';
 import { startReferenceServices, type ReferenceServices } from '../../services/registry.js';
 import { TEST_SECRET, userToken } from '../helpers/tokens.js';
 import { spawnGateway } from '../helpers/process.js';
@@ -122,9 +122,7 @@ describe('GraphQL when an upstream fails', () => {
 
   it('answers INTERNAL_SERVER_ERROR, with a bare message, when an upstream answers something unusable', async () => {
     fx.upstreams.upstreams.rights.behaviour = (_req, res) => void res.writeHead(200, { 'content-type': 'application/json' }).end('{"secret": "db01.internal", "not": "a list"}');
-    const answer = await graphql(fx.gateway.url, '{ plans { id } }');
-    expect(onlyError(answer)).toMatchObject({ code: 'INTERNAL_SERVER_ERROR', message: 'The gateway failed to handle this request' });
-    expect(answer.text).not.toContain('db01');
+    expectOnlyErrorHiding(await graphql(fx.gateway.url, '{ plans { id } }'), { code: 'INTERNAL_SERVER_ERROR', message: 'The gateway failed to handle this request' }, 'db01');
   });
 
   it('sends the caller identity and request id to the upstream, and removes spoofed identity', async () => {

@@ -108,13 +108,13 @@ describe('open fields, for anyone', () => {
 
 describe('fields that need a token', () => {
   it.each([
-    ['me', '{ me { id } }', 'users'],
-    ['playMovie', '{ playMovie(id: "m1") { url } }', 'ondemand'],
-    ['playChannel', '{ playChannel(id: "c1") { url } }', 'livetv'],
-    ['subscribe', 'mutation { subscribe(planId: "basic") { planId } }', 'rights'],
-    ['Movie.entitlement', '{ movies(limit: 2) { items { entitlement { canPlay } } } }', 'rights'],
-    ['Channel.entitlement', '{ channels { entitlement { canPlay } } }', 'rights'],
-  ] as const)('%s is UNAUTHENTICATED without a token, and its service is not called', async (_, query, service) => {
+    { field: 'me', query: '{ me { id } }', service: 'users' },
+    { field: 'playMovie', query: '{ playMovie(id: "m1") { url } }', service: 'ondemand' },
+    { field: 'playChannel', query: '{ playChannel(id: "c1") { url } }', service: 'livetv' },
+    { field: 'subscribe', query: 'mutation { subscribe(planId: "basic") { planId } }', service: 'rights' },
+    { field: 'Movie.entitlement', query: '{ movies(limit: 2) { items { entitlement { canPlay } } } }', service: 'rights' },
+    { field: 'Channel.entitlement', query: '{ channels { entitlement { canPlay } } }', service: 'rights' },
+  ] as const)('$field is UNAUTHENTICATED without a token, and $service is not called', async ({ query, service }) => {
     const answer = await graphql(fx.gateway.url, query);
     expect(onlyError(answer).code).toBe('UNAUTHENTICATED');
     expect(fx.counting.count(service)).toBe(0);
