@@ -7,7 +7,8 @@ export default tseslint.config(
   ...tseslint.configs.strict,
   {
     languageOptions: {
-      parserOptions: { projectService: { allowDefaultProject: ['*.js', 'scripts/*.mjs', 'test/fixtures/*.mjs', 'bench/peers/*.mjs'] }, tsconfigRootDir: import.meta.dirname },
+      // The JavaScript files are in tsconfig.json's program (allowJs) too: one program, no per-file default projects.
+      parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname },
     },
     rules: {
       '@typescript-eslint/no-floating-promises': 'error',
