@@ -5,8 +5,6 @@ import { startGateway, type RunningGateway } from '../helpers/gateway.js';
 import { expectOnlyErrorHiding, graphql, onlyError } from '../helpers/graphql.js';
 import { startReferenceServices, type ReferenceServices } from '../../services/registry.js';
 import { TEST_SECRET, userToken } from '../helpers/tokens.js';
-import { spawnGateway } from '../helpers/process.js';
-import { upstreamEnvironment } from '../../shared/upstreams.js';
 
 const INTROSPECTION = '{ __schema { queryType { name } } }';
 
@@ -58,18 +56,6 @@ describe('GraphQL over HTTP', () => {
     expect(answer.status).toBe(400);
     expect(answer.text).not.toMatch(/stacktrace|\bat .+:\d+:\d+/);
     expect(answer.errors?.[0]?.extensions.code).toBe('GRAPHQL_VALIDATION_FAILED');
-  });
-
-  it('serves from the build in a production process, with the prebuilt Mesh artifacts', async () => {
-    const gateway = await spawnGateway({ NODE_ENV: 'production', JWT_SECRET_KEY: TEST_SECRET, LOG_LEVEL: 'warn', ...upstreamEnvironment(stack.urls) });
-    const { url, output } = gateway;
-    try {
-      expect(await graphql(url, '{ plans { id } }')).toMatchObject({ status: 200, data: { plans: [{ id: 'basic' }, { id: 'premium' }] } });
-      // Current artifacts are used as they are: nothing is regenerated, nothing is said about them.
-      expect(output()).not.toMatch(/stale|generating/);
-    } finally {
-      await gateway.stop();
-    }
   });
 
   it('has neither Sandbox nor introspection in production, unless GRAPHQL_INTROSPECTION=true', async () => {

@@ -264,12 +264,18 @@ describe('no secret in any log line at debug, through both faces (a gateway proc
   let gateway: GatewayProcess;
 
   beforeAll(async () => {
-    services = await startReferenceServices({ anyPorts: true });
-    gateway = await spawnGateway({ LOG_LEVEL: 'debug', LOG_FORMAT: 'json', RATE_LIMIT_PER_MINUTE: '0', REGISTRATIONS_PER_HOUR: '0', ...upstreamEnvironment(services.urls) });
+    services = await startReferenceServices({ anyPorts: true, env: { JWT_SECRET_KEY: TEST_SECRET, LOG_LEVEL: 'silent' } });
+    // Production, from the build, as deployed (at debug, so that Mesh would say if it regenerated anything).
+    gateway = await spawnGateway({ NODE_ENV: 'production', JWT_SECRET_KEY: TEST_SECRET, LOG_LEVEL: 'debug', LOG_FORMAT: 'json', RATE_LIMIT_PER_MINUTE: '0', REGISTRATIONS_PER_HOUR: '0', ...upstreamEnvironment(services.urls) });
   });
   afterAll(async () => {
     await gateway.stop();
     await services.close();
+  });
+
+  it('serves from the build in production with the prebuilt Mesh artifacts: nothing regenerated, nothing said about them', async () => {
+    expect(await graphql(gateway.url, '{ plans { id } }')).toMatchObject({ status: 200, data: { plans: [{ id: 'basic' }, { id: 'premium' }] } });
+    expect(gateway.stdout().join('\n')).not.toMatch(/stale|Generating GraphQL schema/);
   });
 
   it('logs in, refreshes, registers and reads through REST and GraphQL: only [redacted] shows', async () => {
