@@ -98,6 +98,9 @@ export class RedisRateLimiter implements RateLimiter {
   }
 
   async close(): Promise<void> {
+    // ioredis listens for its socket's first error only (redis/ioredis#961): a TLS alert arriving as the
+    // socket closes would be an uncaught exception. Nothing is read from it any more.
+    this.redis.stream?.on('error', () => undefined);
     this.redis.disconnect();
   }
 }
