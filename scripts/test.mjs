@@ -1,4 +1,5 @@
-// `npm test`: the `typecheck` and `lint` scripts and the test suite (with coverage in CI), side by side:
+// `npm test`: the static checks (`npm run check`: types and lint over one program) and the test suite
+// (with coverage in CI), side by side:
 // the suite spends much of its time waiting on the processes and sockets it starts, time the checks
 // can use. The checks' output is printed as each finishes, the suite's as it runs. Fails when any fails.
 // Plain JavaScript, like the build: it runs before anything is compiled.
@@ -27,5 +28,5 @@ function run(label, command, buffered) {
   });
 }
 
-const codes = await Promise.all([run('typecheck', scripts.typecheck, true), run('lint', scripts.lint, true), run('tests', suite.map((word) => `'${word}'`).join(' '), false)]);
+const codes = await Promise.all([run('checks (types, lint)', scripts.check, true), run('tests', suite.map((word) => `'${word}'`).join(' '), false)]);
 process.exitCode = codes.find((code) => code !== 0) ?? 0;
