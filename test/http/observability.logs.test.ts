@@ -12,6 +12,7 @@ import { captureLog, startGateway } from '../helpers/gateway.js';
 import { graphql } from '../helpers/graphql.js';
 import { eventually, spawnGateway, type GatewayProcess } from '../helpers/process.js';
 import { useRecordingUpstreams } from '../helpers/recording-upstream.js';
+import { useStack } from '../helpers/stack.js';
 import { TEST_SECRET, userToken } from '../helpers/tokens.js';
 
 type Line = Record<string, unknown>;
@@ -24,36 +25,26 @@ function textSink(): { stream: Writable; text: () => string } {
   return { stream: new Writable({ write: (chunk: Buffer, _encoding, done) => (chunks.push(chunk.toString()), done()) }), text: () => chunks.join('') };
 }
 
-describe('the access log of a gateway process (both faces)', () => {
-  const upstreams = useRecordingUpstreams();
-  let gateway: GatewayProcess;
+// The gateway's own logger, in this process: what a gateway process writes to stdout (the debug-level
+// process below shows that end to end).
+describe('the access log (both faces)', () => {
+  const log = captureLog('info');
+  const fx = useStack({ env: { NODE_ENV: 'production', LOG_LEVEL: 'info', RATE_LIMIT_PER_MINUTE: '30', UPSTREAM_TIMEOUT_MS: '400' }, logger: log.logger });
   let token: string;
 
   beforeAll(async () => {
-    gateway = await spawnGateway({
-      NODE_ENV: 'production',
-      JWT_SECRET_KEY: TEST_SECRET,
-      LOG_LEVEL: 'info',
-      RATE_LIMIT_PER_MINUTE: '30',
-      UPSTREAM_TIMEOUT_MS: '400',
-      UPSTREAM_BREAKER_FAILURES: '0',
-      ...upstreamEnvironment(upstreams.urls),
-    });
     token = await userToken('1');
-  });
-  afterAll(async () => {
-    await gateway.stop();
   });
 
   /** The one access line of a request (waiting for it: it is written once the response is over). */
   async function accessLine(requestId: string): Promise<Line> {
-    const line = await eventually(() => gateway.logLines().find((entry) => isAccessLine(entry) && entry.requestId === requestId));
-    expect(gateway.logLines().filter((entry) => isAccessLine(entry) && entry.requestId === requestId)).toHaveLength(1);
+    const line = await eventually(() => log.lines.find((entry) => isAccessLine(entry) && entry.requestId === requestId));
+    expect(log.lines.filter((entry) => isAccessLine(entry) && entry.requestId === requestId)).toHaveLength(1);
     return line;
   }
 
   it('writes one line for a REST success, with everything an operator needs and no header or query', async () => {
-    const response = await request(`${gateway.url}/ondemand/movies?limit=2&access_token=leaked`, { headers: { authorization: `Bearer ${token}`, 'x-request-id': 'rest-ok' } });
+    const response = await request(`${fx.gateway.url}/ondemand/movies?limit=2&access_token=leaked`, { headers: { authorization: `Bearer ${token}`, 'x-request-id': 'rest-ok' } });
     await response.body.text();
     const line = await accessLine('rest-ok');
     expect(line).toMatchObject({
@@ -78,7 +69,7 @@ describe('the access log of a gateway process (both faces)', () => {
 
   it('counts the body bytes it read and those it wrote', async () => {
     const body = JSON.stringify({ username: 'alice', password: 'alice-password' });
-    const response = await request(`${gateway.url}/auth/login`, { method: 'POST', body, headers: { 'content-type': 'application/json', 'x-request-id': 'rest-login' } });
+    const response = await request(`${fx.gateway.url}/auth/login`, { method: 'POST', body, headers: { 'content-type': 'application/json', 'x-request-id': 'rest-login' } });
     const answer = await response.body.text();
     const line = await accessLine('rest-login');
     expect(line).toMatchObject({ method: 'POST', route: '/auth', status: 200, bytesIn: Buffer.byteLength(body) });
@@ -87,19 +78,19 @@ describe('the access log of a gateway process (both faces)', () => {
   });
 
   it('names the GraphQL operation, its type and every upstream call', async () => {
-    upstreams.upstreams.ondemand.behaviour = (_req, res: ServerResponse) => void res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ items: [], total: 0, limit: 2, offset: 0 }));
-    const answer = await graphql(gateway.url, 'query Shelf { movies(limit: 2) { total } }', { token, headers: { 'x-request-id': 'gql-ok' } });
+    fx.upstreams.upstreams.ondemand.behaviour = (_req, res: ServerResponse) => void res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ items: [], total: 0, limit: 2, offset: 0 }));
+    const answer = await graphql(fx.gateway.url, 'query Shelf { movies(limit: 2) { total } }', { token, headers: { 'x-request-id': 'gql-ok' } });
     expect(answer.errors).toBeUndefined();
     expect(await accessLine('gql-ok')).toMatchObject({ method: 'POST', route: '/graphql', face: 'graphql', status: 200, user: '1', graphql: { operation: 'Shelf', type: 'query' }, upstream: [{ service: 'ondemand', status: 200 }] });
   });
 
   it('logs client errors on both faces: a 401 that reached no upstream, a query that does not validate', async () => {
-    const refused = await request(`${gateway.url}/users/me`, { headers: { 'x-request-id': 'rest-401' } });
+    const refused = await request(`${fx.gateway.url}/users/me`, { headers: { 'x-request-id': 'rest-401' } });
     await refused.body.text();
     expect(await accessLine('rest-401')).toMatchObject({ status: 401, face: 'rest', route: '/users' });
     expect((await accessLine('rest-401')).upstream).toBeUndefined();
 
-    const invalid = await graphql(gateway.url, 'query Broken { nosuchfield }', { headers: { 'x-request-id': 'gql-400' } });
+    const invalid = await graphql(fx.gateway.url, 'query Broken { nosuchfield }', { headers: { 'x-request-id': 'gql-400' } });
     expect(invalid.status).toBe(400);
     const line = await accessLine('gql-400');
     expect(line).toMatchObject({ status: 400, face: 'graphql' });
@@ -107,17 +98,17 @@ describe('the access log of a gateway process (both faces)', () => {
   });
 
   it('logs upstream failures with the request id: a 503 and a timeout, on both faces', async () => {
-    upstreams.upstreams.users.behaviour = (_req, res: ServerResponse) => void res.writeHead(503, { 'content-type': 'application/json' }).end('{"detail":"down"}');
-    const failed = await request(`${gateway.url}/users/me`, { headers: { authorization: `Bearer ${token}`, 'x-request-id': 'rest-503' } });
+    fx.upstreams.upstreams.users.behaviour = (_req, res: ServerResponse) => void res.writeHead(503, { 'content-type': 'application/json' }).end('{"detail":"down"}');
+    const failed = await request(`${fx.gateway.url}/users/me`, { headers: { authorization: `Bearer ${token}`, 'x-request-id': 'rest-503' } });
     await failed.body.text();
     expect(await accessLine('rest-503')).toMatchObject({ status: 503, upstream: [{ service: 'users', status: 503 }] });
 
-    upstreams.upstreams.users.behaviour = () => undefined;
-    const slow = await graphql(gateway.url, 'query Me { me { id } }', { token, headers: { 'x-request-id': 'gql-504' } });
+    fx.upstreams.upstreams.users.behaviour = () => undefined;
+    const slow = await graphql(fx.gateway.url, 'query Me { me { id } }', { token, headers: { 'x-request-id': 'gql-504' } });
     expect(slow.errors?.[0]?.extensions.code).toBe('UPSTREAM_TIMEOUT');
     expect(await accessLine('gql-504')).toMatchObject({ status: 200, face: 'graphql', graphql: { operation: 'Me', type: 'query' }, upstream: [{ service: 'users', status: 'timeout' }] });
 
-    const warnings = gateway.logLines().filter((line) => line.level === 'warn' && line.upstream === 'users');
+    const warnings = log.lines.filter((line) => line.level === 'warn' && line.upstream === 'users');
     expect(warnings).toEqual(
       expect.arrayContaining([
         expect.objectContaining({ requestId: 'rest-503', outcome: 503, msg: expect.stringMatching(/user management service failed a call/) }),
@@ -130,38 +121,43 @@ describe('the access log of a gateway process (both faces)', () => {
     const flooder = await userToken('flood');
     const statuses: number[] = [];
     for (let i = 0; i < 34; i++) {
-      const response = await request(`${gateway.url}/ondemand/movies`, { headers: { authorization: `Bearer ${flooder}`, 'x-request-id': `flood-${i}` } });
+      const response = await request(`${fx.gateway.url}/ondemand/movies`, { headers: { authorization: `Bearer ${flooder}`, 'x-request-id': `flood-${i}` } });
       await response.body.text();
       statuses.push(response.statusCode);
     }
     const refusedIds = statuses.flatMap((status, i) => (status === 429 ? [`flood-${i}`] : []));
     expect(refusedIds.length).toBeGreaterThanOrEqual(3);
     for (const id of refusedIds) expect(await accessLine(id)).toMatchObject({ status: 429, user: 'flood' });
-    const reached = gateway.logLines().filter((line) => line.msg === 'rate limit reached' && line.bucket === 'user:flood');
+    const reached = log.lines.filter((line) => line.msg === 'rate limit reached' && line.bucket === 'user:flood');
     expect(reached).toEqual([expect.objectContaining({ level: 'info', requestId: refusedIds[0], limit: 30 })]);
   });
 
   it('logs a request the client abandoned as 499, incomplete, on both faces', async () => {
     for (const face of ['rest', 'graphql'] as const) {
-      upstreams.reset();
-      upstreams.upstreams.ondemand.behaviour = () => undefined;
+      fx.upstreams.reset();
+      fx.upstreams.upstreams.ondemand.behaviour = () => undefined;
       const abort = new AbortController();
       const requestId = `${face}-abandoned`;
       const sent =
         face === 'rest'
-          ? request(`${gateway.url}/ondemand/movies`, { headers: { authorization: `Bearer ${token}`, 'x-request-id': requestId }, signal: abort.signal })
-          : request(`${gateway.url}/graphql`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-request-id': requestId }, body: JSON.stringify({ query: '{ movies { total } }' }), signal: abort.signal });
-      await eventually(() => (upstreams.upstreams.ondemand.requests.length > 0 ? true : undefined));
+          ? request(`${fx.gateway.url}/ondemand/movies`, { headers: { authorization: `Bearer ${token}`, 'x-request-id': requestId }, signal: abort.signal })
+          : request(`${fx.gateway.url}/graphql`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-request-id': requestId }, body: JSON.stringify({ query: '{ movies { total } }' }), signal: abort.signal });
+      await eventually(() => (fx.upstreams.upstreams.ondemand.requests.length > 0 ? true : undefined));
       abort.abort();
       await expect(sent).rejects.toThrow();
       expect(await accessLine(requestId)).toMatchObject({ status: 499, incomplete: true, face, upstream: [{ service: 'ondemand', status: 'aborted' }] });
     }
   });
 
-  it('never writes a token, a password, a cookie or a body', () => {
-    const text = gateway.stdout().join('\n');
+  it('never writes a token, a password, a cookie or a body', async () => {
+    const headers = { authorization: `Bearer ${token}`, cookie: 'session=cookie-value-xyz', 'content-type': 'application/json' };
+    await (await request(`${fx.gateway.url}/auth/login`, { method: 'POST', headers: { ...headers, 'x-request-id': 'secrets-rest' }, body: '{"username":"alice","password":"alice-password"}' })).body.text();
+    await graphql(fx.gateway.url, 'mutation { login(username: "alice", password: "alice-password") { access_token } }', { headers: { ...headers, 'x-request-id': 'secrets-graphql' } });
+    await Promise.all([accessLine('secrets-rest'), accessLine('secrets-graphql')]);
+    const text = JSON.stringify(log.lines);
     expect(text).not.toContain(token);
     expect(text).not.toContain('alice-password');
+    expect(text).not.toContain('cookie-value-xyz');
     expect(text).not.toMatch(/"(authorization|cookie|password)"/i);
   });
 });
