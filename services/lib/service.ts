@@ -165,25 +165,60 @@ function requestOf(context: Context, headers: IncomingHttpHeaders): ServiceReque
 
 const requestIdOf = (headers: IncomingHttpHeaders): string | undefined => (typeof headers['x-request-id'] === 'string' ? headers['x-request-id'] : undefined);
 
+/** What one running service does with a request its spec routed and validated to `operationId`. */
+type Dispatch = (operationId: string, context: Context, headers: IncomingHttpHeaders, log: Logger) => Promise<Answered>;
+
+const routers = new Map<UpstreamName, Promise<OpenAPIBackend>>();
+
+/**
+ * A service's spec, parsed and routed once a process whatever the number of its servers (the tests
+ * start many): each operation's validators are compiled on its first request, then shared. Every
+ * request carries its own server's `dispatch`.
+ */
+function routerFor(name: UpstreamName): Promise<OpenAPIBackend> {
+  let router = routers.get(name);
+  if (!router) {
+    router = (async () => {
+      // The specs are validated by the test suite, not at every start: quick mode parses the document
+      // once (given as an object), skips re-validating it and compiles each operation's validators on
+      // its first request.
+      const api = new OpenAPIBackend({
+        definition: parse(readFileSync(specPath(name), 'utf8')) as Document,
+        quick: true,
+        strict: true,
+        coerceTypes: true,
+        ajvOpts: { allErrors: true, useDefaults: true },
+        customizeAjv: (ajv) => {
+          addFormats.default(ajv);
+          return ajv;
+        },
+      });
+      await api.init();
+      for (const { operationId = '' } of api.getOperations()) {
+        api.register(operationId, (context: Context, headers: IncomingHttpHeaders, log: Logger, dispatch: Dispatch) => dispatch(operationId, context, headers, log));
+      }
+      api.register({
+        validationFail: (context: Context) => {
+          throw new ValidationFailed(toValidationIssues(context.validation.errors ?? []));
+        },
+        notFound: () => {
+          throw new HttpError(404, 'Not Found');
+        },
+        methodNotAllowed: () => {
+          throw new HttpError(405, 'Method Not Allowed');
+        },
+      });
+      return api;
+    })();
+    routers.set(name, router);
+  }
+  return router;
+}
+
 /** Builds an HTTP server that routes and validates every request against the service's OpenAPI spec. */
 export async function createServiceServer(definition: ServiceDefinition, env: ServiceEnvironment, logger: Logger): Promise<Server> {
   const { name } = definition;
-  // The specs are validated by the test suite, not at every start: quick mode parses the document once
-  // (given as an object), skips re-validating it and compiles each operation's validators on its first
-  // request, once per process.
-  const api = new OpenAPIBackend({
-    definition: parse(readFileSync(specPath(name), 'utf8')) as Document,
-    quick: true,
-    strict: true,
-    coerceTypes: true,
-    ajvOpts: { allErrors: true, useDefaults: true },
-    customizeAjv: (ajv) => {
-      addFormats.default(ajv);
-      return ajv;
-    },
-  });
-  await api.init();
-
+  const api = await routerFor(name);
   const { healthOperation } = UPSTREAMS[name];
   const handlers: Record<string, AnyHandler> = { ...definition.handlers, [healthOperation]: () => ({ body: { status: 'ok', service: name } }) };
   const operationIds = api.getOperations().map((operation) => operation.operationId ?? '');
@@ -195,25 +230,13 @@ export async function createServiceServer(definition: ServiceDefinition, env: Se
 
   const state = await definition.state(env);
   const currentRoles = definition.currentRoles?.(state, env) ?? rolesFromUserStore(env);
-  for (const [operationId, handler] of Object.entries(handlers)) {
-    api.register(operationId, async (context: Context, headers: IncomingHttpHeaders, log: Logger): Promise<Answered> => {
-      nameServerSpan(context.request.method.toUpperCase(), context.operation.path);
-      // Defence in depth: the gateway let only admins through to /admin/..., and the service checks again.
-      if (context.operation.path.startsWith('/admin/')) await requireAdmin(headers, currentRoles);
-      return { ...(await handler(requestOf(context, headers), { state, env, log })), operationId };
-    });
-  }
-  api.register({
-    validationFail: (context: Context) => {
-      throw new ValidationFailed(toValidationIssues(context.validation.errors ?? []));
-    },
-    notFound: () => {
-      throw new HttpError(404, 'Not Found');
-    },
-    methodNotAllowed: () => {
-      throw new HttpError(405, 'Method Not Allowed');
-    },
-  });
+  const dispatch: Dispatch = async (operationId, context, headers, log) => {
+    nameServerSpan(context.request.method.toUpperCase(), context.operation.path);
+    // Defence in depth: the gateway let only admins through to /admin/..., and the service checks again.
+    if (context.operation.path.startsWith('/admin/')) await requireAdmin(headers, currentRoles);
+    const handler = handlers[operationId] as AnyHandler;
+    return { ...(await handler(requestOf(context, headers), { state, env, log })), operationId };
+  };
 
   return createServer((req, res) => {
     void inServerSpan(req, res, async () => {
@@ -226,7 +249,7 @@ export async function createServiceServer(definition: ServiceDefinition, env: Se
         const path = queryStart === -1 ? target : target.slice(0, queryStart);
         const query = queryStart === -1 ? '' : target.slice(queryStart + 1);
         const body = parseBody(await readBody(req), req.headers['content-type']);
-        reply = (await api.handleRequest({ method: req.method ?? 'GET', path, query, headers: req.headers as Record<string, string>, body }, req.headers, log)) as Answered;
+        reply = (await api.handleRequest({ method: req.method ?? 'GET', path, query, headers: req.headers as Record<string, string>, body }, req.headers, log, dispatch)) as Answered;
       } catch (error) {
         reply = errorReply(error, log);
       }
