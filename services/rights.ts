@@ -1,6 +1,6 @@
 import type { operations } from '../shared/api/rights.js';
 import type { Channel, Entitlement, Grant, Movie, UserSubscription } from '../shared/records.js';
-import type { ContentKind } from '../shared/upstreams.js';
+import { ROLES, type ContentKind } from '../shared/upstreams.js';
 import { DEMO_SUBSCRIPTION_START, DEMO_USERS, PLANS } from './data/catalog.js';
 import { callService } from './lib/client.js';
 import type { ServiceEnvironment } from './lib/environment.js';
@@ -53,7 +53,7 @@ function decide(state: RightsState, userId: string, contentId: string, free: boo
 /** Another user's data is an admin's to read: asked of the user store only when it matters. */
 async function mayRead(env: ServiceEnvironment, callerId: string, userIds: readonly string[]): Promise<void> {
   if (userIds.every((id) => id === callerId)) return;
-  if (!(await rolesFromUserStore(env)(callerId)).includes('admin')) throw new HttpError(403, 'Only admins may read other users');
+  if (!(await rolesFromUserStore(env)(callerId)).includes(ROLES.admin)) throw new HttpError(403, 'Only admins may read other users');
 }
 
 export const rightsService = defineService<operations>()({

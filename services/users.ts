@@ -4,6 +4,7 @@ import { DEMO_USERS } from './data/catalog.js';
 import { foundOr404, HttpError } from './lib/errors.js';
 import { requireCaller } from './lib/identity.js';
 import { defaulted, defineService } from './lib/service.js';
+import { ROLES } from '../shared/upstreams.js';
 
 interface UsersState {
   readonly users: Map<string, User>;
@@ -31,7 +32,7 @@ export const usersService = defineService<operations>()({
     usersByIds({ headers, query }, { state }) {
       const caller = requireCaller(headers);
       const ids = [...new Set(query.ids)];
-      if (!currentRoles(state)(caller.id).includes('admin') && ids.some((id) => id !== caller.id)) {
+      if (!currentRoles(state)(caller.id).includes(ROLES.admin) && ids.some((id) => id !== caller.id)) {
         throw new HttpError(403, 'Only admins may read other users');
       }
       return { body: { items: ids.flatMap((id) => state.users.get(id) ?? []) } };
@@ -54,7 +55,7 @@ export const usersService = defineService<operations>()({
       if (state.users.has(id) || [...state.users.values()].some((user) => user.username === username)) {
         throw new HttpError(409, 'User already exists');
       }
-      const user: User = { id, username, email, roles: ['user'] };
+      const user: User = { id, username, email, roles: [ROLES.user] };
       state.users.set(id, user);
       return { status: 201, body: user };
     },

@@ -10,10 +10,8 @@ import type { components as Users } from './api/users.js';
  * reference services build them and the gateway's GraphQL resolvers (mesh/) read them.
  */
 export type Movie = OnDemand['schemas']['Movie'];
-export type MovieInput = OnDemand['schemas']['MovieInput'];
 export type MovieList = OnDemand['schemas']['MovieList'];
 export type Channel = LiveTv['schemas']['Channel'];
-export type ChannelInput = LiveTv['schemas']['ChannelInput'];
 export type Program = LiveTv['schemas']['Program'];
 export type Playback = OnDemand['schemas']['Playback'];
 export type Plan = Rights['schemas']['Plan'];

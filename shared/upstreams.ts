@@ -38,8 +38,8 @@ export const UPSTREAMS: Readonly<Record<UpstreamName, UpstreamDefinition>> = {
 export const DEFAULT_SERVICES_BASE_PORT = 4101;
 
 /** The roles a token and the user store know: every user has `user`; `admin` opens `/admin/*` and the admin fields. */
-export const ROLES = ['user', 'admin'] as const;
-export type Role = (typeof ROLES)[number];
+export const ROLES = { user: 'user', admin: 'admin' } as const;
+export type Role = (typeof ROLES)[keyof typeof ROLES];
 
 /** What rights management grants entitlements to: `movie:<id>` (on-demand) and `channel:<id>` (live TV). */
 export type ContentKind = 'movie' | 'channel';

@@ -3,6 +3,7 @@ import { callService } from './client.js';
 import type { ServiceEnvironment } from './environment.js';
 import { HttpError } from './errors.js';
 import type { User } from '../../shared/records.js';
+import { ROLES } from '../../shared/upstreams.js';
 
 /** The caller as the gateway vouches for it in `X-User-ID` / `X-User-Roles`. */
 export interface Caller {
@@ -39,7 +40,7 @@ export type CurrentRoles = (userId: string) => Promise<readonly string[]> | read
  */
 export async function requireAdmin(headers: IncomingHttpHeaders, currentRoles: CurrentRoles): Promise<Caller> {
   const caller = requireCaller(headers);
-  if (!caller.roles.includes('admin') || !(await currentRoles(caller.id)).includes('admin')) throw new HttpError(403, 'Admin access required');
+  if (!caller.roles.includes(ROLES.admin) || !(await currentRoles(caller.id)).includes(ROLES.admin)) throw new HttpError(403, 'Admin access required');
   return caller;
 }
 

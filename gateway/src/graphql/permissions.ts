@@ -7,6 +7,7 @@ import type * as Shield from 'graphql-shield';
 import type { IRules } from 'graphql-shield';
 import { GatewayError } from '../errors.js';
 import type { GatewayContext } from '../../../mesh/context.js';
+import { ROLES } from '../../../shared/upstreams.js';
 
 /**
  * graphql-shield 7.6.5, its latest release, imports `isUndefined` from `util`, which Node removed in
@@ -29,7 +30,7 @@ const isAuthenticated = rule({ cache: 'contextual' })((_parent, _args, context: 
 
 const isAdmin = rule({ cache: 'contextual' })((_parent, _args, context: GatewayContext) => {
   if (!context.user) return unauthenticated();
-  return context.user.roles.includes('admin') ? true : forbidden('Admin access required');
+  return context.user.roles.includes(ROLES.admin) ? true : forbidden('Admin access required');
 });
 
 /**

@@ -10,6 +10,7 @@ import type { UpstreamClient } from '../upstream/client.js';
 import { endToEndHeaders } from './headers.js';
 import { forward } from './proxy.js';
 import { allowHeader, takesMethod } from './routes.js';
+import { ROLES } from '../../../shared/upstreams.js';
 
 /**
  * The REST passthrough face. The checks run in the contract's order: the path could be normalised
@@ -41,7 +42,7 @@ export function restFace(client: UpstreamClient, policy: BodyPolicy, uploadsPerC
     if (target instanceof GatewayError) throw target;
     if (access === undefined) throw new GatewayError('NOT_FOUND', 'No route matches this path');
     const identity = access === 'public' ? undefined : identityOf(state.get('auth'), access !== 'optional');
-    if (access === 'admin' && !hasRole(identity, 'admin')) throw new GatewayError('FORBIDDEN', 'Admin access required');
+    if (access === 'admin' && !hasRole(identity, ROLES.admin)) throw new GatewayError('FORBIDDEN', 'Admin access required');
     if (!rule) throw new GatewayError('NOT_FOUND', 'No route matches this path');
     if (!takesMethod(rule, req.method ?? '')) {
       throw new GatewayError('METHOD_NOT_ALLOWED', `${req.method ?? ''} is not allowed here`, { headers: { allow: allowHeader(rule) } });
