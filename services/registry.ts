@@ -34,9 +34,9 @@ function closeServer(server: Server): Promise<void> {
   });
 }
 
-/** A service's JSON log on stdout (pino), at LOG_LEVEL: one logger a process. */
+/** A service's JSON log on stdout (pino), at LOG_LEVEL, its lines shaped like the gateway's: level names, ISO times. */
 export function serviceLogger(name: UpstreamName, env: ServiceEnvironment): Logger {
-  return pino({ name: `${name}-service`, level: env.logLevel });
+  return pino({ base: { service: `${name}-service` }, level: env.logLevel, timestamp: pino.stdTimeFunctions.isoTime, formatters: { level: (label) => ({ level: label }) } });
 }
 
 /** Starts one reference service, fresh state; port 0 takes any free port. */
