@@ -16,10 +16,14 @@ beforeAll(async () => {
 const auth = () => ({ authorization: `Bearer ${user}` });
 
 /** Sends bytes exactly as given over a plain socket and answers the raw response text. */
-function rawRequest(url: string, text: string): Promise<string> {
+/**
+ * Sends `text` as it is and reads the whole answer. With `keepOpen`, the client keeps its side open
+ * (a body still on its way): what the gateway answers then, it answers without waiting for the rest.
+ */
+function rawRequest(url: string, text: string, keepOpen = false): Promise<string> {
   const { port } = new URL(url);
   return new Promise((resolve, reject) => {
-    const socket = connect(Number(port), '127.0.0.1', () => socket.end(text));
+    const socket = connect(Number(port), '127.0.0.1', () => (keepOpen ? socket.write(text) : socket.end(text)));
     let response = '';
     socket.on('data', (chunk) => (response += chunk.toString()));
     socket.on('end', () => resolve(response));
@@ -310,6 +314,7 @@ describe('errors', () => {
     const response = await rawRequest(
       fx.gateway.url,
       `POST /users/upload HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${user}\r\nContent-Type: application/octet-stream\r\nContent-Length: 70000\r\n\r\nonly a little`,
+      true,
     );
     expect(response).toMatch(/^HTTP\/1.1 413 /);
     expect(response).toContain('application/problem+json');
