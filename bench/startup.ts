@@ -10,7 +10,7 @@ import { statSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { PROJECT_ROOT } from '../shared/paths.js';
-import { recentOutput, waitUntilReady } from '../scripts/lib/processes.js';
+import { spawnReady } from '../scripts/lib/processes.js';
 import { freePortBlock } from '../test/helpers/ports.js';
 import { stopAfter } from './lib.js';
 
@@ -38,8 +38,7 @@ function stop(child: ChildProcess): Promise<void> {
 async function gatewayStart(): Promise<{ ms: number; rssMb: number }> {
   const port = await freePortBlock(1);
   const started = performance.now();
-  const child = spawn(process.execPath, ['dist/gateway/src/main.js'], { cwd: PROJECT_ROOT, env: { ...process.env, PORT: String(port), LOG_LEVEL: 'warn', NODE_ENV: 'development' }, stdio: ['ignore', 'pipe', 'pipe'] });
-  await waitUntilReady({ label: 'gateway', url: `http://127.0.0.1:${port}/health`, child, output: recentOutput(child) });
+  const { child } = await spawnReady({ label: 'gateway', args: ['dist/gateway/src/main.js'], cwd: PROJECT_ROOT, env: { ...process.env, PORT: String(port), LOG_LEVEL: 'warn', NODE_ENV: 'development' }, readyUrl: `http://127.0.0.1:${port}/health` });
   const ms = performance.now() - started;
   const rssKb = Number(execFileSync('ps', ['-o', 'rss=', '-p', String(child.pid)], { encoding: 'utf8' }).trim());
   await stop(child);
