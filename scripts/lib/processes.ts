@@ -118,8 +118,8 @@ export function spawnProcess({ label, command = process.execPath, args, env, cwd
 }
 
 /** `spawnProcess`, resolved once `readyUrl` answers 200 (failing with its output if it exits first). */
-export async function spawnReady(options: SpawnOptions & { readonly readyUrl: string; readonly signal?: AbortSignal }): Promise<SpawnedProcess> {
+export async function spawnReady(options: SpawnOptions & { readonly readyUrl: string }): Promise<SpawnedProcess> {
   const spawned = spawnProcess(options);
-  await waitUntilReady({ label: options.label, url: options.readyUrl, child: spawned.child, output: spawned.output, ...(options.signal ? { signal: options.signal } : {}) });
+  await waitUntilReady({ label: options.label, url: options.readyUrl, child: spawned.child, output: spawned.output });
   return spawned;
 }

@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, beforeEach } from 'vitest';
+import { useFixture } from './fixture.js';
 import { createServer, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { UPSTREAM_NAMES, type UpstreamName, type UpstreamUrls } from '../../shared/upstreams.js';
@@ -95,11 +95,5 @@ export async function startRecordingUpstreams(): Promise<RecordingUpstreams> {
 
 /** Six recording upstreams for the whole describe, reset before each test (for gateways a test starts itself). */
 export function useRecordingUpstreams(): RecordingUpstreams {
-  const fixture = {} as { current: RecordingUpstreams };
-  beforeAll(async () => {
-    fixture.current = await startRecordingUpstreams();
-  });
-  afterAll(() => fixture.current.close());
-  beforeEach(() => fixture.current.reset());
-  return new Proxy({} as RecordingUpstreams, { get: (_target, key) => fixture.current[key as keyof RecordingUpstreams] });
+  return useFixture(startRecordingUpstreams, (upstreams) => upstreams.close(), { reset: (upstreams) => upstreams.reset() });
 }

@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { afterAll, beforeAll } from 'vitest';
+import { useFixture } from './fixture.js';
 import { createConnection, type Socket } from 'node:net';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -65,10 +65,5 @@ export async function startRedis(options: { password?: string; tls?: boolean } =
 
 /** `startRedis` for the whole describe: started before its tests (and before a stack declared after it), stopped after. */
 export function useRedis(options: { password?: string; tls?: boolean } = {}): RunningRedis {
-  const fixture = {} as { current: RunningRedis };
-  beforeAll(async () => {
-    fixture.current = await startRedis(options);
-  });
-  afterAll(() => fixture.current.stop());
-  return { get url() { return fixture.current.url; }, stop: () => fixture.current.stop() };
+  return useFixture(() => startRedis(options), (redis) => redis.stop());
 }

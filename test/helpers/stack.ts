@@ -1,4 +1,3 @@
-import { afterAll, afterEach, beforeAll, beforeEach } from 'vitest';
 import { startReferenceServices, type ReferenceServices } from '../../services/registry.js';
 import type { GatewayOptions } from '../../gateway/src/server.js';
 import type { Logger } from '../../gateway/src/observability/logger.js';
@@ -7,6 +6,7 @@ import { startCountingProxies, type CountingProxies } from './counting-proxy.js'
 import { startGateway, type RunningGateway } from './gateway.js';
 import { startRecordingUpstreams, type RecordingUpstreams } from './recording-upstream.js';
 import { TEST_SECRET } from './tokens.js';
+import { useFixture } from './fixture.js';
 
 export interface StackOptions {
   /** `recording` (default): six recording servers that answer as told; `reference`: the six reference services. */
@@ -84,23 +84,11 @@ export async function startStack<const Options extends StackOptions>(options: Op
  * reset before each test.
  */
 export function useStack<const Options extends StackOptions>(options: Options): StackOf<Options> {
-  const fixture = {} as { current: StackOf<Options> };
-  const start = async () => {
-    fixture.current = await startStack(options);
-  };
-  const close = () => fixture.current.close();
-  if (options.perTest) {
-    beforeEach(start);
-    afterEach(close);
-  } else {
-    beforeAll(start);
-    afterAll(close);
-    beforeEach(() => {
-      const stack: RecordingStack | ReferenceStack = fixture.current;
+  return useFixture(() => startStack(options), (stack) => stack.close(), {
+    perTest: options.perTest ?? false,
+    reset: (stack: RecordingStack | ReferenceStack) => {
       if ('upstreams' in stack) stack.upstreams.reset();
       else stack.counting?.reset();
-    });
-  }
-  // The stack exists once the hook ran: tests read it through this view.
-  return new Proxy({} as StackOf<Options>, { get: (_target, key) => fixture.current[key as keyof StackOf<Options>] });
+    },
+  });
 }

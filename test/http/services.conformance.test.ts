@@ -1,12 +1,13 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { createLocalJWKSet, decodeJwt, decodeProtectedHeader, jwtVerify } from 'jose';
 import { UPSTREAM_NAMES, UPSTREAMS, type UpstreamName } from '../../shared/upstreams.js';
 import { DEVELOPMENT_JWT_SECRET } from '../../shared/development.js';
 import { serviceEnvironment } from '../../services/lib/environment.js';
 import { startReferenceServices, startService, type ReferenceServices } from '../../services/registry.js';
+import { useFixture } from '../helpers/fixture.js';
 import { SpecCheckedClient } from '../helpers/openapi.js';
 
 const ALICE = { 'x-user-id': '1', 'x-user-roles': 'user' };
@@ -23,13 +24,15 @@ interface Services {
 
 /** Six reference services of the describe's own (fresh state), each with a client that checks answers against its spec. */
 function useServices(): Services {
-  const fx = { client: {} } as { stack: ReferenceServices; client: Record<UpstreamName, SpecCheckedClient> };
-  beforeAll(async () => {
-    fx.stack = await startReferenceServices({ anyPorts: true, env: { LOG_LEVEL: 'silent' } });
-    for (const name of UPSTREAM_NAMES) fx.client[name] = await SpecCheckedClient.create(name, fx.stack.urls[name], covered[name]);
-  });
-  afterAll(() => fx.stack.close());
-  return fx;
+  return useFixture(
+    async () => {
+      const stack = await startReferenceServices({ anyPorts: true, env: { LOG_LEVEL: 'silent' } });
+      const client = {} as Record<UpstreamName, SpecCheckedClient>;
+      for (const name of UPSTREAM_NAMES) client[name] = await SpecCheckedClient.create(name, stack.urls[name], covered[name]);
+      return { stack, client };
+    },
+    ({ stack }) => stack.close(),
+  );
 }
 
 // The file as a whole calls every operation of every spec (checked once all its tests ran, in whatever order).
