@@ -63,7 +63,7 @@ export async function waitUntilReady({ label, url, child, output, signal }: Read
 }
 
 /** Keeps the last `lines` lines a process printed (stdout and stderr), for messages about it. */
-export function recentOutput(child: ChildProcess, lines = 20): () => string {
+function recentOutput(child: ChildProcess, lines: number): () => string {
   const kept: string[] = [];
   const keep = (chunk: Buffer) => {
     kept.push(...chunk.toString().split('\n').filter((line) => line !== ''));
