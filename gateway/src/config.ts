@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { DEVELOPMENT_JWT_SECRET } from '../../shared/development.js';
 import type { BodyPolicy } from './request-body.js';
+import type { GraphQLInputBounds } from './graphql/request-bounds.js';
 import { SecretFileError, withSecretFiles } from '../../shared/secret-files.js';
 import { loadTrustedDocuments, type TrustedDocuments, type TrustedDocumentsMode } from './trusted-documents.js';
 import { DEFAULT_SERVICES_BASE_PORT, UPSTREAM_NAMES, UPSTREAMS, referenceServiceUrls, type UpstreamUrls } from '../../shared/upstreams.js';
@@ -73,6 +74,12 @@ export interface GatewayConfig {
   /** GRAPHQL_MAX_COST: the most a query may cost, lists counted by the items they stand for. */
   readonly graphqlMaxCost: number;
   /**
+   * What a GraphQL request may hold before any library walks it: GRAPHQL_BODY_LIMIT_BYTES (well under
+   * BODY_LIMIT_BYTES: a GraphQL body is a document and its variables, never an upload), JSON depth and
+   * the number of values in its variables and extensions.
+   */
+  readonly graphqlInputs: GraphQLInputBounds & { readonly bodyLimitBytes: number };
+  /**
    * GRAPHQL_RESPONSE_CACHE_MAX_BYTES: whole anonymous GraphQL responses that may be shared
    * (`Cache-Control: public`) kept in memory for their lifetime (0: off; off too with the shared cache of
    * upstream answers, whose invalidation it follows).
@@ -140,6 +147,9 @@ const environmentSchema = z.object({
   TRUSTED_DOCUMENTS: optionalText,
   TRUSTED_DOCUMENTS_MODE: oneOf('TRUSTED_DOCUMENTS_MODE', ['allow-arbitrary', 'require']),
   GRAPHQL_MAX_COST: integer('GRAPHQL_MAX_COST', 1, 10_000_000),
+  GRAPHQL_BODY_LIMIT_BYTES: integer('GRAPHQL_BODY_LIMIT_BYTES', 1024, 64 * 1024 * 1024),
+  GRAPHQL_MAX_JSON_DEPTH: integer('GRAPHQL_MAX_JSON_DEPTH', 2, 1000),
+  GRAPHQL_MAX_VARIABLE_VALUES: integer('GRAPHQL_MAX_VARIABLE_VALUES', 1, 1_000_000),
   GRAPHQL_RESPONSE_CACHE_MAX_BYTES: integer('GRAPHQL_RESPONSE_CACHE_MAX_BYTES', 0, 16 * 1024 * 1024 * 1024),
   GRAPHQL_MAX_UPSTREAM_CALLS: integer('GRAPHQL_MAX_UPSTREAM_CALLS', 1, 10_000),
   REGISTRATIONS_PER_HOUR: integer('REGISTRATIONS_PER_HOUR', 0, 1_000_000),
@@ -298,6 +308,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): GatewayConfig 
     shutdown: { drainMs: vars.SHUTDOWN_DRAIN_MS ?? 5000, graceMs: vars.SHUTDOWN_GRACE_MS ?? 10_000 },
     graphqlIntrospection: vars.GRAPHQL_INTROSPECTION === undefined ? !production : vars.GRAPHQL_INTROSPECTION === 'true',
     graphqlMaxCost: vars.GRAPHQL_MAX_COST ?? 10_000,
+    graphqlInputs: {
+      bodyLimitBytes: vars.GRAPHQL_BODY_LIMIT_BYTES ?? 1024 * 1024,
+      maxJsonDepth: vars.GRAPHQL_MAX_JSON_DEPTH ?? 32,
+      maxValues: vars.GRAPHQL_MAX_VARIABLE_VALUES ?? 10_000,
+    },
     graphqlResponseCacheMaxBytes: vars.GRAPHQL_RESPONSE_CACHE_MAX_BYTES ?? 16 * 1024 * 1024,
     ...trustedDocumentsOf(vars.TRUSTED_DOCUMENTS, vars.TRUSTED_DOCUMENTS_MODE),
     graphqlMaxUpstreamCalls: vars.GRAPHQL_MAX_UPSTREAM_CALLS ?? 50,

@@ -55,6 +55,9 @@ describe('configuration', () => {
     ['REDIS_URL', 'redis://redis:6379', (config) => config.redis?.url, undefined, 'redis://redis:6379'],
     ['LOG_LEVEL', 'debug', (config) => config.logLevel, 'info', 'debug'],
     ['GRAPHQL_INTROSPECTION', 'true', (config) => config.graphqlIntrospection, true, true],
+    ['GRAPHQL_BODY_LIMIT_BYTES', '65536', (config) => config.graphqlInputs.bodyLimitBytes, 1_048_576, 65_536],
+    ['GRAPHQL_MAX_JSON_DEPTH', '8', (config) => config.graphqlInputs.maxJsonDepth, 32, 8],
+    ['GRAPHQL_MAX_VARIABLE_VALUES', '500', (config) => config.graphqlInputs.maxValues, 10_000, 500],
   ];
   const readAll = (config: GatewayConfig) => SETTINGS.map(([variable, , read]) => [variable, read(config)]);
 

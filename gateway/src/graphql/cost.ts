@@ -1,5 +1,5 @@
 import type { ApolloServerPlugin } from '@apollo/server';
-import { GraphQLError, Kind, type FieldNode, type GraphQLCompositeType, type OperationDefinitionNode, type ValidationContext, type ASTVisitor } from 'graphql';
+import { getVariableValues, GraphQLError, Kind, type FieldNode, type GraphQLCompositeType, type GraphQLSchema, type OperationDefinitionNode, type ValidationContext, type ASTVisitor } from 'graphql';
 import { getComplexity, type ComplexityEstimator } from 'graphql-query-complexity';
 import { GatewayError } from '../errors.js';
 import { requestError } from './errors.js';
@@ -24,16 +24,41 @@ const listAwareEstimator: ComplexityEstimator = ({ type, field, args, childCompl
   return 1 + childComplexity * size;
 };
 
+/** Variable errors reported before coercion stops: one is enough to fix, a few help. */
+const MAX_VARIABLE_ERRORS = 5;
+
+/**
+ * The operation's variables coerced as graphql-js will at execution, stopping after a few errors: a
+ * list of 50,000 wrongly typed values is refused at the sixth, not described value by value. The
+ * client's mistake is a 400 BAD_USER_INPUT naming the first errors, as Apollo words its own.
+ */
+function assertVariablesCoerce(schema: GraphQLSchema, operation: OperationDefinitionNode, variables: Record<string, unknown>): void {
+  const { errors } = getVariableValues(schema, operation.variableDefinitions ?? [], variables, { maxErrors: MAX_VARIABLE_ERRORS });
+  if (!errors || errors.length === 0) return;
+  const [first] = errors;
+  throw requestError(new GatewayError('BAD_USER_INPUT', first?.message ?? 'Invalid variables', errors.length > 1 ? { extensions: { errors: errors.map((error) => error.message) } } : {}));
+}
+
 /**
  * Refuses, before execution, a query whose cost (lists counted by the items they stand for) is over
- * `maxCost`: 15 aliases of every channel's 24-hour schedule never start.
+ * `maxCost`: 15 aliases of every channel's 24-hour schedule never start. Variables are checked first
+ * (graphql-query-complexity coerces them without a bound on errors), and the library's own refusals
+ * (too many nodes once fragments are expanded) are the client's mistake too.
  */
 export function costLimitPlugin<TContext extends object>(maxCost: number): ApolloServerPlugin<TContext> {
   return {
     async requestDidStart() {
       return {
-        async didResolveOperation({ request, document, schema, operationName }) {
-          const cost = getComplexity({ schema, query: document, variables: request.variables ?? {}, ...(operationName ? { operationName } : {}), estimators: [listAwareEstimator] });
+        async didResolveOperation({ request, document, schema, operationName, operation }) {
+          const variables = request.variables ?? {};
+          if (operation) assertVariablesCoerce(schema, operation, variables);
+          let cost: number;
+          try {
+            cost = getComplexity({ schema, query: document, variables, ...(operationName ? { operationName } : {}), estimators: [listAwareEstimator] });
+          } catch (error) {
+            if (!(error instanceof GraphQLError)) throw error;
+            throw requestError(new GatewayError('BAD_USER_INPUT', `This query is too large to run: ${error.message}`, { cause: error }));
+          }
           if (cost > maxCost) {
             throw requestError(new GatewayError('BAD_USER_INPUT', `This query costs ${cost}, over the limit of ${maxCost}: ask for fewer items or fewer aliases`, { extensions: { cost, maxCost } }));
           }

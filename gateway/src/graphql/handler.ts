@@ -12,9 +12,10 @@ import { sourceOperations } from '../../../mesh/source.js';
 import { identityOf } from '../auth/authenticate.js';
 import type { Identity } from '../auth/identity.js';
 import { readBody, type BodyPolicy } from '../request-body.js';
+import { assertBoundedSearch, parseBoundedJson, type GraphQLInputBounds } from './request-bounds.js';
 import type { GatewayConfig } from '../config.js';
 import { appendVary } from '../cors.js';
-import { correlationMembers, GatewayError } from '../errors.js';
+import { correlationMembers } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
 import type { Exchange } from '../pipeline/pipeline.js';
 import type { Face } from '../routing.js';
@@ -48,14 +49,10 @@ const ARMOR = new ApolloArmor({
   blockFieldSuggestion: { enabled: true },
 });
 
-function parsedBody(text: string, contentType: string | undefined): unknown {
+function parsedBody(text: string, contentType: string | undefined, bounds: GraphQLInputBounds): unknown {
   if (text === '') return undefined;
   if (!/^application\/(graphql-response\+)?json\b/i.test(contentType ?? '')) return text;
-  try {
-    return JSON.parse(text) as unknown;
-  } catch (error) {
-    throw new GatewayError('BAD_USER_INPUT', 'The request body is not valid JSON', { cause: error });
-  }
+  return parseBoundedJson(text, bounds);
 }
 
 /**
@@ -73,23 +70,24 @@ export function servedSchema(meshSchema: GraphQLSchema): GraphQLSchema {
   });
 }
 
-/** The request as Apollo takes it, and its body as sent (the response cache's key). */
-async function httpGraphQLRequest({ req, res }: Exchange, policy: BodyPolicy): Promise<{ request: HTTPGraphQLRequest; text: string }> {
+/**
+ * The request as Apollo takes it, and its body as sent (the response cache's key): the body within
+ * GRAPHQL_BODY_LIMIT_BYTES, its JSON (or a GET's) within the input bounds, before Apollo or any
+ * plugin walks it.
+ */
+async function httpGraphQLRequest({ req, res }: Exchange, policy: BodyPolicy, bounds: GraphQLInputBounds): Promise<{ request: HTTPGraphQLRequest; text: string }> {
   const headers = new HeaderMap();
   for (const [name, value] of Object.entries(req.headers)) {
     if (value !== undefined) headers.set(name, Array.isArray(value) ? value.join(', ') : value);
   }
   const queryStart = (req.url ?? '').indexOf('?');
-  const text = req.method === 'POST' ? (await readBody(req, res, policy)).toString('utf8') : '';
-  return {
-    request: {
-      method: (req.method ?? 'GET').toUpperCase(),
-      headers,
-      search: queryStart === -1 ? '' : (req.url ?? '').slice(queryStart),
-      body: req.method === 'POST' ? parsedBody(text, req.headers['content-type']) : undefined,
-    },
-    text,
-  };
+  const search = queryStart === -1 ? '' : (req.url ?? '').slice(queryStart);
+  if (req.method !== 'POST') {
+    assertBoundedSearch(search, bounds);
+    return { request: { method: (req.method ?? 'GET').toUpperCase(), headers, search, body: undefined }, text: '' };
+  }
+  const text = (await readBody(req, res, policy)).toString('utf8');
+  return { request: { method: 'POST', headers, search, body: parsedBody(text, req.headers['content-type'], bounds) }, text };
 }
 
 /**
@@ -222,6 +220,7 @@ export async function createGraphQLFace(config: GatewayConfig, client: UpstreamC
       : undefined;
   if (responseCache) client.onInvalidate((upstream) => responseCache.invalidate(upstream));
   const explorer = config.graphqlIntrospection ? createExplorer() : undefined;
+  const bodyPolicy: BodyPolicy = { ...config.body, limitBytes: Math.min(config.body.limitBytes, config.graphqlInputs.bodyLimitBytes) };
 
   return {
     mesh,
@@ -231,7 +230,7 @@ export async function createGraphQLFace(config: GatewayConfig, client: UpstreamC
       const { req, res } = exchange;
       // A refused token fails the whole request here, before the body is read.
       const identity = identityOf(exchange.state.get('auth'), false);
-      const { request: sent, text } = await httpGraphQLRequest(exchange, config.body);
+      const { request: sent, text } = await httpGraphQLRequest(exchange, bodyPolicy, config.graphqlInputs);
       const request = config.trustedDocuments ? withTrustedDocument(sent, config.trustedDocuments) : sent;
       if ('kind' in request) {
         // A GraphQL request error, as Apollo's own (GRAPHQL_PARSE_FAILED…): 400, no data, the request id.

@@ -3,6 +3,7 @@ import { SpanKind, type Span } from '@opentelemetry/api';
 import type { GatewayContext, GraphQLTracing } from '../../../mesh/context.js';
 import type { GatewayMetrics, GraphQLOutcome } from '../observability/metrics.js';
 import { endSpan, inChildSpan } from '../observability/tracing.js';
+import { MAX_OPERATION_NAME_LENGTH } from '../pipeline/state.js';
 import type { Tracing } from '../../../shared/tracing.js';
 
 export interface GraphQLObservers {
@@ -47,7 +48,7 @@ export function observabilityPlugin({ metrics, tracing }: GraphQLObservers): Apo
           : {}),
         async didResolveOperation(request) {
           if (!request.operation) return;
-          operation = { name: request.operation.name?.value ?? '', type: request.operation.operation };
+          operation = { name: (request.operation.name?.value ?? '').slice(0, MAX_OPERATION_NAME_LENGTH), type: request.operation.operation };
           contextValue.reportOperation(operation);
         },
         async willSendResponse({ response }) {

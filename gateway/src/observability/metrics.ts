@@ -1,3 +1,4 @@
+import { LRUCache } from 'lru-cache';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { ERROR_KINDS } from '../errors.js';
 import type { OwnEndpoint } from '../own-endpoints.js';
@@ -9,9 +10,15 @@ import type { UpstreamName } from '../../../shared/upstreams.js';
 /** How a GraphQL operation ended: data and no error, data with errors, or no data. */
 export type GraphQLOutcome = 'success' | 'partial' | 'error';
 
-/** Distinct operation names with their own series; GraphQL names are at most this long in the label. */
+/**
+ * Operation names are client-chosen, so a name earns its own series by use: once seen USES_FOR_A_SERIES
+ * times (counted for the CANDIDATE_NAMES most recently seen names), up to MAX_OPERATION_NAMES of them.
+ * A client sending thousands of made-up names once each takes no series from the apps' real operations;
+ * the trusted documents' names have theirs from the start.
+ */
 const MAX_OPERATION_NAMES = 100;
-const MAX_OPERATION_NAME_LENGTH = 64;
+const USES_FOR_A_SERIES = 20;
+const CANDIDATE_NAMES = 10_000;
 
 /** The codes a GraphQL error may carry: the catalogue's and the GraphQL tooling's own. */
 const GRAPHQL_ERROR_CODES: ReadonlySet<string> = new Set([...Object.keys(ERROR_KINDS), 'GRAPHQL_PARSE_FAILED', 'GRAPHQL_VALIDATION_FAILED', 'BAD_REQUEST', 'OPERATION_RESOLUTION_FAILURE', 'PERSISTED_QUERY_NOT_FOUND', 'PERSISTED_QUERY_NOT_SUPPORTED']);
@@ -91,7 +98,7 @@ export class GatewayMetrics {
 
   private readonly graphqlOperations = new Counter({
     name: 'gateway_graphql_operations_total',
-    help: 'GraphQL operations answered, by operation name (anonymous, invalid, other past the first names), type and outcome (success, partial, error).',
+    help: 'GraphQL operations answered, by operation name (anonymous, invalid, or other until a name has been used often enough), type and outcome (success, partial, error).',
     labelNames: ['operation', 'type', 'outcome'] as const,
     registers: [this.registry],
   });
@@ -117,7 +124,9 @@ export class GatewayMetrics {
     registers: [this.registry],
   });
 
-  constructor() {
+  /** `knownOperations`: names with a series of their own from the start (the trusted documents'). */
+  constructor(knownOperations: Iterable<string> = []) {
+    for (const name of knownOperations) this.reservedNames.add(name);
     collectDefaultMetrics({ register: this.registry, prefix: 'gateway_' });
     // Gauges named like counters; each is the sum of its by-type gauge (gateway_nodejs_active_handles…).
     for (const name of ['active_handles_total', 'active_requests_total', 'active_resources_total']) this.registry.removeSingleMetric(`gateway_nodejs_${name}`);
@@ -153,12 +162,11 @@ export class GatewayMetrics {
     this.circuitState.labels(service).set(state);
   }
 
-  private readonly operationNames = new Set<string>();
+  private readonly reservedNames = new Set<string>();
+  private readonly earnedNames = new Set<string>();
+  private readonly candidateUses = new LRUCache<string, number>({ max: CANDIDATE_NAMES });
 
-  /**
-   * Counts a GraphQL operation and the codes of its errors. Operation names are client-chosen: only
-   * the first MAX_OPERATION_NAMES distinct ones get their own series, the rest count as `other`.
-   */
+  /** Counts a GraphQL operation and the codes of its errors; see USES_FOR_A_SERIES for which names are labels. */
   observeGraphQLOperation(name: string | undefined, type: string, outcome: GraphQLOutcome, errorCodes: readonly string[]): void {
     this.graphqlOperations.labels(this.operationLabel(name), type, outcome).inc();
     for (const code of errorCodes) this.graphqlErrors.labels(GRAPHQL_ERROR_CODES.has(code) ? code : 'OTHER').inc();
@@ -167,11 +175,16 @@ export class GatewayMetrics {
   private operationLabel(name: string | undefined): string {
     if (name === undefined) return 'invalid';
     if (name === '') return 'anonymous';
-    const label = name.slice(0, MAX_OPERATION_NAME_LENGTH);
-    if (this.operationNames.has(label)) return label;
-    if (this.operationNames.size >= MAX_OPERATION_NAMES) return 'other';
-    this.operationNames.add(label);
-    return label;
+    if (this.reservedNames.has(name) || this.earnedNames.has(name)) return name;
+    if (this.earnedNames.size >= MAX_OPERATION_NAMES) return 'other';
+    const uses = (this.candidateUses.get(name) ?? 0) + 1;
+    if (uses < USES_FOR_A_SERIES) {
+      this.candidateUses.set(name, uses);
+      return 'other';
+    }
+    this.candidateUses.delete(name);
+    this.earnedNames.add(name);
+    return name;
   }
 
   /** A call to the rate limit store of `limiter` failed (the request was let through). */

@@ -4,9 +4,12 @@ import type { RequestTrace } from '../observability/request-trace.js';
 import type { Route } from '../routing.js';
 import type { AttemptLog } from '../upstream/call.js';
 
+/** Operation names are the client's: logs, metrics and traces keep at most this much of one. */
+export const MAX_OPERATION_NAME_LENGTH = 64;
+
 /** A GraphQL operation as the access log, the metrics and the trace name it. */
 export interface GraphQLOperation {
-  /** The operation's name ("" for an unnamed one). */
+  /** The operation's name ("" for an unnamed one), at most MAX_OPERATION_NAME_LENGTH characters. */
   readonly name: string;
   readonly type: 'query' | 'mutation' | 'subscription';
 }

@@ -1,0 +1,150 @@
+/**
+ * What one anonymous client can put in a GraphQL request — variables, nesting, fragments, a name — tried
+ * from the attacker's side: each is refused as the client's mistake (4xx, a catalogue code, no error-level
+ * log, no 5xx counted) before any library walks it, and other clients are served meanwhile.
+ */
+import { describe, expect, it } from 'vitest';
+import { captureLog } from '../helpers/gateway.js';
+import { graphql, onlyError, type GraphQLAnswer } from '../helpers/graphql.js';
+import { sample } from '../helpers/metrics.js';
+import { useStack } from '../helpers/stack.js';
+
+const log = captureLog('info');
+const fx = useStack({ upstreams: 'reference', counting: true, logger: log.logger, env: { UPSTREAM_CACHE_MAX_BYTES: '0' } });
+
+/** A body sent as is (a client need not send the JSON a library would write). */
+async function postRaw(body: string): Promise<GraphQLAnswer> {
+  const response = await fetch(`${fx.gateway.url}/graphql`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+  const text = await response.text();
+  return { status: response.status, text, ...(JSON.parse(text) as object) };
+}
+
+const SET_ROLES = 'mutation M($r: [String!]!) { adminSetUserRoles(id: "1", roles: $r) { id } }';
+
+/** Runs `attack` while another client asks for the plans again and again; answers the slowest of those answers (ms). */
+async function slowestBeside(attack: () => Promise<unknown>): Promise<number> {
+  let attacking = true;
+  let slowest = 0;
+  const victim = (async () => {
+    while (attacking) {
+      const started = performance.now();
+      const answer = await graphql(fx.gateway.url, '{ plans { id } }');
+      expect(answer.errors, answer.text).toBeUndefined();
+      slowest = Math.max(slowest, performance.now() - started);
+    }
+  })();
+  try {
+    await attack();
+  } finally {
+    attacking = false;
+  }
+  await victim;
+  return slowest;
+}
+
+/** No error-level line was logged and no 5xx counted since `mark` (the lines and metrics before it). */
+async function expectNoFault(mark: number): Promise<void> {
+  expect(log.lines.slice(mark).filter((line) => Number(line.level) >= 50)).toEqual([]);
+  const metrics = await (await fetch(`${fx.gateway.url}/metrics`)).text();
+  expect(sample(metrics, 'gateway_http_requests_total', { route: '/graphql', method: 'POST', status: '500' })).toBeUndefined();
+}
+
+describe('variables of the wrong type', () => {
+  it('refuses a list of 50,000 wrongly typed values by its size, at once, with no upstream call, while others are served', async () => {
+    const mark = log.lines.length;
+    const variables = { r: Array.from({ length: 50_000 }, (_, i) => i) };
+    const answers: GraphQLAnswer[] = [];
+    const slowest = await slowestBeside(async () => {
+      for (let round = 0; round < 5; round++) answers.push(...(await Promise.all([1, 2, 3, 4, 5].map(() => graphql(fx.gateway.url, SET_ROLES, { variables })))));
+    });
+    for (const answer of answers) {
+      expect(answer.status).toBe(400);
+      expect(onlyError(answer)).toEqual({ code: 'BAD_USER_INPUT', message: "The request's variables and extensions hold more than 10000 values" });
+    }
+    // Before: 2.4–5.4 s for the other client (each attack held the event loop for seconds). Generous: a busy machine.
+    expect(slowest).toBeLessThan(2000);
+    expect(fx.counting.count('users')).toBe(0);
+    await expectNoFault(mark);
+  });
+
+  it('stops coercing a list within the value bound at the fifth wrong value: 400 naming the first', async () => {
+    const mark = log.lines.length;
+    const answer = await graphql(fx.gateway.url, SET_ROLES, { variables: { r: Array.from({ length: 9_000 }, (_, i) => i) } });
+    expect(answer.status).toBe(400);
+    const error = answer.errors?.[0];
+    expect(answer.errors).toHaveLength(1);
+    expect(error?.extensions.code).toBe('BAD_USER_INPUT');
+    expect(error?.message).toBe('Variable "$r" got invalid value 0 at "r[0]"; String cannot represent a non string value: 0');
+    const errors = error?.extensions.errors as string[];
+    expect(errors).toHaveLength(6);
+    expect(errors.at(-1)).toBe('Too many errors processing variables, error limit reached. Execution aborted.');
+    expect(fx.counting.count()).toBe(0);
+    await expectNoFault(mark);
+  });
+
+  it.each([
+    ['a string', { n: '5' }, 'Variable "$n" got invalid value "5"; Int cannot represent non-integer value: "5"'],
+    ['a fraction', { n: 1.5 }, 'Variable "$n" got invalid value 1.5; Int cannot represent non-integer value: 1.5'],
+    ['nothing', {}, 'Variable "$n" of required type "Int!" was not provided.'],
+  ])('answers an Int! given %s with 400 BAD_USER_INPUT, not 500', async (_, variables, message) => {
+    const mark = log.lines.length;
+    const answer = await graphql(fx.gateway.url, 'query Q($n: Int!) { movies(limit: $n) { items { id } } }', { variables });
+    expect(answer.status).toBe(400);
+    expect(onlyError(answer)).toEqual({ code: 'BAD_USER_INPUT', message });
+    expect(fx.counting.count()).toBe(0);
+    await expectNoFault(mark);
+  });
+});
+
+describe('bodies and documents', () => {
+  it('refuses a 4 MB body at its declared length, before reading it (GRAPHQL_BODY_LIMIT_BYTES)', async () => {
+    const depth = 2_000_000;
+    const answer = await postRaw(`{"query":"{ plans { id } }","variables":{"x":${'['.repeat(depth)}${']'.repeat(depth)}}}`);
+    expect(answer.status).toBe(413);
+    expect(onlyError(answer)).toEqual({ code: 'PAYLOAD_TOO_LARGE', message: 'The request body is over the limit of 1048576 bytes' });
+  });
+
+  it('refuses deeply nested JSON before parsing it, on POST and GET, while others are served', async () => {
+    const mark = log.lines.length;
+    const depth = 500_000;
+    const nested = `${'['.repeat(depth)}${']'.repeat(depth)}`;
+    const answers: GraphQLAnswer[] = [];
+    const slowest = await slowestBeside(async () => {
+      for (let round = 0; round < 10; round++) answers.push(await postRaw(`{"query":"{ plans { id } }","variables":{"x":${nested}}}`));
+    });
+    const shallowEnough = `${'['.repeat(30)}${']'.repeat(30)}`;
+    const viaGet = await fetch(`${fx.gateway.url}/graphql?query=${encodeURIComponent('{ plans { id } }')}&variables=${encodeURIComponent(`{"x":${'['.repeat(40)}${']'.repeat(40)}}`)}`, { headers: { 'apollo-require-preflight': 'true' } });
+    for (const answer of [...answers, { ...(await viaGet.json()), status: viaGet.status, text: '' } as GraphQLAnswer]) {
+      expect(answer.status).toBe(400);
+      expect(answer.errors?.map((error) => [error.extensions.code, error.message])).toEqual([['BAD_USER_INPUT', 'The request nests JSON deeper than 32 levels']]);
+    }
+    expect(slowest).toBeLessThan(2000);
+    // Within the bound, nesting is the schema's business: unused variables are fine.
+    expect((await postRaw(`{"query":"{ plans { id } }","variables":{"x":${shallowEnough}}}`)).errors).toBeUndefined();
+    await expectNoFault(mark);
+  });
+
+  it('refuses a fragment fan-out (100 spreads of 100 fields) as too large: 400, not 500', async () => {
+    const mark = log.lines.length;
+    const query = `query Q { ...A } fragment A on Query { ${Array(100).fill('...B').join(' ')} } fragment B on Query { ${Array(100).fill('plans { id }').join(' ')} }`;
+    const answer = await graphql(fx.gateway.url, query);
+    expect(answer.status).toBe(400);
+    expect(onlyError(answer)).toEqual({ code: 'BAD_USER_INPUT', message: 'This query is too large to run: Query exceeds the maximum allowed number of nodes.' });
+    expect(fx.counting.count()).toBe(0);
+    await expectNoFault(mark);
+  });
+
+  it('keeps a client-chosen operation name out of the log past 64 characters; a 5 MiB one is refused whole', async () => {
+    const mark = log.lines.length;
+    const longName = `HomeScreen${'x'.repeat(900_000)}`;
+    const answer = await graphql(fx.gateway.url, `query ${longName} { plans { id } }`);
+    expect(answer.errors).toBeUndefined();
+    const tooLarge = await graphql(fx.gateway.url, `query ${'y'.repeat(5 * 1024 * 1024)} { plans { id } }`);
+    expect(tooLarge.status).toBe(413);
+    const lines = log.lines.slice(mark).map((line) => JSON.stringify(line));
+    expect(lines.length).toBeGreaterThanOrEqual(2);
+    expect(Math.max(...lines.map((line) => line.length))).toBeLessThan(2000);
+    const access = log.lines.slice(mark).find((line) => (line.graphql as { operation?: string } | undefined)?.operation?.startsWith('HomeScreen'));
+    expect((access?.graphql as { operation: string }).operation).toBe(longName.slice(0, 64));
+  });
+});

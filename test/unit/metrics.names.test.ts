@@ -1,0 +1,38 @@
+/** Operation names are the client's: which of them become metric labels, tried from the attacker's side. */
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { loadTrustedDocuments, operationNamesOf } from '../../gateway/src/trusted-documents.js';
+import { GatewayMetrics } from '../../gateway/src/observability/metrics.js';
+import { sample } from '../helpers/metrics.js';
+
+async function operations(metrics: GatewayMetrics, operation: string): Promise<number | undefined> {
+  return sample(await metrics.registry.metrics(), 'gateway_graphql_operations_total', { operation, type: 'query', outcome: 'success' });
+}
+
+describe('operation names as metric labels', () => {
+  it('gives a name its series by use: 2,000 made-up names sent first take none from HomeScreen', async () => {
+    const metrics = new GatewayMetrics();
+    for (let i = 0; i < 2000; i++) metrics.observeGraphQLOperation(`Made${i}`, 'query', 'success', []);
+    for (let i = 0; i < 25; i++) metrics.observeGraphQLOperation('HomeScreen', 'query', 'success', []);
+    expect(await operations(metrics, 'other')).toBe(2000 + 19);
+    expect(await operations(metrics, 'HomeScreen')).toBe(6);
+    expect(await operations(metrics, 'Made0')).toBeUndefined();
+  });
+
+  it('stops giving series after 100 earned names; the trusted documents’ names have theirs from the start', async () => {
+    const metrics = new GatewayMetrics(['HomeScreen']);
+    for (let name = 0; name < 150; name++) for (let use = 0; use < 20; use++) metrics.observeGraphQLOperation(`Flood${name}`, 'query', 'success', []);
+    metrics.observeGraphQLOperation('HomeScreen', 'query', 'success', []);
+    const text = await metrics.registry.metrics();
+    expect(text.match(/operation="Flood\d+"/g)).toHaveLength(100);
+    expect(await operations(metrics, 'HomeScreen')).toBe(1);
+  });
+});
+
+describe('the trusted documents’ operation names', () => {
+  it('are read from the manifest (the typed TV app’s)', () => {
+    const names = operationNamesOf(loadTrustedDocuments([fileURLToPath(new URL('../../examples/tv-app/trusted-documents.json', import.meta.url))], 'require'));
+    expect(names).toContain('HomeScreen');
+    expect(names).toContain('Login');
+  });
+});
