@@ -23,7 +23,6 @@ import { protocolPlugin } from './protocol.js';
 import { createPipeline, type Exchange, type GatewayPlugin, type Pipeline } from './pipeline/pipeline.js';
 import { createRateLimiter, createRegistrationLimiter, rateLimitPlugin, registrationGuard } from './ratelimit/index.js';
 import { restFace } from './rest/handler.js';
-import { operationNamesOf } from './trusted-documents.js';
 import { facesPlugin, rawPathOf, routingPlugin } from './routing.js';
 import { UpstreamClient } from './upstream/client.js';
 
@@ -104,7 +103,7 @@ export function errorResponder(logger: Logger): (exchange: Exchange, error: unkn
 
 export async function createGateway(config: GatewayConfig, logger: Logger, options: GatewayOptions = {}): Promise<Gateway> {
   const verifier = await createTokenVerifier(config.jwt, options.verifier);
-  const metrics = new GatewayMetrics(operationNamesOf(config.trustedDocuments));
+  const metrics = new GatewayMetrics();
   const registrations = await createRegistrationLimiter(config, logger, metrics);
   const client = new UpstreamClient({
     upstreams: config.upstreams,

@@ -1,6 +1,5 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { Kind, parse } from 'graphql';
 
 /** TRUSTED_DOCUMENTS_MODE: `require` runs registered documents only; `allow-arbitrary` (development) any query too. */
 export type TrustedDocumentsMode = 'require' | 'allow-arbitrary';
@@ -81,19 +80,4 @@ export function decide(trusted: TrustedDocuments, body: Record<string, unknown> 
   }
   if (trusted.mode === 'require') return { kind: 'refused', code: 'PERSISTED_DOCUMENT_REQUIRED', message: 'This gateway runs trusted documents only: send a registered documentId' };
   return { kind: 'arbitrary' };
-}
-
-/** The names of the operations the manifests register (for their metric series); a document that does not parse names none. */
-export function operationNamesOf(trusted: TrustedDocuments | undefined): Set<string> {
-  const names = new Set<string>();
-  for (const text of new Set(trusted?.documents.values())) {
-    try {
-      for (const definition of parse(text).definitions) {
-        if (definition.kind === Kind.OPERATION_DEFINITION && definition.name) names.add(definition.name.value);
-      }
-    } catch {
-      // Apollo refuses it in its own words when it is asked for.
-    }
-  }
-  return names;
 }

@@ -3,7 +3,9 @@
  * from the attacker's side: each is refused as the client's mistake (4xx, a catalogue code, no error-level
  * log, no 5xx counted) before any library walks it, and other clients are served meanwhile.
  */
+import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { TV_APP_MANIFEST } from '../../scripts/lib/trusted-manifest.js';
 import { captureLog } from '../helpers/gateway.js';
 import { graphql, onlyError, type GraphQLAnswer } from '../helpers/graphql.js';
 import { sample } from '../helpers/metrics.js';
@@ -146,5 +148,20 @@ describe('bodies and documents', () => {
     expect(Math.max(...lines.map((line) => line.length))).toBeLessThan(2000);
     const access = log.lines.slice(mark).find((line) => (line.graphql as { operation?: string } | undefined)?.operation?.startsWith('HomeScreen'));
     expect((access?.graphql as { operation: string }).operation).toBe(longName.slice(0, 64));
+  });
+});
+
+describe('operation names as metric labels', () => {
+  const named = useStack({ env: { TRUSTED_DOCUMENTS: fileURLToPath(TV_APP_MANIFEST) } });
+
+  it('keeps the apps’ operations (the trusted documents’) counted by name after a flood of made-up names', async () => {
+    named.upstreams.upstreams.ondemand.behaviour = (_req, res) => void res.writeHead(200, { 'content-type': 'application/json' }).end('{"items":[],"total":0}');
+    await Promise.all(Array.from({ length: 300 }, (_, i) => graphql(named.gateway.url, `query Made${i} { movies { total } }`)));
+    const answer = await graphql(named.gateway.url, 'query HomeScreen { movies { total } }');
+    expect(answer.errors, answer.text).toBeUndefined();
+    const metrics = await (await fetch(`${named.gateway.url}/metrics`)).text();
+    expect(sample(metrics, 'gateway_graphql_operations_total', { operation: 'HomeScreen', type: 'query', outcome: 'success' })).toBe(1);
+    expect(sample(metrics, 'gateway_graphql_operations_total', { operation: 'other', type: 'query', outcome: 'success' })).toBe(300);
+    expect(metrics).not.toContain('operation="Made');
   });
 });

@@ -1,7 +1,9 @@
 /** Operation names are the client's: which of them become metric labels, tried from the attacker's side. */
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { loadTrustedDocuments, operationNamesOf } from '../../gateway/src/trusted-documents.js';
+import { TV_APP_MANIFEST } from '../../scripts/lib/trusted-manifest.js';
+import { loadTrustedDocuments } from '../../gateway/src/trusted-documents.js';
+import { operationNamesOf } from '../../gateway/src/graphql/observability.js';
 import { GatewayMetrics } from '../../gateway/src/observability/metrics.js';
 import { sample } from '../helpers/metrics.js';
 
@@ -20,7 +22,8 @@ describe('operation names as metric labels', () => {
   });
 
   it('stops giving series after 100 earned names; the trusted documents’ names have theirs from the start', async () => {
-    const metrics = new GatewayMetrics(['HomeScreen']);
+    const metrics = new GatewayMetrics();
+    metrics.reserveOperationNames(['HomeScreen']);
     for (let name = 0; name < 150; name++) for (let use = 0; use < 20; use++) metrics.observeGraphQLOperation(`Flood${name}`, 'query', 'success', []);
     metrics.observeGraphQLOperation('HomeScreen', 'query', 'success', []);
     const text = await metrics.registry.metrics();
@@ -31,7 +34,7 @@ describe('operation names as metric labels', () => {
 
 describe('the trusted documents’ operation names', () => {
   it('are read from the manifest (the typed TV app’s)', () => {
-    const names = operationNamesOf(loadTrustedDocuments([fileURLToPath(new URL('../../examples/tv-app/trusted-documents.json', import.meta.url))], 'require'));
+    const names = operationNamesOf(loadTrustedDocuments([fileURLToPath(TV_APP_MANIFEST)], 'require'));
     expect(names).toContain('HomeScreen');
     expect(names).toContain('Login');
   });

@@ -29,7 +29,7 @@ import { createExplorer, wantsExplorer } from './explorer.js';
 import { decide, type TrustedDocumentOutcome, type TrustedDocuments } from '../trusted-documents.js';
 import { createErrorFormatter } from './errors.js';
 import { apolloLogger } from './library-logs.js';
-import { graphqlTracing, observabilityPlugin, type GraphQLObservers } from './observability.js';
+import { graphqlTracing, observabilityPlugin, operationNamesOf, type GraphQLObservers } from './observability.js';
 import { loadMesh } from './mesh.js';
 import { createMeshFetch } from './mesh-fetch.js';
 import { protect } from './permissions.js';
@@ -165,6 +165,7 @@ export interface GraphQLFace {
 export async function createGraphQLFace(config: GatewayConfig, client: UpstreamClient, logger: Logger, observers: GraphQLObservers): Promise<GraphQLFace> {
   const mesh = await loadMesh(config.upstreams, createMeshFetch(client, config.upstreams, upstreamOperations(), config.upstreamResponseLimitBytes), logger);
   const { tracing } = observers;
+  observers.metrics.reserveOperationNames(operationNamesOf(config.trustedDocuments));
   const sources = sourceOperations(mesh.rawSources);
   const schema = protect(servedSchema(mesh.schema));
   const armor = ARMOR.protect();

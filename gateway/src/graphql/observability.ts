@@ -1,5 +1,7 @@
 import type { ApolloServerPlugin, GraphQLRequestListener } from '@apollo/server';
 import { SpanKind, type Span } from '@opentelemetry/api';
+import { Kind, parse } from 'graphql';
+import type { TrustedDocuments } from '../trusted-documents.js';
 import type { GatewayContext, GraphQLTracing } from '../../../mesh/context.js';
 import type { GatewayMetrics, GraphQLOutcome } from '../observability/metrics.js';
 import { endSpan, inChildSpan } from '../observability/tracing.js';
@@ -78,4 +80,19 @@ export function graphqlTracing(tracing: Tracing, server: Span): GraphQLTracing {
     batch: (name, keys, work) => inChildSpan(tracing, spans.execution ?? server, `graphql.batch ${name}`, { 'graphql.batch.size': keys }, work),
   };
   return spans;
+}
+
+/** The names of the operations the manifests register (for their metric series); a document that does not parse names none. */
+export function operationNamesOf(trusted: TrustedDocuments | undefined): Set<string> {
+  const names = new Set<string>();
+  for (const text of new Set(trusted?.documents.values())) {
+    try {
+      for (const definition of parse(text).definitions) {
+        if (definition.kind === Kind.OPERATION_DEFINITION && definition.name) names.add(definition.name.value);
+      }
+    } catch {
+      // Apollo refuses it in its own words when it is asked for.
+    }
+  }
+  return names;
 }

@@ -124,9 +124,7 @@ export class GatewayMetrics {
     registers: [this.registry],
   });
 
-  /** `knownOperations`: names with a series of their own from the start (the trusted documents'). */
-  constructor(knownOperations: Iterable<string> = []) {
-    for (const name of knownOperations) this.reservedNames.add(name);
+  constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'gateway_' });
     // Gauges named like counters; each is the sum of its by-type gauge (gateway_nodejs_active_handles…).
     for (const name of ['active_handles_total', 'active_requests_total', 'active_resources_total']) this.registry.removeSingleMetric(`gateway_nodejs_${name}`);
@@ -165,6 +163,11 @@ export class GatewayMetrics {
   private readonly reservedNames = new Set<string>();
   private readonly earnedNames = new Set<string>();
   private readonly candidateUses = new LRUCache<string, number>({ max: CANDIDATE_NAMES });
+
+  /** Names with a series of their own from the start (the trusted documents'). */
+  reserveOperationNames(names: Iterable<string>): void {
+    for (const name of names) this.reservedNames.add(name);
+  }
 
   /** Counts a GraphQL operation and the codes of its errors; see USES_FOR_A_SERIES for which names are labels. */
   observeGraphQLOperation(name: string | undefined, type: string, outcome: GraphQLOutcome, errorCodes: readonly string[]): void {
