@@ -151,6 +151,26 @@ describe('bodies and documents', () => {
   });
 });
 
+describe('odd bodies', () => {
+  it.each([
+    ['a query that is not a string', '{"query": 5}'],
+    ['variables that are not an object', '{"query":"{ plans { id } }","variables":"str"}'],
+    ['an operation name that is not a string', '{"query":"{ plans { id } }","operationName":5}'],
+    ['an APQ hash that does not match its query', '{"query":"{ plans { id } }","extensions":{"persistedQuery":{"version":1,"sha256Hash":"abc"}}}'],
+    ['an APQ hash that is not a string', '{"query":"{ plans { id } }","extensions":{"persistedQuery":{"version":1,"sha256Hash":5}}}'],
+    ['an array', '[]'],
+    ['null', 'null'],
+    ['two operations and no name', '{"query":"query A { plans { id } } query B { plans { id } }"}'],
+    ['a name no operation has', '{"query":"query A { plans { id } }","operationName":"B"}'],
+  ])('answers %s with 400 and logs no fault', async (_, body) => {
+    const mark = log.lines.length;
+    const answer = await postRaw(body);
+    expect(answer.status, answer.text).toBe(400);
+    expect(answer.errors?.[0]?.extensions.code).toMatch(/^(BAD_REQUEST|BAD_USER_INPUT|OPERATION_RESOLUTION_FAILURE|PERSISTED_QUERY_NOT_FOUND)$/);
+    await expectNoFault(mark);
+  });
+});
+
 describe('operation names as metric labels', () => {
   const named = useStack({ env: { TRUSTED_DOCUMENTS: fileURLToPath(TV_APP_MANIFEST) } });
 

@@ -16,9 +16,17 @@ const REQUEST_ERROR_CODES = new Set([
   'PERSISTED_QUERY_NOT_SUPPORTED',
 ]);
 
-function isRequestError(error: unknown, formatted: GraphQLFormattedError): boolean {
+/**
+ * The code of a request error (outside execution): Apollo's or graphql-js's own, or BAD_REQUEST for one
+ * Apollo raises with a 4xx status and no code (an APQ hash that does not match its query). Undefined for
+ * anything else.
+ */
+function requestErrorCode(error: unknown, formatted: GraphQLFormattedError): string | undefined {
+  if (!(error instanceof GraphQLError) || error.path !== undefined) return undefined;
   const code = formatted.extensions?.code;
-  return error instanceof GraphQLError && error.path === undefined && typeof code === 'string' && REQUEST_ERROR_CODES.has(code);
+  if (typeof code === 'string' && REQUEST_ERROR_CODES.has(code)) return code;
+  const status = (error.extensions.http as { status?: unknown } | undefined)?.status;
+  return error.extensions.code === undefined && typeof status === 'number' && status >= 400 && status < 500 ? 'BAD_REQUEST' : undefined;
 }
 
 /**
@@ -30,9 +38,8 @@ export function createErrorFormatter(logger: Logger): (formatted: GraphQLFormatt
   return (formatted, error) => {
     const original = error instanceof GraphQLError && error.originalError ? error.originalError : error;
     if (original instanceof GatewayError && original.code !== 'INTERNAL_SERVER_ERROR') return toGraphQLError(original, formatted);
-    if (isRequestError(original, formatted)) {
-      return { message: formatted.message, ...(formatted.locations ? { locations: formatted.locations } : {}), extensions: { code: formatted.extensions?.code } };
-    }
+    const code = requestErrorCode(original, formatted);
+    if (code !== undefined) return { message: formatted.message, ...(formatted.locations ? { locations: formatted.locations } : {}), extensions: { code } };
     const internal = original instanceof GatewayError ? original : internalError(original);
     logger.error({ err: internal.cause ?? internal, path: formatted.path }, 'unexpected GraphQL error');
     return toGraphQLError(internal, formatted);
