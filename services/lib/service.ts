@@ -149,6 +149,8 @@ function send(res: ServerResponse, reply: Answered): void {
 function errorReply(error: unknown, log: Logger): Answered {
   if (error instanceof HttpError) return { status: error.status, body: { detail: error.detail } };
   if (error instanceof ValidationFailed) return { status: 422, body: { detail: error.issues } };
+  // A path escape that is not UTF-8 (`%FF`) names no resource: the router cannot even decode it.
+  if (error instanceof URIError) return { status: 404, body: { detail: 'Not Found' } };
   log.error({ err: error }, 'unhandled error');
   return { status: 500, body: { detail: 'Internal Server Error' } };
 }

@@ -10,13 +10,14 @@ import { captureLog } from '../helpers/gateway.js';
 import { graphql, onlyError, type GraphQLAnswer } from '../helpers/graphql.js';
 import { sample } from '../helpers/metrics.js';
 import { useStack } from '../helpers/stack.js';
+import { userToken } from '../helpers/tokens.js';
 
 const log = captureLog('info');
 const fx = useStack({ upstreams: 'reference', counting: true, logger: log.logger, env: { UPSTREAM_CACHE_MAX_BYTES: '0' } });
 
 /** A body sent as is (a client need not send the JSON a library would write). */
-async function postRaw(body: string): Promise<GraphQLAnswer> {
-  const response = await fetch(`${fx.gateway.url}/graphql`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+async function postRaw(body: string, token?: string): Promise<GraphQLAnswer> {
+  const response = await fetch(`${fx.gateway.url}/graphql`, { method: 'POST', headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) }, body });
   const text = await response.text();
   return { status: response.status, text, ...(JSON.parse(text) as object) };
 }
@@ -94,6 +95,17 @@ describe('variables of the wrong type', () => {
     expect(answer.status).toBe(400);
     expect(onlyError(answer)).toEqual({ code: 'BAD_USER_INPUT', message });
     expect(fx.counting.count()).toBe(0);
+    await expectNoFault(mark);
+  });
+});
+
+describe('values placed in an upstream path', () => {
+  it('refuses a lone surrogate (text with no UTF-8 form) as the client’s mistake, with no upstream call', async () => {
+    const mark = log.lines.length;
+    const answer = await postRaw(`{"query":"query($id: ID!) { playMovie(id: $id) { url } }","variables":{"id":"m1\\ud800"}}`, await userToken('1'));
+    expect(answer.status).toBe(200);
+    expect(answer.errors?.map((error) => [error.path, error.extensions.code, error.message])).toEqual([[['playMovie'], 'BAD_USER_INPUT', 'Invalid value for argument "id": not well-formed Unicode text']]);
+    expect(fx.counting.count('ondemand')).toBe(0);
     await expectNoFault(mark);
   });
 });

@@ -73,5 +73,13 @@ export function normaliseTarget(target: string): RequestTarget {
   if (rawPath.includes(';')) throw refuse('Path parameters (";") are not accepted');
   if (rawPath.includes('\0')) throw refuse('The path contains a NUL byte');
   if (!ALLOWED_PATH.test(rawPath)) throw refuse('The path contains characters that are not allowed');
-  return { path: removeDotSegments(normaliseEscapes(rawPath)), query };
+  const path = removeDotSegments(normaliseEscapes(rawPath));
+  // Escapes that decode to no UTF-8 text (`%FF`) name nothing an upstream can route: a service that
+  // decodes them fails, and its 5xx would count against its circuit.
+  try {
+    decodeURIComponent(path);
+  } catch {
+    throw refuse('The path contains percent-escapes that are not UTF-8');
+  }
+  return { path, query };
 }

@@ -71,6 +71,8 @@ export function encodePathSegment(value: string, argument: string): string {
   if (value === '' || value === '.' || value === '..' || STRUCTURAL.test(value)) {
     throw new GatewayError('BAD_USER_INPUT', `Invalid value for argument "${argument}": must not be empty, "." or "..", nor hold / \\ % ; or NUL`);
   }
+  // A lone surrogate has no UTF-8 form (encodeURIComponent throws): the client's text, not our fault.
+  if (!value.isWellFormed()) throw new GatewayError('BAD_USER_INPUT', `Invalid value for argument "${argument}": not well-formed Unicode text`);
   return encodeURIComponent(value);
 }
 
