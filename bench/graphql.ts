@@ -51,7 +51,7 @@ async function runOnce(schema: typeof plain): Promise<void> {
     sources,
     cachePolicy: new ResponseCachePolicy(),
     user: identity,
-    caller: { requestId: 'bench', identity, authorization: `Bearer ${login.access_token}`, forwarded: { clientIp: '127.0.0.1', forwardedFor: '127.0.0.1', proto: 'http', host: 'bench' } },
+    caller: { requestId: 'bench', identity, authorization: `Bearer ${login.access_token}`, forwarded: { clientIp: '127.0.0.1', clientKey: '127.0.0.1', forwardedFor: '127.0.0.1', proto: 'http', host: 'bench' } },
     budget: { limit: 50, used: 0 },
     signal: new AbortController().signal,
   };

@@ -55,6 +55,8 @@ export interface GatewayConfig {
   /** CORS_ALLOWED_HEADERS: more request headers browsers may send (x-device-id, …). */
   readonly corsAllowedHeaders: readonly string[];
   readonly trustProxyHops: number;
+  /** RATE_LIMIT_IPV6_PREFIX: IPv6 clients count, in every per-address bound, by this many leading bits. */
+  readonly rateLimitIpv6Prefix: number;
   readonly rateLimitPerMinute: number;
   /** REDIS_URL (credentials and rediss:// allowed) and REDIS_PASSWORD, each also as a `_FILE`. */
   readonly redis?: { readonly url: string; readonly password?: string };
@@ -91,6 +93,8 @@ export interface GatewayConfig {
   readonly graphqlMaxUpstreamCalls: number;
   /** REGISTRATIONS_PER_HOUR: accounts one client address may create (both faces); 0: no limit. */
   readonly registrationsPerHour: number;
+  /** CREDENTIAL_CALLS_PER_CLIENT: password checks (login, register) one client address may have in flight (both faces); 0: no bound. */
+  readonly credentialCallsPerClient: number;
 }
 
 /** Where `npm start`'s developers run their web apps: any port on this machine. */
@@ -132,6 +136,7 @@ const environmentSchema = z.object({
   CORS_ALLOWED_HEADERS: optionalText,
   TRUST_PROXY_HOPS: integer('TRUST_PROXY_HOPS', 0, 16),
   RATE_LIMIT_PER_MINUTE: integer('RATE_LIMIT_PER_MINUTE', 0, 10_000_000),
+  RATE_LIMIT_IPV6_PREFIX: integer('RATE_LIMIT_IPV6_PREFIX', 1, 128),
   // rediss:// connects with TLS.
   REDIS_URL: absoluteUrl('REDIS_URL', ['redis:', 'rediss:'], 'allowed'),
   REDIS_PASSWORD: optionalText,
@@ -153,6 +158,7 @@ const environmentSchema = z.object({
   GRAPHQL_RESPONSE_CACHE_MAX_BYTES: integer('GRAPHQL_RESPONSE_CACHE_MAX_BYTES', 0, 16 * 1024 * 1024 * 1024),
   GRAPHQL_MAX_UPSTREAM_CALLS: integer('GRAPHQL_MAX_UPSTREAM_CALLS', 1, 10_000),
   REGISTRATIONS_PER_HOUR: integer('REGISTRATIONS_PER_HOUR', 0, 1_000_000),
+  CREDENTIAL_CALLS_PER_CLIENT: integer('CREDENTIAL_CALLS_PER_CLIENT', 0, 10_000),
 });
 
 function parseAlgorithms(raw: string | undefined, jwksUrl: string | undefined, explicitSecret: boolean): string[] {
@@ -297,6 +303,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): GatewayConfig 
     corsOrigins: vars.CORS_ORIGINS === undefined && nodeEnv === 'development' ? DEVELOPMENT_ORIGINS : parseOrigins(vars.CORS_ORIGINS),
     corsAllowedHeaders: parseHeaderNames(vars.CORS_ALLOWED_HEADERS),
     trustProxyHops: vars.TRUST_PROXY_HOPS ?? 0,
+    rateLimitIpv6Prefix: vars.RATE_LIMIT_IPV6_PREFIX ?? 64,
     rateLimitPerMinute: vars.RATE_LIMIT_PER_MINUTE ?? 600,
     ...(vars.REDIS_URL !== undefined ? { redis: { url: vars.REDIS_URL, ...(vars.REDIS_PASSWORD !== undefined ? { password: vars.REDIS_PASSWORD } : {}) } } : {}),
     logLevel: vars.LOG_LEVEL ?? 'info',
@@ -317,5 +324,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): GatewayConfig 
     ...trustedDocumentsOf(vars.TRUSTED_DOCUMENTS, vars.TRUSTED_DOCUMENTS_MODE),
     graphqlMaxUpstreamCalls: vars.GRAPHQL_MAX_UPSTREAM_CALLS ?? 50,
     registrationsPerHour: vars.REGISTRATIONS_PER_HOUR ?? 10,
+    credentialCallsPerClient: vars.CREDENTIAL_CALLS_PER_CLIENT ?? 2,
   };
 }

@@ -1,16 +1,49 @@
 import type { IncomingMessage } from 'node:http';
+import ipaddr from 'ipaddr.js';
 import type { GatewayPlugin } from './pipeline/pipeline.js';
 
 type HeaderValue = string | string[] | undefined;
 
 /** Where a request came from, as far as the gateway can trust what proxies in front of it say. */
 export interface Forwarded {
-  /** The address rate limits and logs attribute the request to. */
+  /** The address logs and traces attribute the request to, as it came. */
   readonly clientIp: string;
+  /** What every per-address bound counts the request under: `clientIp` as `clientKeyOf` groups it. */
+  readonly clientKey: string;
   /** The `X-Forwarded-For` chain to send on: trusted entries plus the peer that connected. */
   readonly forwardedFor: string;
   readonly proto: string;
   readonly host: string;
+}
+
+/** How the client address is read: TRUST_PROXY_HOPS, and RATE_LIMIT_IPV6_PREFIX for its key. */
+export interface ClientAddressPolicy {
+  readonly trustedHops: number;
+  readonly ipv6Prefix: number;
+}
+
+/** The longest key kept for a value that is not an address (a proxy's `unknown`, say). */
+const MAX_OTHER_KEY_LENGTH = 64;
+
+/** `1.2.3.4:5678` and `[2001:db8::1]:5678`: some proxies append the client's port, which is not the client. */
+const WITH_PORT = /^(?:(\d{1,3}(?:\.\d{1,3}){3}):\d+|\[([^\]]+)\](?::\d+)?)$/;
+
+/**
+ * The key every per-address bound (request rate, registrations, credential checks and uploads in
+ * flight) counts a client under. An IPv4 address is its own key, and an IPv4-mapped IPv6 address
+ * (`::ffff:1.2.3.4`) is that IPv4 address. An IPv6 address counts by its first `ipv6Prefix` bits: one
+ * subscriber is given a whole /64 (or more), every address of which is the same client. Anything else is
+ * its own key, cut to 64 characters.
+ */
+export function clientKeyOf(address: string, ipv6Prefix: number): string {
+  const match = WITH_PORT.exec(address);
+  const bare = match ? (match[1] ?? match[2] ?? address) : address;
+  if (!ipaddr.isValid(bare)) return address.slice(0, MAX_OTHER_KEY_LENGTH);
+  const parsed = ipaddr.process(bare);
+  if (parsed.kind() === 'ipv4') return parsed.toString();
+  const mask = ipaddr.IPv6.subnetMaskFromPrefixLength(ipv6Prefix).toByteArray();
+  const network = ipaddr.fromByteArray(parsed.toByteArray().map((byte, index) => byte & (mask[index] ?? 0)));
+  return `${network.toString()}/${ipv6Prefix}`;
 }
 
 function lastValue(value: HeaderValue): string | undefined {
@@ -24,18 +57,20 @@ function lastValue(value: HeaderValue): string | undefined {
  * `trustedHops` entries were written by proxies we trust; anything before them is the client's claim.
  * `X-Forwarded-Proto` / `-Host` are believed only from a trusted proxy.
  */
-export function forwardedOf(req: IncomingMessage, trustedHops: number): Forwarded {
+export function forwardedOf(req: IncomingMessage, { trustedHops, ipv6Prefix }: ClientAddressPolicy): Forwarded {
   const peer = req.socket.remoteAddress ?? '';
   const host = req.headers.host ?? '';
-  if (trustedHops === 0) return { clientIp: peer, forwardedFor: peer, proto: 'http', host };
+  if (trustedHops === 0) return { clientIp: peer, clientKey: clientKeyOf(peer, ipv6Prefix), forwardedFor: peer, proto: 'http', host };
   const header = req.headers['x-forwarded-for'];
   const claimed = (Array.isArray(header) ? header.join(',') : (header ?? ''))
     .split(',')
     .map((entry) => entry.trim())
     .filter((entry) => entry !== '');
   const trusted = claimed.slice(-trustedHops);
+  const clientIp = trusted[0] ?? peer;
   return {
-    clientIp: trusted[0] ?? peer,
+    clientIp,
+    clientKey: clientKeyOf(clientIp, ipv6Prefix),
     forwardedFor: [...trusted, peer].join(', '),
     proto: lastValue(req.headers['x-forwarded-proto']) ?? 'http',
     host: lastValue(req.headers['x-forwarded-host']) ?? host,
@@ -43,12 +78,12 @@ export function forwardedOf(req: IncomingMessage, trustedHops: number): Forwarde
 }
 
 /** Works out where each request came from once, when it arrives. */
-export function forwardedPlugin(trustedHops: number): GatewayPlugin {
+export function forwardedPlugin(policy: ClientAddressPolicy): GatewayPlugin {
   return {
     name: 'forwarded',
     phases: {
       onRequest({ req, state }) {
-        state.set('forwarded', forwardedOf(req, trustedHops));
+        state.set('forwarded', forwardedOf(req, policy));
         return undefined;
       },
     },

@@ -105,28 +105,3 @@ export async function readBody(req: IncomingMessage, res: ServerResponse, policy
   }
   return Buffer.concat(chunks);
 }
-
-/**
- * Uploads streamed to an upstream hold one of its pooled connections for as long as the client takes:
- * each client address may have only so many in flight at once.
- */
-export class UploadGate {
-  private readonly inFlight = new Map<string, number>();
-
-  constructor(private readonly perClient: number) {}
-
-  /** A release function when the client may start another upload, else undefined. */
-  enter(client: string): (() => void) | undefined {
-    const count = this.inFlight.get(client) ?? 0;
-    if (count >= this.perClient) return undefined;
-    this.inFlight.set(client, count + 1);
-    let released = false;
-    return () => {
-      if (released) return;
-      released = true;
-      const left = (this.inFlight.get(client) ?? 1) - 1;
-      if (left === 0) this.inFlight.delete(client);
-      else this.inFlight.set(client, left);
-    };
-  }
-}

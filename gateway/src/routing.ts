@@ -3,6 +3,7 @@ import { GatewayError } from './errors.js';
 import { ANSWERED, type Exchange, type GatewayPlugin, type StepResult } from './pipeline/pipeline.js';
 import { normaliseTarget, type RequestTarget } from './rest/path.js';
 import { accessFor, findRoute, type Access, type RouteRule } from './rest/routes.js';
+import { operationReached, type UpstreamOperation } from './upstream/operations.js';
 
 export const GRAPHQL_PATH = '/graphql';
 
@@ -18,6 +19,11 @@ export type Route =
       readonly rule?: RouteRule;
       /** Who may call: the row's access, `admin` anywhere under /admin, undefined elsewhere (404). */
       readonly access?: Access;
+      /**
+       * The upstream operation the method and normalised path reach (what guards key on); undefined
+       * when they reach none, and the upstream answers 404 or 405 itself.
+       */
+      readonly operation?: UpstreamOperation;
     };
 
 /** The raw path of a request, before any normalisation (for `instance` and own endpoints). */
@@ -44,7 +50,8 @@ function restRoute(req: IncomingMessage): Route {
   }
   const rule = findRoute(target.path);
   const access = accessFor(target.path, rule);
-  return { face: 'rest', target, ...(rule ? { rule } : {}), ...(access ? { access } : {}) };
+  const operation = rule && operationReached(rule.upstream, req.method ?? '', target.path);
+  return { face: 'rest', target, ...(rule ? { rule } : {}), ...(access ? { access } : {}), ...(operation ? { operation } : {}) };
 }
 
 /**

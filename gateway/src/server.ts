@@ -21,7 +21,7 @@ import { healthEndpoint, ownEndpointsPlugin, type OwnEndpoint } from './own-endp
 import { docsEndpoints } from './rest/docs.js';
 import { protocolPlugin } from './protocol.js';
 import { createPipeline, type Exchange, type GatewayPlugin, type Pipeline } from './pipeline/pipeline.js';
-import { createRateLimiter, createRegistrationLimiter, rateLimitPlugin, registrationGuard } from './ratelimit/index.js';
+import { createRateLimiter, createRegistrationLimiter, credentialGuard, rateLimitPlugin, registrationGuard } from './ratelimit/index.js';
 import { restFace } from './rest/handler.js';
 import { facesPlugin, rawPathOf, routingPlugin } from './routing.js';
 import { UpstreamClient } from './upstream/client.js';
@@ -113,7 +113,8 @@ export async function createGateway(config: GatewayConfig, logger: Logger, optio
     metrics,
     logger,
     ...(options.now ? { now: options.now } : {}),
-    ...(registrations ? { guards: [registrationGuard(registrations, metrics)] } : {}),
+    // The bound on password checks in flight comes first: a call it refuses takes no registration token.
+    guards: [...(config.credentialCallsPerClient > 0 ? [credentialGuard(config.credentialCallsPerClient, metrics)] : []), ...(registrations ? [registrationGuard(registrations, metrics)] : [])],
     ...(options.tracing ? { tracing: options.tracing } : {}),
   });
   const graphql = options.graphql === false ? undefined : await (await import('./graphql/handler.js')).createGraphQLFace(config, client, logger, { metrics, ...(options.tracing ? { tracing: options.tracing } : {}) });
@@ -133,7 +134,7 @@ export async function createGateway(config: GatewayConfig, logger: Logger, optio
     ...(config.accessLog && logger.isLevelEnabled('info') ? [accessLogPlugin(logger, config.upstreamTimeoutMs + 1000)] : []),
     lifecyclePlugin(lifecycle),
     protocolPlugin(),
-    forwardedPlugin(config.trustProxyHops),
+    forwardedPlugin({ trustedHops: config.trustProxyHops, ipv6Prefix: config.rateLimitIpv6Prefix }),
     metricsPlugin(metrics),
     corsPlugin({ origins: config.corsOrigins, allowedHeaders: config.corsAllowedHeaders }),
     ownEndpointsPlugin(publicEndpoints),

@@ -13,12 +13,12 @@ export interface RunningGateway {
 
 /**
  * The real gateway, in this process, on a free port, in front of the given upstreams. Rate limits are
- * off unless `env` sets RATE_LIMIT_PER_MINUTE or REGISTRATIONS_PER_HOUR (suites send hundreds of
- * requests from one address), and so are the circuit breakers unless it sets UPSTREAM_BREAKER_FAILURES
+ * off unless `env` sets RATE_LIMIT_PER_MINUTE, REGISTRATIONS_PER_HOUR or CREDENTIAL_CALLS_PER_CLIENT
+ * (suites send hundreds of requests, logins among them, from one address), and so are the circuit breakers unless it sets UPSTREAM_BREAKER_FAILURES
  * (suites make upstreams fail on purpose). `logger` replaces the silent one.
  */
 export async function startGateway(upstreams: UpstreamUrls, env: NodeJS.ProcessEnv = {}, options: GatewayOptions & { logger?: Logger } = {}): Promise<RunningGateway> {
-  const config = loadConfig({ NODE_ENV: 'test', LOG_LEVEL: 'silent', RATE_LIMIT_PER_MINUTE: '0', REGISTRATIONS_PER_HOUR: '0', UPSTREAM_BREAKER_FAILURES: '0', ...upstreamEnvironment(upstreams), ...env });
+  const config = loadConfig({ NODE_ENV: 'test', LOG_LEVEL: 'silent', RATE_LIMIT_PER_MINUTE: '0', REGISTRATIONS_PER_HOUR: '0', CREDENTIAL_CALLS_PER_CLIENT: '0', UPSTREAM_BREAKER_FAILURES: '0', ...upstreamEnvironment(upstreams), ...env });
   const gateway = await createGateway(config, options.logger ?? createLogger({ level: config.logLevel }), options);
   const url = await gateway.listen(0);
   return { url, gateway, close: () => gateway.close({ graceMs: 1000 }) };

@@ -8,6 +8,10 @@ import { freePortBlock } from './ports.js';
 
 export interface RunningRedis {
   readonly url: string;
+  /** Freezes the server (SIGSTOP): connections stay open, nothing is answered, until `resume`. */
+  pause(): void;
+  /** Lets a paused server go on (SIGCONT): it answers what it was sent meanwhile. */
+  resume(): void;
   stop(): Promise<void>;
 }
 
@@ -54,10 +58,14 @@ export async function startRedis(options: { password?: string; tls?: boolean } =
   await Promise.race([ready, failed]);
   return {
     url: `${tls ? 'rediss' : 'redis'}://127.0.0.1:${port}`,
+    pause: () => child.kill('SIGSTOP'),
+    resume: () => child.kill('SIGCONT'),
     stop: () =>
       new Promise((resolve) => {
         if (child.exitCode !== null) return resolve();
         child.once('exit', () => resolve());
+        // A paused server would hold the SIGTERM until it is let go on.
+        child.kill('SIGCONT');
         child.kill('SIGTERM');
       }),
   };

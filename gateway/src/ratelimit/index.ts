@@ -6,7 +6,9 @@ import type { Forwarded } from '../forwarded.js';
 import type { Logger } from '../observability/logger.js';
 import type { GatewayMetrics } from '../observability/metrics.js';
 import type { GatewayPlugin } from '../pipeline/pipeline.js';
-import type { CallGuard } from '../upstream/call.js';
+import { operationOf, type CallGuard, type UpstreamCall } from '../upstream/call.js';
+import { upstreamOperations } from '../upstream/operations.js';
+import { ConcurrencyGate } from './concurrency.js';
 import { bucketShape, type BucketShape, type RateDecision, type RateLimiter } from './limiter.js';
 import { MemoryRateLimiter } from './memory.js';
 
@@ -32,30 +34,70 @@ export async function createRegistrationLimiter(config: GatewayConfig, logger: L
   return config.registrationsPerHour === 0 ? undefined : bucketsOf('registrations', bucketShape(config.registrationsPerHour, 3_600_000), config, logger, metrics);
 }
 
+/** The upstream operation that creates an account (REST `POST /auth/register` however spelt, GraphQL `register`). */
+const REGISTER = 'register';
+
 /**
- * A guard of the upstream client: a call that creates an account (`POST /auth/register`, from REST or
- * from GraphQL's `register`) takes a token from its client address's bucket first, or is refused.
+ * The operations that check or hash a password (scrypt in the authentication service: tens of
+ * milliseconds of CPU each, by design).
+ */
+const CREDENTIAL_OPERATIONS: ReadonlySet<string> = new Set(['login', REGISTER]);
+
+/** The operations a guard keys on, each checked to be in schemas/ (a renamed one would silently escape it). */
+function knownOperations(ids: Iterable<string>): ReadonlySet<string> {
+  const known = upstreamOperations();
+  for (const id of ids) if (!known.has(id)) throw new Error(`no operation ${id} in schemas/: a guard keys on it`);
+  return new Set(ids);
+}
+
+/** What every per-address guard counts a call under: its client's key (the gateway's own calls share one). */
+const clientKeyOfCall = (call: UpstreamCall) => call.caller.forwarded?.clientKey ?? '';
+
+function guardRefusal(metrics: GatewayMetrics, detail: string, retryAfterSeconds: number): GatewayError {
+  metrics.rateLimited.inc();
+  return new GatewayError('RATE_LIMITED', detail, { headers: { 'retry-after': String(retryAfterSeconds) } });
+}
+
+/**
+ * A guard of the upstream client: a call that creates an account, from either face, takes a token from
+ * its client's bucket first, or is refused. It keys on the operation the call reaches, not on a path.
  */
 export function registrationGuard(limiter: RateLimiter, metrics: GatewayMetrics): CallGuard {
+  const guarded = knownOperations([REGISTER]);
   return {
-    applies: (upstream, call) => upstream === 'auth' && call.method === 'POST' && call.path === '/auth/register',
+    applies: (_upstream, call) => guarded.has(operationOf(call)?.operationId ?? ''),
     async check(call) {
-      const decision = await limiter.take(`register:${call.caller.forwarded?.clientIp ?? ''}`);
-      if (decision.allowed) return;
-      metrics.rateLimited.inc();
-      throw new GatewayError('RATE_LIMITED', `Too many accounts created from this address: try again in ${decision.retryAfterSeconds} s`, {
-        headers: { 'retry-after': String(decision.retryAfterSeconds) },
-      });
+      const decision = await limiter.take(`register:${clientKeyOfCall(call)}`);
+      if (decision.allowed) return undefined;
+      throw guardRefusal(metrics, `Too many accounts created from this address: try again in ${decision.retryAfterSeconds} s`, decision.retryAfterSeconds);
     },
   };
 }
 
 /**
- * Whose bucket a request draws from: the user of a verified token, else the client address (through
- * TRUST_PROXY_HOPS). A refused token counts against its sender's address, which also slows guessing.
+ * A guard of the upstream client: each client may have at most `perClient` password checks (login,
+ * register) in flight, on both faces together; past it the call is refused, never queued, so one client's
+ * flood of guesses holds at most that many of the authentication service's hashes at a time.
+ */
+export function credentialGuard(perClient: number, metrics: GatewayMetrics): CallGuard {
+  const guarded = knownOperations(CREDENTIAL_OPERATIONS);
+  const gate = new ConcurrencyGate(perClient);
+  return {
+    applies: (_upstream, call) => guarded.has(operationOf(call)?.operationId ?? ''),
+    async check(call) {
+      const release = gate.enter(clientKeyOfCall(call));
+      if (release) return release;
+      throw guardRefusal(metrics, `Too many sign-ins or registrations in progress from this address (at most ${perClient} at once): try again in a moment`, 1);
+    },
+  };
+}
+
+/**
+ * Whose bucket a request draws from: the user of a verified token, else the client's key (its address
+ * through TRUST_PROXY_HOPS, IPv6 by prefix). A refused token counts against its sender's address, which also slows guessing.
  */
 export function rateLimitKey(auth: AuthOutcome, forwarded: Forwarded): string {
-  return auth.kind === 'verified' ? `user:${auth.identity.sub}` : `ip:${forwarded.clientIp}`;
+  return auth.kind === 'verified' ? `user:${auth.identity.sub}` : `ip:${forwarded.clientKey}`;
 }
 
 /** The RateLimit-* headers (IETF httpapi draft fields) for a decision. */

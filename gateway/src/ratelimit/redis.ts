@@ -35,11 +35,44 @@ export interface StoreObservers {
   readonly metrics: GatewayMetrics;
 }
 
+/** How long a request waits for Redis's answer before it is let through. */
+const ANSWER_WITHIN_MS = 250;
+
+/**
+ * ioredis's own timeout, a backstop well past ANSWER_WITHIN_MS: a command Redis never answers leaves
+ * its queue after this, so a stopped server cannot pile them up.
+ */
+const COMMAND_TIMEOUT_MS = 2000;
+
+/**
+ * The command's answer, or a failure once `ms` have passed without one. When this process's own event
+ * loop was busy, the timer fires late and the answer may be waiting, unread, in the socket: timers run
+ * before I/O is read in each turn of the loop. So I/O gets one turn first (setImmediate runs after the
+ * poll phase), and only a Redis that really has not answered counts as not answering.
+ */
+function answeredWithin<T>(command: Promise<T>, ms: number): Promise<T> {
+  return new Promise((resolve, reject) => {
+    let pending = true;
+    const settle = (then: () => void) => {
+      if (!pending) return;
+      pending = false;
+      clearTimeout(timer);
+      then();
+    };
+    const timer = setTimeout(() => setImmediate(() => settle(() => reject(new Error(`Redis did not answer within ${ms} ms`)))), ms);
+    command.then(
+      (value) => settle(() => resolve(value)),
+      (error: unknown) => settle(() => reject(error as Error)),
+    );
+  });
+}
+
 /**
  * Rate limits shared by every gateway instance through Redis. When Redis does not answer within
- * 250 ms the request is let through: losing the limiter must not take the API down. Every failed call
- * is counted (`gateway_rate_limit_store_errors_total`), `gateway_rate_limit_store_up` says whether the
- * store answers, and the log says when it stops and starts answering — once, not on every request.
+ * 250 ms the request is let through: losing the limiter must not take the API down (a stall of the
+ * gateway's own event loop is not Redis failing to answer). Every failed call is counted
+ * (`gateway_rate_limit_store_errors_total`), `gateway_rate_limit_store_up` says whether the store
+ * answers, and the log says when it stops and starts answering — once, not on every request.
  */
 export class RedisRateLimiter implements RateLimiter {
   private readonly redis: Redis;
@@ -56,7 +89,7 @@ export class RedisRateLimiter implements RateLimiter {
     this.redis = new Redis(store.url, {
       enableOfflineQueue: false,
       maxRetriesPerRequest: 0,
-      commandTimeout: 250,
+      commandTimeout: COMMAND_TIMEOUT_MS,
       connectTimeout: 1000,
       keyPrefix: 'gateway:ratelimit:',
       ...(store.password !== undefined ? { password: store.password } : {}),
@@ -71,7 +104,7 @@ export class RedisRateLimiter implements RateLimiter {
 
   async take(key: string): Promise<RateDecision> {
     try {
-      const [allowed, tokens] = await this.takeToken(key, this.shape.capacity, this.shape.refillPerMs);
+      const [allowed, tokens] = await answeredWithin(this.takeToken(key, this.shape.capacity, this.shape.refillPerMs), ANSWER_WITHIN_MS);
       this.markUp();
       return decision(this.shape, allowed === 1, Number(tokens));
     } catch (error) {

@@ -1,7 +1,8 @@
 import { identityOf } from '../auth/authenticate.js';
 import { hasRole } from '../auth/identity.js';
 import type { Readable } from 'node:stream';
-import { assertDeclaredLength, bodyStream, hasBody, readBody, UploadGate, type BodyPolicy } from '../request-body.js';
+import { assertDeclaredLength, bodyStream, hasBody, readBody, type BodyPolicy } from '../request-body.js';
+import { ConcurrencyGate } from '../ratelimit/concurrency.js';
 import { GatewayError } from '../errors.js';
 import { callerOf } from '../upstream/call.js';
 import type { Exchange } from '../pipeline/pipeline.js';
@@ -21,24 +22,25 @@ import { ROLES } from '../../../shared/upstreams.js';
 const BUFFERED_BODY_BYTES = 64 * 1024;
 
 /** The request body to send upstream: none, bytes read whole (small ones), or a stream (large uploads). */
-async function bodyFor(exchange: Exchange, policy: BodyPolicy, uploads: UploadGate): Promise<{ body: Buffer | Readable | null; done?: () => void }> {
+async function bodyFor(exchange: Exchange, policy: BodyPolicy, uploads: ConcurrencyGate): Promise<{ body: Buffer | Readable | null; done?: () => void }> {
   const { req, res, state } = exchange;
   if (!hasBody(req.headers)) return { body: null };
   const declared = req.headers['content-length'] === undefined ? undefined : Number(req.headers['content-length']);
   // A trickling client never holds a pooled upstream connection for a small body.
   if (declared !== undefined && declared <= BUFFERED_BODY_BYTES) return { body: await readBody(req, res, policy) };
-  const leave = uploads.enter(state.get('forwarded').clientIp);
+  const leave = uploads.enter(state.get('forwarded').clientKey);
   if (!leave) throw new GatewayError('RATE_LIMITED', 'Too many uploads in progress from this client', { headers: { 'retry-after': '1', connection: 'close' } });
   return { body: bodyStream(req, res, policy), done: leave };
 }
 
 export function restFace(client: UpstreamClient, policy: BodyPolicy, uploadsPerClient: number): Face {
-  const uploads = new UploadGate(uploadsPerClient);
+  // Uploads streamed to an upstream hold one of its pooled connections for as long as the client takes.
+  const uploads = new ConcurrencyGate(uploadsPerClient);
   return async (exchange) => {
     const { req, res, state } = exchange;
     const route = state.get('route');
     if (route.face !== 'rest') throw new Error('the REST face was given a route of another face');
-    const { target, rule, access } = route;
+    const { target, rule, access, operation } = route;
     if (target instanceof GatewayError) throw target;
     if (access === undefined) throw new GatewayError('NOT_FOUND', 'No route matches this path');
     const identity = access === 'public' ? undefined : identityOf(state.get('auth'), access !== 'optional');
@@ -57,6 +59,7 @@ export function restFace(client: UpstreamClient, policy: BodyPolicy, uploadsPerC
       headers: endToEndHeaders(req.headers),
       body,
       caller: callerOf(exchange, identity),
+      ...(operation ? { routedOperation: operation } : {}),
       redirects: 'relay' as const,
     };
     try {

@@ -84,6 +84,11 @@ export interface UpstreamCall {
   readonly caller: Caller;
   /** The OpenAPI operation the call is for (GraphQL): the target must fit its path template. */
   readonly operation?: UpstreamOperation;
+  /**
+   * The operation a REST call reaches, as its route and path matched it (`operationReached`), for the
+   * guards; unlike `operation`, the target is not held to the template (REST forwards what it checked).
+   */
+  readonly routedOperation?: UpstreamOperation;
   /** `relay`: a 3xx is an answer like any other (REST); `refuse`: a 3xx is a failure (GraphQL). */
   readonly redirects?: 'relay' | 'refuse';
   /** Fail once the body passes this many bytes (for answers read whole); streamed answers have no cap. */
@@ -96,11 +101,22 @@ export interface UpstreamCall {
   readonly signal?: AbortSignal;
 }
 
-/** A rule some calls must pass before they are made (a limit on account creation, say). */
+/** The spec operation a call reaches, from either face. */
+export function operationOf(call: UpstreamCall): UpstreamOperation | undefined {
+  return call.operation ?? call.routedOperation;
+}
+
+/** Gives back what a guard held for a call (its place among the calls in flight). */
+export type CallRelease = () => void;
+
+/** A rule some calls must pass before they are made (a limit on account creation, on password checks in flight). */
 export interface CallGuard {
   applies(upstream: UpstreamName, call: UpstreamCall): boolean;
-  /** Resolves to go ahead; rejects with the catalogue's error to refuse the call. */
-  check(call: UpstreamCall): Promise<void>;
+  /**
+   * Resolves to go ahead, with a release when the guard holds something until the upstream has
+   * answered (or the call failed); rejects with the catalogue's error to refuse the call.
+   */
+  check(call: UpstreamCall): Promise<CallRelease | undefined>;
 }
 
 /** What the interceptors read of a call: carried on undici's dispatch options. */

@@ -3,12 +3,13 @@ import type { Logger } from '../observability/logger.js';
 import type { GatewayMetrics } from '../observability/metrics.js';
 import { UPSTREAM_NAMES, UPSTREAMS, type UpstreamName, type UpstreamUrls } from '../../../shared/upstreams.js';
 import { CircuitBreaker, CIRCUIT_STATES } from './breaker.js';
-import type { CallGuard, DispatchWithCall, UpstreamCall } from './call.js';
+import type { CallGuard, CallRelease, DispatchWithCall, UpstreamCall } from './call.js';
 import type { GatewayError } from '../errors.js';
 import { upstreamFailure, upstreamHttpFailure } from './failures.js';
 import { cacheInterceptors, coalescingInterceptor, UpstreamCache } from './cache.js';
 import { circuitBreakerInterceptor } from './interceptors/circuit-breaker.js';
 import { forwardingInterceptor } from './interceptors/forwarding.js';
+import { PassThroughHandler, type Controller, type Headers } from './interceptors/handler.js';
 import { observeInterceptor } from './interceptors/observe.js';
 import { pathSafetyInterceptor } from './interceptors/path-safety.js';
 import { redirectsInterceptor } from './interceptors/redirects.js';
@@ -27,7 +28,7 @@ export interface UpstreamClientOptions {
   readonly logger: Logger;
   /** The breakers' clock (epoch ms): Date.now unless a test moves time itself. */
   readonly now?: () => number;
-  /** Rules some calls must pass first (REGISTRATIONS_PER_HOUR). */
+  /** Rules some calls must pass first (CREDENTIAL_CALLS_PER_CLIENT, REGISTRATIONS_PER_HOUR), in order. */
   readonly guards?: readonly CallGuard[];
   /** A client span for every call made within a traced request, when tracing is on. */
   readonly tracing?: Tracing;
@@ -36,6 +37,26 @@ export interface UpstreamClientOptions {
 }
 
 export type UpstreamResponse = Dispatcher.ResponseData;
+
+/** Gives back what the guards held for a call once the upstream has answered (its status line) or the call failed. */
+class ReleasingHandler extends PassThroughHandler {
+  constructor(
+    next: Dispatcher.DispatchHandler,
+    private readonly release: CallRelease,
+  ) {
+    super(next);
+  }
+
+  override onResponseStart(controller: Controller, statusCode: number, headers: Headers, statusMessage?: string): void {
+    this.release();
+    super.onResponseStart(controller, statusCode, headers, statusMessage);
+  }
+
+  override onResponseError(controller: Controller, error: Error): void {
+    this.release();
+    super.onResponseError(controller, error);
+  }
+}
 
 /** How much of an upstream's error body is read to find its `detail`; the rest is discarded. */
 export const MAX_ERROR_BODY_BYTES = 64 * 1024;
@@ -155,17 +176,40 @@ export class UpstreamClient {
     return this.options.guards?.filter((guard) => guard.applies(upstream, call)) ?? [];
   }
 
+  /**
+   * Passes the call through its guards in order, and answers what gives back all they hold; a refusal
+   * gives back what the guards before it took, and is the error.
+   */
+  private async admit(guards: readonly CallGuard[], call: UpstreamCall): Promise<CallRelease> {
+    const held: CallRelease[] = [];
+    const release = () => {
+      for (const give of held.splice(0)) give();
+    };
+    try {
+      for (const guard of guards) {
+        const taken = await guard.check(call);
+        if (taken) held.push(taken);
+      }
+    } catch (error) {
+      release();
+      throw error;
+    }
+    return release;
+  }
+
   /** Calls `listener` whenever the shared cache drops an upstream's answers (never when the cache is off). */
   onInvalidate(listener: (upstream: UpstreamName) => void): void {
     this.invalidationListeners.add(listener);
   }
 
   async request(upstream: UpstreamName, call: UpstreamCall): Promise<UpstreamResponse> {
-    for (const guard of this.guardsFor(upstream, call)) await guard.check(call);
+    const release = await this.admit(this.guardsFor(upstream, call), call);
     try {
       return await this.upstreams[upstream].dispatcher.request(this.optionsFor(upstream, call));
     } catch (error) {
       throw upstreamFailure(error, upstream);
+    } finally {
+      release();
     }
   }
 
@@ -174,17 +218,21 @@ export class UpstreamClient {
    * face that relays it as it streams. A call refused before it starts reaches `onResponseError` too.
    */
   dispatch(upstream: UpstreamName, call: UpstreamCall, handler: Dispatcher.DispatchHandler): void {
-    const refuse = (error: unknown) => handler.onResponseError?.(undefined as unknown as Dispatcher.DispatchController, error as Error);
-    const send = () => {
+    const refuse = (to: Dispatcher.DispatchHandler, error: unknown) => to.onResponseError?.(undefined as unknown as Dispatcher.DispatchController, error as Error);
+    const send = (to: Dispatcher.DispatchHandler) => {
       try {
-        this.upstreams[upstream].dispatcher.dispatch(this.optionsFor(upstream, call), handler);
+        this.upstreams[upstream].dispatcher.dispatch(this.optionsFor(upstream, call), to);
       } catch (error) {
-        refuse(error);
+        refuse(to, error);
       }
     };
     const guards = this.guardsFor(upstream, call);
-    if (guards.length === 0) send();
-    else Promise.all(guards.map((guard) => guard.check(call))).then(send, refuse);
+    if (guards.length === 0) send(handler);
+    else
+      this.admit(guards, call).then(
+        (release) => send(new ReleasingHandler(handler, release)),
+        (error: unknown) => refuse(handler, error),
+      );
   }
 
   /**

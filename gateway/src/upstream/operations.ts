@@ -76,6 +76,8 @@ export function encodePathSegment(value: string, argument: string): string {
   return encodeURIComponent(value);
 }
 
+const isParameter = (segment: string) => segment.startsWith('{') && segment.endsWith('}');
+
 /** A segment as encodePathSegment makes them: pchar only, escapes well-formed, none of a structural character. */
 const SEGMENT = /^(?:[A-Za-z0-9\-._~!$&'()*+,=:@]|%[0-9A-Fa-f]{2})+$/;
 const STRUCTURAL_ESCAPE = /%(?:2f|5c|25|3b|00)/i;
@@ -95,8 +97,7 @@ export function fitsOperation(operation: UpstreamOperation, path: string, query 
   for (let i = 0; i < expected.length; i++) {
     const literal = expected[i] as string;
     const segment = actual[i] as string;
-    const isParameter = literal.startsWith('{') && literal.endsWith('}');
-    if (isParameter ? !fitsSegment(segment) : segment !== literal) return false;
+    if (isParameter(literal) ? !fitsSegment(segment) : segment !== literal) return false;
   }
   if (query === '') return true;
   return query.split('&').every((pair) => {
@@ -115,4 +116,42 @@ let loaded: ReadonlyMap<string, UpstreamOperation> | undefined;
 export function upstreamOperations(): ReadonlyMap<string, UpstreamOperation> {
   loaded ??= loadOperations();
   return loaded;
+}
+
+/** How much of a template is literal text: a router prefers the template that says most. */
+const literalLength = (template: string) => template.replace(/\{[^}]*\}/g, '').length;
+
+let candidates: ReadonlyMap<string, readonly UpstreamOperation[]> | undefined;
+
+/** Each upstream's operations of each method, the literal paths first, then by their literal text, longest first. */
+function candidatesFor(upstream: UpstreamName, method: string): readonly UpstreamOperation[] {
+  if (!candidates) {
+    const grouped = new Map<string, UpstreamOperation[]>();
+    for (const operation of upstreamOperations().values()) {
+      const key = `${operation.upstream} ${operation.method}`;
+      grouped.set(key, [...(grouped.get(key) ?? []), operation]);
+    }
+    const templated = (operation: UpstreamOperation) => (operation.template.includes('{') ? 1 : 0);
+    for (const list of grouped.values()) list.sort((a, b) => templated(a) - templated(b) || literalLength(b.template) - literalLength(a.template));
+    candidates = grouped;
+  }
+  return candidates.get(`${upstream} ${method}`) ?? [];
+}
+
+function reaches(template: readonly string[], path: readonly string[]): boolean {
+  return template.length === path.length && template.every((literal, index) => (isParameter(literal) ? (path[index] ?? '') !== '' : literal.toLowerCase() === path[index]?.toLowerCase()));
+}
+
+/**
+ * The operation of `upstream`'s spec that a (normalised) request path reaches, matched as the
+ * upstream's router does, or more loosely: trailing slashes ignored (the reference services'
+ * openapi-backend drops them), literal segments compared without case (some frameworks route so), a
+ * parameter any one non-empty segment, a literal path before a templated one, then the template with
+ * the most literal text. Looser is the safe side: a guard keyed on an operation may count a call its
+ * upstream then answers 404, never miss one it serves. Undefined when none matches: the upstream
+ * answers 404 or 405 itself.
+ */
+export function operationReached(upstream: UpstreamName, method: string, path: string): UpstreamOperation | undefined {
+  const segments = (path.replace(/\/+$/, '') || '/').split('/');
+  return candidatesFor(upstream, method).find((operation) => reaches(operation.template.split('/'), segments));
 }
