@@ -22,8 +22,12 @@ export interface ClientAddressPolicy {
   readonly ipv6Prefix: number;
 }
 
-/** The longest key kept for a value that is not an address (a proxy's `unknown`, say). */
-const MAX_OTHER_KEY_LENGTH = 64;
+/**
+ * The longest client address kept (an IPv6 address with a zone and port fits): a trusted entry can
+ * still hold anything (a proxy's `unknown`, or a client's text with fewer proxies than TRUST_PROXY_HOPS),
+ * and it goes into logs and keys.
+ */
+const MAX_ADDRESS_LENGTH = 64;
 
 /** `1.2.3.4:5678` and `[2001:db8::1]:5678`: some proxies append the client's port, which is not the client. */
 const WITH_PORT = /^(?:(\d{1,3}(?:\.\d{1,3}){3}):\d+|\[([^\]]+)\](?::\d+)?)$/;
@@ -38,7 +42,7 @@ const WITH_PORT = /^(?:(\d{1,3}(?:\.\d{1,3}){3}):\d+|\[([^\]]+)\](?::\d+)?)$/;
 export function clientKeyOf(address: string, ipv6Prefix: number): string {
   const match = WITH_PORT.exec(address);
   const bare = match ? (match[1] ?? match[2] ?? address) : address;
-  if (!ipaddr.isValid(bare)) return address.slice(0, MAX_OTHER_KEY_LENGTH);
+  if (!ipaddr.isValid(bare)) return address.slice(0, MAX_ADDRESS_LENGTH);
   const parsed = ipaddr.process(bare);
   if (parsed.kind() === 'ipv4') return parsed.toString();
   const mask = ipaddr.IPv6.subnetMaskFromPrefixLength(ipv6Prefix).toByteArray();
@@ -67,7 +71,7 @@ export function forwardedOf(req: IncomingMessage, { trustedHops, ipv6Prefix }: C
     .map((entry) => entry.trim())
     .filter((entry) => entry !== '');
   const trusted = claimed.slice(-trustedHops);
-  const clientIp = trusted[0] ?? peer;
+  const clientIp = (trusted[0] ?? peer).slice(0, MAX_ADDRESS_LENGTH);
   return {
     clientIp,
     clientKey: clientKeyOf(clientIp, ipv6Prefix),

@@ -1,6 +1,7 @@
 /** What the per-address limits key on: the client's key, and the upstream operation a REST path reaches. */
 import { describe, expect, it } from 'vitest';
-import { clientKeyOf } from '../../gateway/src/forwarded.js';
+import type { IncomingMessage } from 'node:http';
+import { clientKeyOf, forwardedOf } from '../../gateway/src/forwarded.js';
 import { findRoute } from '../../gateway/src/rest/routes.js';
 import { normaliseTarget } from '../../gateway/src/rest/path.js';
 import { operationReached, upstreamOperations } from '../../gateway/src/upstream/operations.js';
@@ -21,6 +22,15 @@ describe('the client key', () => {
     ['x'.repeat(1000), 64, 'x'.repeat(64)],
   ])('of %s (IPv6 by /%i) is %s', (address, prefix, key) => {
     expect(clientKeyOf(address, prefix)).toBe(key);
+  });
+});
+
+describe('the client address', () => {
+  const through = (forwardedFor: string) => forwardedOf({ socket: { remoteAddress: '10.0.0.1' }, headers: { 'x-forwarded-for': forwardedFor } } as unknown as IncomingMessage, { trustedHops: 1, ipv6Prefix: 64 });
+
+  it('is the trusted entry, kept to 64 characters whatever a proxy (or a client, with fewer proxies than trusted) wrote there', () => {
+    expect(through('198.51.100.7').clientIp).toBe('198.51.100.7');
+    expect(through(`spoofed, ${'y'.repeat(10_000)}`).clientIp).toBe('y'.repeat(64));
   });
 });
 
