@@ -1,9 +1,18 @@
 import type { Span } from '@opentelemetry/api';
 import type { Identity } from '../gateway/src/auth/identity.js';
 import type { ResponseCachePolicy } from '../gateway/src/graphql/cache-policy.js';
-import type { GraphQLOperation } from '../gateway/src/pipeline/state.js';
 import type { Caller } from '../gateway/src/upstream/call.js';
 import type { SourceOperations } from './source.js';
+
+/** Operation names are the client's: logs, metrics and traces keep at most this much of one. */
+export const MAX_OPERATION_NAME_LENGTH = 64;
+
+/** A GraphQL operation as the access log, the metrics and the trace name it. */
+export interface GraphQLOperation {
+  /** The operation's name ("" for an unnamed one), at most MAX_OPERATION_NAME_LENGTH characters. */
+  readonly name: string;
+  readonly type: 'query' | 'mutation' | 'subscription';
+}
 
 /** How many upstream calls one GraphQL request may still make (GRAPHQL_MAX_UPSTREAM_CALLS). */
 export interface CallBudget {

@@ -2,6 +2,13 @@ import type { IncomingMessage } from 'node:http';
 import ipaddr from 'ipaddr.js';
 import type { GatewayPlugin } from './pipeline/pipeline.js';
 
+declare module './pipeline/state.js' {
+  interface RequestVariables {
+    /** onRequest (forwarded): the client's address, scheme and host through trusted proxies. */
+    readonly forwarded: Forwarded;
+  }
+}
+
 type HeaderValue = string | string[] | undefined;
 
 /** Where a request came from, as far as the gateway can trust what proxies in front of it say. */

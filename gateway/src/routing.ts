@@ -5,6 +5,13 @@ import { normaliseTarget, type RequestTarget } from './rest/path.js';
 import { accessFor, findRoute, type Access, type RouteRule } from './rest/routes.js';
 import { operationReached, type UpstreamOperation } from './upstream/operations.js';
 
+declare module './pipeline/state.js' {
+  interface RequestVariables {
+    /** ownEndpoints or route: which face answers, and for REST the checked target and its rule. */
+    readonly route: Route;
+  }
+}
+
 export const GRAPHQL_PATH = '/graphql';
 
 /** Which face answers a request: one of the gateway's own endpoints, GraphQL, or the REST passthrough. */

@@ -5,6 +5,13 @@ import { accessOf } from '../routing.js';
 import type { Identity } from './identity.js';
 import { invalidToken, type TokenVerifier } from './verifier.js';
 
+declare module '../pipeline/state.js' {
+  interface RequestVariables {
+    /** authenticate: the caller, as far as the route needs to know. */
+    readonly auth: AuthOutcome;
+  }
+}
+
 const BEARER = /^Bearer +([^\s]+) *$/i;
 const BEARER_SCHEME = /^Bearer(?:\s|$)/i;
 

@@ -2,11 +2,17 @@ import type { ApolloServerPlugin, GraphQLRequestListener } from '@apollo/server'
 import { SpanKind, type Span } from '@opentelemetry/api';
 import { Kind, parse } from 'graphql';
 import type { TrustedDocuments } from '../trusted-documents.js';
-import type { GatewayContext, GraphQLTracing } from '../../../mesh/context.js';
+import { MAX_OPERATION_NAME_LENGTH, type GatewayContext, type GraphQLOperation, type GraphQLTracing } from '../../../mesh/context.js';
 import type { GatewayMetrics, GraphQLOutcome } from '../observability/metrics.js';
 import { endSpan, inChildSpan } from '../observability/tracing.js';
-import { MAX_OPERATION_NAME_LENGTH } from '../pipeline/state.js';
 import type { Tracing } from '../../../shared/tracing.js';
+
+declare module '../pipeline/state.js' {
+  interface RequestVariables {
+    /** face (GraphQL): the operation, once it is known. */
+    readonly graphqlOperation: GraphQLOperation;
+  }
+}
 
 export interface GraphQLObservers {
   readonly metrics: GatewayMetrics;

@@ -7,6 +7,15 @@ import { trustedChild, type Logger } from './logger.js';
 import { routeLabel, secondsSince } from './metrics.js';
 import { scrubText } from './redact.js';
 
+declare module '../pipeline/state.js' {
+  interface RequestVariables {
+    /** onRequest (access log): every upstream call made for the request. */
+    readonly upstreamAttempts: AttemptLog;
+    /** onRequest (access log): the connection's bytes written before this request (its response's are the rest). */
+    readonly bytesWrittenBefore: number;
+  }
+}
+
 /** Upstream attempts listed one by one in a line; past this, only their number. */
 const MAX_LISTED_ATTEMPTS = 10;
 const MAX_PATH_LENGTH = 256;

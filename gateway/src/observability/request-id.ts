@@ -1,6 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import type { GatewayPlugin } from '../pipeline/pipeline.js';
 
+declare module '../pipeline/state.js' {
+  interface RequestVariables {
+    /** onRequest (request id): the client's sane X-Request-ID, or a new one. */
+    readonly requestId: string;
+  }
+}
+
 /** The header that carries the request id in, back out, and on to every upstream call. */
 export const REQUEST_ID_HEADER = 'x-request-id';
 

@@ -6,6 +6,13 @@ import { routeLabel } from './metrics.js';
 import { endSpan, parseTraceContext, type IncomingTraceContext } from './tracing.js';
 import type { Tracing } from '../../../shared/tracing.js';
 
+declare module '../pipeline/state.js' {
+  interface RequestVariables {
+    /** onRequest (trace): the trace the request belongs to, when it has one. */
+    readonly trace: RequestTrace;
+  }
+}
+
 /** The trace a request belongs to. */
 export interface RequestTrace {
   readonly traceId: string;

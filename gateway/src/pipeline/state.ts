@@ -1,38 +1,19 @@
-import type { AuthOutcome } from '../auth/authenticate.js';
-import type { Forwarded } from '../forwarded.js';
-import type { RequestTrace } from '../observability/request-trace.js';
-import type { Route } from '../routing.js';
-import type { AttemptLog } from '../upstream/call.js';
-
-/** Operation names are the client's: logs, metrics and traces keep at most this much of one. */
-export const MAX_OPERATION_NAME_LENGTH = 64;
-
-/** A GraphQL operation as the access log, the metrics and the trace name it. */
-export interface GraphQLOperation {
-  /** The operation's name ("" for an unnamed one), at most MAX_OPERATION_NAME_LENGTH characters. */
-  readonly name: string;
-  readonly type: 'query' | 'mutation' | 'subscription';
-}
-
-/** What the pipeline learns about a request, each entry set once, by the phase that owns it. */
-export interface RequestVariables {
-  /** onRequest (request id): the client's sane X-Request-ID, or a new one. */
-  readonly requestId: string;
-  /** onRequest (forwarded): the client's address, scheme and host through trusted proxies. */
-  readonly forwarded: Forwarded;
-  /** ownEndpoints or route: which face answers, and for REST the checked target and its rule. */
-  readonly route: Route;
-  /** authenticate: the caller, as far as the route needs to know. */
-  readonly auth: AuthOutcome;
-  /** onRequest (trace): the trace the request belongs to, when it has one. */
-  readonly trace: RequestTrace;
-  /** onRequest (access log): every upstream call made for the request. */
-  readonly upstreamAttempts: AttemptLog;
-  /** onRequest (access log): the connection's bytes written before this request (its response's are the rest). */
-  readonly bytesWrittenBefore: number;
-  /** face (GraphQL): the operation, once it is known. */
-  readonly graphqlOperation: GraphQLOperation;
-}
+/**
+ * What the pipeline learns about a request, each entry set once, by the phase that owns it. Empty here:
+ * each plugin declares the entries it owns next to itself, by augmenting this interface (as hono's
+ * `ContextVariableMap`), so the pipeline imports nothing of the concerns built on it:
+ *
+ * ```ts
+ * declare module '../pipeline/state.js' {
+ *   interface RequestVariables {
+ *     /** onRequest (request id): the client's sane X-Request-ID, or a new one. *\/
+ *     readonly requestId: string;
+ *   }
+ * }
+ * ```
+ */
+// eslint-disable-next-line @typescript-eslint/no-empty-object-type -- filled by declaration merging
+export interface RequestVariables {}
 
 type Key = keyof RequestVariables;
 
