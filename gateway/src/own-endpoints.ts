@@ -1,7 +1,6 @@
 import type { ServerResponse } from 'node:http';
 import { GatewayError } from './errors.js';
-import { ANSWERED, type Exchange, type GatewayPlugin } from './pipeline/pipeline.js';
-import { rawPathOf } from './routing.js';
+import { ANSWERED, rawPathOf, type Exchange, type GatewayPlugin } from './pipeline/pipeline.js';
 
 /** A path the gateway answers itself (probes, metrics): never authenticated, never rate limited. */
 export interface OwnEndpoint {

@@ -1,8 +1,10 @@
 import type { IncomingMessage } from 'node:http';
+import type { Identity } from './auth/identity.js';
 import { GatewayError } from './errors.js';
-import { ANSWERED, type Exchange, type GatewayPlugin, type StepResult } from './pipeline/pipeline.js';
+import { ANSWERED, rawPathOf, type Exchange, type GatewayPlugin, type StepResult } from './pipeline/pipeline.js';
 import { normaliseTarget, type RequestTarget } from './rest/path.js';
 import { accessFor, findRoute, type Access, type RouteRule } from './rest/routes.js';
+import type { Caller } from './upstream/call.js';
 import { operationReached, type UpstreamOperation } from './upstream/operations.js';
 
 declare module './pipeline/state.js' {
@@ -32,13 +34,6 @@ export type Route =
        */
       readonly operation?: UpstreamOperation;
     };
-
-/** The raw path of a request, before any normalisation (for `instance` and own endpoints). */
-export function rawPathOf(req: IncomingMessage): string {
-  const url = req.url ?? '/';
-  const queryStart = url.indexOf('?');
-  return queryStart === -1 ? url : url.slice(0, queryStart);
-}
 
 /** Who may call the face a route leads to; undefined when nobody is authenticated for it. */
 export function accessOf(route: Route): Access | undefined {
@@ -94,5 +89,20 @@ export function facesPlugin(faces: { readonly rest: Face; readonly graphql?: Fac
         return ANSWERED;
       },
     },
+  };
+}
+
+/** The caller of a client request as the upstream client needs it, the same for both faces. */
+export function callerOf({ req, state }: Exchange, identity: Identity | undefined): Caller {
+  const trace = state.peek('trace');
+  const attempts = state.peek('upstreamAttempts');
+  return {
+    requestId: state.get('requestId'),
+    forwarded: state.get('forwarded'),
+    ...(identity ? { identity } : {}),
+    ...(req.headers.authorization !== undefined ? { authorization: req.headers.authorization } : {}),
+    ...(trace?.forward ? { trace: trace.forward } : {}),
+    ...(trace?.span ? { traceParent: trace.span } : {}),
+    ...(attempts ? { attempts } : {}),
   };
 }

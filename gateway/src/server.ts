@@ -20,10 +20,10 @@ import { closeGracefully, Connections, Lifecycle, lifecyclePlugin } from './life
 import { healthEndpoint, ownEndpointsPlugin, type OwnEndpoint } from './own-endpoints.js';
 import { docsEndpoints } from './rest/docs.js';
 import { protocolPlugin } from './protocol.js';
-import { createPipeline, type Exchange, type GatewayPlugin, type Pipeline } from './pipeline/pipeline.js';
+import { createPipeline, rawPathOf, type Exchange, type GatewayPlugin, type Pipeline } from './pipeline/pipeline.js';
 import { createRateLimiter, createRegistrationLimiter, credentialGuard, rateLimitPlugin, registrationGuard } from './ratelimit/index.js';
 import { restFace } from './rest/handler.js';
-import { facesPlugin, rawPathOf, routingPlugin } from './routing.js';
+import { facesPlugin, routingPlugin } from './routing.js';
 import { UpstreamClient } from './upstream/client.js';
 
 export interface Gateway {

@@ -1,7 +1,6 @@
 import type { Socket } from 'node:net';
-import { responseStatus, type Exchange, type GatewayPlugin } from '../pipeline/pipeline.js';
+import { rawPathOf, responseStatus, type Exchange, type GatewayPlugin } from '../pipeline/pipeline.js';
 import { bodyBytesReceived } from '../request-body.js';
-import { rawPathOf } from '../routing.js';
 import { AttemptLog, type UpstreamAttempt } from '../upstream/call.js';
 import { trustedChild, type Logger } from './logger.js';
 import { routeLabel, secondsSince } from './metrics.js';

@@ -1,7 +1,6 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Span } from '@opentelemetry/api';
-import { responseStatus, type GatewayPlugin } from '../pipeline/pipeline.js';
-import { rawPathOf } from '../routing.js';
+import { rawPathOf, responseStatus, type GatewayPlugin } from '../pipeline/pipeline.js';
 import { routeLabel } from './metrics.js';
 import { endSpan, parseTraceContext, type IncomingTraceContext } from './tracing.js';
 import type { Tracing } from '../../../shared/tracing.js';

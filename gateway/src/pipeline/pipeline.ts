@@ -10,6 +10,13 @@ export interface Exchange {
   readonly started: bigint;
 }
 
+/** The raw path of a request, before any normalisation (for `instance` and own endpoints). */
+export function rawPathOf(req: IncomingMessage): string {
+  const url = req.url ?? '/';
+  const queryStart = url.indexOf('?');
+  return queryStart === -1 ? url : url.slice(0, queryStart);
+}
+
 /** The status a request ended with: 499 (as nginx logs it) when the client left before any answer. */
 export function responseStatus(res: ServerResponse): number {
   return res.headersSent ? res.statusCode : 499;

@@ -4,7 +4,6 @@ import type { Identity } from '../auth/identity.js';
 import type { Forwarded } from '../forwarded.js';
 import type { Span } from '@opentelemetry/api';
 import type { IncomingTraceContext } from '../observability/tracing.js';
-import type { Exchange } from '../pipeline/pipeline.js';
 import type { UpstreamName } from '../../../shared/upstreams.js';
 import type { UpstreamOutcome } from './failures.js';
 import type { UpstreamOperation } from './operations.js';
@@ -126,19 +125,4 @@ export interface DispatchWithCall extends Dispatcher.DispatchOptions {
 
 export function callOf(options: Dispatcher.DispatchOptions): UpstreamCall {
   return (options as DispatchWithCall).call;
-}
-
-/** The caller of a client request as the upstream client needs it, the same for both faces. */
-export function callerOf({ req, state }: Exchange, identity: Identity | undefined): Caller {
-  const trace = state.peek('trace');
-  const attempts = state.peek('upstreamAttempts');
-  return {
-    requestId: state.get('requestId'),
-    forwarded: state.get('forwarded'),
-    ...(identity ? { identity } : {}),
-    ...(req.headers.authorization !== undefined ? { authorization: req.headers.authorization } : {}),
-    ...(trace?.forward ? { trace: trace.forward } : {}),
-    ...(trace?.span ? { traceParent: trace.span } : {}),
-    ...(attempts ? { attempts } : {}),
-  };
 }
