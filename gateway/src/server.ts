@@ -93,7 +93,7 @@ export function errorResponder(logger: Logger): (exchange: Exchange, error: unkn
     if (res.destroyed) return;
     const route = state.peek('route');
     if (route?.face === 'graphql') {
-      sendGraphQLError(res, failure, correlation);
+      sendGraphQLError(req, res, failure, correlation);
       return;
     }
     const instance = route?.face === 'rest' && !(route.target instanceof GatewayError) ? route.target.path : rawPathOf(req);
