@@ -82,6 +82,23 @@ export interface Problem {
   [extension: string]: unknown;
 }
 
+/** A problem as a JSON Schema, for the OpenAPI document: what toProblem renders, whatever the error. */
+export const PROBLEM_SCHEMA = {
+  type: 'object',
+  description: 'RFC 9457 problem details, as the gateway answers every error of the REST face',
+  required: ['type', 'title', 'status', 'code', 'detail', 'instance', 'requestId'],
+  properties: {
+    type: { const: 'about:blank' },
+    title: { type: 'string' },
+    status: { type: 'integer', minimum: 400, maximum: 599 },
+    code: { enum: Object.keys(ERROR_KINDS), description: 'The error catalogue’s code' },
+    detail: { type: 'string' },
+    instance: { type: 'string' },
+    requestId: { type: 'string' },
+    traceId: { type: 'string' },
+  },
+};
+
 /** The request and trace ids as members of a problem or a GraphQL error's extensions. */
 export function correlationMembers({ requestId, traceId }: Correlation): { requestId: string; traceId?: string } {
   return traceId === undefined ? { requestId } : { requestId, traceId };
