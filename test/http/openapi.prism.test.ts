@@ -141,6 +141,8 @@ describe('the OpenAPI document, checked by a Prism proxy in front of the gateway
     expect(await call('GET', '/users/me', { as: 'forged' })).toMatchObject({ status: 401, body: { code: 'UNAUTHENTICATED' } });
     expect(await call('GET', '/search/global?q=news', { as: 'forged' })).toMatchObject({ status: 401, body: { code: 'UNAUTHENTICATED' } });
     expect(await call('GET', '/admin/users', { as: 'bob' })).toMatchObject({ status: 403, body: { code: 'FORBIDDEN' } });
+    // A path the gateway cannot normalise safely: its 400, the `default` problem.
+    expect(await call('GET', '/ondemand/movies/m1%2F..%2Fm2', { as: 'alice' })).toMatchObject({ status: 400, type: 'application/problem+json', body: { code: 'BAD_USER_INPUT' } });
   });
 
   it('matches user management’s answers', async () => {
