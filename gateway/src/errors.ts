@@ -1,5 +1,6 @@
-import { STATUS_CODES, type ServerResponse } from 'node:http';
+import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { GraphQLFormattedError } from 'graphql';
+import Negotiator from 'negotiator';
 
 /**
  * The one catalogue of errors the gateway answers with, keyed by public code (as fastify's `FST_ERR_*`
@@ -81,6 +82,23 @@ export interface Problem {
   [extension: string]: unknown;
 }
 
+/** A problem as a JSON Schema, for the OpenAPI document: what toProblem renders, whatever the error. */
+export const PROBLEM_SCHEMA = {
+  type: 'object',
+  description: 'RFC 9457 problem details, as the gateway answers every error of the REST face',
+  required: ['type', 'title', 'status', 'code', 'detail', 'instance', 'requestId'],
+  properties: {
+    type: { const: 'about:blank' },
+    title: { type: 'string' },
+    status: { type: 'integer', minimum: 400, maximum: 599 },
+    code: { enum: Object.keys(ERROR_KINDS), description: 'The error catalogue’s code' },
+    detail: { type: 'string' },
+    instance: { type: 'string' },
+    requestId: { type: 'string' },
+    traceId: { type: 'string' },
+  },
+};
+
 /** The request and trace ids as members of a problem or a GraphQL error's extensions. */
 export function correlationMembers({ requestId, traceId }: Correlation): { requestId: string; traceId?: string } {
   return traceId === undefined ? { requestId } : { requestId, traceId };
@@ -119,9 +137,30 @@ export function sendProblem(res: ServerResponse, error: GatewayError, instance: 
   res.writeHead(status, headers).end(body);
 }
 
-/** A GraphQL response failing as a whole (a refused token, a body too large, a 429), with the kind's status. */
-export function sendGraphQLError(res: ServerResponse, error: GatewayError, correlation: Correlation): void {
-  const body = JSON.stringify({ errors: [toGraphQLError(error, {}, correlation)] });
-  res.writeHead(error.status, { ...error.headers, 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store' });
+/**
+ * The media types of a GraphQL answer (GraphQL-over-HTTP) as Apollo Server offers them, the legacy one
+ * first: it answers no Accept, an Accept of any type, and an Accept that names neither.
+ */
+export const GRAPHQL_MEDIA_TYPES = ['application/json; charset=utf-8', 'application/graphql-response+json; charset=utf-8'] as const;
+
+/**
+ * The media type the client prefers for a GraphQL answer, negotiated from its Accept as Apollo Server
+ * negotiates its own (Apollo Client 4 reads the errors of a non-2xx answer only from
+ * `application/graphql-response+json`).
+ */
+export function graphqlMediaType(req: IncomingMessage): (typeof GRAPHQL_MEDIA_TYPES)[number] {
+  const preferred = new Negotiator(req).mediaType(GRAPHQL_MEDIA_TYPES);
+  return GRAPHQL_MEDIA_TYPES.find((type) => type === preferred) ?? GRAPHQL_MEDIA_TYPES[0];
+}
+
+/** The one writer of the GraphQL answers the gateway makes itself: errors only, no data, in the client's media type. */
+export function sendGraphQLErrors(req: IncomingMessage, res: ServerResponse, status: number, errors: readonly GraphQLFormattedError[], headers: Readonly<Record<string, string>> = {}): void {
+  const body = JSON.stringify({ errors });
+  res.writeHead(status, { ...headers, 'content-type': graphqlMediaType(req), 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store' });
   res.end(body);
+}
+
+/** A GraphQL response failing as a whole (a refused token, a body too large, a 429), with the kind's status. */
+export function sendGraphQLError(req: IncomingMessage, res: ServerResponse, error: GatewayError, correlation: Correlation): void {
+  sendGraphQLErrors(req, res, error.status, [toGraphQLError(error, {}, correlation)], error.headers);
 }

@@ -1,11 +1,19 @@
 import type { ServerResponse } from 'node:http';
 import { GatewayError } from './errors.js';
 import { ANSWERED, rawPathOf, type Exchange, type GatewayPlugin } from './pipeline/pipeline.js';
+import { ANY_ERROR_RESPONSE, type DescribedPath } from './rest/openapi.js';
 
-/** A path the gateway answers itself (probes, metrics): never authenticated, never rate limited. */
-export interface OwnEndpoint {
-  readonly path: string;
+/**
+ * A path the gateway answers itself (probes, metrics, docs): never authenticated, never rate limited;
+ * `openapi` describes its GET as served.
+ */
+export interface OwnEndpoint extends DescribedPath {
   handle(exchange: Exchange): void | Promise<void>;
+}
+
+/** The OpenAPI path item of an own endpoint: a public GET, with these responses. */
+export function ownGet(summary: string, responses: Readonly<Record<string, unknown>>): DescribedPath['openapi'] {
+  return { get: { summary, tags: ['gateway'], security: [], responses: { ...responses, default: ANY_ERROR_RESPONSE } } };
 }
 
 const OWN_METHODS = new Set(['GET', 'HEAD']);
@@ -39,5 +47,8 @@ export function ownEndpointsPlugin(endpoints: readonly OwnEndpoint[]): GatewayPl
 /** Liveness: the process is up and listening. */
 export const healthEndpoint: OwnEndpoint = {
   path: '/health',
+  openapi: ownGet('Liveness: the process is up and listening', {
+    '200': { description: 'Up', content: { 'application/json': { schema: { type: 'object', additionalProperties: false, required: ['status'], properties: { status: { const: 'ok' } } } } } },
+  }),
   handle: ({ res }) => sendJson(res, 200, { status: 'ok' }),
 };

@@ -9,6 +9,7 @@ import { corsPlugin } from './cors.js';
 import { GatewayError, internalError, problemResponse, sendGraphQLError, sendProblem, type Correlation } from './errors.js';
 import { forwardedPlugin } from './forwarded.js';
 import type { GraphQLFace } from './graphql/handler.js';
+import { graphqlDescription } from './graphql/openapi.js';
 import { accessLogPlugin } from './observability/access-log.js';
 import type { Logger } from './observability/logger.js';
 import { GatewayMetrics, metricsEndpoint, metricsPlugin } from './observability/metrics.js';
@@ -93,7 +94,7 @@ export function errorResponder(logger: Logger): (exchange: Exchange, error: unkn
     if (res.destroyed) return;
     const route = state.peek('route');
     if (route?.face === 'graphql') {
-      sendGraphQLError(res, failure, correlation);
+      sendGraphQLError(req, res, failure, correlation);
       return;
     }
     const instance = route?.face === 'rest' && !(route.target instanceof GatewayError) ? route.target.path : rawPathOf(req);
@@ -125,7 +126,9 @@ export async function createGateway(config: GatewayConfig, logger: Logger, optio
   const readiness = (details: boolean) => readinessEndpoint({ lifecycle, upstreams: upstreamHealth, requireAllUpstreams: config.readyRequiresAllUpstreams, details });
   // With an admin listener, the public port keeps liveness and a bare readiness; details and metrics move.
   const admin = config.adminPort !== undefined;
-  const publicEndpoints = [...(admin ? [healthEndpoint, readiness(false)] : [healthEndpoint, readiness(true), metricsEndpoint(metrics)]), ...docsEndpoints()];
+  const probes = admin ? [healthEndpoint, readiness(false)] : [healthEndpoint, readiness(true), metricsEndpoint(metrics)];
+  // The document describes what this port serves: these probes, /graphql when served, and the docs.
+  const publicEndpoints = [...probes, ...docsEndpoints([...probes, ...(graphql ? [graphqlDescription(config.graphqlIntrospection)] : [])])];
 
   // Each concern is one plugin; the pipeline runs their steps phase by phase (see PHASES).
   const plugins: GatewayPlugin[] = [

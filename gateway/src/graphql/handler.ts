@@ -15,7 +15,7 @@ import { readBody, type BodyPolicy } from '../request-body.js';
 import { assertBoundedSearch, parseBoundedJson, type GraphQLInputBounds } from './request-bounds.js';
 import type { GatewayConfig } from '../config.js';
 import { appendVary } from '../cors.js';
-import { correlationMembers } from '../errors.js';
+import { correlationMembers, sendGraphQLErrors } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
 import type { Exchange } from '../pipeline/pipeline.js';
 import { callerOf, type Face } from '../routing.js';
@@ -234,8 +234,7 @@ export async function createGraphQLFace(config: GatewayConfig, client: UpstreamC
       const request = config.trustedDocuments ? withTrustedDocument(sent, config.trustedDocuments) : sent;
       if ('kind' in request) {
         // A GraphQL request error, as Apollo's own (GRAPHQL_PARSE_FAILED…): 400, no data, the request id.
-        const body = JSON.stringify({ errors: [{ message: request.message, extensions: { code: request.code, ...correlationOf(exchange) } }] });
-        res.writeHead(400, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store' }).end(body);
+        sendGraphQLErrors(req, res, 400, [{ message: request.message, extensions: { code: request.code, ...correlationOf(exchange) } }]);
         return;
       }
       const key = responseCache && identity === undefined && req.headers.authorization === undefined ? responseCache.keyOf(request.method, req.headers, request.search, text) : undefined;

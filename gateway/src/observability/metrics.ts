@@ -1,7 +1,7 @@
 import { LRUCache } from 'lru-cache';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { ERROR_KINDS } from '../errors.js';
-import type { OwnEndpoint } from '../own-endpoints.js';
+import { ownGet, type OwnEndpoint } from '../own-endpoints.js';
 import { responseStatus, type GatewayPlugin } from '../pipeline/pipeline.js';
 import type { Route } from '../routing.js';
 import type { UpstreamOutcome } from '../upstream/failures.js';
@@ -228,6 +228,7 @@ export function metricsPlugin(metrics: GatewayMetrics): GatewayPlugin {
 export function metricsEndpoint(metrics: GatewayMetrics): OwnEndpoint {
   return {
     path: '/metrics',
+    openapi: ownGet('The Prometheus scrape', { '200': { description: 'Every metric, in the Prometheus text format', content: { 'text/plain': { schema: { type: 'string' } } } } }),
     async handle({ res }) {
       const { contentType, body } = await metrics.render();
       res.writeHead(200, { 'content-type': contentType, 'cache-control': 'no-store' }).end(body);

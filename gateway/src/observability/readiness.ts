@@ -1,10 +1,12 @@
 import { GatewayError } from '../errors.js';
 import type { Lifecycle } from '../lifecycle.js';
-import { sendJson, type OwnEndpoint } from '../own-endpoints.js';
+import { ownGet, sendJson, type OwnEndpoint } from '../own-endpoints.js';
+import { problemResponse } from '../rest/openapi.js';
 import type { UpstreamClient } from '../upstream/client.js';
 import { UPSTREAM_NAMES, type UpstreamName } from '../../../shared/upstreams.js';
 
-export type UpstreamHealth = 'ok' | 'unhealthy' | 'unreachable';
+const UPSTREAM_HEALTH = ['ok', 'unhealthy', 'unreachable'] as const;
+export type UpstreamHealth = (typeof UPSTREAM_HEALTH)[number];
 
 export interface UpstreamsHealth {
   readonly services: Readonly<Record<UpstreamName, UpstreamHealth>>;
@@ -65,8 +67,22 @@ export interface ReadinessOptions {
  * required — since the others still serve and every instance sees the same upstreams.
  */
 export function readinessEndpoint({ lifecycle, upstreams, requireAllUpstreams, details }: ReadinessOptions): OwnEndpoint {
+  const shownSchema = {
+    services: { type: 'object', additionalProperties: false, required: UPSTREAM_NAMES, properties: Object.fromEntries(UPSTREAM_NAMES.map((name) => [name, { enum: UPSTREAM_HEALTH }])) },
+    failing: { type: 'array', minItems: 1, items: { enum: UPSTREAM_NAMES } },
+  };
+  const status = { enum: requireAllUpstreams ? ['ready'] : ['ready', 'degraded'] };
+  const ready = details ? { required: ['status', 'services'], properties: { status, ...shownSchema } } : { required: ['status'], properties: { status } };
   return {
     path: '/ready',
+    openapi: ownGet('Readiness: whether this instance can serve', {
+      '200': { description: requireAllUpstreams ? 'Ready: every service answers' : 'Ready, or degraded: some services do not answer', content: { 'application/json': { schema: { type: 'object', additionalProperties: false, ...ready } } } },
+      '503': problemResponse(
+        requireAllUpstreams ? 'Not ready: shutting down, or a service does not answer' : 'Not ready: shutting down',
+        503,
+        details && requireAllUpstreams ? { properties: shownSchema } : undefined,
+      ),
+    }),
     async handle({ res, state }) {
       if (lifecycle.phase !== 'serving') throw new GatewayError('UPSTREAM_UNAVAILABLE', 'The gateway is shutting down');
       const health = await upstreams.current(state.get('requestId'));
