@@ -32,13 +32,13 @@ describe('the shared cache of upstream answers (RFC 9111) and coalescing', () =>
   };
   const calls = () => fx.upstreams.upstreams.ondemand.requests.length;
 
-  it('answers a public answer from the cache, to any user, with its Age, and counts the hit', async () => {
+  it('answers a public answer from the cache, to any user, with its Age (private: it was asked with a token), and counts the hit', async () => {
     fx.upstreams.upstreams.ondemand.behaviour = answering('public, max-age=60');
     const first = await get('/ondemand/movies/m1?cache=public', alice);
     const second = await get('/ondemand/movies/m1?cache=public', bob);
     expect(calls()).toBe(1);
     expect(second.body).toEqual(first.body);
-    expect(second.headers['cache-control']).toBe('public, max-age=60');
+    expect(second.headers['cache-control']).toBe('private, max-age=60');
     expect(Number(second.headers.age)).toBeGreaterThanOrEqual(0);
     const metrics = await (await fetch(`${fx.gateway.url}/metrics`)).text();
     expect(sample(metrics, 'gateway_upstream_cache_lookups_total', { service: 'ondemand', result: 'hit' })).toBeGreaterThanOrEqual(1);

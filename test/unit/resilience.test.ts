@@ -5,7 +5,7 @@
 import { createServer as createTcpServer, type Server as TcpServer } from 'node:net';
 import type { ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { Gateway } from '../../gateway/src/server.js';
 import type { UpstreamName } from '../../shared/upstreams.js';
 import { startGateway, type RunningGateway } from '../helpers/gateway.js';
@@ -34,6 +34,11 @@ async function metricsOf(gateway: Gateway): Promise<string> {
 
 async function circuitState(gateway: Gateway, service: UpstreamName): Promise<number | undefined> {
   return sample(await metricsOf(gateway), 'gateway_upstream_circuit_state', { service });
+}
+
+/** Waits until `count` calls to `service` have joined an identical call in flight. */
+async function joined(gateway: Gateway, service: UpstreamName, count: number): Promise<void> {
+  await vi.waitFor(async () => expect(sample(await metricsOf(gateway), 'gateway_upstream_coalesced_total', { service }), `${count} calls joined one in flight`).toBe(count), { timeout: 20_000, interval: 10 });
 }
 
 const failWith500 = (_req: unknown, res: ServerResponse) => void res.writeHead(500, { 'content-type': 'application/json' }).end('{"detail":"boom"}');
@@ -76,16 +81,20 @@ describe('the circuit breaker on the REST face', () => {
     expect(refused.json()).toMatchObject({ code: 'UPSTREAM_UNAVAILABLE', detail: 'The live TV service is unavailable' });
     expect(livetv.requests).toHaveLength(3);
 
-    // Half-open: one probe goes through; while it is out, everyone else is still refused.
+    // Half-open: one probe goes through; while it is out, every other call is still refused (an
+    // identical one joins the probe: it is the same call).
     clock.now += OPEN_MS / 2;
     const held = holdNext(livetv);
     const probe = get();
     await held.arrived;
     expect(await circuitState(running.gateway, 'livetv')).toBe(1);
-    expect((await get()).statusCode).toBe(503);
+    expect((await running.gateway.inject({ url: '/livetv/channels/c1', headers: { authorization: `Bearer ${token}` } })).statusCode).toBe(503);
+    const joining = get();
+    await joined(running.gateway, 'livetv', 1);
     expect(livetv.requests).toHaveLength(4);
     held.answer((res) => answerJson([])(undefined, res));
     expect((await probe).statusCode).toBe(200);
+    expect((await joining).statusCode).toBe(200);
     expect(await circuitState(running.gateway, 'livetv')).toBe(0);
 
     livetv.behaviour = answerJson([]);
@@ -144,9 +153,13 @@ describe('the circuit breaker on the GraphQL face', () => {
     const probe = plans();
     await held.arrived;
     expect(await circuitState(running.gateway, 'rights')).toBe(1);
-    expect((await plans()).json()).toMatchObject({ data: { plans: null }, errors: [{ extensions: { code: 'UPSTREAM_UNAVAILABLE' } }] });
+    const subscribe = await running.gateway.inject({ method: 'POST', url: '/graphql', headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` }, payload: { query: 'mutation { subscribe(planId: "basic") { planId } }' } });
+    expect(subscribe.json()).toMatchObject({ data: null, errors: [{ extensions: { code: 'UPSTREAM_UNAVAILABLE' } }] });
+    const joining = plans();
+    await joined(running.gateway, 'rights', 1);
     held.answer((res) => answerJson([{ id: 'basic', name: 'Basic' }])(undefined, res));
     expect((await probe).json()).toEqual({ data: { plans: [{ id: 'basic' }] } });
+    expect((await joining).json()).toEqual({ data: { plans: [{ id: 'basic' }] } });
     expect(await circuitState(running.gateway, 'rights')).toBe(0);
     expect(rights.requests).toHaveLength(4);
   });

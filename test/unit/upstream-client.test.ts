@@ -16,6 +16,7 @@ import {
   upstreamHttpFailure,
 } from '../../gateway/src/upstream/failures.js';
 import { encodePathSegment, fitsOperation, upstreamOperations } from '../../gateway/src/upstream/operations.js';
+import { clientResponseHeaders, privateCacheControl } from '../../gateway/src/rest/headers.js';
 
 const operation = (id: string) => {
   const found = upstreamOperations().get(id);
@@ -231,5 +232,28 @@ describe('the circuit breaker', () => {
     const { instance } = breaker(0);
     for (let i = 0; i < 100; i++) instance.failed(false);
     expect(instance.current).toBe('closed');
+  });
+});
+
+describe('what a REST client receives of an upstream answer', () => {
+  it.each([
+    ['public, max-age=60', 'private, max-age=60'],
+    ['PUBLIC, S-MaxAge=600, max-age=60, must-revalidate', 'private, max-age=60, must-revalidate'],
+    ['s-maxage = 5, proxy-revalidate', 'private, proxy-revalidate'],
+    ['private="set-cookie", max-age=5', 'private, max-age=5'],
+    ['no-cache="a, b", public', 'private, no-cache="a, b"'],
+    ['private, max-age=10', 'private, max-age=10'],
+    ['no-store', 'private, no-store'],
+    [['public', 'max-age=1'], 'private, max-age=1'],
+    [undefined, 'private'],
+  ])('made for one caller, Cache-Control %j goes out as %j', (upstream, expected) => {
+    expect(privateCacheControl(upstream)).toBe(expected);
+  });
+
+  it('a 204 carries no Content-Length; other statuses keep theirs; an answer for anyone keeps its Cache-Control', () => {
+    const upstream = { 'content-length': '5', 'content-type': 'text/plain', 'cache-control': 'public, max-age=60' };
+    expect(clientResponseHeaders(204, upstream, false)).toEqual({ 'content-type': 'text/plain', 'cache-control': 'public, max-age=60' });
+    expect(clientResponseHeaders(200, upstream, false)).toEqual(upstream);
+    expect(clientResponseHeaders(200, upstream, true)).toEqual({ ...upstream, 'cache-control': 'private, max-age=60' });
   });
 });

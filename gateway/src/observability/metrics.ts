@@ -96,6 +96,13 @@ export class GatewayMetrics {
     registers: [this.registry],
   });
 
+  private readonly coalesced = new Counter({
+    name: 'gateway_upstream_coalesced_total',
+    help: 'GET and HEAD calls that joined an identical call in flight to the same upstream instead of making their own, by service.',
+    labelNames: ['service'] as const,
+    registers: [this.registry],
+  });
+
   private readonly graphqlOperations = new Counter({
     name: 'gateway_graphql_operations_total',
     help: 'GraphQL operations answered, by operation name (anonymous, invalid, or other until a name has been used often enough), type and outcome (success, partial, error).',
@@ -154,6 +161,10 @@ export class GatewayMetrics {
 
   observeCacheLookup(service: UpstreamName, result: 'hit' | 'miss'): void {
     this.cacheLookups.labels(service, result).inc();
+  }
+
+  observeCoalesced(service: UpstreamName): void {
+    this.coalesced.labels(service).inc();
   }
 
   setCircuitState(service: UpstreamName, state: number): void {

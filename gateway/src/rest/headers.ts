@@ -63,7 +63,32 @@ const GATEWAY_RESPONSE_HEADERS = new Set([
   'access-control-max-age',
 ]);
 
-/** What the client receives of the upstream's headers. */
-export function clientResponseHeaders(upstream: Record<string, HeaderValue>): Record<string, string | string[]> {
-  return withoutHopByHop(upstream, GATEWAY_RESPONSE_HEADERS);
+/** Directives that say who may keep an answer (a CDN in front, for everyone: `public`, `s-maxage`): replaced by `private`. */
+const AUDIENCE_DIRECTIVE = /^(?:public|private|s-maxage)(?:\s*=.*)?$/is;
+
+/** The directives of a Cache-Control value, split at the commas outside quoted strings. */
+function directives(value: string): string[] {
+  return (value.match(/(?:[^,"]|"(?:[^"\\]|\\.)*")+/g) ?? []).map((directive) => directive.trim()).filter((directive) => directive !== '');
+}
+
+/**
+ * The Cache-Control of an answer made for one caller: `private`, with the upstream's other directives
+ * (`max-age`, `no-store`, `must-revalidate`…) kept and those for shared caches (`public`, `s-maxage`)
+ * dropped, so a CDN never keeps it for anyone else, whatever the upstream said.
+ */
+export function privateCacheControl(upstream: HeaderValue): string {
+  const kept = directives([upstream ?? ''].flat().join(',')).filter((directive) => !AUDIENCE_DIRECTIVE.test(directive));
+  return ['private', ...kept].join(', ');
+}
+
+/**
+ * What the client receives of the upstream's status and headers. A 204 carries no Content-Length (RFC
+ * 9110 8.6: a client that believed one would wait for a body that never comes); an answer made for
+ * one caller (`personal`) says `private`.
+ */
+export function clientResponseHeaders(status: number, upstream: Record<string, HeaderValue>, personal: boolean): Record<string, string | string[]> {
+  const headers = withoutHopByHop(upstream, GATEWAY_RESPONSE_HEADERS);
+  if (status === 204) delete headers['content-length'];
+  if (personal) headers['cache-control'] = privateCacheControl(headers['cache-control']);
+  return headers;
 }

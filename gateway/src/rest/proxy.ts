@@ -64,7 +64,9 @@ class RelayHandler implements Dispatcher.DispatchHandler {
       this.errorHeaders = headers;
       return;
     }
-    const { vary, ...relayed } = clientResponseHeaders(headers);
+    // An answer to a request with credentials is that caller's: every route that needs a token, any other one was sent to.
+    const personal = this.call.caller.identity !== undefined || this.call.caller.authorization !== undefined;
+    const { vary, ...relayed } = clientResponseHeaders(statusCode, headers, personal);
     if (vary !== undefined) appendVary(this.res, vary);
     this.relaying = true;
     this.res.writeHead(statusCode, relayed);

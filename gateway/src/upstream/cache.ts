@@ -1,6 +1,7 @@
 import type { Writable } from 'node:stream';
 import { cacheStores, interceptors, type Dispatcher } from 'undici';
 import { LRUCache } from 'lru-cache';
+import { IDENTITY_HEADERS } from './interceptors/forwarding.js';
 import { PassThroughHandler, type Controller, type Headers } from './interceptors/handler.js';
 
 // undici's cache store interface, as its memory store implements it.
@@ -26,8 +27,9 @@ const MAX_ENTRIES = 20_000;
 /**
  * The shared HTTP cache of upstream answers (RFC 9111), one store for every upstream: undici's memory
  * store, within a byte bound, holding 2xx answers only (a redirect or an error is never replayed to a
- * face that treats it differently), with the keys of each origin tracked so that a change made through
- * the gateway can drop all of that upstream's answers at once.
+ * face that treats it differently) and an answer to an identified caller only when it says `public`,
+ * with the keys of each origin tracked so that a change made through the gateway can drop all of that
+ * upstream's answers at once.
  */
 export class UpstreamCache implements CacheStore {
   private readonly store: CacheStore;
@@ -51,6 +53,10 @@ export class UpstreamCache implements CacheStore {
 
   createWriteStream(key: CacheKey, value: CacheValue): Writable | undefined {
     if (value.statusCode < 200 || value.statusCode > 299) return undefined;
+    // An answer to a call that says who is calling is that caller's, unless the upstream said `public`.
+    // RFC 9111 3.5 would take `s-maxage` or `must-revalidate` as well, but it speaks of Authorization
+    // alone: the gateway adds the identity itself (X-User-ID), which no upstream would have to Vary on.
+    if (!value.cacheControlDirectives?.public && IDENTITY_HEADERS.some((name) => key.headers?.[name] !== undefined)) return undefined;
     this.keys.set(`${key.origin} ${key.path}`, { origin: key.origin, path: key.path, method: key.method });
     return this.store.createWriteStream(key, value);
   }
@@ -92,22 +98,11 @@ class InvalidatingHandler extends PassThroughHandler {
  * drops all of that upstream's stored answers — a catalogue edit shows at once on every page of this
  * instance, not only at the URI it changed (RFC 9111 4.4 asks for the URI, at least); then the answer
  * is looked up (GETs and HEADs, shared-cache rules: `private` and `no-store` are never stored, an
- * answer to a request with `Authorization` only when `public`, `s-maxage` or `must-revalidate` says so).
+ * answer to a call carrying an identity only when `public` says so).
  */
 export function cacheInterceptors(cache: UpstreamCache, origin: string): Dispatcher.DispatcherComposeInterceptor[] {
   const invalidation: Dispatcher.DispatcherComposeInterceptor = (dispatch) => (options, handler) =>
     SAFE_METHODS.has(options.method) ? dispatch(options, handler) : dispatch(options, new InvalidatingHandler(handler, () => cache.invalidate(origin)));
   // compose() order: the last is met first.
   return [interceptors.cache({ store: cache, methods: ['GET', 'HEAD'], type: 'shared' }), invalidation];
-}
-
-/** Headers that differ per client request without changing the answer: not part of what makes two calls the same. */
-const PER_REQUEST_HEADERS = ['x-request-id', 'traceparent', 'tracestate', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host'];
-
-/**
- * Identical GETs in flight to the same upstream URL, for the same caller (Authorization and the
- * identity headers are part of what makes them identical), share one call and its answer.
- */
-export function coalescingInterceptor(): Dispatcher.DispatcherComposeInterceptor {
-  return interceptors.deduplicate({ methods: ['GET', 'HEAD'], excludeHeaderNames: PER_REQUEST_HEADERS });
 }

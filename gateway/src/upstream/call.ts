@@ -53,6 +53,9 @@ export class AttemptLog {
   }
 }
 
+/** Where a call's attempts are recorded: a request's AttemptLog, or a shared call handing them on to each caller's. */
+export type AttemptSink = Pick<AttemptLog, 'started' | 'ended'>;
+
 /** The client request an upstream call is made for: what the upstream is told about it. */
 export interface Caller {
   readonly requestId: string;
@@ -67,7 +70,7 @@ export interface Caller {
   /** When tracing: the span the call's own span is a child of (the request's, or a GraphQL step's). */
   readonly traceParent?: Span;
   /** Where each attempt is recorded for the request's access line. */
-  readonly attempts?: AttemptLog;
+  readonly attempts?: AttemptSink;
 }
 
 /** One call to an upstream, as a face asks for it. */

@@ -6,8 +6,9 @@ import { CircuitBreaker, CIRCUIT_STATES } from './breaker.js';
 import type { CallGuard, CallRelease, DispatchWithCall, UpstreamCall } from './call.js';
 import type { GatewayError } from '../errors.js';
 import { upstreamFailure, upstreamHttpFailure } from './failures.js';
-import { cacheInterceptors, coalescingInterceptor, UpstreamCache } from './cache.js';
+import { cacheInterceptors, UpstreamCache } from './cache.js';
 import { circuitBreakerInterceptor } from './interceptors/circuit-breaker.js';
+import { coalescingInterceptor } from './interceptors/coalescing.js';
 import { forwardingInterceptor } from './interceptors/forwarding.js';
 import { PassThroughHandler, type Controller, type Headers } from './interceptors/handler.js';
 import { observeInterceptor } from './interceptors/observe.js';
@@ -32,7 +33,10 @@ export interface UpstreamClientOptions {
   readonly guards?: readonly CallGuard[];
   /** A client span for every call made within a traced request, when tracing is on. */
   readonly tracing?: Tracing;
-  /** The shared cache of upstream answers and whether identical GETs in flight are coalesced. */
+  /**
+   * The shared cache of upstream answers (its largest entry is also the most a shared streamed answer
+   * holds for a caller that lags behind) and whether identical GETs in flight are coalesced.
+   */
   readonly cache: { readonly maxBytes: number; readonly maxEntryBytes: number; readonly coalescing: boolean };
 }
 
@@ -84,10 +88,10 @@ interface Upstream {
 /**
  * The one way the gateway calls its upstreams, for the REST face, the GraphQL face (as Mesh's fetch)
  * and readiness checks. One keep-alive pool per upstream, composed with undici interceptors, each one
- * concern, outermost first: path safety, forwarding headers, the shared cache (and the invalidation
- * after a change), circuit breaker, one retry, redirect policy, valid status, response body cap,
- * coalescing of identical GETs in flight, a span per attempt (when tracing), metrics and access-log
- * records, timeouts. Failures come out as the catalogue's kinds.
+ * concern, outermost first: path safety, forwarding headers, coalescing of identical GETs in flight,
+ * the shared cache (and the invalidation after a change), circuit breaker, one retry, redirect policy,
+ * valid status, response body cap, a span per attempt (when tracing), metrics and access-log records,
+ * timeouts. Failures come out as the catalogue's kinds.
  */
 export class UpstreamClient {
   private readonly upstreams: Readonly<Record<UpstreamName, Upstream>>;
@@ -135,19 +139,20 @@ export class UpstreamClient {
       });
       options.metrics.setCircuitState(name, CIRCUIT_STATES.closed);
       // compose() wraps in order: the first interceptor is nearest the pool, the last is met first.
-      // Coalescing sits low: a call refused above it (an open circuit, an unsafe target) throws before it
-      // registers, and the calls it joins are then counted, traced and timed once.
+      // Coalescing sits high, right under the headers it compares: the calls it joins are one call for
+      // everything below (one cache lookup, one verdict of the breaker, one retry, counted, traced and
+      // timed once), and a call refused below (an open circuit) throws before anyone can join it.
       const dispatcher = pool.compose(
         timeoutInterceptor(options.timeoutMs),
         observeInterceptor(options, name),
         ...(options.tracing ? [tracingInterceptor(options.tracing, name, url)] : []),
-        ...(options.cache.coalescing ? [coalescingInterceptor()] : []),
         responseLimitInterceptor(),
         statusInterceptor(),
         redirectsInterceptor(),
         retryInterceptor(),
         circuitBreakerInterceptor(breaker),
         ...(cache ? cacheInterceptors(cache, url.origin) : []),
+        ...(options.cache.coalescing ? [coalescingInterceptor(name, options.cache.maxEntryBytes, () => options.metrics.observeCoalesced(name))] : []),
         forwardingInterceptor(),
         pathSafetyInterceptor(),
       );

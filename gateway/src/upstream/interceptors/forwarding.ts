@@ -2,6 +2,9 @@ import type { Dispatcher } from 'undici';
 import { REQUEST_ID_HEADER } from '../../observability/request-id.js';
 import { callOf, type Caller } from '../call.js';
 
+/** The headers that say who is calling: an answer to a call carrying one is that caller's. */
+export const IDENTITY_HEADERS = ['authorization', 'x-user-id', 'x-user-roles'] as const;
+
 /**
  * The headers the gateway itself sets on every upstream call, REST and GraphQL alike: the caller's
  * Authorization as sent, the identity from its verified token (`X-User-ID`, `X-User-Roles`; none for an
