@@ -181,7 +181,10 @@ describe('GraphQL and the cache: Cache-Control for CDNs, the response cache, inv
     const firstBody = await first.body.text();
     expect(firstBody).toBe('{"data":{"search":{"total":0}}}\n');
     expect(first.headers.age).toBeUndefined();
+    // Its media type follows Accept: a CDN keeps the two apart.
+    expect(String(first.headers.vary)).toMatch(/\baccept\b/i);
     const second = await ask();
+    expect(String(second.headers.vary)).toMatch(/\baccept\b/i);
     expect(await second.body.text()).toBe(firstBody);
     expect(second.headers['cache-control']).toBe(first.headers['cache-control']);
     expect(second.headers['content-type']).toBe(first.headers['content-type']);

@@ -228,6 +228,8 @@ export async function createGraphQLFace(config: GatewayConfig, client: UpstreamC
     async handle(exchange) {
       if (explorer && wantsExplorer(exchange)) return explorer(exchange);
       const { req, res } = exchange;
+      // The media type of every answer follows Accept: a cache in front must keep them apart.
+      appendVary(res, 'accept');
       // A refused token fails the whole request here, before the body is read.
       const identity = identityOf(exchange.state.get('auth'), false);
       const { request: sent, text } = await httpGraphQLRequest(exchange, bodyPolicy, config.graphqlInputs);
