@@ -12,7 +12,6 @@ COPY schemas ./schemas
 COPY shared ./shared
 COPY gateway ./gateway
 COPY services ./services
-COPY mesh ./mesh
 COPY scripts ./scripts
 RUN npm run build && npm prune --omit=dev --no-audit --no-fund
 
@@ -27,7 +26,7 @@ WORKDIR /app
 COPY package.json package-lock.json ./
 COPY .meshrc.yaml ./
 COPY schemas ./schemas
-COPY mesh/schema.graphql ./mesh/schema.graphql
+COPY gateway/src/graphql/contract/schema.graphql ./gateway/src/graphql/contract/schema.graphql
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
 # The image's own `node` user, by number: Kubernetes' runAsNonRoot can only verify a numeric user.

@@ -5,8 +5,8 @@
  */
 import { execute, parse } from 'graphql';
 import { loadConfig } from '../gateway/src/config.js';
-import type { GatewayContext } from '../mesh/context.js';
-import { sourceOperations } from '../mesh/source.js';
+import type { GatewayContext } from '../gateway/src/graphql/contract/context.js';
+import { sourceOperations } from '../gateway/src/graphql/contract/source.js';
 import { ResponseCachePolicy } from '../gateway/src/graphql/cache-policy.js';
 import { servedSchema } from '../gateway/src/graphql/handler.js';
 import { protect } from '../gateway/src/graphql/permissions.js';

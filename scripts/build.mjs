@@ -10,7 +10,7 @@ import { build } from 'esbuild';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const DIST = join(ROOT, 'dist');
-const SOURCE_DIRS = ['shared', 'gateway', 'services', 'mesh', 'scripts'];
+const SOURCE_DIRS = ['shared', 'gateway', 'services', 'scripts'];
 const MANIFEST = join(DIST, 'build.json');
 const ifStale = process.argv.includes('--if-stale');
 

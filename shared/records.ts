@@ -7,7 +7,7 @@ import type { components as Users } from './api/users.js';
 
 /**
  * The records the services exchange, as their specs define them (generated: shared/api/): the
- * reference services build them and the gateway's GraphQL resolvers (mesh/) read them.
+ * reference services build them and the gateway's GraphQL resolvers (gateway/src/graphql/contract/) read them.
  */
 export type Movie = OnDemand['schemas']['Movie'];
 export type MovieList = OnDemand['schemas']['MovieList'];

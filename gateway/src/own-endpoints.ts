@@ -1,7 +1,7 @@
 import type { ServerResponse } from 'node:http';
 import { GatewayError } from './errors.js';
 import { ANSWERED, rawPathOf, type Exchange, type GatewayPlugin } from './pipeline/pipeline.js';
-import { ANY_ERROR_RESPONSE, type DescribedPath } from './rest/openapi.js';
+import { ANY_ERROR_RESPONSE, type DescribedPath } from './openapi.js';
 
 /**
  * A path the gateway answers itself (probes, metrics, docs): never authenticated, never rate limited;

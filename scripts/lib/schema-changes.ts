@@ -49,6 +49,6 @@ export function explainPermissionsMismatch(error: unknown): string | undefined {
   return [
     'npm run schema: the permissions in gateway/src/graphql/permissions.ts name something the schema no longer has.',
     `graphql-shield says: ${message}`,
-    'Remove or rename those rules to match mesh/schema.graphql (anything not listed is denied by default), then run npm run schema again.',
+    'Remove or rename those rules to match gateway/src/graphql/contract/schema.graphql (anything not listed is denied by default), then run npm run schema again.',
   ].join('\n');
 }

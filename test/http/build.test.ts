@@ -52,7 +52,7 @@ const GENERATING = /Generating GraphQL schema from OpenAPI schema/;
 beforeAll(() => {
   template = mkdtempSync(join(tmpdir(), 'gateway-build-'));
   copies.push(template);
-  for (const entry of ['package.json', 'package-lock.json', '.meshrc.yaml', 'shared', 'gateway', 'services', 'mesh', 'scripts', 'schemas']) cpSync(join(ROOT, entry), join(template, entry), { recursive: true });
+  for (const entry of ['package.json', 'package-lock.json', '.meshrc.yaml', 'shared', 'gateway', 'services', 'scripts', 'schemas']) cpSync(join(ROOT, entry), join(template, entry), { recursive: true });
   symlinkSync(join(ROOT, 'node_modules'), join(template, 'node_modules'));
   firstBuild = build(template);
 });

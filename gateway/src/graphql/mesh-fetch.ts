@@ -1,4 +1,4 @@
-import type { GatewayContext } from '../../../mesh/context.js';
+import type { GatewayContext } from './contract/context.js';
 import { errors as undiciErrors } from 'undici';
 import { GatewayError, internalError } from '../errors.js';
 import type { Caller, UpstreamCall } from '../upstream/call.js';

@@ -2,7 +2,7 @@ import type { ApolloServerPlugin, GraphQLRequestListener } from '@apollo/server'
 import { SpanKind, type Span } from '@opentelemetry/api';
 import { Kind, parse } from 'graphql';
 import type { TrustedDocuments } from '../trusted-documents.js';
-import { MAX_OPERATION_NAME_LENGTH, type GatewayContext, type GraphQLOperation, type GraphQLTracing } from '../../../mesh/context.js';
+import { MAX_OPERATION_NAME_LENGTH, type GatewayContext, type GraphQLOperation, type GraphQLTracing } from './contract/context.js';
 import type { GatewayMetrics, GraphQLOutcome } from '../observability/metrics.js';
 import { endSpan, inChildSpan } from '../observability/tracing.js';
 import type { Tracing } from '../../../shared/tracing.js';

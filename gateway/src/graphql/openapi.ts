@@ -1,5 +1,5 @@
 import { GRAPHQL_MEDIA_TYPES } from '../errors.js';
-import { problemContent, type DescribedPath } from '../rest/openapi.js';
+import { problemContent, type DescribedPath } from '../openapi.js';
 import { GRAPHQL_PATH } from '../routing.js';
 
 const schema = (name: string) => ({ $ref: `#/components/schemas/${name}` });

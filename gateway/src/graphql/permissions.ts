@@ -6,7 +6,7 @@ import type * as Middleware from 'graphql-middleware';
 import type * as Shield from 'graphql-shield';
 import type { IRules } from 'graphql-shield';
 import { GatewayError } from '../errors.js';
-import type { GatewayContext } from '../../../mesh/context.js';
+import type { GatewayContext } from './contract/context.js';
 import { ROLES } from '../../../shared/upstreams.js';
 
 /**

@@ -1,6 +1,6 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import { LRUCache } from 'lru-cache';
-import type { GraphQLOperation } from '../../../mesh/context.js';
+import type { GraphQLOperation } from './contract/context.js';
 import type { UpstreamName } from '../../../shared/upstreams.js';
 
 /** A whole GraphQL response, as sent the first time. */

@@ -1,7 +1,7 @@
 import { GatewayError } from '../errors.js';
 import type { Lifecycle } from '../lifecycle.js';
 import { ownGet, sendJson, type OwnEndpoint } from '../own-endpoints.js';
-import { problemResponse } from '../rest/openapi.js';
+import { problemResponse } from '../openapi.js';
 import type { UpstreamClient } from '../upstream/client.js';
 import { UPSTREAM_NAMES, type UpstreamName } from '../../../shared/upstreams.js';
 

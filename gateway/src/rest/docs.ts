@@ -2,7 +2,8 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname } from 'node:path';
 import { ownGet, sendJson, type OwnEndpoint } from '../own-endpoints.js';
-import { gatewayOpenApi, type DescribedPath } from './openapi.js';
+import type { DescribedPath } from '../openapi.js';
+import { gatewayOpenApi } from './openapi.js';
 
 /** swagger-ui-dist's files this page uses, served by the gateway itself: the docs work offline. */
 const ASSETS = { 'swagger-ui.css': 'text/css; charset=utf-8', 'swagger-ui-bundle.js': 'text/javascript; charset=utf-8' } as const;

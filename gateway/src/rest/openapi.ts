@@ -6,43 +6,9 @@ import { codeForStatus } from '../upstream/failures.js';
 import { projectVersion } from '../../../shared/paths.js';
 import { specPath, UPSTREAM_NAMES, UPSTREAMS, type UpstreamName } from '../../../shared/upstreams.js';
 import { accessFor, findRoute, takesMethod, type Access } from './routes.js';
+import { ANY_ERROR, ANY_ERROR_RESPONSE, COMPONENT_KINDS, problemResponse, problemSchemaName, ref, type DescribedPath, type Json } from '../openapi.js';
 
-type Json = Record<string, unknown>;
-
-/** A path the gateway answers itself, described: its OpenAPI path item, and the schemas it names. */
-export interface DescribedPath {
-  readonly path: string;
-  readonly openapi: Readonly<Json>;
-  readonly schemas?: Readonly<Record<string, Json>>;
-}
-
-const COMPONENT_KINDS = ['schemas', 'parameters', 'responses', 'requestBodies', 'headers', 'examples'] as const;
 const METHODS = ['get', 'put', 'post', 'delete', 'patch'] as const;
-const PROBLEM_TYPE = 'application/problem+json';
-
-/** The name of the problem schema of one status (`GatewayProblem404`), or of any status. */
-const problemSchemaName = (status?: number) => `GatewayProblem${status ?? ''}`;
-
-/** A `$ref` to a component of the document. */
-const ref = (kind: (typeof COMPONENT_KINDS)[number], name: string) => ({ $ref: `#/components/${kind}/${name}` });
-
-/** Headers a problem of a status carries: every 401 is a challenge (RFC 6750); a 429 says when to come back. */
-const PROBLEM_HEADERS: Readonly<Record<number, Json>> = {
-  401: { 'WWW-Authenticate': { required: true, description: '`Bearer`, with `error="invalid_token"` when a token was sent and refused', schema: { type: 'string', pattern: '^Bearer' } } },
-  429: { 'Retry-After': { description: 'Seconds until a request may pass (from the gateway; from a service, when it sends one)', schema: { type: 'string', pattern: '^\\d+$' } } },
-};
-
-/** The content of the gateway's problem+json for `status` (any error status when omitted), with more members when given. */
-export function problemContent(status?: number, members?: Json): Json {
-  const schema = ref('schemas', problemSchemaName(status));
-  return { [PROBLEM_TYPE]: { schema: members ? { allOf: [schema, members] } : schema } };
-}
-
-/** A response of the gateway's problem+json (problemContent), with the headers of its status. */
-export function problemResponse(description: string, status?: number, members?: Json): Json {
-  const headers = status === undefined ? undefined : PROBLEM_HEADERS[status];
-  return { description, ...(headers ? { headers } : {}), content: problemContent(status, members) };
-}
 
 /** Every `$ref` to a component of a spec, renamed with its upstream's prefix (the specs share names). */
 function renameRefs(value: unknown, prefix: string): unknown {
@@ -79,9 +45,6 @@ const GATEWAY_ERRORS: Readonly<Record<string, string>> = {
   '503': 'The service is unavailable, or its circuit is open',
   '504': 'The service did not answer in time',
 };
-const ANY_ERROR = 'GatewayError';
-/** The `default` response of every operation: whatever else goes wrong is a problem too. */
-export const ANY_ERROR_RESPONSE = ref('responses', ANY_ERROR);
 
 /** Resolves a `$ref` to a component of the merged document (the services' refs, renamed). */
 function resolve(value: unknown, components: Readonly<Record<string, Json>>): Json | undefined {

@@ -1,7 +1,7 @@
 import type { GatewayContext } from './context.js';
 import { loadersOf } from './loaders.js';
-import { contentId } from '../shared/upstreams.js';
-import type { Channel, Movie } from '../shared/records.js';
+import { contentId } from '../../../../shared/upstreams.js';
+import type { Channel, Movie } from '../../../../shared/records.js';
 import { callSource } from './source.js';
 
 type Args = Record<string, unknown>;

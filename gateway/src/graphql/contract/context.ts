@@ -1,8 +1,8 @@
 import type { Span } from '@opentelemetry/api';
-import type { Identity } from '../gateway/src/auth/identity.js';
-import type { ResponseCachePolicy } from '../gateway/src/graphql/cache-policy.js';
-import type { Caller } from '../gateway/src/upstream/call.js';
-import type { SourceOperations } from './source.js';
+import type { Identity } from '../../auth/identity.js';
+import type { ResponseCachePolicy } from '../cache-policy.js';
+import type { Caller } from '../../upstream/call.js';
+import type { GraphQLField, GraphQLObjectType } from 'graphql';
 
 /** Operation names are the client's: logs, metrics and traces keep at most this much of one. */
 export const MAX_OPERATION_NAME_LENGTH = 64;
@@ -29,6 +29,20 @@ export interface GraphQLTracing {
   execution: Span | undefined;
   batch<T>(name: string, keys: number, work: (span: Span) => Promise<T>): Promise<T>;
 }
+
+/**
+ * One upstream operation as Mesh generated it from its spec: the source schema's root field, whose
+ * resolver builds the request from the spec (path, query string, body) and makes it with the fetch
+ * the gateway gave Mesh (the upstream client).
+ */
+export interface SourceOperation {
+  readonly operationId: string;
+  readonly field: GraphQLField<unknown, GatewayContext>;
+  readonly parentType: GraphQLObjectType;
+  readonly pathParams: readonly string[];
+}
+
+export type SourceOperations = ReadonlyMap<string, SourceOperation>;
 
 /** What the gateway puts in every GraphQL request's context. */
 export interface GatewayContext {

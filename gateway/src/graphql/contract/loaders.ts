@@ -1,7 +1,7 @@
 import DataLoader from 'dataloader';
 import type { GatewayContext } from './context.js';
 import { callSource } from './source.js';
-import type { Channel, ChannelBatch, Entitlement, EntitlementBatch, Movie, MovieBatch, NowPlayingBatch, Program, ScheduleBatch, SubscriptionBatch, SubscriptionRecord } from '../shared/records.js';
+import type { Channel, ChannelBatch, Entitlement, EntitlementBatch, Movie, MovieBatch, NowPlayingBatch, Program, ScheduleBatch, SubscriptionBatch, SubscriptionRecord } from '../../../../shared/records.js';
 
 /** The batch endpoints take at most 200 ids (their specs' maxItems). */
 const MAX_BATCH = 200;

@@ -1,28 +1,14 @@
-import { coerceInputValue, type GraphQLField, type GraphQLObjectType, type GraphQLSchema } from 'graphql';
-import { GatewayError } from '../gateway/src/errors.js';
-import { encodePathSegment, upstreamOperations } from '../gateway/src/upstream/operations.js';
-import { UPSTREAMS } from '../shared/upstreams.js';
-import type { GatewayContext } from './context.js';
+import { coerceInputValue, type GraphQLField, type GraphQLSchema } from 'graphql';
+import { GatewayError } from '../../errors.js';
+import { encodePathSegment, upstreamOperations } from '../../upstream/operations.js';
+import { UPSTREAMS } from '../../../../shared/upstreams.js';
+import type { GatewayContext, SourceOperation, SourceOperations } from './context.js';
 
 /** A Mesh source as the Mesh runtime keeps it: its generated schema, before any transform. */
 export interface RawSource {
   readonly name: string;
   readonly schema: GraphQLSchema;
 }
-
-/**
- * One upstream operation as Mesh generated it from its spec: the source schema's root field, whose
- * resolver builds the request from the spec (path, query string, body) and makes it with the fetch
- * the gateway gave Mesh (the upstream client).
- */
-export interface SourceOperation {
-  readonly operationId: string;
-  readonly field: GraphQLField<unknown, GatewayContext>;
-  readonly parentType: GraphQLObjectType;
-  readonly pathParams: readonly string[];
-}
-
-export type SourceOperations = ReadonlyMap<string, SourceOperation>;
 
 /** Every operation of schemas/ by operationId, found in the Mesh sources; a missing one fails the start. */
 export function sourceOperations(rawSources: readonly RawSource[]): SourceOperations {
