@@ -1,8 +1,11 @@
 // The static checks over one TypeScript program, built once (incrementally, cached in node_modules/.cache):
 // tsc's diagnostics, then ESLint's typed rules on that same program, then gql-tada's check of the
-// typed client's documents. `--types` or `--lint` runs one side alone (`npm run typecheck`, `npm run lint`).
+// typed client's documents; and the import graph's rules (dependency-cruiser.config.mjs: no circle, imports
+// only downwards in gateway/src). `--types` or `--lint` runs one side alone (`npm run typecheck`,
+// `npm run lint`); the import rules run with the lint.
 // Plain JavaScript, like the build: it runs before anything is compiled.
 import { execFileSync } from 'node:child_process';
+import { cruise } from 'dependency-cruiser';
 import { ESLint } from 'eslint';
 import ts from 'typescript';
 
@@ -43,6 +46,15 @@ if (lint) {
   if (problems > 0) {
     failed = true;
     process.stdout.write(await (await eslint.loadFormatter('stylish')).format(results));
+  }
+}
+
+if (lint) {
+  const { default: rules } = await import(`${root}dependency-cruiser.config.mjs`);
+  const { output, exitCode } = await cruise(['gateway', 'services', 'shared', 'scripts', 'test', 'bench', 'examples'], { ...rules.options, validate: true, ruleSet: rules, outputType: 'err' });
+  if (exitCode !== 0) {
+    failed = true;
+    process.stdout.write(output);
   }
 }
 

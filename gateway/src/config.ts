@@ -1,7 +1,6 @@
 import { z } from 'zod';
 import { DEVELOPMENT_JWT_SECRET } from '../../shared/development.js';
 import type { BodyPolicy } from './request-body.js';
-import type { GraphQLInputBounds } from './graphql/request-bounds.js';
 import { SecretFileError, withSecretFiles } from '../../shared/secret-files.js';
 import { loadTrustedDocuments, type TrustedDocuments, type TrustedDocumentsMode } from './trusted-documents.js';
 import { DEFAULT_SERVICES_BASE_PORT, UPSTREAM_NAMES, UPSTREAMS, referenceServiceUrls, type UpstreamUrls } from '../../shared/upstreams.js';
@@ -26,6 +25,14 @@ export interface JwtConfig {
   readonly audience?: string;
   /** True when the secret is the development default (never in production). */
   readonly usesDevelopmentSecret: boolean;
+}
+
+/** What a GraphQL request may hold before any library walks it (GRAPHQL_BODY_LIMIT_BYTES and the two below). */
+export interface GraphQLInputBounds {
+  /** GRAPHQL_MAX_JSON_DEPTH: arrays and objects nested in the body (or a GET's `variables`, `extensions`). */
+  readonly maxJsonDepth: number;
+  /** GRAPHQL_MAX_VARIABLE_VALUES: values (scalars, list items, object fields) in `variables` and `extensions` together. */
+  readonly maxValues: number;
 }
 
 export interface GatewayConfig {

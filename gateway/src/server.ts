@@ -24,7 +24,7 @@ import { protocolPlugin } from './protocol.js';
 import { createPipeline, rawPathOf, type Exchange, type GatewayPlugin, type Pipeline } from './pipeline/pipeline.js';
 import { createRateLimiter, createRegistrationLimiter, credentialGuard, rateLimitPlugin, registrationGuard } from './ratelimit/index.js';
 import { restFace } from './rest/handler.js';
-import { facesPlugin, routingPlugin } from './routing.js';
+import { facesPlugin, routingPlugin } from './routing/router.js';
 import { UpstreamClient } from './upstream/client.js';
 
 export interface Gateway {

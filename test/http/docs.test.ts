@@ -2,7 +2,7 @@ import { Validator } from '@seriousme/openapi-schema-validator';
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
-import { findRoute, takesMethod } from '../../gateway/src/rest/routes.js';
+import { findRoute, takesMethod } from '../../gateway/src/routing/routes.js';
 import { specPath, UPSTREAM_NAMES } from '../../shared/upstreams.js';
 import { startGateway } from '../helpers/gateway.js';
 import { freePortBlock } from '../helpers/ports.js';

@@ -7,7 +7,7 @@
 import { connect, type Socket } from 'node:net';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { beforeAll, describe, expect, it, vi } from 'vitest';
-import { ROUTES } from '../../gateway/src/rest/routes.js';
+import { ROUTES } from '../../gateway/src/routing/routes.js';
 import type { UpstreamName } from '../../shared/upstreams.js';
 import { captureLog } from '../helpers/gateway.js';
 import { graphql } from '../helpers/graphql.js';

@@ -2,8 +2,8 @@
 import { describe, expect, it } from 'vitest';
 import type { IncomingMessage } from 'node:http';
 import { clientKeyOf, forwardedOf } from '../../gateway/src/forwarded.js';
-import { findRoute } from '../../gateway/src/rest/routes.js';
-import { normaliseTarget } from '../../gateway/src/rest/path.js';
+import { findRoute } from '../../gateway/src/routing/routes.js';
+import { normaliseTarget } from '../../gateway/src/routing/target.js';
 import { operationReached, upstreamOperations } from '../../gateway/src/upstream/operations.js';
 
 describe('the client key', () => {

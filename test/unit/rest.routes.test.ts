@@ -1,5 +1,5 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import { allowHeader, ROUTES } from '../../gateway/src/rest/routes.js';
+import { allowHeader, ROUTES } from '../../gateway/src/routing/routes.js';
 import { useStack } from '../helpers/stack.js';
 import { readFileSync } from 'node:fs';
 import { PROJECT_ROOT } from '../../shared/paths.js';

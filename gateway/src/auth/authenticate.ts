@@ -1,7 +1,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import { GatewayError } from '../errors.js';
 import type { GatewayPlugin } from '../pipeline/pipeline.js';
-import { accessOf } from '../routing.js';
+import { accessOf } from '../routing/router.js';
 import type { Identity } from './identity.js';
 import { invalidToken, type TokenVerifier } from './verifier.js';
 

@@ -1,6 +1,6 @@
 import { GRAPHQL_MEDIA_TYPES } from '../errors.js';
 import { problemContent, type DescribedPath } from '../openapi.js';
-import { GRAPHQL_PATH } from '../routing.js';
+import { GRAPHQL_PATH } from '../routing/router.js';
 
 const schema = (name: string) => ({ $ref: `#/components/schemas/${name}` });
 

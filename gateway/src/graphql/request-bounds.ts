@@ -1,12 +1,6 @@
+import type { GraphQLInputBounds } from '../config.js';
 import { GatewayError } from '../errors.js';
 
-/** What a GraphQL request may hold before any library walks it (GRAPHQL_BODY_LIMIT_BYTES and the two below). */
-export interface GraphQLInputBounds {
-  /** GRAPHQL_MAX_JSON_DEPTH: arrays and objects nested in the body (or a GET's `variables`, `extensions`). */
-  readonly maxJsonDepth: number;
-  /** GRAPHQL_MAX_VARIABLE_VALUES: values (scalars, list items, object fields) in `variables` and `extensions` together. */
-  readonly maxValues: number;
-}
 
 const OPEN_BRACKET = 0x5b;
 const OPEN_BRACE = 0x7b;

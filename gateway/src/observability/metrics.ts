@@ -3,7 +3,7 @@ import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom
 import { ERROR_KINDS } from '../errors.js';
 import { ownGet, type OwnEndpoint } from '../own-endpoints.js';
 import { responseStatus, type GatewayPlugin } from '../pipeline/pipeline.js';
-import type { Route } from '../routing.js';
+import type { Route } from '../routing/router.js';
 import type { UpstreamOutcome } from '../upstream/failures.js';
 import type { UpstreamName } from '../../../shared/upstreams.js';
 

@@ -5,11 +5,11 @@ import { assertDeclaredLength, bodyStream, hasBody, readBody, type BodyPolicy } 
 import { ConcurrencyGate } from '../ratelimit/concurrency.js';
 import { GatewayError } from '../errors.js';
 import type { Exchange } from '../pipeline/pipeline.js';
-import { callerOf, type Face } from '../routing.js';
+import { callerOf, type Face } from '../routing/router.js';
 import type { UpstreamClient } from '../upstream/client.js';
 import { endToEndHeaders } from './headers.js';
 import { forward } from './proxy.js';
-import { allowHeader, takesMethod } from './routes.js';
+import { allowHeader, takesMethod } from '../routing/routes.js';
 import { ROLES } from '../../../shared/upstreams.js';
 
 /**

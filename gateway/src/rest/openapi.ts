@@ -5,7 +5,7 @@ import { ERROR_KINDS, GatewayError, PROBLEM_SCHEMA, type ErrorCode } from '../er
 import { codeForStatus } from '../upstream/failures.js';
 import { projectVersion } from '../../../shared/paths.js';
 import { specPath, UPSTREAM_NAMES, UPSTREAMS, type UpstreamName } from '../../../shared/upstreams.js';
-import { accessFor, findRoute, takesMethod, type Access } from './routes.js';
+import { accessFor, findRoute, takesMethod, type Access } from '../routing/routes.js';
 import { ANY_ERROR, ANY_ERROR_RESPONSE, COMPONENT_KINDS, problemResponse, problemSchemaName, ref, type DescribedPath, type Json } from '../openapi.js';
 
 const METHODS = ['get', 'put', 'post', 'delete', 'patch'] as const;

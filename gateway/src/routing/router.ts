@@ -1,13 +1,13 @@
 import type { IncomingMessage } from 'node:http';
-import type { Identity } from './auth/identity.js';
-import { GatewayError } from './errors.js';
-import { ANSWERED, rawPathOf, type Exchange, type GatewayPlugin, type StepResult } from './pipeline/pipeline.js';
-import { normaliseTarget, type RequestTarget } from './rest/path.js';
-import { accessFor, findRoute, type Access, type RouteRule } from './rest/routes.js';
-import type { Caller } from './upstream/call.js';
-import { operationReached, type UpstreamOperation } from './upstream/operations.js';
+import type { Identity } from '../auth/identity.js';
+import { GatewayError } from '../errors.js';
+import { ANSWERED, rawPathOf, type Exchange, type GatewayPlugin, type StepResult } from '../pipeline/pipeline.js';
+import { normaliseTarget, type RequestTarget } from './target.js';
+import { accessFor, findRoute, type Access, type RouteRule } from './routes.js';
+import type { Caller } from '../upstream/call.js';
+import { operationReached, type UpstreamOperation } from '../upstream/operations.js';
 
-declare module './pipeline/state.js' {
+declare module '../pipeline/state.js' {
   interface RequestVariables {
     /** ownEndpoints or route: which face answers, and for REST the checked target and its rule. */
     readonly route: Route;
