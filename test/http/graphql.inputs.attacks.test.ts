@@ -16,8 +16,8 @@ const log = captureLog('info');
 const fx = useStack({ upstreams: 'reference', counting: true, logger: log.logger, env: { UPSTREAM_CACHE_MAX_BYTES: '0' } });
 
 /** A body sent as is (a client need not send the JSON a library would write). */
-async function postRaw(body: string, token?: string): Promise<GraphQLAnswer> {
-  const response = await fetch(`${fx.gateway.url}/graphql`, { method: 'POST', headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) }, body });
+async function postRaw(body: string, token?: string, type = 'application/json'): Promise<GraphQLAnswer> {
+  const response = await fetch(`${fx.gateway.url}/graphql`, { method: 'POST', headers: { 'content-type': type, ...(token ? { authorization: `Bearer ${token}` } : {}) }, body });
   const text = await response.text();
   return { status: response.status, text, ...(JSON.parse(text) as object) };
 }
@@ -174,9 +174,10 @@ describe('odd bodies', () => {
     ['null', 'null'],
     ['two operations and no name', '{"query":"query A { plans { id } } query B { plans { id } }"}'],
     ['a name no operation has', '{"query":"query A { plans { id } }","operationName":"B"}'],
-  ])('answers %s with 400 and logs no fault', async (_, body) => {
+    ['JSON under a media type that is not JSON (application/json-seq)', '{"query":"{ plans { id } }"}', 'application/json-seq'],
+  ])('answers %s with 400 and logs no fault', async (_, body, type = 'application/json') => {
     const mark = log.lines.length;
-    const answer = await postRaw(body);
+    const answer = await postRaw(body, undefined, type);
     expect(answer.status, answer.text).toBe(400);
     expect(answer.errors?.[0]?.extensions.code).toMatch(/^(BAD_REQUEST|BAD_USER_INPUT|OPERATION_RESOLUTION_FAILURE|PERSISTED_QUERY_NOT_FOUND)$/);
     await expectNoFault(mark);

@@ -1,5 +1,5 @@
 import type { ApolloServerPlugin } from '@apollo/server';
-import { getVariableValues, GraphQLError, Kind, type FieldNode, type GraphQLCompositeType, type GraphQLSchema, type OperationDefinitionNode, type ValidationContext, type ASTVisitor } from 'graphql';
+import { getVariableValues, GraphQLError, Kind, type FieldNode, type GraphQLCompositeType, type GraphQLSchema, type OperationDefinitionNode, type SelectionNode, type ValidationContext, type ASTVisitor } from 'graphql';
 import { getComplexity, type ComplexityEstimator } from 'graphql-query-complexity';
 import { GatewayError } from '../errors.js';
 import { requestError } from './errors.js';
@@ -72,14 +72,29 @@ export function costLimitPlugin<TContext extends object>(maxCost: number): Apoll
 const ONE_PER_REQUEST = new Set(['login', 'register']);
 
 /**
- * A validation rule: `register` or `login` asked more than once in one request (aliases) is refused
- * before execution, like graphql-armor's limits (GRAPHQL_VALIDATION_FAILED).
+ * The root fields a selection set asks for, through inline fragments and fragment spreads (each fragment
+ * once: a fragment that spreads itself is refused by validation anyway).
+ */
+function rootFields(selections: readonly SelectionNode[], context: ValidationContext, seen = new Set<string>()): FieldNode[] {
+  return selections.flatMap((selection) => {
+    if (selection.kind === Kind.FIELD) return [selection];
+    if (selection.kind === Kind.INLINE_FRAGMENT) return rootFields(selection.selectionSet.selections, context, seen);
+    const name = selection.name.value;
+    const fragment = seen.has(name) ? undefined : context.getFragment(name);
+    seen.add(name);
+    return fragment ? rootFields(fragment.selectionSet.selections, context, seen) : [];
+  });
+}
+
+/**
+ * A validation rule: `register` or `login` asked more than once in one request (aliases, fragments) is
+ * refused before execution, like graphql-armor's limits (GRAPHQL_VALIDATION_FAILED).
  */
 export function onePasswordMutationRule(context: ValidationContext): ASTVisitor {
   return {
     OperationDefinition(operation: OperationDefinitionNode) {
       if (operation.operation !== 'mutation') return;
-      const asked = operation.selectionSet.selections.filter((selection): selection is FieldNode => selection.kind === Kind.FIELD && ONE_PER_REQUEST.has(selection.name.value));
+      const asked = rootFields(operation.selectionSet.selections, context).filter((field) => ONE_PER_REQUEST.has(field.name.value));
       if (asked.length > 1) context.reportError(new GraphQLError('At most one login or register per request', { nodes: asked }));
     },
   };

@@ -50,7 +50,7 @@ const ARMOR = new ApolloArmor({
 
 function parsedBody(text: string, contentType: string | undefined, bounds: GraphQLInputBounds): unknown {
   if (text === '') return undefined;
-  if (!/^application\/(graphql-response\+)?json\b/i.test(contentType ?? '')) return text;
+  if (!/^application\/(graphql-response\+)?json\s*(;|$)/i.test(contentType ?? '')) return text;
   return parseBoundedJson(text, bounds);
 }
 

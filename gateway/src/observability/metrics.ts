@@ -12,9 +12,11 @@ export type GraphQLOutcome = 'success' | 'partial' | 'error';
 
 /**
  * Operation names are client-chosen, so a name earns its own series by use: once seen USES_FOR_A_SERIES
- * times (counted for the CANDIDATE_NAMES most recently seen names), up to MAX_OPERATION_NAMES of them.
- * A client sending thousands of made-up names once each takes no series from the apps' real operations;
- * the trusted documents' names have theirs from the start.
+ * times (counted for the CANDIDATE_NAMES most recently seen names), up to MAX_OPERATION_NAMES of them;
+ * when all are taken, a name used more often than the least used holder takes that one's place (whose
+ * series are removed). A client sending thousands of made-up names takes nothing from the apps' real
+ * operations, and one that uses a hundred names twenty times each holds their series only until real
+ * traffic outnumbers it; the trusted documents' names have theirs from the start.
  */
 const MAX_OPERATION_NAMES = 100;
 const USES_FOR_A_SERIES = 20;
@@ -105,7 +107,7 @@ export class GatewayMetrics {
 
   private readonly graphqlOperations = new Counter({
     name: 'gateway_graphql_operations_total',
-    help: 'GraphQL operations answered, by operation name (anonymous, invalid, or other until a name has been used often enough), type and outcome (success, partial, error).',
+    help: 'GraphQL operations answered, by operation name (anonymous, invalid, or other while a name has not earned a series by use), type and outcome (success, partial, error).',
     labelNames: ['operation', 'type', 'outcome'] as const,
     registers: [this.registry],
   });
@@ -172,7 +174,8 @@ export class GatewayMetrics {
   }
 
   private readonly reservedNames = new Set<string>();
-  private readonly earnedNames = new Set<string>();
+  /** Names holding a series: how often each was used, and the `type outcome` pairs of its series. */
+  private readonly earnedNames = new Map<string, { uses: number; readonly series: Set<string> }>();
   private readonly candidateUses = new LRUCache<string, number>({ max: CANDIDATE_NAMES });
 
   /** Names with a series of their own from the start (the trusted documents'). */
@@ -182,23 +185,41 @@ export class GatewayMetrics {
 
   /** Counts a GraphQL operation and the codes of its errors; see USES_FOR_A_SERIES for which names are labels. */
   observeGraphQLOperation(name: string | undefined, type: string, outcome: GraphQLOutcome, errorCodes: readonly string[]): void {
-    this.graphqlOperations.labels(this.operationLabel(name), type, outcome).inc();
+    const label = this.operationLabel(name);
+    this.earnedNames.get(label)?.series.add(`${type} ${outcome}`);
+    this.graphqlOperations.labels(label, type, outcome).inc();
     for (const code of errorCodes) this.graphqlErrors.labels(GRAPHQL_ERROR_CODES.has(code) ? code : 'OTHER').inc();
   }
 
   private operationLabel(name: string | undefined): string {
     if (name === undefined) return 'invalid';
     if (name === '') return 'anonymous';
-    if (this.reservedNames.has(name) || this.earnedNames.has(name)) return name;
-    if (this.earnedNames.size >= MAX_OPERATION_NAMES) return 'other';
-    const uses = (this.candidateUses.get(name) ?? 0) + 1;
-    if (uses < USES_FOR_A_SERIES) {
-      this.candidateUses.set(name, uses);
-      return 'other';
+    if (this.reservedNames.has(name)) return name;
+    const earned = this.earnedNames.get(name);
+    if (earned) {
+      earned.uses += 1;
+      return name;
     }
-    this.candidateUses.delete(name);
-    this.earnedNames.add(name);
-    return name;
+    const uses = (this.candidateUses.get(name) ?? 0) + 1;
+    if (uses >= USES_FOR_A_SERIES && this.makeRoomFor(uses)) {
+      this.candidateUses.delete(name);
+      this.earnedNames.set(name, { uses, series: new Set() });
+      return name;
+    }
+    this.candidateUses.set(name, uses);
+    return 'other';
+  }
+
+  /** Whether a name used `uses` times may hold a series: a free place, or the least used holder's if it was used less. */
+  private makeRoomFor(uses: number): boolean {
+    if (this.earnedNames.size < MAX_OPERATION_NAMES) return true;
+    let weakest: string | undefined;
+    for (const [name, held] of this.earnedNames) if (weakest === undefined || held.uses < (this.earnedNames.get(weakest)?.uses ?? 0)) weakest = name;
+    const held = weakest === undefined ? undefined : this.earnedNames.get(weakest);
+    if (weakest === undefined || !held || held.uses >= uses) return false;
+    for (const pair of held.series) this.graphqlOperations.remove(weakest, ...(pair.split(' ') as [string, string]));
+    this.earnedNames.delete(weakest);
+    return true;
   }
 
   /** A call to the rate limit store of `limiter` failed (the request was let through). */

@@ -71,6 +71,9 @@ function directives(value: string): string[] {
   return (value.match(/(?:[^,"]|"(?:[^"\\]|\\.)*")+/g) ?? []).map((directive) => directive.trim()).filter((directive) => directive !== '');
 }
 
+/** Cache headers meant for the caches in front of the gateway alone. */
+const CDN_CACHE_HEADER = /^(?:[a-z0-9-]*-)?cdn-cache-control$|^surrogate-control$/;
+
 /**
  * The Cache-Control of an answer made for one caller: `private`, with the upstream's other directives
  * (`max-age`, `no-store`, `must-revalidate`…) kept and those for shared caches (`public`, `s-maxage`)
@@ -89,6 +92,10 @@ export function privateCacheControl(upstream: HeaderValue): string {
 export function clientResponseHeaders(status: number, upstream: Record<string, HeaderValue>, personal: boolean): Record<string, string | string[]> {
   const headers = withoutHopByHop(upstream, GATEWAY_RESPONSE_HEADERS);
   if (status === 204) delete headers['content-length'];
-  if (personal) headers['cache-control'] = privateCacheControl(headers['cache-control']);
+  if (personal) {
+    headers['cache-control'] = privateCacheControl(headers['cache-control']);
+    // A CDN obeys these over Cache-Control (RFC 9213's CDN-Cache-Control and its vendor forms, Surrogate-Control).
+    for (const name of Object.keys(headers)) if (CDN_CACHE_HEADER.test(name)) delete headers[name];
+  }
   return headers;
 }

@@ -1,4 +1,4 @@
-import { Pool, type Dispatcher } from 'undici';
+import { errors as undiciErrors, Pool, type Dispatcher } from 'undici';
 import type { Logger } from '../observability/logger.js';
 import type { GatewayMetrics } from '../observability/metrics.js';
 import { UPSTREAM_NAMES, UPSTREAMS, type UpstreamName, type UpstreamUrls } from '../../../shared/upstreams.js';
@@ -42,8 +42,17 @@ export interface UpstreamClientOptions {
 
 export type UpstreamResponse = Dispatcher.ResponseData;
 
-/** Gives back what the guards held for a call once the upstream has answered (its status line) or the call failed. */
-class ReleasingHandler extends PassThroughHandler {
+/**
+ * What the face's handler holds of a call whose guards took a slot (a password check in flight): leaving
+ * detaches it — the face hears the call failed at once, as from an abort — while the call itself runs on
+ * to the upstream's answer, since the work it started there (a password hash) goes on whatever the client
+ * does; the slot is given back only then (the status line, or the call's own failure or timeout), and the
+ * rest of the answer is not read.
+ */
+class DetachableHandler extends PassThroughHandler implements Controller {
+  private upstream: Controller | undefined;
+  private detachedBy: Error | undefined;
+
   constructor(
     next: Dispatcher.DispatchHandler,
     private readonly release: CallRelease,
@@ -51,15 +60,68 @@ class ReleasingHandler extends PassThroughHandler {
     super(next);
   }
 
+  get aborted(): boolean {
+    return this.detachedBy !== undefined || (this.upstream?.aborted ?? false);
+  }
+
+  get paused(): boolean {
+    return this.upstream?.paused ?? false;
+  }
+
+  get reason(): Error | null {
+    return this.detachedBy ?? this.upstream?.reason ?? null;
+  }
+
+  abort(reason: Error): void {
+    if (this.detachedBy) return;
+    this.detachedBy = reason;
+    super.onResponseError(this, reason);
+  }
+
+  pause(): void {
+    this.upstream?.pause();
+  }
+
+  resume(): void {
+    this.upstream?.resume();
+  }
+
+  override onRequestStart(controller: Controller, context: unknown): void {
+    this.upstream = controller;
+    super.onRequestStart(this, context);
+  }
+
   override onResponseStart(controller: Controller, statusCode: number, headers: Headers, statusMessage?: string): void {
     this.release();
-    super.onResponseStart(controller, statusCode, headers, statusMessage);
+    if (this.detachedBy) controller.abort(this.detachedBy);
+    else super.onResponseStart(this, statusCode, headers, statusMessage);
+  }
+
+  override onResponseData(controller: Controller, chunk: Buffer): void {
+    if (!this.detachedBy) super.onResponseData(this, chunk);
+  }
+
+  override onResponseEnd(controller: Controller, trailers: Headers): void {
+    if (!this.detachedBy) super.onResponseEnd(this, trailers);
   }
 
   override onResponseError(controller: Controller, error: Error): void {
     this.release();
-    super.onResponseError(controller, error);
+    if (!this.detachedBy) super.onResponseError(this, error);
   }
+}
+
+/** The response, or a rejection as from an abort once `signal` fires first (the response is then discarded when it comes). */
+function untilAborted(sent: Promise<UpstreamResponse>, signal: AbortSignal): Promise<UpstreamResponse> {
+  return new Promise((resolve, reject) => {
+    const leave = () => {
+      reject(new undiciErrors.RequestAbortedError('the client went away'));
+      sent.then((response) => response.body.dump(), () => undefined).catch(() => undefined);
+    };
+    if (signal.aborted) return leave();
+    signal.addEventListener('abort', leave, { once: true });
+    sent.then(resolve, reject).finally(() => signal.removeEventListener('abort', leave));
+  });
 }
 
 /** How much of an upstream's error body is read to find its `detail`; the rest is discarded. */
@@ -185,7 +247,7 @@ export class UpstreamClient {
    * Passes the call through its guards in order, and answers what gives back all they hold; a refusal
    * gives back what the guards before it took, and is the error.
    */
-  private async admit(guards: readonly CallGuard[], call: UpstreamCall): Promise<CallRelease> {
+  private async admit(guards: readonly CallGuard[], call: UpstreamCall): Promise<CallRelease | undefined> {
     const held: CallRelease[] = [];
     const release = () => {
       for (const give of held.splice(0)) give();
@@ -199,7 +261,7 @@ export class UpstreamClient {
       release();
       throw error;
     }
-    return release;
+    return held.length > 0 ? release : undefined;
   }
 
   /** Calls `listener` whenever the shared cache drops an upstream's answers (never when the cache is off). */
@@ -209,12 +271,13 @@ export class UpstreamClient {
 
   async request(upstream: UpstreamName, call: UpstreamCall): Promise<UpstreamResponse> {
     const release = await this.admit(this.guardsFor(upstream, call), call);
+    // A call holding a slot runs on to the upstream's answer when its client leaves (see DetachableHandler).
+    const sent = this.upstreams[upstream].dispatcher.request(this.optionsFor(upstream, release ? { ...call, signal: undefined } : call));
+    const answered = release ? sent.finally(release) : sent;
     try {
-      return await this.upstreams[upstream].dispatcher.request(this.optionsFor(upstream, call));
+      return await (release && call.signal ? untilAborted(answered, call.signal) : answered);
     } catch (error) {
       throw upstreamFailure(error, upstream);
-    } finally {
-      release();
     }
   }
 
@@ -235,7 +298,7 @@ export class UpstreamClient {
     if (guards.length === 0) send(handler);
     else
       this.admit(guards, call).then(
-        (release) => send(new ReleasingHandler(handler, release)),
+        (release) => send(release ? new DetachableHandler(handler, release) : handler),
         (error: unknown) => refuse(handler, error),
       );
   }
