@@ -90,12 +90,10 @@ export function privateCacheControl(upstream: HeaderValue): string {
  * one caller (`personal`) says `private`.
  */
 export function clientResponseHeaders(status: number, upstream: Record<string, HeaderValue>, personal: boolean): Record<string, string | string[]> {
-  const headers = withoutHopByHop(upstream, GATEWAY_RESPONSE_HEADERS);
+  const all = withoutHopByHop(upstream, GATEWAY_RESPONSE_HEADERS);
+  // A CDN obeys these over Cache-Control (RFC 9213's CDN-Cache-Control and its vendor forms, Surrogate-Control).
+  const headers = personal ? Object.fromEntries(Object.entries(all).filter(([name]) => !CDN_CACHE_HEADER.test(name))) : all;
   if (status === 204) delete headers['content-length'];
-  if (personal) {
-    headers['cache-control'] = privateCacheControl(headers['cache-control']);
-    // A CDN obeys these over Cache-Control (RFC 9213's CDN-Cache-Control and its vendor forms, Surrogate-Control).
-    for (const name of Object.keys(headers)) if (CDN_CACHE_HEADER.test(name)) delete headers[name];
-  }
+  if (personal) headers['cache-control'] = privateCacheControl(headers['cache-control']);
   return headers;
 }
