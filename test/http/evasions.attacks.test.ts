@@ -1,6 +1,7 @@
 /**
- * Issue 19's fixes attacked from their inputs (round i20): each `it` is a finding, written as the test the
- * fix should make pass. They fail on the branch they were written against.
+ * Issue 19's fixes attacked from their inputs, a second round: abandoning a password check, holding
+ * metric series by volume, CDN headers, fragments around the one-login rule. Each `it` was a finding
+ * before its fix.
  */
 import type { ServerResponse } from 'node:http';
 import { describe, expect, it, onTestFinished, vi } from 'vitest';
