@@ -4,13 +4,13 @@ import type { BodyPolicy } from './request-body.js';
 import { SecretFileError, withSecretFiles } from '../../shared/secret-files.js';
 import { loadTrustedDocuments, type TrustedDocuments, type TrustedDocumentsMode } from './trusted-documents.js';
 import { DEFAULT_SERVICES_BASE_PORT, UPSTREAM_NAMES, UPSTREAMS, referenceServiceUrls, type UpstreamUrls } from '../../shared/upstreams.js';
-import { absoluteUrl, ConfigError, integer, LOG_LEVELS, oneOf, parsed, unsetWhenEmpty, type LogLevel } from '../../shared/settings.js';
+import { absoluteUrl, ConfigError, flag, integer, LOG_LEVELS, oneOf, parsed, setting, text, type LogLevel, type Setting } from '../../shared/settings.js';
 import { tracingOf, tracingShape, type TracingConfig } from '../../shared/tracing.js';
 
 const HMAC_ALGORITHMS = ['HS256', 'HS384', 'HS512'] as const;
 const ASYMMETRIC_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'] as const;
 const SUPPORTED_ALGORITHMS: readonly string[] = [...HMAC_ALGORITHMS, ...ASYMMETRIC_ALGORITHMS];
-const NODE_ENVS = ['development', 'production', 'test'] as const;
+export const NODE_ENVS = ['development', 'production', 'test'] as const;
 const LOG_FORMATS = ['json', 'pretty'] as const;
 
 export type NodeEnv = (typeof NODE_ENVS)[number];
@@ -110,69 +110,97 @@ const DEVELOPMENT_ORIGINS: readonly string[] = ['http://localhost:*', 'http://12
 /** Settings that are secrets: never shown in an error, and each may be given as `NAME_FILE`. */
 const SECRET_VARIABLES = new Set(['JWT_SECRET_KEY', 'REDIS_URL', 'REDIS_PASSWORD']);
 
-const optionalText = z.preprocess(unsetWhenEmpty, z.string().optional());
-
-const upstreamShape = Object.fromEntries(
-  UPSTREAM_NAMES.map((name) => [UPSTREAMS[name].envVar, absoluteUrl(UPSTREAMS[name].envVar, ['http:', 'https:'])]),
-) as Record<string, ReturnType<typeof absoluteUrl>>;
-
-const environmentSchema = z.object({
-  NODE_ENV: oneOf('NODE_ENV', NODE_ENVS),
-  PORT: integer('PORT', 1, 65535),
-  HOST: optionalText,
-  SERVICES_BASE_PORT: integer('SERVICES_BASE_PORT', 1, 65530),
-  ...upstreamShape,
-  JWT_SECRET_KEY: z.preprocess(unsetWhenEmpty, z.string().min(32, { error: 'JWT_SECRET_KEY must be at least 32 characters (256 bits)' }).optional()),
-  JWT_ALGORITHM: optionalText,
+/** The variables other defaults follow, read first. */
+const basisShape = {
+  NODE_ENV: oneOf('NODE_ENV', NODE_ENVS, 'development'),
+  SERVICES_BASE_PORT: integer('SERVICES_BASE_PORT', 1, 65530, DEFAULT_SERVICES_BASE_PORT),
+  JWT_SECRET_KEY: setting(z.string().min(32, { error: 'JWT_SECRET_KEY must be at least 32 characters (256 bits)' })),
   JWKS_URL: absoluteUrl('JWKS_URL', ['https:', 'http:']),
-  JWT_ISSUER: optionalText,
-  JWT_AUDIENCE: optionalText,
-  UPSTREAM_TIMEOUT_MS: integer('UPSTREAM_TIMEOUT_MS', 1, 600_000),
-  UPSTREAM_RESPONSE_LIMIT_BYTES: integer('UPSTREAM_RESPONSE_LIMIT_BYTES', 1, 1024 * 1024 * 1024),
-  UPSTREAM_BREAKER_FAILURES: integer('UPSTREAM_BREAKER_FAILURES', 0, 1000),
-  UPSTREAM_BREAKER_OPEN_MS: integer('UPSTREAM_BREAKER_OPEN_MS', 1, 3_600_000),
-  UPSTREAM_CACHE_MAX_BYTES: integer('UPSTREAM_CACHE_MAX_BYTES', 0, 16 * 1024 * 1024 * 1024),
-  UPSTREAM_CACHE_MAX_ENTRY_BYTES: integer('UPSTREAM_CACHE_MAX_ENTRY_BYTES', 1, 1024 * 1024 * 1024),
-  UPSTREAM_COALESCING: oneOf('UPSTREAM_COALESCING', ['true', 'false']),
-  BODY_LIMIT_BYTES: integer('BODY_LIMIT_BYTES', 1, 1024 * 1024 * 1024),
-  REQUEST_HEAD_TIMEOUT_MS: integer('REQUEST_HEAD_TIMEOUT_MS', 100, 600_000),
-  REQUEST_BODY_IDLE_TIMEOUT_MS: integer('REQUEST_BODY_IDLE_TIMEOUT_MS', 100, 600_000),
-  REQUEST_BODY_TIMEOUT_MS: integer('REQUEST_BODY_TIMEOUT_MS', 100, 3_600_000),
-  UPLOADS_PER_CLIENT: integer('UPLOADS_PER_CLIENT', 1, 10_000),
-  CORS_ORIGINS: optionalText,
-  CORS_ALLOWED_HEADERS: optionalText,
-  TRUST_PROXY_HOPS: integer('TRUST_PROXY_HOPS', 0, 16),
-  RATE_LIMIT_PER_MINUTE: integer('RATE_LIMIT_PER_MINUTE', 0, 10_000_000),
-  RATE_LIMIT_IPV6_PREFIX: integer('RATE_LIMIT_IPV6_PREFIX', 1, 128),
-  // rediss:// connects with TLS.
-  REDIS_URL: absoluteUrl('REDIS_URL', ['redis:', 'rediss:'], 'allowed'),
-  REDIS_PASSWORD: optionalText,
-  LOG_LEVEL: oneOf('LOG_LEVEL', LOG_LEVELS),
-  LOG_FORMAT: oneOf('LOG_FORMAT', LOG_FORMATS),
-  ACCESS_LOG: oneOf('ACCESS_LOG', ['true', 'false']),
-  ...tracingShape,
-  ADMIN_PORT: integer('ADMIN_PORT', 1, 65535),
-  READY_REQUIRES_ALL_UPSTREAMS: oneOf('READY_REQUIRES_ALL_UPSTREAMS', ['true', 'false']),
-  SHUTDOWN_DRAIN_MS: integer('SHUTDOWN_DRAIN_MS', 0, 600_000),
-  SHUTDOWN_GRACE_MS: integer('SHUTDOWN_GRACE_MS', 0, 600_000),
-  GRAPHQL_INTROSPECTION: oneOf('GRAPHQL_INTROSPECTION', ['true', 'false']),
-  TRUSTED_DOCUMENTS: optionalText,
-  TRUSTED_DOCUMENTS_MODE: oneOf('TRUSTED_DOCUMENTS_MODE', ['allow-arbitrary', 'require']),
-  GRAPHQL_MAX_COST: integer('GRAPHQL_MAX_COST', 1, 10_000_000),
-  GRAPHQL_BODY_LIMIT_BYTES: integer('GRAPHQL_BODY_LIMIT_BYTES', 1024, 64 * 1024 * 1024),
-  GRAPHQL_MAX_JSON_DEPTH: integer('GRAPHQL_MAX_JSON_DEPTH', 2, 1000),
-  GRAPHQL_MAX_VARIABLE_VALUES: integer('GRAPHQL_MAX_VARIABLE_VALUES', 1, 1_000_000),
-  GRAPHQL_RESPONSE_CACHE_MAX_BYTES: integer('GRAPHQL_RESPONSE_CACHE_MAX_BYTES', 0, 16 * 1024 * 1024 * 1024),
-  GRAPHQL_MAX_UPSTREAM_CALLS: integer('GRAPHQL_MAX_UPSTREAM_CALLS', 1, 10_000),
-  REGISTRATIONS_PER_HOUR: integer('REGISTRATIONS_PER_HOUR', 0, 1_000_000),
-  CREDENTIAL_CALLS_PER_CLIENT: integer('CREDENTIAL_CALLS_PER_CLIENT', 0, 10_000),
-});
+};
+const basisSchema = z.object(basisShape);
+type Basis = z.infer<typeof basisSchema>;
 
-function parseAlgorithms(raw: string | undefined, jwksUrl: string | undefined, explicitSecret: boolean): string[] {
-  if (raw === undefined) {
-    if (!jwksUrl) return ['HS256'];
-    return explicitSecret ? ['HS256', 'RS256', 'ES256', 'EdDSA'] : ['RS256', 'ES256', 'EdDSA'];
+/** The algorithms accepted unless JWT_ALGORITHM names them: those the key material verifies. */
+function defaultAlgorithms({ JWKS_URL, JWT_SECRET_KEY }: Basis): string {
+  if (JWKS_URL === undefined) return 'HS256';
+  return JWT_SECRET_KEY === undefined ? 'RS256,ES256,EdDSA' : 'HS256,RS256,ES256,EdDSA';
+}
+
+/**
+ * Every variable the gateway reads, each with its default: the one place defaults are written (the
+ * documented table is checked against it). A few follow the basis: NODE_ENV decides the CORS origins,
+ * the log format and introspection; SERVICES_BASE_PORT the upstream URLs; the keys the algorithms.
+ */
+function environmentSchema(basis: Basis) {
+  const development = basis.NODE_ENV === 'development';
+  const referenceServices = referenceServiceUrls(basis.SERVICES_BASE_PORT);
+  return z.object({
+    ...basisShape,
+    PORT: integer('PORT', 1, 65535, 4000),
+    HOST: text('127.0.0.1'),
+    ...(Object.fromEntries(
+      UPSTREAM_NAMES.map((name) => [UPSTREAMS[name].envVar, absoluteUrl(UPSTREAMS[name].envVar, ['http:', 'https:'], { fallback: referenceServices[name] })]),
+    ) as Record<string, Setting<string>>),
+    JWT_ALGORITHM: text(defaultAlgorithms(basis)),
+    JWT_ISSUER: text(),
+    JWT_AUDIENCE: text(),
+    UPSTREAM_TIMEOUT_MS: integer('UPSTREAM_TIMEOUT_MS', 1, 600_000, 30_000),
+    UPSTREAM_RESPONSE_LIMIT_BYTES: integer('UPSTREAM_RESPONSE_LIMIT_BYTES', 1, 1024 * 1024 * 1024, 10 * 1024 * 1024),
+    UPSTREAM_BREAKER_FAILURES: integer('UPSTREAM_BREAKER_FAILURES', 0, 1000, 5),
+    UPSTREAM_BREAKER_OPEN_MS: integer('UPSTREAM_BREAKER_OPEN_MS', 1, 3_600_000, 10_000),
+    UPSTREAM_CACHE_MAX_BYTES: integer('UPSTREAM_CACHE_MAX_BYTES', 0, 16 * 1024 * 1024 * 1024, 64 * 1024 * 1024),
+    UPSTREAM_CACHE_MAX_ENTRY_BYTES: integer('UPSTREAM_CACHE_MAX_ENTRY_BYTES', 1, 1024 * 1024 * 1024, 1024 * 1024),
+    UPSTREAM_COALESCING: flag('UPSTREAM_COALESCING', true),
+    BODY_LIMIT_BYTES: integer('BODY_LIMIT_BYTES', 1, 1024 * 1024 * 1024, 10 * 1024 * 1024),
+    REQUEST_HEAD_TIMEOUT_MS: integer('REQUEST_HEAD_TIMEOUT_MS', 100, 600_000, 10_000),
+    REQUEST_BODY_IDLE_TIMEOUT_MS: integer('REQUEST_BODY_IDLE_TIMEOUT_MS', 100, 600_000, 10_000),
+    REQUEST_BODY_TIMEOUT_MS: integer('REQUEST_BODY_TIMEOUT_MS', 100, 3_600_000, 30_000),
+    UPLOADS_PER_CLIENT: integer('UPLOADS_PER_CLIENT', 1, 10_000, 4),
+    CORS_ORIGINS: development ? text(DEVELOPMENT_ORIGINS.join(',')) : text(),
+    CORS_ALLOWED_HEADERS: text(),
+    TRUST_PROXY_HOPS: integer('TRUST_PROXY_HOPS', 0, 16, 0),
+    RATE_LIMIT_PER_MINUTE: integer('RATE_LIMIT_PER_MINUTE', 0, 10_000_000, 600),
+    RATE_LIMIT_IPV6_PREFIX: integer('RATE_LIMIT_IPV6_PREFIX', 1, 128, 64),
+    // rediss:// connects with TLS.
+    REDIS_URL: absoluteUrl('REDIS_URL', ['redis:', 'rediss:'], { credentials: 'allowed' }),
+    REDIS_PASSWORD: text(),
+    LOG_LEVEL: oneOf('LOG_LEVEL', LOG_LEVELS, 'info'),
+    LOG_FORMAT: oneOf('LOG_FORMAT', LOG_FORMATS, development ? 'pretty' : 'json'),
+    ACCESS_LOG: flag('ACCESS_LOG', true),
+    ...tracingShape,
+    ADMIN_PORT: integer('ADMIN_PORT', 1, 65535),
+    READY_REQUIRES_ALL_UPSTREAMS: flag('READY_REQUIRES_ALL_UPSTREAMS', false),
+    SHUTDOWN_DRAIN_MS: integer('SHUTDOWN_DRAIN_MS', 0, 600_000, 5000),
+    SHUTDOWN_GRACE_MS: integer('SHUTDOWN_GRACE_MS', 0, 600_000, 10_000),
+    GRAPHQL_INTROSPECTION: flag('GRAPHQL_INTROSPECTION', basis.NODE_ENV !== 'production'),
+    TRUSTED_DOCUMENTS: text(),
+    TRUSTED_DOCUMENTS_MODE: oneOf('TRUSTED_DOCUMENTS_MODE', ['allow-arbitrary', 'require'], 'allow-arbitrary'),
+    GRAPHQL_MAX_COST: integer('GRAPHQL_MAX_COST', 1, 10_000_000, 10_000),
+    GRAPHQL_BODY_LIMIT_BYTES: integer('GRAPHQL_BODY_LIMIT_BYTES', 1024, 64 * 1024 * 1024, 1024 * 1024),
+    GRAPHQL_MAX_JSON_DEPTH: integer('GRAPHQL_MAX_JSON_DEPTH', 2, 1000, 32),
+    GRAPHQL_MAX_VARIABLE_VALUES: integer('GRAPHQL_MAX_VARIABLE_VALUES', 1, 1_000_000, 10_000),
+    GRAPHQL_RESPONSE_CACHE_MAX_BYTES: integer('GRAPHQL_RESPONSE_CACHE_MAX_BYTES', 0, 16 * 1024 * 1024 * 1024, 16 * 1024 * 1024),
+    GRAPHQL_MAX_UPSTREAM_CALLS: integer('GRAPHQL_MAX_UPSTREAM_CALLS', 1, 10_000, 50),
+    REGISTRATIONS_PER_HOUR: integer('REGISTRATIONS_PER_HOUR', 0, 1_000_000, 10),
+    CREDENTIAL_CALLS_PER_CLIENT: integer('CREDENTIAL_CALLS_PER_CLIENT', 0, 10_000, 2),
+  });
+}
+
+/** The environment as the schema reads it: every variable's value, or its default. */
+export type Environment = z.infer<ReturnType<typeof environmentSchema>>;
+
+/** Reads `env` through the schema (secrets from their `NAME_FILE`s); throws a ConfigError naming the first bad variable. */
+export function readEnvironment(env: NodeJS.ProcessEnv): Environment {
+  try {
+    const given = withSecretFiles(env, SECRET_VARIABLES);
+    return parsed(environmentSchema(parsed(basisSchema, given, SECRET_VARIABLES)), given, SECRET_VARIABLES);
+  } catch (error) {
+    if (error instanceof SecretFileError) throw new ConfigError(error.message, { cause: error });
+    throw error;
   }
+}
+
+function parseAlgorithms(raw: string): string[] {
   const algorithms = [...new Set(raw.split(',').map((item) => item.trim()).filter((item) => item !== ''))];
   if (algorithms.length === 0) throw new ConfigError('JWT_ALGORITHM must name at least one algorithm');
   for (const algorithm of algorithms) {
@@ -228,20 +256,20 @@ function parseHeaderNames(raw: string | undefined): string[] {
  * resource variables (read by the SDK itself). Deployment files are checked against it.
  */
 export const CONFIG_VARIABLES: ReadonlySet<string> = new Set([
-  ...Object.keys(environmentSchema.shape),
+  ...Object.keys(environmentSchema(basisSchema.parse({})).shape),
   ...[...SECRET_VARIABLES].map((name) => `${name}_FILE`),
   'OTEL_SERVICE_NAME',
   'OTEL_RESOURCE_ATTRIBUTES',
 ]);
 
-function trustedDocumentsOf(files: string | undefined, mode: TrustedDocumentsMode | undefined): { trustedDocuments?: TrustedDocuments } {
+function trustedDocumentsOf(files: string | undefined, mode: TrustedDocumentsMode): { trustedDocuments?: TrustedDocuments } {
   const paths = (files ?? '').split(',').map((file) => file.trim()).filter((file) => file !== '');
   if (paths.length === 0) {
     if (mode === 'require') throw new ConfigError('TRUSTED_DOCUMENTS_MODE=require needs TRUSTED_DOCUMENTS: the manifests of the documents to run');
     return {};
   }
   try {
-    return { trustedDocuments: loadTrustedDocuments(paths, mode ?? 'allow-arbitrary') };
+    return { trustedDocuments: loadTrustedDocuments(paths, mode) };
   } catch (error) {
     throw new ConfigError((error as Error).message, { cause: error });
   }
@@ -249,40 +277,32 @@ function trustedDocumentsOf(files: string | undefined, mode: TrustedDocumentsMod
 
 /** Reads and checks the gateway's configuration; throws a ConfigError naming the first bad variable. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): GatewayConfig {
-  let vars: z.infer<typeof environmentSchema>;
-  try {
-    vars = parsed(environmentSchema, withSecretFiles(env, SECRET_VARIABLES), SECRET_VARIABLES);
-  } catch (error) {
-    if (error instanceof SecretFileError) throw new ConfigError(error.message, { cause: error });
-    throw error;
-  }
-  const nodeEnv = vars.NODE_ENV ?? 'development';
+  const vars = readEnvironment(env);
+  const nodeEnv = vars.NODE_ENV;
   const production = nodeEnv === 'production';
   const jwksUrl = vars.JWKS_URL;
 
   if (production && !vars.JWT_SECRET_KEY && !jwksUrl) {
     throw new ConfigError('NODE_ENV=production needs JWT_SECRET_KEY or JWKS_URL: there is no default key in production');
   }
-  const algorithms = parseAlgorithms(vars.JWT_ALGORITHM, jwksUrl, vars.JWT_SECRET_KEY !== undefined);
+  const algorithms = parseAlgorithms(vars.JWT_ALGORITHM);
   const usesHmac = algorithms.some((algorithm) => algorithm.startsWith('HS'));
   const asymmetric = algorithms.find((algorithm) => !algorithm.startsWith('HS'));
   if (asymmetric && !jwksUrl) throw new ConfigError(`JWT_ALGORITHM lists ${asymmetric}, which needs JWKS_URL`);
   if (usesHmac && production && !vars.JWT_SECRET_KEY) {
     throw new ConfigError('JWT_ALGORITHM lists an HS* algorithm, which needs JWT_SECRET_KEY in production');
   }
+  // Outside production an HMAC algorithm without a key verifies with the development key (a rule, not a
+  // default: with JWKS_URL alone no HMAC algorithm is accepted, so no development key either).
   const secret = usesHmac ? (vars.JWT_SECRET_KEY ?? DEVELOPMENT_JWT_SECRET) : undefined;
 
-  if (vars.ADMIN_PORT !== undefined && vars.ADMIN_PORT === (vars.PORT ?? 4000)) throw new ConfigError('ADMIN_PORT must be another port than PORT');
-  const upstreams = referenceServiceUrls(vars.SERVICES_BASE_PORT ?? DEFAULT_SERVICES_BASE_PORT);
-  for (const name of UPSTREAM_NAMES) {
-    const configured = (vars as Record<string, unknown>)[UPSTREAMS[name].envVar] as string | undefined;
-    if (configured) upstreams[name] = configured;
-  }
+  if (vars.ADMIN_PORT !== undefined && vars.ADMIN_PORT === vars.PORT) throw new ConfigError('ADMIN_PORT must be another port than PORT');
+  const upstreams = Object.fromEntries(UPSTREAM_NAMES.map((name) => [name, (vars as Record<string, unknown>)[UPSTREAMS[name].envVar]])) as UpstreamUrls;
 
   return {
     nodeEnv,
-    port: vars.PORT ?? 4000,
-    host: vars.HOST ?? '127.0.0.1',
+    port: vars.PORT,
+    host: vars.HOST,
     upstreams,
     jwt: {
       algorithms,
@@ -292,45 +312,45 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): GatewayConfig 
       ...(vars.JWT_ISSUER !== undefined ? { issuer: vars.JWT_ISSUER } : {}),
       ...(vars.JWT_AUDIENCE !== undefined ? { audience: vars.JWT_AUDIENCE } : {}),
     },
-    upstreamTimeoutMs: vars.UPSTREAM_TIMEOUT_MS ?? 30_000,
-    upstreamResponseLimitBytes: vars.UPSTREAM_RESPONSE_LIMIT_BYTES ?? 10 * 1024 * 1024,
-    breaker: { failureThreshold: vars.UPSTREAM_BREAKER_FAILURES ?? 5, openMs: vars.UPSTREAM_BREAKER_OPEN_MS ?? 10_000 },
+    upstreamTimeoutMs: vars.UPSTREAM_TIMEOUT_MS,
+    upstreamResponseLimitBytes: vars.UPSTREAM_RESPONSE_LIMIT_BYTES,
+    breaker: { failureThreshold: vars.UPSTREAM_BREAKER_FAILURES, openMs: vars.UPSTREAM_BREAKER_OPEN_MS },
     upstreamCache: {
-      maxBytes: vars.UPSTREAM_CACHE_MAX_BYTES ?? 64 * 1024 * 1024,
-      maxEntryBytes: vars.UPSTREAM_CACHE_MAX_ENTRY_BYTES ?? 1024 * 1024,
-      coalescing: vars.UPSTREAM_COALESCING !== 'false',
+      maxBytes: vars.UPSTREAM_CACHE_MAX_BYTES,
+      maxEntryBytes: vars.UPSTREAM_CACHE_MAX_ENTRY_BYTES,
+      coalescing: vars.UPSTREAM_COALESCING,
     },
     body: {
-      limitBytes: vars.BODY_LIMIT_BYTES ?? 10 * 1024 * 1024,
-      idleTimeoutMs: vars.REQUEST_BODY_IDLE_TIMEOUT_MS ?? 10_000,
-      totalTimeoutMs: vars.REQUEST_BODY_TIMEOUT_MS ?? 30_000,
+      limitBytes: vars.BODY_LIMIT_BYTES,
+      idleTimeoutMs: vars.REQUEST_BODY_IDLE_TIMEOUT_MS,
+      totalTimeoutMs: vars.REQUEST_BODY_TIMEOUT_MS,
     },
-    headTimeoutMs: vars.REQUEST_HEAD_TIMEOUT_MS ?? 10_000,
-    uploadsPerClient: vars.UPLOADS_PER_CLIENT ?? 4,
-    corsOrigins: vars.CORS_ORIGINS === undefined && nodeEnv === 'development' ? DEVELOPMENT_ORIGINS : parseOrigins(vars.CORS_ORIGINS),
+    headTimeoutMs: vars.REQUEST_HEAD_TIMEOUT_MS,
+    uploadsPerClient: vars.UPLOADS_PER_CLIENT,
+    corsOrigins: parseOrigins(vars.CORS_ORIGINS),
     corsAllowedHeaders: parseHeaderNames(vars.CORS_ALLOWED_HEADERS),
-    trustProxyHops: vars.TRUST_PROXY_HOPS ?? 0,
-    rateLimitIpv6Prefix: vars.RATE_LIMIT_IPV6_PREFIX ?? 64,
-    rateLimitPerMinute: vars.RATE_LIMIT_PER_MINUTE ?? 600,
+    trustProxyHops: vars.TRUST_PROXY_HOPS,
+    rateLimitIpv6Prefix: vars.RATE_LIMIT_IPV6_PREFIX,
+    rateLimitPerMinute: vars.RATE_LIMIT_PER_MINUTE,
     ...(vars.REDIS_URL !== undefined ? { redis: { url: vars.REDIS_URL, ...(vars.REDIS_PASSWORD !== undefined ? { password: vars.REDIS_PASSWORD } : {}) } } : {}),
-    logLevel: vars.LOG_LEVEL ?? 'info',
-    logFormat: vars.LOG_FORMAT ?? (nodeEnv === 'development' ? 'pretty' : 'json'),
-    accessLog: vars.ACCESS_LOG !== 'false',
+    logLevel: vars.LOG_LEVEL,
+    logFormat: vars.LOG_FORMAT,
+    accessLog: vars.ACCESS_LOG,
     tracing: tracingOf(vars),
     ...(vars.ADMIN_PORT !== undefined ? { adminPort: vars.ADMIN_PORT } : {}),
-    readyRequiresAllUpstreams: vars.READY_REQUIRES_ALL_UPSTREAMS === 'true',
-    shutdown: { drainMs: vars.SHUTDOWN_DRAIN_MS ?? 5000, graceMs: vars.SHUTDOWN_GRACE_MS ?? 10_000 },
-    graphqlIntrospection: vars.GRAPHQL_INTROSPECTION === undefined ? !production : vars.GRAPHQL_INTROSPECTION === 'true',
-    graphqlMaxCost: vars.GRAPHQL_MAX_COST ?? 10_000,
+    readyRequiresAllUpstreams: vars.READY_REQUIRES_ALL_UPSTREAMS,
+    shutdown: { drainMs: vars.SHUTDOWN_DRAIN_MS, graceMs: vars.SHUTDOWN_GRACE_MS },
+    graphqlIntrospection: vars.GRAPHQL_INTROSPECTION,
+    graphqlMaxCost: vars.GRAPHQL_MAX_COST,
     graphqlInputs: {
-      bodyLimitBytes: vars.GRAPHQL_BODY_LIMIT_BYTES ?? 1024 * 1024,
-      maxJsonDepth: vars.GRAPHQL_MAX_JSON_DEPTH ?? 32,
-      maxValues: vars.GRAPHQL_MAX_VARIABLE_VALUES ?? 10_000,
+      bodyLimitBytes: vars.GRAPHQL_BODY_LIMIT_BYTES,
+      maxJsonDepth: vars.GRAPHQL_MAX_JSON_DEPTH,
+      maxValues: vars.GRAPHQL_MAX_VARIABLE_VALUES,
     },
-    graphqlResponseCacheMaxBytes: vars.GRAPHQL_RESPONSE_CACHE_MAX_BYTES ?? 16 * 1024 * 1024,
+    graphqlResponseCacheMaxBytes: vars.GRAPHQL_RESPONSE_CACHE_MAX_BYTES,
     ...trustedDocumentsOf(vars.TRUSTED_DOCUMENTS, vars.TRUSTED_DOCUMENTS_MODE),
-    graphqlMaxUpstreamCalls: vars.GRAPHQL_MAX_UPSTREAM_CALLS ?? 50,
-    registrationsPerHour: vars.REGISTRATIONS_PER_HOUR ?? 10,
-    credentialCallsPerClient: vars.CREDENTIAL_CALLS_PER_CLIENT ?? 2,
+    graphqlMaxUpstreamCalls: vars.GRAPHQL_MAX_UPSTREAM_CALLS,
+    registrationsPerHour: vars.REGISTRATIONS_PER_HOUR,
+    credentialCallsPerClient: vars.CREDENTIAL_CALLS_PER_CLIENT,
   };
 }

@@ -67,13 +67,13 @@ describe('GET /metrics', () => {
     expect(text).toContain('gateway_nodejs_eventloop_lag_seconds');
   });
 
-  it('follows Prometheus naming (counters end in _total, nothing else does) and the README documents every metric', () => {
+  it('follows Prometheus naming (counters end in _total, nothing else does) and docs/operations.md documents every metric', () => {
     const exposed = families(text);
     expect(exposed.size).toBeGreaterThan(20);
-    const readme = readFileSync('README.md', 'utf8');
+    const page = readFileSync('docs/operations.md', 'utf8');
     for (const [name, type] of exposed) {
       expect(name.endsWith('_total'), `${type} ${name}`).toBe(type === 'counter');
-      expect(readme, `README documents ${name}`).toContain(name);
+      expect(page, `docs/operations.md documents ${name}`).toContain(name);
     }
   });
 

@@ -30,10 +30,10 @@ describe('the error catalogue', () => {
     }
   });
 
-  it('is the README’s error table, row for row', () => {
-    const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
-    const start = readme.indexOf('| code | status |');
-    const table = readme.slice(start, readme.indexOf('\n\n', start));
+  it('is the error table of docs/rest.md, row for row', () => {
+    const page = readFileSync(new URL('../../docs/rest.md', import.meta.url), 'utf8');
+    const start = page.indexOf('| code | status |');
+    const table = page.slice(start, page.indexOf('\n\n', start));
     const rows = [...table.matchAll(/^\| `([A-Z_]+)` \| (\d{3})/gm)].map(([, code, status]) => [code, Number(status)]);
     expect(rows).toEqual(codes.map((code) => [code, ERROR_KINDS[code].status]));
   });

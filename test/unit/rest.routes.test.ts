@@ -24,9 +24,9 @@ describe('the route table, row by row', () => {
     route.methods.map((method) => ({ ...route, method, path: route.exact ? route.prefix : `${route.prefix}/some/rest` })),
   );
 
-  it('is the README’s route table, row by row', () => {
+  it('is the route table of docs/rest.md, row by row', () => {
     const WHO: Record<string, string> = { anyone: 'public', 'any valid token': 'user', 'role `admin`': 'admin', 'anyone; a token, if sent, must be valid': 'optional' };
-    const documented = [...readFileSync(`${PROJECT_ROOT}README.md`, 'utf8').matchAll(/^\| `(\/[^`]+)` \| ([A-Z ]+) \| ([^|]+) \| ([^|]+) \|$/gm)].map(([, path = '', methods, who = '', title]) => [path, methods, WHO[who], title]);
+    const documented = [...readFileSync(`${PROJECT_ROOT}docs/rest.md`, 'utf8').matchAll(/^\| `(\/[^`]+)` \| ([A-Z ]+) \| ([^|]+) \| ([^|]+) \|$/gm)].map(([, path = '', methods, who = '', title]) => [path, methods, WHO[who], title]);
     expect(documented).toEqual(ROUTES.map((route) => [route.exact ? route.prefix : `${route.prefix}/{rest}`, route.methods.join(' '), route.access, UPSTREAMS[route.upstream].title]));
   });
 

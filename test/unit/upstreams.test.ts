@@ -20,11 +20,15 @@ describe('the upstream list', () => {
     );
   });
 
-  it('is the README’s table of the reference services: title, default port and spec, in its order', () => {
-    const rows = [...read('README.md').matchAll(/^\| ([^|`]+?) \| (\d{4}) \| `(schemas\/[\w-]+\.yaml)` \|/gm)].map(([, title, port, spec]) => [title, Number(port), spec]);
+  it('is the table of the reference services in docs/services.md: title, default port and spec, in its order', () => {
+    const rows = [...read('docs/services.md').matchAll(/^\| ([^|`]+?) \| (\d{4}) \| `(schemas\/[\w-]+\.yaml)` \|/gm)].map(([, title, port, spec]) => [title, Number(port), spec]);
     expect(rows).toEqual(UPSTREAM_NAMES.map((name) => [UPSTREAMS[name].title, servicePort(name), `schemas/${UPSTREAMS[name].spec}`]));
-    expect(read('README.md')).toContain(`| ${UPSTREAM_NAMES.map((name) => `\`${UPSTREAMS[name].envVar}\``).join(', ')} |`);
     expect(servicePort('auth')).toBe(DEFAULT_SERVICES_BASE_PORT);
+  });
+
+  it('is the list of upstream URL variables in docs/configuration.md, each naming its service, in its order', () => {
+    const rows = [...read('docs/configuration.md').matchAll(/^\| `([A-Z_]+_SERVICE_URL)` \| [^|]+ \| the ([^|]+) service \|$/gm)].map(([, variable, title]) => [variable, title]);
+    expect(rows).toEqual(UPSTREAM_NAMES.map((name) => [UPSTREAMS[name].envVar, UPSTREAMS[name].title]));
   });
 
   it('names each service of docker-compose.yml, which runs that reference service', () => {
