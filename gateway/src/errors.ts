@@ -24,6 +24,24 @@ export const ERROR_KINDS = {
 
 export type ErrorCode = keyof typeof ERROR_KINDS;
 
+/**
+ * The codes a whole GraphQL request is refused with besides the catalogue's kinds: Apollo's and
+ * graphql-js's own (a document that does not parse or validate, an operation it cannot pick, APQ), and the
+ * trusted documents'. One list for the error formatter, the metrics and the docs.
+ */
+export const GRAPHQL_REQUEST_CODES = [
+  'GRAPHQL_PARSE_FAILED',
+  'GRAPHQL_VALIDATION_FAILED',
+  'BAD_REQUEST',
+  'OPERATION_RESOLUTION_FAILURE',
+  'PERSISTED_QUERY_NOT_FOUND',
+  'PERSISTED_QUERY_NOT_SUPPORTED',
+  'PERSISTED_DOCUMENT_NOT_FOUND',
+  'PERSISTED_DOCUMENT_REQUIRED',
+] as const;
+
+export type GraphQLRequestCode = (typeof GRAPHQL_REQUEST_CODES)[number];
+
 export interface GatewayErrorOptions {
   /** What went wrong underneath: logged, never shown. */
   readonly cause?: unknown;

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import type { GraphQLRequestCode } from './errors.js';
 
 /** TRUSTED_DOCUMENTS_MODE: `require` runs registered documents only; `allow-arbitrary` (development) any query too. */
 export type TrustedDocumentsMode = 'require' | 'allow-arbitrary';
@@ -61,7 +62,7 @@ function requestedId(body: Record<string, unknown> | undefined, search: URLSearc
 export type TrustedDocumentOutcome =
   | { readonly kind: 'arbitrary' }
   | { readonly kind: 'registered'; readonly query: string }
-  | { readonly kind: 'refused'; readonly code: 'PERSISTED_DOCUMENT_NOT_FOUND' | 'PERSISTED_DOCUMENT_REQUIRED'; readonly message: string };
+  | { readonly kind: 'refused'; readonly code: Extract<GraphQLRequestCode, `PERSISTED_DOCUMENT_${string}`>; readonly message: string };
 
 /**
  * Decides a request: a registered id runs its document; an unknown id is refused; without an id, a

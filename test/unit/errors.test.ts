@@ -4,7 +4,7 @@ import { Writable } from 'node:stream';
 import { inject } from 'light-my-request';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
-import { ERROR_KINDS, GatewayError, toGraphQLError, toProblem, type ErrorCode } from '../../gateway/src/errors.js';
+import { ERROR_KINDS, GatewayError, GRAPHQL_REQUEST_CODES, toGraphQLError, toProblem, type ErrorCode } from '../../gateway/src/errors.js';
 import { createPipeline, type GatewayPlugin } from '../../gateway/src/pipeline/pipeline.js';
 import { requestIdPlugin } from '../../gateway/src/observability/request-id.js';
 
@@ -105,5 +105,12 @@ describe('an error no phase placed', () => {
     expect(response.body).not.toContain('secret');
     const logged = lines.find((line) => line.msg === 'unexpected gateway error');
     expect(logged).toMatchObject({ requestId: 'bug-1', err: { type: 'TypeError', message: 'cannot read properties of undefined (reading "secret")' } });
+  });
+});
+
+describe('the GraphQL request codes', () => {
+  it('are one list, each documented in docs/graphql.md with its status', () => {
+    const page = readFileSync(new URL('../../docs/graphql.md', import.meta.url), 'utf8');
+    for (const code of GRAPHQL_REQUEST_CODES) expect(page, code).toMatch(new RegExp(`\`${code}\`[^\\n]*\\(\\d{3}`));
   });
 });

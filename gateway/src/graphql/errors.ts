@@ -1,20 +1,12 @@
 import { GraphQLError, type GraphQLFormattedError } from 'graphql';
-import { GatewayError, internalError, toGraphQLError } from '../errors.js';
+import { GatewayError, GRAPHQL_REQUEST_CODES, internalError, toGraphQLError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
 
 /**
  * Apollo's and graphql-js's own request errors (a query that does not parse or validate, variables of
  * the wrong type, a missing query): the client's mistake, worded by the GraphQL tooling.
  */
-const REQUEST_ERROR_CODES = new Set([
-  'GRAPHQL_PARSE_FAILED',
-  'GRAPHQL_VALIDATION_FAILED',
-  'BAD_USER_INPUT',
-  'BAD_REQUEST',
-  'OPERATION_RESOLUTION_FAILURE',
-  'PERSISTED_QUERY_NOT_FOUND',
-  'PERSISTED_QUERY_NOT_SUPPORTED',
-]);
+const REQUEST_ERROR_CODES: ReadonlySet<string> = new Set<string>([...GRAPHQL_REQUEST_CODES, 'BAD_USER_INPUT']);
 
 /**
  * The code of a request error (outside execution): Apollo's or graphql-js's own, or BAD_REQUEST for one

@@ -1,6 +1,6 @@
 import { LRUCache } from 'lru-cache';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
-import { ERROR_KINDS } from '../errors.js';
+import { ERROR_KINDS, GRAPHQL_REQUEST_CODES } from '../errors.js';
 import { ownGet, type OwnEndpoint } from '../own-endpoints.js';
 import { responseStatus, type GatewayPlugin } from '../pipeline/pipeline.js';
 import type { Route } from '../routing/router.js';
@@ -23,7 +23,7 @@ const USES_FOR_A_SERIES = 20;
 const CANDIDATE_NAMES = 10_000;
 
 /** The codes a GraphQL error may carry: the catalogue's and the GraphQL tooling's own. */
-const GRAPHQL_ERROR_CODES: ReadonlySet<string> = new Set([...Object.keys(ERROR_KINDS), 'GRAPHQL_PARSE_FAILED', 'GRAPHQL_VALIDATION_FAILED', 'BAD_REQUEST', 'OPERATION_RESOLUTION_FAILURE', 'PERSISTED_QUERY_NOT_FOUND', 'PERSISTED_QUERY_NOT_SUPPORTED']);
+const GRAPHQL_ERROR_CODES: ReadonlySet<string> = new Set([...Object.keys(ERROR_KINDS), ...GRAPHQL_REQUEST_CODES]);
 
 const DURATION_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 
