@@ -22,10 +22,10 @@ import { healthEndpoint, ownEndpointsPlugin, type OwnEndpoint } from './own-endp
 import { docsEndpoints } from './rest/docs.js';
 import { protocolPlugin } from './protocol.js';
 import { createPipeline, rawPathOf, type Exchange, type GatewayPlugin, type Pipeline } from './pipeline/pipeline.js';
-import { createRateLimiter, createRegistrationLimiter, credentialGuard, rateLimitPlugin, registrationGuard } from './ratelimit/index.js';
+import { credentialLimits, rateLimiting } from './ratelimit/index.js';
 import { restFace } from './rest/handler.js';
 import { facesPlugin, routingPlugin } from './routing/router.js';
-import { UpstreamClient } from './upstream/client.js';
+import { UpstreamClient, upstreamClientPlugin } from './upstream/client.js';
 
 export interface Gateway {
   readonly server: Server;
@@ -105,7 +105,7 @@ export function errorResponder(logger: Logger): (exchange: Exchange, error: unkn
 export async function createGateway(config: GatewayConfig, logger: Logger, options: GatewayOptions = {}): Promise<Gateway> {
   const verifier = await createTokenVerifier(config.jwt, options.verifier);
   const metrics = new GatewayMetrics();
-  const registrations = await createRegistrationLimiter(config, logger, metrics);
+  const credentials = await credentialLimits(config, logger, metrics);
   const client = new UpstreamClient({
     upstreams: config.upstreams,
     timeoutMs: config.upstreamTimeoutMs,
@@ -114,12 +114,11 @@ export async function createGateway(config: GatewayConfig, logger: Logger, optio
     metrics,
     logger,
     ...(options.now ? { now: options.now } : {}),
-    // The bound on password checks in flight comes first: a call it refuses takes no registration token.
-    guards: [...(config.credentialCallsPerClient > 0 ? [credentialGuard(config.credentialCallsPerClient, metrics)] : []), ...(registrations ? [registrationGuard(registrations, metrics)] : [])],
+    guards: credentials.guards,
     ...(options.tracing ? { tracing: options.tracing } : {}),
   });
   const graphql = options.graphql === false ? undefined : await (await import('./graphql/handler.js')).createGraphQLFace(config, client, logger, { metrics, ...(options.tracing ? { tracing: options.tracing } : {}) });
-  const limiter = await createRateLimiter(config, logger, metrics);
+  const rateLimit = await rateLimiting(config, logger, metrics);
 
   const lifecycle = new Lifecycle();
   const upstreamHealth = new UpstreamHealthCheck(client, options.now);
@@ -130,7 +129,8 @@ export async function createGateway(config: GatewayConfig, logger: Logger, optio
   // The document describes what this port serves: these probes, /graphql when served, and the docs.
   const publicEndpoints = [...probes, ...docsEndpoints([...probes, ...(graphql ? [graphqlDescription(config.graphqlIntrospection)] : [])])];
 
-  // Each concern is one plugin; the pipeline runs their steps phase by phase (see PHASES).
+  // The gateway is this list: each capability is one plugin, whose steps the pipeline runs phase by phase
+  // (see PHASES), and which closes what it opened when the gateway closes (in reverse order).
   const plugins: GatewayPlugin[] = [
     requestTracePlugin({ tracing: options.tracing, trustClientContext: config.tracing.trustClientContext, untraced: new Set(publicEndpoints.map((endpoint) => endpoint.path)) }),
     requestIdPlugin(),
@@ -143,7 +143,10 @@ export async function createGateway(config: GatewayConfig, logger: Logger, optio
     ownEndpointsPlugin(publicEndpoints),
     routingPlugin({ graphql: graphql !== undefined }),
     authenticationPlugin(verifier),
-    ...(limiter ? [rateLimitPlugin(limiter, metrics, logger)] : []),
+    ...(rateLimit ? [rateLimit] : []),
+    upstreamClientPlugin(client),
+    credentials.plugin,
+    ...(graphql ? [graphql.plugin] : []),
     facesPlugin({ rest: restFace(client, config.body, config.uploadsPerClient), ...(graphql ? { graphql: graphql.handle } : {}) }),
   ];
   const pipeline = createPipeline(plugins, errorResponder(logger));
@@ -205,7 +208,7 @@ export async function createGateway(config: GatewayConfig, logger: Logger, optio
       if (drainMs > 0) await new Promise((resolve) => setTimeout(resolve, drainMs));
       lifecycle.close();
       await Promise.all([closeGracefully(server, connections, graceMs), ...(adminServer && adminConnections ? [closeGracefully(adminServer, adminConnections, graceMs)] : [])]);
-      await Promise.all([client.close(), graphql?.stop(), limiter?.close(), registrations?.close()]);
+      await pipeline.close();
     },
   };
 }

@@ -17,7 +17,7 @@ import type { GatewayConfig, GraphQLInputBounds } from '../config.js';
 import { appendVary } from '../cors.js';
 import { correlationMembers, sendGraphQLErrors } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
-import type { Exchange } from '../pipeline/pipeline.js';
+import { ANSWERED, type Exchange, type GatewayPlugin, type StepResult } from '../pipeline/pipeline.js';
 import { callerOf, type Face } from '../routing/router.js';
 import type { UpstreamClient } from '../upstream/client.js';
 import { upstreamOperations } from '../upstream/operations.js';
@@ -150,9 +150,31 @@ export interface GraphQLFace {
   readonly mesh: MeshInstance;
   /** The schema as served: shield applied, Mesh annotations removed. */
   readonly schema: GraphQLSchema;
+  /** The names of the steps a request to /graphql goes through, in order. */
+  readonly steps: readonly string[];
   /** Answers /graphql. */
   readonly handle: Face;
-  stop(): Promise<void>;
+  /** Stops Apollo and Mesh when the gateway closes. */
+  readonly plugin: GatewayPlugin;
+}
+
+/**
+ * A request to /graphql as the face's steps hand it on: the caller and the request as read (set by the
+ * `read` step, before any later step runs), and how to keep the answer when the response cache may.
+ */
+class GraphQLTurn {
+  identity: Identity | undefined;
+  request!: HTTPGraphQLRequest;
+  text = '';
+  keep: ((answer: Parameters<GraphQLResponseCache['offer']>[1]) => void) | undefined;
+
+  constructor(readonly exchange: Exchange) {}
+}
+
+/** One step of the GraphQL face: answers the request (ANSWERED), or hands it on to the next. */
+interface GraphQLStep {
+  readonly name: string;
+  run(turn: GraphQLTurn): StepResult | Promise<StepResult>;
 }
 
 /**
@@ -222,53 +244,95 @@ export async function createGraphQLFace(config: GatewayConfig, client: UpstreamC
   const explorer = config.graphqlIntrospection ? createExplorer() : undefined;
   const bodyPolicy: BodyPolicy = { ...config.body, limitBytes: Math.min(config.body.limitBytes, config.graphqlInputs.bodyLimitBytes) };
 
+  // The face's steps, in order: each answers the request (ANSWERED) or hands it on.
+  const steps: readonly GraphQLStep[] = [
+    {
+      name: 'explorer',
+      run: (turn) => (explorer && wantsExplorer(turn.exchange) ? explorer(turn.exchange).then(() => ANSWERED) : undefined),
+    },
+    {
+      name: 'read',
+      async run(turn) {
+        // The media type of every answer follows Accept: a cache in front must keep them apart.
+        appendVary(turn.exchange.res, 'accept');
+        // A refused token fails the whole request here, before the body is read.
+        turn.identity = identityOf(turn.exchange.state.get('auth'), false);
+        ({ request: turn.request, text: turn.text } = await httpGraphQLRequest(turn.exchange, bodyPolicy, config.graphqlInputs));
+        return undefined;
+      },
+    },
+    {
+      name: 'trusted-documents',
+      run(turn) {
+        if (!config.trustedDocuments) return undefined;
+        const request = withTrustedDocument(turn.request, config.trustedDocuments);
+        if (!('kind' in request)) {
+          turn.request = request;
+          return undefined;
+        }
+        // A GraphQL request error, as Apollo's own (GRAPHQL_PARSE_FAILED…): 400, no data, the request id.
+        sendGraphQLErrors(turn.exchange.req, turn.exchange.res, 400, [{ message: request.message, extensions: { code: request.code, ...correlationOf(turn.exchange) } }]);
+        return ANSWERED;
+      },
+    },
+    {
+      name: 'response-cache',
+      run(turn) {
+        const { req } = turn.exchange;
+        if (!responseCache || turn.identity !== undefined || req.headers.authorization !== undefined) return undefined;
+        const key = responseCache.keyOf(turn.request.method, req.headers, turn.request.search, turn.text);
+        const stored = responseCache.get(key);
+        if (!stored) {
+          turn.keep = (answer) => responseCache.offer(key, answer);
+          return undefined;
+        }
+        replay(turn.exchange, stored, responseCache.ageOf(stored));
+        observers.metrics.observeGraphQLOperation(stored.operation?.name, stored.operation?.type ?? 'unknown', 'success', []);
+        return ANSWERED;
+      },
+    },
+    {
+      name: 'execution',
+      async run({ exchange, identity, request, keep }): Promise<StepResult> {
+        const { res } = exchange;
+        let context: GatewayContext | undefined;
+        const response = await apollo.executeHTTPGraphQLRequest({
+          httpGraphQLRequest: request,
+          context: () => Promise.resolve((context = contextFor(exchange, identity))),
+        });
+        for (const [name, value] of response.headers) {
+          if (name === 'vary') appendVary(res, value);
+          else res.setHeader(name, value);
+        }
+        res.statusCode = response.status ?? 200;
+        if (response.body.kind === 'complete') {
+          res.end(res.statusCode >= 400 ? withRequestIds(response.body.string, exchange) : response.body.string);
+          if (keep && context && res.statusCode === 200) {
+            keep({ headers: [...response.headers], body: response.body.string, operation: exchange.state.peek('graphqlOperation'), upstreams: context.cachePolicy.upstreams });
+          }
+          return ANSWERED;
+        }
+        for await (const chunk of response.body.asyncIterator) res.write(chunk);
+        res.end();
+        return ANSWERED;
+      },
+    },
+  ];
+
+  const stop = async () => {
+    await apollo.stop();
+    mesh.destroy();
+  };
+
   return {
     mesh,
     schema,
+    steps: steps.map((step) => step.name),
     async handle(exchange) {
-      if (explorer && wantsExplorer(exchange)) return explorer(exchange);
-      const { req, res } = exchange;
-      // The media type of every answer follows Accept: a cache in front must keep them apart.
-      appendVary(res, 'accept');
-      // A refused token fails the whole request here, before the body is read.
-      const identity = identityOf(exchange.state.get('auth'), false);
-      const { request: sent, text } = await httpGraphQLRequest(exchange, bodyPolicy, config.graphqlInputs);
-      const request = config.trustedDocuments ? withTrustedDocument(sent, config.trustedDocuments) : sent;
-      if ('kind' in request) {
-        // A GraphQL request error, as Apollo's own (GRAPHQL_PARSE_FAILED…): 400, no data, the request id.
-        sendGraphQLErrors(req, res, 400, [{ message: request.message, extensions: { code: request.code, ...correlationOf(exchange) } }]);
-        return;
-      }
-      const key = responseCache && identity === undefined && req.headers.authorization === undefined ? responseCache.keyOf(request.method, req.headers, request.search, text) : undefined;
-      const stored = key === undefined ? undefined : responseCache?.get(key);
-      if (stored && responseCache) {
-        replay(exchange, stored, responseCache.ageOf(stored));
-        observers.metrics.observeGraphQLOperation(stored.operation?.name, stored.operation?.type ?? 'unknown', 'success', []);
-        return;
-      }
-      let context: GatewayContext | undefined;
-      const response = await apollo.executeHTTPGraphQLRequest({
-        httpGraphQLRequest: request,
-        context: () => Promise.resolve((context = contextFor(exchange, identity))),
-      });
-      for (const [name, value] of response.headers) {
-        if (name === 'vary') appendVary(res, value);
-        else res.setHeader(name, value);
-      }
-      res.statusCode = response.status ?? 200;
-      if (response.body.kind === 'complete') {
-        res.end(res.statusCode >= 400 ? withRequestIds(response.body.string, exchange) : response.body.string);
-        if (key !== undefined && context && res.statusCode === 200) {
-          responseCache?.offer(key, { headers: [...response.headers], body: response.body.string, operation: exchange.state.peek('graphqlOperation'), upstreams: context.cachePolicy.upstreams });
-        }
-        return;
-      }
-      for await (const chunk of response.body.asyncIterator) res.write(chunk);
-      res.end();
+      const turn = new GraphQLTurn(exchange);
+      for (const step of steps) if ((await step.run(turn)) === ANSWERED) return;
+      throw new Error('no step of the GraphQL face answered the request');
     },
-    async stop() {
-      await apollo.stop();
-      mesh.destroy();
-    },
+    plugin: { name: 'graphql', onClose: stop },
   };
 }

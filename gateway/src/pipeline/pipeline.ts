@@ -37,19 +37,27 @@ export const PHASES = ['onRequest', 'cors', 'ownEndpoints', 'route', 'authentica
 export type PhaseName = (typeof PHASES)[number];
 
 /**
- * One concern of the gateway: the steps it runs in the phases it owns, and what it does when the
- * response is over (sent, failed or abandoned by the client).
+ * One concern of the gateway: the steps it runs in the phases it owns, what it does when a response is
+ * over (sent, failed or abandoned by the client), and how it closes what it opened (a connection, a
+ * pool, a server) when the gateway stops — as fastify's onClose hooks.
  */
 export interface GatewayPlugin {
   readonly name: string;
   readonly phases?: Partial<Record<PhaseName, Step>>;
   readonly onResponse?: (exchange: Exchange) => void;
+  readonly onClose?: () => void | Promise<void>;
 }
 
 export interface Pipeline {
   /** `phase:plugin` for every step, in the order they run. */
   readonly steps: readonly string[];
   run(req: IncomingMessage, res: ServerResponse): Promise<void>;
+  /**
+   * Runs every plugin's onClose, in reverse order of the list (what opened last closes first: the faces
+   * before the upstream client they call), each after the one before has finished. One that fails does
+   * not keep the others from closing; the first failure is thrown once all have run.
+   */
+  close(): Promise<void>;
 }
 
 function isPromise(value: StepResult | Promise<StepResult>): value is Promise<StepResult> {
@@ -65,6 +73,8 @@ export function createPipeline(plugins: readonly GatewayPlugin[], onError: (exch
     }),
   );
   const responders = plugins.flatMap((plugin) => (plugin.onResponse ? [plugin.onResponse] : []));
+  const closers = plugins.flatMap((plugin) => (plugin.onClose ? [plugin.onClose] : [])).reverse();
+  let closing: Promise<void> | undefined;
 
   return {
     steps: steps.map((step) => step.name),
@@ -84,6 +94,20 @@ export function createPipeline(plugins: readonly GatewayPlugin[], onError: (exch
       } catch (error) {
         onError(exchange, error);
       }
+    },
+    close() {
+      closing ??= (async () => {
+        const failures: unknown[] = [];
+        for (const close of closers) {
+          try {
+            await close();
+          } catch (error) {
+            failures.push(error);
+          }
+        }
+        if (failures.length > 0) throw failures[0];
+      })();
+      return closing;
     },
   };
 }

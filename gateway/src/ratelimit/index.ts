@@ -24,16 +24,6 @@ async function bucketsOf(name: string, shape: BucketShape, config: GatewayConfig
   return new RedisRateLimiter(config.redis, shape, { name, logger, metrics });
 }
 
-/** The request rate limiter (RATE_LIMIT_PER_MINUTE); none at 0 per minute. */
-export async function createRateLimiter(config: GatewayConfig, logger: Logger, metrics: GatewayMetrics): Promise<RateLimiter | undefined> {
-  return config.rateLimitPerMinute === 0 ? undefined : bucketsOf('requests', bucketShape(config.rateLimitPerMinute), config, logger, metrics);
-}
-
-/** Accounts created per client address (REGISTRATIONS_PER_HOUR); none at 0. */
-export async function createRegistrationLimiter(config: GatewayConfig, logger: Logger, metrics: GatewayMetrics): Promise<RateLimiter | undefined> {
-  return config.registrationsPerHour === 0 ? undefined : bucketsOf('registrations', bucketShape(config.registrationsPerHour, 3_600_000), config, logger, metrics);
-}
-
 /** The upstream operation that creates an account (REST `POST /auth/register` however spelt, GraphQL `register`). */
 const REGISTER = 'register';
 
@@ -62,7 +52,7 @@ function guardRefusal(metrics: GatewayMetrics, detail: string, retryAfterSeconds
  * A guard of the upstream client: a call that creates an account, from either face, takes a token from
  * its client's bucket first, or is refused. It keys on the operation the call reaches, not on a path.
  */
-export function registrationGuard(limiter: RateLimiter, metrics: GatewayMetrics): CallGuard {
+function registrationGuard(limiter: RateLimiter, metrics: GatewayMetrics): CallGuard {
   const guarded = knownOperations([REGISTER]);
   return {
     applies: (_upstream, call) => guarded.has(operationOf(call)?.operationId ?? ''),
@@ -79,7 +69,7 @@ export function registrationGuard(limiter: RateLimiter, metrics: GatewayMetrics)
  * register) in flight, on both faces together; past it the call is refused, never queued, so one client's
  * flood of guesses holds at most that many of the authentication service's hashes at a time.
  */
-export function credentialGuard(perClient: number, metrics: GatewayMetrics): CallGuard {
+function credentialGuard(perClient: number, metrics: GatewayMetrics): CallGuard {
   const guarded = knownOperations(CREDENTIAL_OPERATIONS);
   const gate = new ConcurrencyGate(perClient);
   return {
@@ -119,10 +109,11 @@ const MAX_REMEMBERED_REFUSALS = 10_000;
  * The first refusal of a bucket is logged with its request id; the next ones until the bucket refills
  * are in the access log only.
  */
-export function rateLimitPlugin(limiter: RateLimiter, metrics: GatewayMetrics, logger: Logger): GatewayPlugin {
+function rateLimitPlugin(limiter: RateLimiter, metrics: GatewayMetrics, logger: Logger): GatewayPlugin {
   const refusedUntil = new LRUCache<string, number>({ max: MAX_REMEMBERED_REFUSALS });
   return {
     name: 'rate-limit',
+    onClose: () => limiter.close(),
     phases: {
       async rateLimit({ res, state }) {
         const key = rateLimitKey(state.get('auth'), state.get('forwarded'));
@@ -137,5 +128,24 @@ export function rateLimitPlugin(limiter: RateLimiter, metrics: GatewayMetrics, l
         throw new GatewayError('RATE_LIMITED', `Too many requests: try again in ${decision.retryAfterSeconds} s`, { headers: { 'retry-after': String(decision.retryAfterSeconds) } });
       },
     },
+  };
+}
+
+/** RATE_LIMIT_PER_MINUTE: its buckets (in Redis with REDIS_URL) and the plugin that draws from them; none at 0. */
+export async function rateLimiting(config: GatewayConfig, logger: Logger, metrics: GatewayMetrics): Promise<GatewayPlugin | undefined> {
+  if (config.rateLimitPerMinute === 0) return undefined;
+  return rateLimitPlugin(await bucketsOf('requests', bucketShape(config.rateLimitPerMinute), config, logger, metrics), metrics, logger);
+}
+
+/**
+ * The bounds on calls that check a password or create an account: the upstream client's guards
+ * (CREDENTIAL_CALLS_PER_CLIENT first: a call it refuses takes no registration token; then
+ * REGISTRATIONS_PER_HOUR), and a plugin that closes the registration buckets.
+ */
+export async function credentialLimits(config: GatewayConfig, logger: Logger, metrics: GatewayMetrics): Promise<{ readonly guards: readonly CallGuard[]; readonly plugin: GatewayPlugin }> {
+  const registrations = config.registrationsPerHour === 0 ? undefined : await bucketsOf('registrations', bucketShape(config.registrationsPerHour, 3_600_000), config, logger, metrics);
+  return {
+    guards: [...(config.credentialCallsPerClient > 0 ? [credentialGuard(config.credentialCallsPerClient, metrics)] : []), ...(registrations ? [registrationGuard(registrations, metrics)] : [])],
+    plugin: { name: 'credential-limits', ...(registrations ? { onClose: () => registrations.close() } : {}) },
   };
 }

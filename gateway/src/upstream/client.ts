@@ -1,5 +1,6 @@
 import { errors as undiciErrors, Pool, type Dispatcher } from 'undici';
 import type { Logger } from '../observability/logger.js';
+import type { GatewayPlugin } from '../pipeline/pipeline.js';
 import type { GatewayMetrics } from '../observability/metrics.js';
 import { UPSTREAM_NAMES, UPSTREAMS, type UpstreamName, type UpstreamUrls } from '../../../shared/upstreams.js';
 import { CircuitBreaker, CIRCUIT_STATES } from './breaker.js';
@@ -333,4 +334,9 @@ export class UpstreamClient {
   async close(): Promise<void> {
     await Promise.all(UPSTREAM_NAMES.map((name) => this.upstreams[name].pool.close()));
   }
+}
+
+/** The upstream client as a capability of the gateway: no phase of its own, it closes its pools last of those that call it. */
+export function upstreamClientPlugin(client: UpstreamClient): GatewayPlugin {
+  return { name: 'upstream-client', onClose: () => client.close() };
 }
