@@ -3,7 +3,6 @@ import { ApolloServer, HeaderMap, type ApolloServerPlugin, type HTTPGraphQLReque
 import { ApolloServerPluginCacheControlDisabled, ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
 import { ApolloServerPluginLandingPageLocalDefault } from '@apollo/server/plugin/landingPage/default';
 import { ApolloArmor } from '@escape.tech/graphql-armor';
-import type { MeshInstance } from '@graphql-mesh/runtime';
 import { MapperKind, mapSchema } from '@graphql-tools/utils';
 import { GraphQLSchema, specifiedDirectives, type GraphQLFieldResolver } from 'graphql';
 import type { GatewayContext } from './contract/context.js';
@@ -29,7 +28,7 @@ import { decide, type TrustedDocumentOutcome, type TrustedDocuments } from '../t
 import { createErrorFormatter } from './errors.js';
 import { apolloLogger } from './library-logs.js';
 import { graphqlTracing, observabilityPlugin, operationNamesOf, type GraphQLObservers } from './observability.js';
-import { loadMesh } from './mesh.js';
+import { loadMesh, type MeshRuntime } from './mesh.js';
 import { createMeshFetch } from './mesh-fetch.js';
 import { protect } from './permissions.js';
 
@@ -147,7 +146,7 @@ function replay(exchange: Exchange, stored: StoredResponse, age: number): void {
 }
 
 export interface GraphQLFace {
-  readonly mesh: MeshInstance;
+  readonly mesh: MeshRuntime;
   /** The schema as served: shield applied, Mesh annotations removed. */
   readonly schema: GraphQLSchema;
   /** The names of the steps a request to /graphql goes through, in order. */

@@ -4,7 +4,7 @@ import { isAbsolute, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import InMemoryLRUCache from '@graphql-mesh/cache-inmemory-lru';
 import StitchingMerger from '@graphql-mesh/merger-stitching';
-import { getMesh, type MeshInstance } from '@graphql-mesh/runtime';
+import { getMesh } from '@graphql-mesh/runtime';
 import { FsStoreStorageAdapter, InMemoryStoreStorageAdapter, MeshStore, PredefinedProxyOptions } from '@graphql-mesh/store';
 import FilterSchemaTransform from '@graphql-mesh/transform-filter-schema';
 import PrefixTransform from '@graphql-mesh/transform-prefix';
@@ -15,6 +15,7 @@ import { PubSub, resolveAdditionalResolvers } from '@graphql-mesh/utils';
 import { parse as parseGraphQL, type GraphQLSchema } from 'graphql';
 import { parse } from 'yaml';
 import type { Logger } from '../observability/logger.js';
+import type { RawSource } from './contract/source.js';
 import { CODE_EXTENSION, CODE_ROOT, PROJECT_ROOT } from '../../../shared/paths.js';
 import { UPSTREAM_NAMES, UPSTREAMS, type UpstreamUrls } from '../../../shared/upstreams.js';
 import { artifactsAreCurrent, MESH_ARTIFACTS, MESH_MANIFEST, meshInputsDigest } from './mesh-artifacts.js';
@@ -100,11 +101,22 @@ const TRANSFORMS: Readonly<Record<string, MeshTransformLibrary>> = {
 type TransformConfig = Readonly<Record<string, unknown>>;
 
 /**
+ * What the GraphQL face uses of the Mesh: the stitched schema, each source's generated schema (the
+ * resolvers call their root fields), and how to let it go. This module is the only one that knows the Mesh
+ * v0 runtime's API: replacing it (Mesh Compose, or clients generated from shared/api) changes this file.
+ */
+export interface MeshRuntime {
+  readonly schema: GraphQLSchema;
+  readonly rawSources: readonly RawSource[];
+  destroy(): void;
+}
+
+/**
  * Builds the Mesh from .meshrc.yaml in this process (no @graphql-mesh/cli at run time). Each source's
  * endpoint is the gateway's configured URL for its upstream, so REST and GraphQL always agree, and every
  * call goes through `fetchFn` (the upstream client).
  */
-export async function loadMesh(upstreams: UpstreamUrls, fetchFn: MeshFetch, logger: Logger, artifacts: MeshArtifacts = 'use'): Promise<MeshInstance> {
+export async function loadMesh(upstreams: UpstreamUrls, fetchFn: MeshFetch, logger: Logger, artifacts: MeshArtifacts = 'use'): Promise<MeshRuntime> {
   const config = parse(readFileSync(`${PROJECT_ROOT}.meshrc.yaml`, 'utf8')) as YamlConfig.Config;
   routeMeshLogsTo(logger);
   const { store, origin } = storeFor(artifacts, logger);
