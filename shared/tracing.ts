@@ -1,6 +1,6 @@
 import { context, diag, DiagLogLevel, propagation, ROOT_CONTEXT, SpanKind, trace, TraceFlags, type Attributes, type Link, type Span, type SpanContext, type Tracer } from '@opentelemetry/api';
 import { z } from 'zod';
-import { absoluteUrl, ConfigError, oneOf, parsed } from './settings.js';
+import { absoluteUrl, ConfigError, flag, oneOf, parsed } from './settings.js';
 
 /* OpenTelemetry for every process of the stack: whether tracing is on (the OTEL_* variables) and the
    SDK that exports the spans, started by the gateway and by each reference service. */
@@ -25,21 +25,21 @@ export interface TracingConfig {
 /** The variables that decide tracing: the gateway's, and the reference services' too. */
 export const tracingShape = {
   OTEL_SDK_DISABLED: oneOf('OTEL_SDK_DISABLED', ['true', 'false']),
-  OTEL_TRACES_EXPORTER: oneOf('OTEL_TRACES_EXPORTER', TRACE_EXPORTERS),
+  OTEL_TRACES_EXPORTER: oneOf('OTEL_TRACES_EXPORTER', TRACE_EXPORTERS, 'otlp'),
   OTEL_EXPORTER_OTLP_ENDPOINT: absoluteUrl('OTEL_EXPORTER_OTLP_ENDPOINT', ['http:', 'https:']),
   OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: absoluteUrl('OTEL_EXPORTER_OTLP_TRACES_ENDPOINT', ['http:', 'https:']),
-  OTEL_EXPORTER_OTLP_PROTOCOL: oneOf('OTEL_EXPORTER_OTLP_PROTOCOL', OTLP_PROTOCOLS),
+  OTEL_EXPORTER_OTLP_PROTOCOL: oneOf('OTEL_EXPORTER_OTLP_PROTOCOL', OTLP_PROTOCOLS, 'http/protobuf'),
   OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: oneOf('OTEL_EXPORTER_OTLP_TRACES_PROTOCOL', OTLP_PROTOCOLS),
-  TRACE_TRUST_CLIENT: oneOf('TRACE_TRUST_CLIENT', ['true', 'false']),
+  TRACE_TRUST_CLIENT: flag('TRACE_TRUST_CLIENT', true),
 };
 const tracingSchema = z.object(tracingShape);
 
 /** The tracing configuration of variables already read through `tracingShape`. */
 export function tracingOf(vars: z.infer<typeof tracingSchema>): TracingConfig {
-  const exporter = vars.OTEL_TRACES_EXPORTER ?? 'otlp';
+  const exporter = vars.OTEL_TRACES_EXPORTER;
   const endpoint = vars.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT ?? vars.OTEL_EXPORTER_OTLP_ENDPOINT;
   const enabled = vars.OTEL_SDK_DISABLED !== 'true' && exporter !== 'none' && (exporter === 'console' || endpoint !== undefined);
-  const protocol = vars.OTEL_EXPORTER_OTLP_TRACES_PROTOCOL ?? vars.OTEL_EXPORTER_OTLP_PROTOCOL ?? 'http/protobuf';
+  const protocol = vars.OTEL_EXPORTER_OTLP_TRACES_PROTOCOL ?? vars.OTEL_EXPORTER_OTLP_PROTOCOL;
   if (enabled && exporter === 'otlp' && protocol === 'grpc') {
     throw new ConfigError('OTEL_EXPORTER_OTLP_PROTOCOL=grpc is not supported: use http/protobuf or http/json (the collector\'s port 4318)');
   }
@@ -47,7 +47,7 @@ export function tracingOf(vars: z.infer<typeof tracingSchema>): TracingConfig {
     enabled,
     exporter: exporter === 'console' ? 'console' : 'otlp',
     protocol: protocol === 'http/json' ? 'http/json' : 'http/protobuf',
-    trustClientContext: vars.TRACE_TRUST_CLIENT !== 'false',
+    trustClientContext: vars.TRACE_TRUST_CLIENT,
   };
 }
 
