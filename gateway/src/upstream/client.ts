@@ -44,15 +44,17 @@ export interface UpstreamClientOptions {
 export type UpstreamResponse = Dispatcher.ResponseData;
 
 /**
- * What the face's handler holds of a call whose guards took a slot (a password check in flight): leaving
- * detaches it — the face hears the call failed at once, as from an abort — while the call itself runs on
- * to the upstream's answer, since the work it started there (a password hash) goes on whatever the client
- * does; the slot is given back only then (the status line, or the call's own failure or timeout), and the
- * rest of the answer is not read.
+ * What the face's handler holds of a call whose guards took a slot (a password check in flight). Leaving
+ * before the upstream has answered detaches the face — it hears the call failed at once, as from an
+ * abort — while the call runs on to the upstream's status line, since the work it started there (a
+ * password hash) goes on whatever the client does; the slot is given back only then (or on the call's
+ * own failure or timeout), and the call is then cut. Once the answer has started, leaving aborts it as
+ * any call. (`request()` keeps the same rule with `untilAborted`: undici's request API takes no handler.)
  */
 class DetachableHandler extends PassThroughHandler implements Controller {
   private upstream: Controller | undefined;
   private detachedBy: Error | undefined;
+  private answered = false;
 
   constructor(
     next: Dispatcher.DispatchHandler,
@@ -75,6 +77,10 @@ class DetachableHandler extends PassThroughHandler implements Controller {
 
   abort(reason: Error): void {
     if (this.detachedBy) return;
+    if (this.answered && this.upstream) {
+      this.upstream.abort(reason);
+      return;
+    }
     this.detachedBy = reason;
     super.onResponseError(this, reason);
   }
@@ -89,10 +95,12 @@ class DetachableHandler extends PassThroughHandler implements Controller {
 
   override onRequestStart(controller: Controller, context: unknown): void {
     this.upstream = controller;
-    super.onRequestStart(this, context);
+    // A face that left before the call started has been told already.
+    if (!this.detachedBy) super.onRequestStart(this, context);
   }
 
   override onResponseStart(controller: Controller, statusCode: number, headers: Headers, statusMessage?: string): void {
+    this.answered = true;
     this.release();
     if (this.detachedBy) controller.abort(this.detachedBy);
     else super.onResponseStart(this, statusCode, headers, statusMessage);
