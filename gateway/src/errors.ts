@@ -29,18 +29,19 @@ export type ErrorCode = keyof typeof ERROR_KINDS;
  * graphql-js's own (a document that does not parse or validate, an operation it cannot pick, APQ), and the
  * trusted documents'. One list for the error formatter, the metrics and the docs.
  */
-export const GRAPHQL_REQUEST_CODES = [
-  'GRAPHQL_PARSE_FAILED',
-  'GRAPHQL_VALIDATION_FAILED',
-  'BAD_REQUEST',
-  'OPERATION_RESOLUTION_FAILURE',
-  'PERSISTED_QUERY_NOT_FOUND',
-  'PERSISTED_QUERY_NOT_SUPPORTED',
-  'PERSISTED_DOCUMENT_NOT_FOUND',
-  'PERSISTED_DOCUMENT_REQUIRED',
-] as const;
+export const GRAPHQL_REQUEST_CODES = {
+  GRAPHQL_PARSE_FAILED: 400,
+  GRAPHQL_VALIDATION_FAILED: 400,
+  BAD_REQUEST: 400,
+  OPERATION_RESOLUTION_FAILURE: 400,
+  // Apollo answers its automatic persisted queries' refusals with 200: clients retry with the query.
+  PERSISTED_QUERY_NOT_FOUND: 200,
+  PERSISTED_QUERY_NOT_SUPPORTED: 200,
+  PERSISTED_DOCUMENT_NOT_FOUND: 400,
+  PERSISTED_DOCUMENT_REQUIRED: 400,
+} as const satisfies Record<string, number>;
 
-export type GraphQLRequestCode = (typeof GRAPHQL_REQUEST_CODES)[number];
+export type GraphQLRequestCode = keyof typeof GRAPHQL_REQUEST_CODES;
 
 export interface GatewayErrorOptions {
   /** What went wrong underneath: logged, never shown. */

@@ -3,6 +3,7 @@
  * from the attacker's side: each is refused as the client's mistake (4xx, a catalogue code, no error-level
  * log, no 5xx counted) before any library walks it, and other clients are served meanwhile.
  */
+import { connect } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { TV_APP_MANIFEST } from '../../scripts/lib/trusted-manifest.js';
@@ -116,6 +117,38 @@ describe('bodies and documents', () => {
     const answer = await postRaw(`{"query":"{ plans { id } }","variables":{"x":${'['.repeat(depth)}${']'.repeat(depth)}}}`);
     expect(answer.status).toBe(413);
     expect(onlyError(answer)).toEqual({ code: 'PAYLOAD_TOO_LARGE', message: 'The request body is over the limit of 1048576 bytes' });
+  });
+
+  it('cuts a chunked body (no declared length) at GRAPHQL_BODY_LIMIT_BYTES as it arrives: 413, the rest never read', async () => {
+    const url = new URL(fx.gateway.url);
+    const answer = await new Promise<string>((resolve, reject) => {
+      const socket = connect(Number(url.port), url.hostname, () => {
+        socket.write('POST /graphql HTTP/1.1\r\nHost: gateway\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n');
+        const chunk = `{"query":"{ plans { id } }","variables":{"x":"${'a'.repeat(64 * 1024)}`;
+        // 5 MiB offered in 64 KiB chunks; the gateway answers (and stops reading) past 1 MiB.
+        let sent = 0;
+        const more = () => {
+          while (sent < 80 && !socket.destroyed) {
+            sent += 1;
+            if (!socket.write(`${chunk.length.toString(16)}\r\n${chunk}\r\n`)) return void socket.once('drain', more);
+          }
+        };
+        more();
+      });
+      let received = '';
+      socket.on('data', (data: Buffer) => {
+        received += data.toString();
+        if (received.includes('\r\n\r\n') && received.includes('}')) {
+          socket.destroy();
+          resolve(received);
+        }
+      });
+      socket.on('error', (error) => (received === '' ? reject(error) : resolve(received)));
+      socket.on('close', () => resolve(received));
+    });
+    expect(answer).toMatch(/^HTTP\/1\.1 413 /);
+    expect(answer).toContain('"code":"PAYLOAD_TOO_LARGE"');
+    expect(answer).toContain('over the limit of 1048576 bytes');
   });
 
   it('refuses deeply nested JSON before parsing it, on POST and GET, while others are served', async () => {

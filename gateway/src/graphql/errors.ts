@@ -6,7 +6,7 @@ import type { Logger } from '../observability/logger.js';
  * Apollo's and graphql-js's own request errors (a query that does not parse or validate, variables of
  * the wrong type, a missing query): the client's mistake, worded by the GraphQL tooling.
  */
-const REQUEST_ERROR_CODES: ReadonlySet<string> = new Set<string>([...GRAPHQL_REQUEST_CODES, 'BAD_USER_INPUT']);
+const REQUEST_ERROR_CODES: ReadonlySet<string> = new Set<string>([...Object.keys(GRAPHQL_REQUEST_CODES), 'BAD_USER_INPUT']);
 
 /**
  * The code of a request error (outside execution): Apollo's or graphql-js's own, or BAD_REQUEST for one

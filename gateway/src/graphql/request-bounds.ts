@@ -26,7 +26,7 @@ export function nestsWithin(text: string, maxDepth: number): boolean {
     } else if (code === QUOTE) inString = true;
     else if (code === OPEN_BRACKET || code === OPEN_BRACE) {
       if (++depth > maxDepth) return false;
-    } else if (code === CLOSE_BRACKET || code === CLOSE_BRACE) depth--;
+    } else if ((code === CLOSE_BRACKET || code === CLOSE_BRACE) && depth > 0) depth--;
   }
   return true;
 }

@@ -23,7 +23,7 @@ const USES_FOR_A_SERIES = 20;
 const CANDIDATE_NAMES = 10_000;
 
 /** The codes a GraphQL error may carry: the catalogue's and the GraphQL tooling's own. */
-const GRAPHQL_ERROR_CODES: ReadonlySet<string> = new Set([...Object.keys(ERROR_KINDS), ...GRAPHQL_REQUEST_CODES]);
+const GRAPHQL_ERROR_CODES: ReadonlySet<string> = new Set([...Object.keys(ERROR_KINDS), ...Object.keys(GRAPHQL_REQUEST_CODES)]);
 
 const DURATION_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 

@@ -51,6 +51,8 @@ export interface GatewayPlugin {
 export interface Pipeline {
   /** `phase:plugin` for every step, in the order they run. */
   readonly steps: readonly string[];
+  /** The plugins that close something, in the order close() runs them. */
+  readonly closers: readonly string[];
   run(req: IncomingMessage, res: ServerResponse): Promise<void>;
   /**
    * Runs every plugin's onClose, in reverse order of the list (what opened last closes first: the faces
@@ -73,11 +75,12 @@ export function createPipeline(plugins: readonly GatewayPlugin[], onError: (exch
     }),
   );
   const responders = plugins.flatMap((plugin) => (plugin.onResponse ? [plugin.onResponse] : []));
-  const closers = plugins.flatMap((plugin) => (plugin.onClose ? [plugin.onClose] : [])).reverse();
+  const closers = plugins.flatMap((plugin) => (plugin.onClose ? [{ name: plugin.name, close: plugin.onClose }] : [])).reverse();
   let closing: Promise<void> | undefined;
 
   return {
     steps: steps.map((step) => step.name),
+    closers: closers.map((closer) => closer.name),
     async run(req, res) {
       const exchange: Exchange = { req, res, state: new RequestState(), started: process.hrtime.bigint() };
       if (responders.length > 0) {
@@ -98,9 +101,9 @@ export function createPipeline(plugins: readonly GatewayPlugin[], onError: (exch
     close() {
       closing ??= (async () => {
         const failures: unknown[] = [];
-        for (const close of closers) {
+        for (const closer of closers) {
           try {
-            await close();
+            await closer.close();
           } catch (error) {
             failures.push(error);
           }

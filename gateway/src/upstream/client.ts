@@ -342,6 +342,11 @@ export class UpstreamClient {
   async close(): Promise<void> {
     await Promise.all(UPSTREAM_NAMES.map((name) => this.upstreams[name].pool.close()));
   }
+
+  /** Whether every pool is closed (after close()). */
+  get closed(): boolean {
+    return UPSTREAM_NAMES.every((name) => this.upstreams[name].pool.closed);
+  }
 }
 
 /** The upstream client as a capability of the gateway: no phase of its own, it closes its pools last of those that call it. */
