@@ -24,7 +24,8 @@ import { protocolPlugin } from './protocol.js';
 import { createPipeline, rawPathOf, type Exchange, type GatewayPlugin, type Pipeline } from './pipeline/pipeline.js';
 import { credentialLimits, rateLimiting } from './ratelimit/index.js';
 import { restFace } from './rest/handler.js';
-import { facesPlugin, routingPlugin } from './routing/router.js';
+import { facesPlugin } from './faces.js';
+import { routingPlugin } from './routing/router.js';
 import { UpstreamClient, upstreamClientPlugin } from './upstream/client.js';
 
 export interface Gateway {

@@ -4,7 +4,7 @@ import type { IncomingMessage } from 'node:http';
 import { clientKeyOf, forwardedOf } from '../../gateway/src/forwarded.js';
 import { findRoute } from '../../gateway/src/routing/routes.js';
 import { normaliseTarget } from '../../gateway/src/routing/target.js';
-import { operationReached, upstreamOperations } from '../../gateway/src/upstream/operations.js';
+import { operationReached, upstreamOperations } from '../../gateway/src/routing/operations.js';
 
 describe('the client key', () => {
   it.each([

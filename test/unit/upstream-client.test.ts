@@ -15,7 +15,7 @@ import {
   upstreamFailure,
   upstreamHttpFailure,
 } from '../../gateway/src/upstream/failures.js';
-import { encodePathSegment, fitsOperation, upstreamOperations } from '../../gateway/src/upstream/operations.js';
+import { encodePathSegment, fitsOperation, upstreamOperations } from '../../gateway/src/routing/operations.js';
 import { clientResponseHeaders, privateCacheControl } from '../../gateway/src/rest/headers.js';
 
 const operation = (id: string) => {

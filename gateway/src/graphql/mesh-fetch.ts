@@ -4,7 +4,7 @@ import { GatewayError, internalError } from '../errors.js';
 import type { Caller, UpstreamCall } from '../upstream/call.js';
 import type { UpstreamClient } from '../upstream/client.js';
 import { InvalidResponseBodyError, upstreamFailure } from '../upstream/failures.js';
-import type { UpstreamOperation } from '../upstream/operations.js';
+import type { UpstreamOperation } from '../routing/operations.js';
 import type { UpstreamUrls } from '../../../shared/upstreams.js';
 
 /** What Mesh's OpenAPI handler calls for every upstream request: fetch's shape, plus its context and field. */

@@ -1,7 +1,7 @@
 import type { Socket } from 'node:net';
 import { rawPathOf, responseStatus, type Exchange, type GatewayPlugin } from '../pipeline/pipeline.js';
 import { bodyBytesReceived } from '../request-body.js';
-import { AttemptLog, type UpstreamAttempt } from '../upstream/call.js';
+import { AttemptLog, type UpstreamAttempt } from './attempts.js';
 import { trustedChild, type Logger } from './logger.js';
 import { routeLabel, secondsSince } from './metrics.js';
 import { scrubText } from './redact.js';

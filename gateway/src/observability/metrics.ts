@@ -4,7 +4,7 @@ import { ERROR_KINDS, GRAPHQL_REQUEST_CODES } from '../errors.js';
 import { ownGet, type OwnEndpoint } from '../own-endpoints.js';
 import { responseStatus, type GatewayPlugin } from '../pipeline/pipeline.js';
 import type { Route } from '../routing/router.js';
-import type { UpstreamOutcome } from '../upstream/failures.js';
+import type { UpstreamOutcome } from './attempts.js';
 import type { UpstreamName } from '../../../shared/upstreams.js';
 
 /** How a GraphQL operation ended: data and no error, data with errors, or no data. */

@@ -7,7 +7,7 @@ import type { Logger } from '../observability/logger.js';
 import type { GatewayMetrics } from '../observability/metrics.js';
 import type { GatewayPlugin } from '../pipeline/pipeline.js';
 import { operationOf, type CallGuard, type UpstreamCall } from '../upstream/call.js';
-import { upstreamOperations } from '../upstream/operations.js';
+import { upstreamOperations } from '../routing/operations.js';
 import { ConcurrencyGate } from './concurrency.js';
 import { bucketShape, type BucketShape, type RateDecision, type RateLimiter } from './limiter.js';
 import { MemoryRateLimiter } from './memory.js';

@@ -5,7 +5,7 @@ import { assertDeclaredLength, bodyStream, hasBody, readBody, type BodyPolicy } 
 import { ConcurrencyGate } from '../ratelimit/concurrency.js';
 import { GatewayError } from '../errors.js';
 import type { Exchange } from '../pipeline/pipeline.js';
-import { callerOf, type Face } from '../routing/router.js';
+import { callerOf, type Face } from '../faces.js';
 import type { UpstreamClient } from '../upstream/client.js';
 import { endToEndHeaders } from './headers.js';
 import { forward } from './proxy.js';

@@ -1,11 +1,9 @@
 import type { IncomingMessage } from 'node:http';
-import type { Identity } from '../auth/identity.js';
 import { GatewayError } from '../errors.js';
-import { ANSWERED, rawPathOf, type Exchange, type GatewayPlugin, type StepResult } from '../pipeline/pipeline.js';
+import { rawPathOf, type GatewayPlugin } from '../pipeline/pipeline.js';
 import { normaliseTarget, type RequestTarget } from './target.js';
 import { accessFor, findRoute, type Access, type RouteRule } from './routes.js';
-import type { Caller } from '../upstream/call.js';
-import { operationReached, type UpstreamOperation } from '../upstream/operations.js';
+import { operationReached, type UpstreamOperation } from './operations.js';
 
 declare module '../pipeline/state.js' {
   interface RequestVariables {
@@ -70,39 +68,5 @@ export function routingPlugin(options: { readonly graphql: boolean }): GatewayPl
         return undefined;
       },
     },
-  };
-}
-
-/** A face answers every request routed to it (or throws the catalogue's error). */
-export type Face = (exchange: Exchange) => Promise<void>;
-
-/** The last phase: the face the route chose answers. */
-export function facesPlugin(faces: { readonly rest: Face; readonly graphql?: Face }): GatewayPlugin {
-  return {
-    name: 'faces',
-    phases: {
-      async face(exchange): Promise<StepResult> {
-        const route = exchange.state.get('route');
-        const face = route.face === 'rest' ? faces.rest : route.face === 'graphql' ? faces.graphql : undefined;
-        if (!face) throw new Error(`no face answers a route of the ${route.face} face`);
-        await face(exchange);
-        return ANSWERED;
-      },
-    },
-  };
-}
-
-/** The caller of a client request as the upstream client needs it, the same for both faces. */
-export function callerOf({ req, state }: Exchange, identity: Identity | undefined): Caller {
-  const trace = state.peek('trace');
-  const attempts = state.peek('upstreamAttempts');
-  return {
-    requestId: state.get('requestId'),
-    forwarded: state.get('forwarded'),
-    ...(identity ? { identity } : {}),
-    ...(req.headers.authorization !== undefined ? { authorization: req.headers.authorization } : {}),
-    ...(trace?.forward ? { trace: trace.forward } : {}),
-    ...(trace?.span ? { traceParent: trace.span } : {}),
-    ...(attempts ? { attempts } : {}),
   };
 }

@@ -5,56 +5,8 @@ import type { Forwarded } from '../forwarded.js';
 import type { Span } from '@opentelemetry/api';
 import type { IncomingTraceContext } from '../observability/tracing.js';
 import type { UpstreamName } from '../../../shared/upstreams.js';
-import type { UpstreamOutcome } from './failures.js';
-import type { UpstreamOperation } from './operations.js';
-
-/** One attempt at an upstream call, as the access log shows it. */
-export interface UpstreamAttempt {
-  readonly service: UpstreamName;
-  /** The upstream's status, or why there was none (timeout, unreachable…). */
-  readonly status: UpstreamOutcome;
-  /** Milliseconds to the response headers (or to the failure). */
-  readonly ms: number;
-}
-
-/**
- * The upstream attempts of one request, for its access line: each is counted when it starts and
- * recorded when it ends, so the line can wait for calls still ending (the client went away, the call
- * is being cancelled) and show how they ended.
- */
-export class AttemptLog {
-  readonly attempts: UpstreamAttempt[] = [];
-  private inFlight = 0;
-  private onSettled: (() => void) | undefined;
-
-  started(): void {
-    this.inFlight += 1;
-  }
-
-  ended(attempt: UpstreamAttempt): void {
-    this.attempts.push(attempt);
-    this.inFlight -= 1;
-    if (this.inFlight === 0 && this.onSettled) {
-      const settled = this.onSettled;
-      this.onSettled = undefined;
-      settled();
-    }
-  }
-
-  /** No attempt is in flight. */
-  get settled(): boolean {
-    return this.inFlight === 0;
-  }
-
-  /** Calls `then` once no attempt is in flight: at once when none is. */
-  whenSettled(then: () => void): void {
-    if (this.inFlight === 0) then();
-    else this.onSettled = then;
-  }
-}
-
-/** Where a call's attempts are recorded: a request's AttemptLog, or a shared call handing them on to each caller's. */
-export type AttemptSink = Pick<AttemptLog, 'started' | 'ended'>;
+import type { AttemptSink } from '../observability/attempts.js';
+import type { UpstreamOperation } from '../routing/operations.js';
 
 /** The client request an upstream call is made for: what the upstream is told about it. */
 export interface Caller {

@@ -1,3 +1,4 @@
+import type { UpstreamOutcome } from '../observability/attempts.js';
 import { STATUS_CODES } from 'node:http';
 import { errors as undiciErrors } from 'undici';
 import { bodyErrorOf, bodyTimedOut, BodyTimeoutError, BodyTooLargeError, payloadTooLarge } from '../request-body.js';
@@ -92,8 +93,6 @@ export function isUpstreamFault(failure: Failure): boolean {
   return failure === 'timeout' || failure === 'unreachable' || failure === 'truncated' || failure === 'invalid_status';
 }
 
-/** What a call ended with, for `gateway_upstream_requests_total`: the upstream's status, or why there was none. */
-export type UpstreamOutcome = number | 'timeout' | 'unreachable' | 'truncated' | 'too_large' | 'aborted' | 'error';
 
 /** Failures the caller chose (a refused redirect, a client gone): the upstream's status, when it came, is the outcome. */
 export function outcomeOf(failure: Failure, status: number | undefined): UpstreamOutcome {

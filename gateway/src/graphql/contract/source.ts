@@ -1,6 +1,6 @@
 import { coerceInputValue, type GraphQLField, type GraphQLSchema } from 'graphql';
 import { GatewayError } from '../../errors.js';
-import { encodePathSegment, upstreamOperations } from '../../upstream/operations.js';
+import { encodePathSegment, upstreamOperations } from '../../routing/operations.js';
 import { UPSTREAMS } from '../../../../shared/upstreams.js';
 import type { GatewayContext, SourceOperation, SourceOperations } from './context.js';
 

@@ -1,7 +1,8 @@
 import type { Dispatcher } from 'undici';
 import type { UpstreamName } from '../../../../shared/upstreams.js';
-import { callOf, type AttemptSink, type DispatchWithCall, type UpstreamAttempt, type UpstreamCall } from '../call.js';
-import { ResponseTooLargeError, type UpstreamOutcome } from '../failures.js';
+import type { AttemptSink, UpstreamAttempt, UpstreamOutcome } from '../../observability/attempts.js';
+import { callOf, type DispatchWithCall, type UpstreamCall } from '../call.js';
+import { ResponseTooLargeError } from '../failures.js';
 import type { Controller, Headers } from './handler.js';
 
 const COALESCED_METHODS = new Set(['GET', 'HEAD']);

@@ -3,7 +3,8 @@ import type { Logger } from '../../observability/logger.js';
 import { secondsSince, type GatewayMetrics } from '../../observability/metrics.js';
 import { UPSTREAMS, type UpstreamName } from '../../../../shared/upstreams.js';
 import { callOf, type UpstreamCall } from '../call.js';
-import { failureOf, outcomeOf, type UpstreamOutcome } from '../failures.js';
+import type { UpstreamOutcome } from '../../observability/attempts.js';
+import { failureOf, outcomeOf } from '../failures.js';
 import { PassThroughHandler, type Controller, type Headers } from './handler.js';
 
 /** Where each attempt at an upstream call is reported once it ends. */

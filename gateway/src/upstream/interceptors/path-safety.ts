@@ -1,7 +1,7 @@
 import type { Dispatcher } from 'undici';
 import { callOf } from '../call.js';
 import { UnsafeTargetError } from '../failures.js';
-import { fitsOperation } from '../operations.js';
+import { fitsOperation } from '../../routing/operations.js';
 
 /**
  * A call made for an OpenAPI operation (GraphQL) goes only where that operation's path template says:
