@@ -26,7 +26,7 @@ import { credentialLimits, rateLimiting } from './ratelimit/index.js';
 import { restFace } from './rest/handler.js';
 import { facesPlugin } from './faces.js';
 import { routingPlugin } from './routing/router.js';
-import { UpstreamClient, upstreamClientPlugin } from './upstream/client.js';
+import { upstreamClient, type UpstreamClient } from './upstream/client.js';
 
 export interface Gateway {
   readonly server: Server;
@@ -104,22 +104,28 @@ export function errorResponder(logger: Logger): (exchange: Exchange, error: unkn
 }
 
 export async function createGateway(config: GatewayConfig, logger: Logger, options: GatewayOptions = {}): Promise<Gateway> {
+  // What a capability opens (a Redis connection, Mesh and Apollo) is closed again if a later one fails to start.
+  const opened: GatewayPlugin[] = [];
+  const started = <T extends { readonly plugin: GatewayPlugin }>(capability: T): T => (opened.push(capability.plugin), capability);
+  try {
+    return await assemble(config, logger, options, started);
+  } catch (error) {
+    await createPipeline(opened, () => undefined)
+      .close()
+      .catch((failure: unknown) => logger.warn({ err: failure }, 'a capability failed to close after a failed start'));
+    throw error;
+  }
+}
+
+async function assemble(config: GatewayConfig, logger: Logger, options: GatewayOptions, started: <T extends { readonly plugin: GatewayPlugin }>(capability: T) => T): Promise<Gateway> {
   const verifier = await createTokenVerifier(config.jwt, options.verifier);
   const metrics = new GatewayMetrics();
-  const credentials = await credentialLimits(config, logger, metrics);
-  const client = new UpstreamClient({
-    upstreams: config.upstreams,
-    timeoutMs: config.upstreamTimeoutMs,
-    breaker: config.breaker,
-    cache: config.upstreamCache,
-    metrics,
-    logger,
-    ...(options.now ? { now: options.now } : {}),
-    guards: credentials.guards,
-    ...(options.tracing ? { tracing: options.tracing } : {}),
-  });
-  const graphql = options.graphql === false ? undefined : await (await import('./graphql/handler.js')).createGraphQLFace(config, client, logger, { metrics, ...(options.tracing ? { tracing: options.tracing } : {}) });
+  const credentials = started(await credentialLimits(config, logger, metrics));
+  const upstream = started(upstreamClient(config, { metrics, logger, guards: credentials.guards, ...(options.now ? { now: options.now } : {}), ...(options.tracing ? { tracing: options.tracing } : {}) }));
+  const { client } = upstream;
+  const graphql = options.graphql === false ? undefined : started(await (await import('./graphql/handler.js')).createGraphQLFace(config, client, logger, { metrics, ...(options.tracing ? { tracing: options.tracing } : {}) }));
   const rateLimit = await rateLimiting(config, logger, metrics);
+  if (rateLimit) started({ plugin: rateLimit });
 
   const lifecycle = new Lifecycle();
   const upstreamHealth = new UpstreamHealthCheck(client, options.now);
@@ -145,7 +151,7 @@ export async function createGateway(config: GatewayConfig, logger: Logger, optio
     routingPlugin({ graphql: graphql !== undefined }),
     authenticationPlugin(verifier),
     ...(rateLimit ? [rateLimit] : []),
-    upstreamClientPlugin(client),
+    upstream.plugin,
     credentials.plugin,
     ...(graphql ? [graphql.plugin] : []),
     facesPlugin({ rest: restFace(client, config.body, config.uploadsPerClient), ...(graphql ? { graphql: graphql.handle } : {}) }),

@@ -1,4 +1,5 @@
 import { errors as undiciErrors, Pool, type Dispatcher } from 'undici';
+import type { GatewayConfig } from '../config.js';
 import type { Logger } from '../observability/logger.js';
 import type { GatewayPlugin } from '../pipeline/pipeline.js';
 import type { GatewayMetrics } from '../observability/metrics.js';
@@ -349,7 +350,14 @@ export class UpstreamClient {
   }
 }
 
-/** The upstream client as a capability of the gateway: no phase of its own, it closes its pools last of those that call it. */
-export function upstreamClientPlugin(client: UpstreamClient): GatewayPlugin {
-  return { name: 'upstream-client', onClose: () => client.close() };
+/**
+ * The upstream client as a capability of the gateway, configured from the gateway's settings: the client,
+ * and its plugin, which has no phase of its own and closes the pools once those that call them are closed.
+ */
+export function upstreamClient(
+  config: GatewayConfig,
+  services: { readonly metrics: GatewayMetrics; readonly logger: Logger; readonly guards: readonly CallGuard[]; readonly now?: () => number; readonly tracing?: Tracing },
+): { readonly client: UpstreamClient; readonly plugin: GatewayPlugin } {
+  const client = new UpstreamClient({ upstreams: config.upstreams, timeoutMs: config.upstreamTimeoutMs, breaker: config.breaker, cache: config.upstreamCache, ...services });
+  return { client, plugin: { name: 'upstream-client', onClose: () => client.close() } };
 }
