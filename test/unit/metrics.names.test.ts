@@ -36,6 +36,23 @@ describe('operation names as metric labels', () => {
   });
 });
 
+describe('operation names over time', () => {
+  it('halves the holders’ counts every ten minutes: names pumped once lose their places to names in use now', async () => {
+    let now = 0;
+    const metrics = new GatewayMetrics(() => now);
+    for (let name = 0; name < 100; name++) for (let use = 0; use < 40; use++) metrics.observeGraphQLOperation(`Pumped${name}`, 'query', 'success', []);
+    for (let use = 0; use < 20; use++) metrics.observeGraphQLOperation('HomeScreen', 'query', 'success', []);
+    expect(await operations(metrics, 'HomeScreen')).toBeUndefined();
+    // Two halvings later the pumped names count 10 each: HomeScreen's 21st use takes a place.
+    now += 10 * 60_000;
+    metrics.observeGraphQLOperation('Other', 'query', 'success', []);
+    now += 10 * 60_000;
+    for (let use = 0; use < 20; use++) metrics.observeGraphQLOperation('HomeScreen', 'query', 'success', []);
+    expect(await operations(metrics, 'HomeScreen')).toBe(20);
+    expect((await metrics.registry.metrics()).match(/operation="Pumped\d+"/g)).toHaveLength(99);
+  });
+});
+
 describe('the trusted documents’ operation names', () => {
   it('are read from the manifest (the typed TV app’s)', () => {
     const names = operationNamesOf(loadTrustedDocuments([fileURLToPath(TV_APP_MANIFEST)], 'require'));

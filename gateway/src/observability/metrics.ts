@@ -14,12 +14,15 @@ export type GraphQLOutcome = 'success' | 'partial' | 'error';
  * Operation names are client-chosen, so a name earns its own series by use: once seen USES_FOR_A_SERIES
  * times (counted for the CANDIDATE_NAMES most recently seen names), up to MAX_OPERATION_NAMES of them;
  * when all are taken, a name used more often than the least used holder takes that one's place (whose
- * series are removed). A client sending thousands of made-up names takes nothing from the apps' real
- * operations, and one that uses a hundred names twenty times each holds their series only until real
- * traffic outnumbers it; the trusted documents' names have theirs from the start.
+ * series are removed), counts halved every HALVE_USES_EVERY_MS. A client sending thousands of made-up
+ * names takes nothing from the apps' real operations, and one that uses a hundred names twenty times each
+ * holds their series only until real traffic outnumbers its recent use; the trusted documents' names have
+ * theirs from the start.
  */
 const MAX_OPERATION_NAMES = 100;
 const USES_FOR_A_SERIES = 20;
+/** Every so often the holders' counts are halved: what counts is recent use, not a burst after a deploy. */
+const HALVE_USES_EVERY_MS = 10 * 60_000;
 const CANDIDATE_NAMES = 10_000;
 
 /** The codes a GraphQL error may carry: the catalogue's and the GraphQL tooling's own. */
@@ -133,7 +136,8 @@ export class GatewayMetrics {
     registers: [this.registry],
   });
 
-  constructor() {
+  /** `now`: the clock of the operation names' counts (epoch ms), for tests that move time themselves. */
+  constructor(private readonly now: () => number = Date.now) {
     collectDefaultMetrics({ register: this.registry, prefix: 'gateway_' });
     // Gauges named like counters; each is the sum of its by-type gauge (gateway_nodejs_active_handles…).
     for (const name of ['active_handles_total', 'active_requests_total', 'active_resources_total']) this.registry.removeSingleMetric(`gateway_nodejs_${name}`);
@@ -177,6 +181,7 @@ export class GatewayMetrics {
   /** Names holding a series: how often each was used, and the `type outcome` pairs of its series. */
   private readonly earnedNames = new Map<string, { uses: number; readonly series: Set<string> }>();
   private readonly candidateUses = new LRUCache<string, number>({ max: CANDIDATE_NAMES });
+  private usesHalvedAt: number | undefined;
 
   /** Names with a series of their own from the start (the trusted documents'). */
   reserveOperationNames(names: Iterable<string>): void {
@@ -192,6 +197,7 @@ export class GatewayMetrics {
   }
 
   private operationLabel(name: string | undefined): string {
+    this.halveUsesWhenDue();
     if (name === undefined) return 'invalid';
     if (name === '') return 'anonymous';
     if (this.reservedNames.has(name)) return name;
@@ -208,6 +214,14 @@ export class GatewayMetrics {
     }
     this.candidateUses.set(name, uses);
     return 'other';
+  }
+
+  private halveUsesWhenDue(): void {
+    const now = this.now();
+    this.usesHalvedAt ??= now;
+    if (now - this.usesHalvedAt < HALVE_USES_EVERY_MS) return;
+    this.usesHalvedAt = now;
+    for (const held of this.earnedNames.values()) held.uses = Math.floor(held.uses / 2);
   }
 
   /** Whether a name used `uses` times may hold a series: a free place, or the least used holder's if it was used less. */
