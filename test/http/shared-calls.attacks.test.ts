@@ -146,14 +146,18 @@ describe('a coalesced call survives its callers leaving, until the last one', ()
     const aborted = await upstreamCallsSince(fx.gateway.url, 'search', 'GET', 'aborted');
     const leaving = [new AbortController(), new AbortController(), new AbortController()];
     const [leader, ...rest] = leaving;
-    const sent = [later(search(fx.gateway.url, face, `all-leave-${face}`, { signal: (leader as AbortController).signal }))];
+    const sent = [later(search(fx.gateway.url, face, `all-leave-${face}`, { requestId: `all-leave-${face}-0`, signal: (leader as AbortController).signal }))];
     await vi.waitFor(() => expect(held, 'the call at the upstream').toHaveLength(1), WAIT);
-    sent.push(...rest.map((controller) => later(search(fx.gateway.url, face, `all-leave-${face}`, { signal: controller.signal }))));
+    sent.push(...rest.map((controller, index) => later(search(fx.gateway.url, face, `all-leave-${face}`, { requestId: `all-leave-${face}-${index + 1}`, signal: controller.signal }))));
     await vi.waitFor(async () => expect(await joins(), 'two callers joined the call').toBe(2), WAIT);
 
     (leader as AbortController).abort();
     (rest[0] as AbortController).abort();
     await Promise.allSettled(sent.slice(0, 2));
+    // Once the gateway has seen both leave (their access lines are written then), the call is still open.
+    for (const index of [0, 1]) {
+      await vi.waitFor(() => expect(accessLine(`all-leave-${face}-${index}`), `the gateway saw caller ${index} leave`).toMatchObject({ status: 499, upstream: [{ service: 'search', status: 'aborted' }] }), WAIT);
+    }
     expect(closed, 'the call is kept while one caller waits').toBe(0);
     (rest[1] as AbortController).abort();
     for (const answer of sent) await expect(answer).rejects.toThrow();
