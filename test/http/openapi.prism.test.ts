@@ -4,6 +4,7 @@ import { spawnProcess, waitUntilReady, type SpawnedProcess } from '../../scripts
 import { useFixture } from '../helpers/fixture.js';
 import { freePortBlock } from '../helpers/ports.js';
 import { useStack } from '../helpers/stack.js';
+import { waitingFor, within } from '../helpers/wait.js';
 
 const PRISM = createRequire(import.meta.url).resolve('@stoplight/prism-cli/dist/index.js');
 const PRISM_START_MS = 50_000;
@@ -39,9 +40,9 @@ async function startPrism(gatewayUrl: string): Promise<Prism> {
   spawned.child.stderr?.on('data', (chunk: Buffer) => (printed += chunk.toString()));
   try {
     // /health goes through Prism to the gateway: it answers once Prism has read the document.
-    await waitUntilReady({ label: 'prism proxy', url: `${url}/health`, child: spawned.child, output: () => printed, signal: AbortSignal.timeout(PRISM_START_MS) });
+    await waitUntilReady({ label: 'prism proxy', url: `${url}/health`, child: spawned.child, output: () => printed, signal: waitingFor(`${url}/health to answer through Prism`, PRISM_START_MS) });
   } catch (error) {
-    await spawned.stop();
+    spawned.child.kill('SIGKILL');
     throw error;
   }
   return { url, spawned, printed: () => printed };
@@ -69,7 +70,7 @@ describe('the OpenAPI document, checked by a Prism proxy in front of the gateway
   const fx = useStack({ upstreams: 'reference', env: { REGISTRATIONS_PER_HOUR: '3' } });
   const prism = useFixture(
     () => startPrism(fx.gateway.url),
-    async (started) => void (await started.spawned.stop()),
+    async (started) => void (await within('the Prism proxy to exit after SIGTERM', started.spawned.stop())),
   );
   const tokens: Partial<Record<Caller, string>> = { forged: 'not-a-token' };
   /** `METHOD /template` of every operation called through Prism. */
