@@ -289,8 +289,10 @@ describe('authenticated REST answers go out private; GraphQL ones no-store', () 
   });
 
   it('GraphQL: an answer made of public upstream answers is no-store for a token, public only for anonymous requests', async () => {
-    // The caches read Date.now: it stands still until the test ends, so a stored answer ages by nothing.
+    // The shared cache reads Date.now: it stands still until the test ends, so a stored answer ages by
+    // nothing; on a whole second, so that the upstream's Date header (whole seconds) adds no age either.
     vi.useFakeTimers({ toFake: ['Date'] });
+    vi.setSystemTime(Math.floor(Date.now() / 1000) * 1000);
     onTestFinished(() => void vi.useRealTimers());
     fx.upstreams.upstreams.rights.behaviour = (_req, res) => json(res, [{ id: 'basic', name: 'Basic' }], { 'cache-control': 'public, s-maxage=300' });
     const ask = (headers: Record<string, string>) => fetch(`${fx.gateway.url}/graphql`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify({ query: '{ plans { id } }' }) });
