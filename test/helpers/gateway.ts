@@ -31,10 +31,14 @@ export async function createTestGateway(upstreams: UpstreamUrls, env: NodeJS.Pro
   return createGateway(config, options.logger ?? createLogger({ level: config.logLevel }), options);
 }
 
-/** `createTestGateway` for the whole describe, with NO_UPSTREAMS and HS256 with TEST_SECRET: the unit tier's gateway. */
+/**
+ * `createTestGateway` for the whole describe, with NO_UPSTREAMS and HS256 with TEST_SECRET: the unit
+ * tier's gateway. REST only unless `options` says `graphql: true`: a GraphQL answer needs an upstream,
+ * and loading Mesh and Apollo costs each worker seconds.
+ */
 export function useInProcessGateway(env: NodeJS.ProcessEnv = {}, options: GatewayOptions = {}): Gateway {
   return useFixture(
-    () => createTestGateway(NO_UPSTREAMS, { JWT_SECRET_KEY: TEST_SECRET, ...env }, options),
+    () => createTestGateway(NO_UPSTREAMS, { JWT_SECRET_KEY: TEST_SECRET, ...env }, { graphql: false, ...options }),
     (gateway) => gateway.close(),
   );
 }
