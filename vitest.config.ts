@@ -6,9 +6,21 @@ export default defineConfig({
     alias: [{ find: /^graphql$/, replacement: 'graphql/index.js' }],
   },
   test: {
-    // test/unit: in-process (pure functions, requests through gateway.inject); test/http: real sockets and processes.
-    include: ['test/unit/**/*.test.ts', 'test/http/**/*.test.ts'],
-    globalSetup: ['test/global-setup.ts'],
+    // Two tiers, each a project with workers of its own, run one after the other (sequence.groupOrder), so
+    // that a worker never switches tier: shuffled or not, each tier loads the gateway's modules twice only.
+    projects: [
+      {
+        extends: true,
+        // In-process: pure functions, requests through gateway.inject. The setup file makes any socket or
+        // process a failure (test/unit/tier.test.ts shows it).
+        test: { name: 'unit', include: ['test/unit/**/*.test.ts'], setupFiles: ['test/unit/setup.ts'], sequence: { groupOrder: 0 } },
+      },
+      {
+        extends: true,
+        // Real sockets and processes; the built gateway (dist/) is brought up to date first.
+        test: { name: 'http', include: ['test/http/**/*.test.ts'], globalSetup: ['test/global-setup.ts'], sequence: { groupOrder: 1 } },
+      },
+    ],
     testTimeout: 30_000,
     hookTimeout: 60_000,
     // Suites start real servers; two workers match the two cores here.

@@ -1,6 +1,6 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { eventually } from './process.js';
+import { eventually } from './wait.js';
 
 /** One span as an OTLP/JSON export carries it, flattened, with its process's `service.name`. */
 export interface ReceivedSpan {
@@ -112,9 +112,9 @@ export class OtlpReceiver {
  * the gateway served as `requestId`, once every process exported its part (each on its own schedule).
  */
 export async function traceChain(receiver: OtlpReceiver, requestId: string, service: string, name: string): Promise<string[]> {
-  const server = await eventually(() => receiver.spans.find((span) => span.attributes['gateway.request_id'] === requestId));
-  const leaf = await eventually(() => receiver.trace(server.traceId).find((span) => span.service === service && span.kind === 2 && span.name === name));
-  return eventually(() => {
+  const server = await eventually(`the gateway's span of request ${requestId} at the receiver`, () => receiver.spans.find((span) => span.attributes['gateway.request_id'] === requestId));
+  const leaf = await eventually(`${service}'s server span "${name}" in trace ${server.traceId}`, () => receiver.trace(server.traceId).find((span) => span.service === service && span.kind === 2 && span.name === name));
+  return eventually(`every span from ${service}'s "${name}" up to the gateway's server span`, () => {
     const byId = new Map(receiver.trace(server.traceId).map((span) => [span.spanId, span]));
     const chain: ReceivedSpan[] = [leaf];
     for (let parent = byId.get(leaf.parentSpanId); parent; parent = byId.get(parent.parentSpanId)) chain.unshift(parent);

@@ -1,5 +1,7 @@
+import { execFileSync, type ExecFileSyncOptions } from 'node:child_process';
 import { spawnProcess, waitUntilReady, type SpawnedProcess } from '../../scripts/lib/processes.js';
 import { freePortBlock } from './ports.js';
+import { WAIT_MS, waitingFor, within } from './wait.js';
 
 export interface GatewayProcess extends SpawnedProcess {
   readonly url: string;
@@ -13,7 +15,8 @@ export interface GatewayProcess extends SpawnedProcess {
  * The built gateway (dist/) as its own process, on a free port, with exactly `env` (plus PATH, PORT, and
  * SHUTDOWN_DRAIN_MS=0 unless `env` sets it: a test's stop does not wait out a load balancer): for what
  * only a process shows — its log on stdout, its exit, its process-wide tracer. Resolves once /health
- * answers; fails with its output if it exits first.
+ * answers; fails with its output if it exits first, or saying so after WAIT_MS (and kills it). Its
+ * `stop` waits at most WAIT_MS too.
  */
 export async function spawnGateway(env: NodeJS.ProcessEnv, script = 'dist/gateway/src/main.js', args: readonly string[] = []): Promise<GatewayProcess> {
   const port = env.PORT ?? String(await freePortBlock(1));
@@ -27,10 +30,16 @@ export async function spawnGateway(env: NodeJS.ProcessEnv, script = 'dist/gatewa
     partial = complete.pop() ?? '';
     lines.push(...complete.filter((line) => line !== ''));
   });
-  await waitUntilReady({ label: script, url: `${url}/health`, child: spawned.child, output: spawned.output });
+  try {
+    await waitUntilReady({ label: script, url: `${url}/health`, child: spawned.child, output: spawned.output, signal: waitingFor(`${url}/health to answer 200`) });
+  } catch (error) {
+    spawned.child.kill('SIGKILL');
+    throw error;
+  }
   return {
     ...spawned,
     url,
+    stop: () => within(() => `${script} to exit after SIGTERM; it printed:\n${spawned.output()}`, spawned.stop()),
     stdout: () => [...lines],
     logLines: () =>
       lines.flatMap((line) => {
@@ -43,11 +52,15 @@ export async function spawnGateway(env: NodeJS.ProcessEnv, script = 'dist/gatewa
   };
 }
 
-/** Waits, without a deadline of its own (the test's timeout is the limit), until `found` answers something. */
-export async function eventually<T>(found: () => T | undefined | Promise<T | undefined>): Promise<T> {
-  for (;;) {
-    const value = await found();
-    if (value !== undefined) return value;
-    await new Promise((resolve) => setTimeout(resolve, 10));
+/**
+ * A command run to its end (execFileSync), answering what it printed; after `timeoutMs` it is killed and
+ * the run fails saying what it waited for. Any other failure (an exit code) is thrown as execFileSync's.
+ */
+export function runToEnd(what: string, file: string, args: readonly string[], options: ExecFileSyncOptions = {}, timeoutMs = WAIT_MS): string {
+  try {
+    return execFileSync(file, args, { ...options, encoding: 'utf8', timeout: timeoutMs });
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ETIMEDOUT') throw new Error(`waited ${timeoutMs} ms for ${what}`, { cause: error });
+    throw error;
   }
 }

@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { connect as connectTls } from 'node:tls';
 import { freePortBlock } from './ports.js';
+import { eventually, within } from './wait.js';
 
 export interface RunningRedis {
   readonly url: string;
@@ -47,27 +48,27 @@ export async function startRedis(options: { password?: string; tls?: boolean } =
   const child: ChildProcess = spawn('redis-server', args, { stdio: 'ignore' });
   // Whatever happens to this process, its redis-server goes with it.
   process.once('exit', () => child.kill('SIGKILL'));
-  const failed = new Promise<never>((_, reject) => child.once('error', (error) => reject(new Error(`redis-server could not start (is it installed?): ${error.message}`))));
-  // However long a busy machine takes, unless the server exits first.
-  const ready = (async () => {
-    while (!(await answersPing(port, options.password, tls))) {
-      if (child.exitCode !== null) throw new Error(`redis-server exited (code ${child.exitCode}) before it answered PING`);
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
-  })();
+  const failed = new Promise<never>((_, reject) => {
+    child.once('error', (error) => reject(new Error(`redis-server could not start (is it installed?): ${error.message}`)));
+    child.once('exit', (code) => reject(new Error(`redis-server exited (code ${code}) before it answered PING`)));
+  });
+  const ready = eventually(`redis-server on port ${port} to answer PING`, () => answersPing(port, options.password, tls));
   await Promise.race([ready, failed]);
   return {
     url: `${tls ? 'rediss' : 'redis'}://127.0.0.1:${port}`,
     pause: () => child.kill('SIGSTOP'),
     resume: () => child.kill('SIGCONT'),
     stop: () =>
-      new Promise((resolve) => {
-        if (child.exitCode !== null) return resolve();
-        child.once('exit', () => resolve());
-        // A paused server would hold the SIGTERM until it is let go on.
-        child.kill('SIGCONT');
-        child.kill('SIGTERM');
-      }),
+      within(
+        'redis-server to exit after SIGTERM',
+        new Promise((resolve) => {
+          if (child.exitCode !== null) return resolve();
+          child.once('exit', () => resolve());
+          // A paused server would hold the SIGTERM until it is let go on.
+          child.kill('SIGCONT');
+          child.kill('SIGTERM');
+        }),
+      ),
   };
 }
 

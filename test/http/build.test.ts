@@ -2,14 +2,15 @@
  * The build, in a copy of the project: what `npm run build` makes, what `--if-stale` redoes, and a
  * gateway that never serves stale Mesh artifacts.
  */
-import { execFileSync } from 'node:child_process';
 import { cpSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { spawnReady } from '../../scripts/lib/processes.js';
+import { spawnProcess, waitUntilReady } from '../../scripts/lib/processes.js';
 import { freePortBlock } from '../helpers/ports.js';
+import { runToEnd } from '../helpers/process.js';
+import { waitingFor, within } from '../helpers/wait.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 /** A copy of the project (sources, the installed packages linked), built once: what each test copies. */
@@ -17,12 +18,15 @@ let template: string;
 let firstBuild: string;
 const copies: string[] = [];
 
-const build = (copy: string, ...args: string[]) => execFileSync(process.execPath, ['scripts/build.mjs', ...args], { cwd: copy, encoding: 'utf8' });
+/** How long a build, or a start that generates the Mesh artifacts itself, may take on a busy two-core machine (within the hook timeout: a build blocks the worker, so this is its only bound). */
+const BUILD_MS = 50_000;
+
+const build = (copy: string, ...args: string[]) => runToEnd(`the build of ${copy} (${args.join(' ')})`, process.execPath, ['scripts/build.mjs', ...args], { cwd: copy }, BUILD_MS);
 
 /** Whether the copy's gateway would serve its prebuilt Mesh artifacts as they are (the check it makes at start). */
 function artifactsCurrent(copy: string): boolean {
   const script = "const { artifactsAreCurrent } = await import('./dist/gateway/src/graphql/mesh-artifacts.js'); process.stdout.write(String(artifactsAreCurrent()));";
-  return execFileSync(process.execPath, ['--input-type=module', '-e', script], { cwd: copy, encoding: 'utf8' }) === 'true';
+  return runToEnd(`${copy}'s check of its Mesh artifacts`, process.execPath, ['--input-type=module', '-e', script], { cwd: copy }) === 'true';
 }
 
 /** A test's own copy of the built project. */
@@ -37,12 +41,13 @@ function builtCopy(): string {
 async function startAndStop(copy: string): Promise<string> {
   const port = await freePortBlock(1);
   const url = `http://127.0.0.1:${port}`;
-  const gateway = await spawnReady({ label: 'gateway', args: ['dist/gateway/src/main.js'], cwd: copy, env: { PATH: process.env.PATH, PORT: String(port), LOG_LEVEL: 'debug', SHUTDOWN_DRAIN_MS: '0' }, readyUrl: `${url}/health`, keepLines: 1000 });
+  const gateway = spawnProcess({ label: 'gateway', args: ['dist/gateway/src/main.js'], cwd: copy, env: { PATH: process.env.PATH, PORT: String(port), LOG_LEVEL: 'debug', SHUTDOWN_DRAIN_MS: '0' }, keepLines: 1000 });
   try {
+    await waitUntilReady({ label: 'gateway', url: `${url}/health`, child: gateway.child, output: gateway.output, signal: waitingFor(`${url}/health to answer 200`, BUILD_MS) });
     expect((await fetch(`${url}/graphql`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"query":"{ __typename }"}' })).status).toBe(200);
     return gateway.output();
   } finally {
-    await gateway.stop();
+    await within('the gateway to exit after SIGTERM', gateway.stop());
   }
 }
 

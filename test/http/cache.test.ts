@@ -1,12 +1,12 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { request } from 'undici';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished, vi } from 'vitest';
 import { startReferenceServices, type ReferenceServices } from '../../services/registry.js';
 import type { RunningGateway } from '../helpers/gateway.js';
 import { useStack } from '../helpers/stack.js';
 import { graphql } from '../helpers/graphql.js';
 import { sample } from '../helpers/metrics.js';
-import { eventually } from '../helpers/process.js';
+import { eventually } from '../helpers/wait.js';
 import { adminToken, userToken } from '../helpers/tokens.js';
 
 /** An upstream answer naming who asked (X-User-ID), with the given Cache-Control and extra headers. */
@@ -74,12 +74,13 @@ describe('the shared cache of upstream answers (RFC 9111) and coalescing', () =>
 
     fx.upstreams.reset();
     fx.upstreams.upstreams.ondemand.behaviour = answering('public, max-age=1');
-    const stored = Date.now();
+    // A second of freshness: undici's store reads Date.now, which stands still until the test moves it.
+    vi.useFakeTimers({ toFake: ['Date'] });
+    onTestFinished(() => void vi.useRealTimers());
     await get('/ondemand/movies/m1?cache=short', alice);
     await get('/ondemand/movies/m1?cache=short', bob);
     expect(calls()).toBe(1);
-    // A second of freshness: only time makes it stale (no clock can be moved inside undici's store).
-    await eventually(() => (Date.now() - stored > 1100 ? true : undefined));
+    vi.setSystemTime(Date.now() + 1001);
     await get('/ondemand/movies/m1?cache=short', alice);
     expect(calls()).toBe(2);
   });
@@ -116,7 +117,7 @@ describe('the shared cache of upstream answers (RFC 9111) and coalescing', () =>
     fx.upstreams.upstreams.ondemand.behaviour = (_req, res) => void held.push(res);
     const answers = Promise.all([alice, alice, alice, bob, bob].map((token) => get('/ondemand/movies/m1?cache=coalesced', token)));
     // Two callers: two calls reach the upstream, the other three wait on them.
-    await eventually(() => (held.length === 2 ? true : undefined));
+    await eventually('two calls at the upstream, one a caller', () => held.length === 2);
     for (const [index, res] of held.entries()) res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' }).end(JSON.stringify({ id: 'm1', title: `answer ${index}`, genres: [], free: true }));
     const titles = (await answers).map((answer) => answer.body.title);
     expect(new Set(titles.slice(0, 3)).size).toBe(1);

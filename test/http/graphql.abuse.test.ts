@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { useStack } from '../helpers/stack.js';
 import { graphql, onlyError } from '../helpers/graphql.js';
 import { signToken } from '../helpers/tokens.js';
+import { within } from '../helpers/wait.js';
 
 describe('fan-out', () => {
   // These suites count upstream calls: the shared cache would answer a repeated query without one.
@@ -83,7 +84,7 @@ describe('a client that goes away', () => {
       body: JSON.stringify({ query: '{ channels { id schedule { id } } }' }),
       signal: client.signal,
     }).catch(() => 'aborted');
-    await channelsAsked;
+    await within('the channels call at the upstream', channelsAsked);
     client.abort();
     expect(await asked).toBe('aborted');
     // The channels arrive after the client left: their schedules are never asked for.

@@ -1,10 +1,12 @@
-/** Identity freshness: roles as they are now, and signing keys as they are now. */
-import { createServer, type Server } from 'node:http';
+/** Identity freshness: roles as they are now, and signing keys as they are now, or a clear 503 when they cannot be had. */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWK } from 'jose';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished, vi } from 'vitest';
 import { createTokenVerifier } from '../../gateway/src/auth/verifier.js';
 import { loadConfig } from '../../gateway/src/config.js';
+import { GatewayError } from '../../gateway/src/errors.js';
+import { freePortBlock } from '../helpers/ports.js';
 import { useStack } from '../helpers/stack.js';
 import { graphql, onlyError } from '../helpers/graphql.js';
 import { login } from '../helpers/login.js';
@@ -71,6 +73,9 @@ describe('a token signed with a key the cached key set does not have yet', () =>
   afterAll(async () => new Promise((resolve) => server.close(resolve)));
 
   it('is accepted at once: the key set is fetched again for an unknown kid, at most once a second for made-up ones', async () => {
+    // The verifier reads Date.now: it stands still until the test moves it, however slow this machine.
+    vi.useFakeTimers({ toFake: ['Date'] });
+    onTestFinished(() => void vi.useRealTimers());
     const verifier = await createTokenVerifier(loadConfig({ JWKS_URL: url }).jwt);
     const first = await key('k1');
     expect((await verifier.verify(await sign(first, 'k1'))).sub).toBe('5');
@@ -81,11 +86,44 @@ describe('a token signed with a key the cached key set does not have yet', () =>
     expect((await verifier.verify(await sign(second, 'k2'))).sub).toBe('5');
     expect(fetches).toBe(2);
 
-    // Tokens with made-up kids, many at once: refused, and they do not make a fetch each.
+    // Tokens with made-up kids, many at once: refused, and none makes a fetch within the second.
     const { privateKey } = await generateKeyPair('ES256');
-    const forged = await Promise.all(Array.from({ length: 50 }, (_, i) => sign(privateKey, `made-up-${i}`)));
-    const outcomes = await Promise.all(forged.map((token) => verifier.verify(token).then(() => 'accepted', (error: { code?: string }) => error.code)));
-    expect(new Set(outcomes)).toEqual(new Set(['UNAUTHENTICATED']));
-    expect(fetches).toBeLessThanOrEqual(3);
+    const madeUp = (count: number, from: number) => Promise.all(Array.from({ length: count }, async (_, i) => verifier.verify(await sign(privateKey, `made-up-${from + i}`)).then(() => 'accepted', (error: { code?: string }) => error.code)));
+    expect(new Set(await madeUp(50, 0))).toEqual(new Set(['UNAUTHENTICATED']));
+    expect(fetches).toBe(2);
+    // A second later, one more fetch, and again none for the rest of that second.
+    vi.setSystemTime(Date.now() + 1000);
+    expect(new Set(await madeUp(50, 50))).toEqual(new Set(['UNAUTHENTICATED']));
+    expect(fetches).toBe(3);
+  });
+});
+
+describe('a key set that cannot be fetched', () => {
+  const servers: Server[] = [];
+  afterAll(async () => Promise.all(servers.map((server) => new Promise((resolve) => server.close(resolve)))));
+
+  async function serve(handler: (req: IncomingMessage, res: ServerResponse) => void): Promise<string> {
+    const server = createServer(handler);
+    servers.push(server);
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    return `http://127.0.0.1:${(server.address() as AddressInfo).port}/jwks.json`;
+  }
+
+  async function es256Token(): Promise<string> {
+    const { privateKey } = await generateKeyPair('ES256');
+    return new SignJWT({ roles: ['user'] }).setProtectedHeader({ alg: 'ES256', kid: 'k1' }).setSubject('5').setExpirationTime('1h').sign(privateKey);
+  }
+
+  it.each([
+    ['unreachable', async () => `http://127.0.0.1:${await freePortBlock(1)}/jwks.json`],
+    ['answering 500', async () => serve((_req, res) => void res.writeHead(500).end('oops'))],
+    ['answering something that is not a key set', async () => serve((_req, res) => void res.writeHead(200, { 'content-type': 'application/json' }).end('{"keys": "nope"}'))],
+    ['answering text', async () => serve((_req, res) => void res.writeHead(200).end('<html>'))],
+  ])('when %s is UPSTREAM_UNAVAILABLE (503), never a verdict on the token', async (_, url) => {
+    const verifier = await createTokenVerifier(loadConfig({ JWKS_URL: await url() }).jwt);
+    const failure = await verifier.verify(await es256Token()).catch((error: unknown) => error);
+    expect(failure).toBeInstanceOf(GatewayError);
+    expect(failure).toMatchObject({ code: 'UPSTREAM_UNAVAILABLE', detail: 'Token signing keys are unavailable' });
+    expect((failure as GatewayError).cause).toBeDefined();
   });
 });

@@ -5,7 +5,7 @@ import { captureLog } from '../helpers/gateway.js';
 import { useStack } from '../helpers/stack.js';
 import { graphql } from '../helpers/graphql.js';
 import { sample } from '../helpers/metrics.js';
-import { eventually } from '../helpers/process.js';
+import { eventually } from '../helpers/wait.js';
 import { useRedis } from '../helpers/redis.js';
 import { userToken } from '../helpers/tokens.js';
 
@@ -119,13 +119,13 @@ describe('GET /metrics', () => {
     fx.upstreams.upstreams.ondemand.behaviour = () => undefined;
     const abort = new AbortController();
     const sent = request(`${fx.gateway.url}/ondemand/movies`, { headers: { authorization: `Bearer ${await userToken('5')}` }, signal: abort.signal });
-    await eventually(() => (fx.upstreams.upstreams.ondemand.requests.length > 0 ? true : undefined));
+    await eventually('the request at the upstream', () => fx.upstreams.upstreams.ondemand.requests.length > 0);
     abort.abort();
     await expect(sent).rejects.toThrow();
-    for (;;) {
+    await eventually('/metrics to count the request as 499', async () => {
       await scrape();
-      if (sample(text, 'gateway_http_requests_total', { route: '/ondemand', method: 'GET', status: '499' }) === 1) break;
-    }
+      return sample(text, 'gateway_http_requests_total', { route: '/ondemand', method: 'GET', status: '499' }) === 1;
+    });
     expect(sample(text, 'gateway_upstream_requests_total', { service: 'ondemand', method: 'GET', status: 'aborted' })).toBe(1);
   });
 });
@@ -145,12 +145,11 @@ describe('the rate limit store (a real Redis that goes away)', () => {
       return { status: response.statusCode, limited: response.headers['ratelimit-remaining'] !== '1000' };
     };
     // Connected: a request takes a token from Redis.
-    let text: string;
-    for (;;) {
+    let text = await eventually('the limiter store to say it is connected', async () => {
       expect((await call()).status).toBe(200);
-      text = await metricsText();
-      if (sample(text, 'gateway_rate_limit_store_up', { limiter: 'requests' }) === 1) break;
-    }
+      const scraped = await metricsText();
+      return sample(scraped, 'gateway_rate_limit_store_up', { limiter: 'requests' }) === 1 && scraped;
+    });
     const failedBefore = sample(text, 'gateway_rate_limit_store_errors_total', { limiter: 'requests' }) ?? -1;
     expect(failedBefore).toBeGreaterThanOrEqual(0);
     expect(await call()).toEqual({ status: 200, limited: true });

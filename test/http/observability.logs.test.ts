@@ -10,7 +10,8 @@ import { upstreamEnvironment } from '../../shared/upstreams.js';
 import { startReferenceServices, type ReferenceServices } from '../../services/registry.js';
 import { captureLog, startGateway } from '../helpers/gateway.js';
 import { graphql } from '../helpers/graphql.js';
-import { eventually, spawnGateway, type GatewayProcess } from '../helpers/process.js';
+import { spawnGateway, type GatewayProcess } from '../helpers/process.js';
+import { eventually } from '../helpers/wait.js';
 import { useRecordingUpstreams } from '../helpers/recording-upstream.js';
 import { useStack } from '../helpers/stack.js';
 import { TEST_SECRET, userToken } from '../helpers/tokens.js';
@@ -38,7 +39,7 @@ describe('the access log (both faces)', () => {
 
   /** The one access line of a request (waiting for it: it is written once the response is over). */
   async function accessLine(requestId: string): Promise<Line> {
-    const line = await eventually(() => log.lines.find((entry) => isAccessLine(entry) && entry.requestId === requestId));
+    const line = await eventually(`the access line of request ${requestId}`, () => log.lines.find((entry) => isAccessLine(entry) && entry.requestId === requestId));
     expect(log.lines.filter((entry) => isAccessLine(entry) && entry.requestId === requestId)).toHaveLength(1);
     return line;
   }
@@ -142,7 +143,7 @@ describe('the access log (both faces)', () => {
         face === 'rest'
           ? request(`${fx.gateway.url}/ondemand/movies`, { headers: { authorization: `Bearer ${token}`, 'x-request-id': requestId }, signal: abort.signal })
           : request(`${fx.gateway.url}/graphql`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-request-id': requestId }, body: JSON.stringify({ query: '{ movies { total } }' }), signal: abort.signal });
-      await eventually(() => (fx.upstreams.upstreams.ondemand.requests.length > 0 ? true : undefined));
+      await eventually('the request at the upstream', () => fx.upstreams.upstreams.ondemand.requests.length > 0);
       abort.abort();
       await expect(sent).rejects.toThrow();
       expect(await accessLine(requestId)).toMatchObject({ status: 499, incomplete: true, face, upstream: [{ service: 'ondemand', status: 'aborted' }] });
@@ -199,7 +200,7 @@ describe('ACCESS_LOG and LOG_FORMAT', () => {
     const logger = createLogger({ level: 'info', format: 'pretty', destination: sink.stream });
     logger.info({ requestId: 'r1', headers: { authorization: 'Bearer abc.def.ghi' } }, 'GET /users/me 200 1.2 ms');
     logger.flush();
-    await eventually(() => (sink.text().includes('\n') ? true : undefined));
+    await eventually('a whole line from the pretty printer', () => sink.text().includes('\n'));
     const [line] = sink.text().split('\n');
     expect(line).toMatch(/^\[\d\d:\d\d:\d\d\.\d{3}\] INFO: GET \/users\/me 200 1\.2 ms \{.*"requestId":"r1"/);
     expect(line).toContain(REDACTED);
@@ -296,9 +297,9 @@ describe('no secret in any log line at debug, through both faces (a gateway proc
       secrets.push(value as string);
     }
 
-    const lines = await eventually(() => {
+    const lines = await eventually('the process’s log lines about the /users requests', () => {
       const all = gateway.stdout();
-      return all.filter((line) => line.includes('"requestId"') && line.includes('"/users"')).length > 0 ? all : undefined;
+      return all.some((line) => line.includes('"requestId"') && line.includes('"/users"')) && all;
     });
     // Debug was really on: Mesh's own lines about the upstream calls are there, redacted.
     expect(lines.some((line) => line.includes('"component":"mesh"') && line.includes('Fetching'))).toBe(true);

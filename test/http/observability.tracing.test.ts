@@ -6,7 +6,8 @@ import { captureLog } from '../helpers/gateway.js';
 import { useStack } from '../helpers/stack.js';
 import { graphql } from '../helpers/graphql.js';
 import { OtlpReceiver, type ReceivedSpan } from '../helpers/otlp-receiver.js';
-import { eventually, spawnGateway, type GatewayProcess } from '../helpers/process.js';
+import { spawnGateway, type GatewayProcess } from '../helpers/process.js';
+import { eventually } from '../helpers/wait.js';
 import { startRecordingUpstreams, type RecordingUpstreams } from '../helpers/recording-upstream.js';
 import { TEST_SECRET, userToken } from '../helpers/tokens.js';
 
@@ -79,7 +80,7 @@ describe('OpenTelemetry traces from a gateway process (OTLP/HTTP JSON to a real 
 
   /** The gateway's server span of a request (by its request id), once exported, and its trace. */
   async function traceOf(requestId: string): Promise<{ server: ReceivedSpan; spans: ReceivedSpan[] }> {
-    const server = await eventually(() => receiver.spans.find((span) => span.kind === SERVER && span.attributes['gateway.request_id'] === requestId));
+    const server = await eventually(`the gateway's server span of request ${requestId} at the receiver`, () => receiver.spans.find((span) => span.kind === SERVER && span.attributes['gateway.request_id'] === requestId));
     return { server, spans: receiver.trace(server.traceId) };
   }
 
@@ -97,7 +98,7 @@ describe('OpenTelemetry traces from a gateway process (OTLP/HTTP JSON to a real 
     expect(call?.attributes).toMatchObject({ 'peer.service': 'ondemand', 'http.response.status_code': 200, 'server.address': '127.0.0.1' });
     expect(seenBy(upstreams, 'ondemand')).toBe(`00-${CLIENT_TRACE}-${call?.spanId}-01`);
     expect(upstreams.upstreams.ondemand.requests.at(-1)?.headers.tracestate).toBe('vendor=1');
-    const line = await eventually(() => gateway.logLines().find((entry) => entry.requestId === 'traced-rest' && entry.route));
+    const line = await eventually('the access line of request traced-rest', () => gateway.logLines().find((entry) => entry.requestId === 'traced-rest' && entry.route));
     expect(line.traceId).toBe(CLIENT_TRACE);
   });
 
@@ -166,7 +167,7 @@ describe('OTLP/HTTP protobuf (the default protocol) and an untrusted client cont
     const [, traceId = '', spanId = ''] = /^00-([0-9a-f]{32})-([0-9a-f]{16})-01$/.exec(String(seen)) ?? [];
     expect(traceId).not.toBe('');
     expect(traceId).not.toBe(CLIENT_TRACE);
-    const exported = await eventually(() => receiver.exports.find((received) => received.body.includes(Buffer.from(spanId, 'hex'))));
+    const exported = await eventually(`the export holding span ${spanId}`, () => receiver.exports.find((received) => received.body.includes(Buffer.from(spanId, 'hex'))));
     expect(exported.contentType).toBe('application/x-protobuf');
     // The new trace's spans, and the client's context as a link of the server span.
     expect(exported.body.includes(Buffer.from(traceId, 'hex'))).toBe(true);

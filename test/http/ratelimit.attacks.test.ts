@@ -7,12 +7,12 @@ import { tracingChannel } from 'node:diagnostics_channel';
 import { beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import type { CountedCall } from '../helpers/counting-proxy.js';
 import { captureLog } from '../helpers/gateway.js';
-import { sample } from '../helpers/metrics.js';
-import { eventually } from '../helpers/process.js';
+import { sample, storeConnected } from '../helpers/metrics.js';
 import { rawGet, type RawResponse } from '../helpers/raw-http.js';
 import { useRedis } from '../helpers/redis.js';
 import { useStack } from '../helpers/stack.js';
 import { userToken } from '../helpers/tokens.js';
+import { eventually } from '../helpers/wait.js';
 
 /** The headers of a request a trusted proxy (TRUST_PROXY_HOPS=1) forwarded for `address`. */
 const from = (address: string) => ({ 'x-forwarded-for': address });
@@ -210,10 +210,6 @@ function stallEventLoop(ms: number): void {
   }
 }
 
-/** Waits until a gateway's limiter store says it is connected (until then requests pass unlimited, by design). */
-const storeConnected = (gatewayUrl: string) =>
-  eventually(async () => (/^gateway_rate_limit_store_up\{[^}]*\} 1$/m.test(await (await fetch(`${gatewayUrl}/metrics`)).text()) ? true : undefined));
-
 describe('the Redis limiter when the gateway’s event loop stalls', () => {
   const redis = useRedis();
   const log = captureLog('warn');
@@ -260,6 +256,6 @@ describe('the Redis limiter when the gateway’s event loop stalls', () => {
     // Through the limiter's own 250 ms deadline, not ioredis's 2 s backstop.
     expect(log.lines.map((line) => line.err)).toContain('Redis did not answer within 250 ms');
     redis.resume();
-    await eventually(async () => ((await get()).status === 429 ? true : undefined));
+    await eventually('a 429 again, once Redis answers', async () => (await get()).status === 429);
   });
 });

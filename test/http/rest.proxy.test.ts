@@ -5,6 +5,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { startGateway } from '../helpers/gateway.js';
 import { useStack } from '../helpers/stack.js';
 import { TEST_SECRET, signToken, userToken } from '../helpers/tokens.js';
+import { within } from '../helpers/wait.js';
 
 const fx = useStack({ env: { BODY_LIMIT_BYTES: '65536', UPSTREAM_TIMEOUT_MS: '400' } });
 let user: string;
@@ -167,7 +168,8 @@ describe('bodies', () => {
       req.once('data', () => firstChunkSeen());
       void recorded().then((request) => res.writeHead(200, { 'content-type': 'text/plain' }).end(`got ${request.body.length}`));
     };
-    const answer = await new Promise<string>((resolve, reject) => {
+    // A buffering gateway would never pass the first part on: the answer would never come.
+    const sent = new Promise<string>((resolve, reject) => {
       const req = httpRequest(`${fx.gateway.url}/users/stream`, { method: 'PUT', headers: { ...auth(), 'content-type': 'text/plain' } });
       req.on('response', (res) => {
         let text = '';
@@ -176,9 +178,9 @@ describe('bodies', () => {
       });
       req.on('error', reject);
       req.write('first part;');
-      // The second part is only sent once the upstream has the first: a buffering gateway would hang here.
       void firstChunk.then(() => req.end('second part'));
     });
+    const answer = await within('the answer to a body sent in two parts, the second once the upstream had the first', sent);
     expect(answer).toBe('got 22');
     expect(fx.upstreams.upstreams.users.requests[0]?.body.toString()).toBe('first part;second part');
     expect(fx.upstreams.upstreams.users.requests[0]?.headers['transfer-encoding']).toBe('chunked');
@@ -196,7 +198,8 @@ describe('bodies', () => {
     const response = await fetch(`${fx.gateway.url}/ondemand/feed`, { headers: auth() });
     const reader = (response.body as ReadableStream<Uint8Array>).getReader();
     const decoder = new TextDecoder();
-    const firstRead = await reader.read();
+    // A buffering gateway would wait for the whole answer, which waits for this read.
+    const firstRead = await within('the first part of the answer, before the upstream wrote the rest', reader.read());
     expect(decoder.decode(firstRead.value)).toBe('{"part":1}\n');
     clientGotFirst();
     let rest = '';

@@ -4,13 +4,13 @@
  */
 import type { ServerResponse } from 'node:http';
 import { Agent, errors as undiciErrors, request } from 'undici';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it, onTestFinished } from 'vitest';
 import { upstreamEnvironment } from '../../shared/upstreams.js';
-import { waitUntilReady } from '../../scripts/lib/processes.js';
 import { startGateway } from '../helpers/gateway.js';
 import { spawnGateway } from '../helpers/process.js';
 import { startRecordingUpstreams, type RecordingUpstreams } from '../helpers/recording-upstream.js';
 import { TEST_SECRET, userToken } from '../helpers/tokens.js';
+import { eventually, within } from '../helpers/wait.js';
 
 let upstreams: RecordingUpstreams;
 let token: string;
@@ -41,7 +41,7 @@ describe('closing a gateway', () => {
       // The answer comes after the drain window: the request is in flight when closing begins.
       const arrived = slowUpstream(1000);
       const inFlight = request(`${running.url}/ondemand/slow`, { headers: { authorization: `Bearer ${token}` }, dispatcher: agent });
-      await arrived;
+      await within('the request at the upstream', arrived);
       const closed = running.gateway.close({ drainMs: 300, graceMs: 5000 });
 
       const ready = await fetch(`${running.url}/ready`);
@@ -70,11 +70,17 @@ describe('SIGTERM to a gateway process under keep-alive load', () => {
     let signalled = false;
     const results = { ok: 0, closeAfterSignal: 0, keepAliveAfterClose: 0, resets: [] as string[], refused: 0 };
     let closing = false;
+    // Set when the test ends, whatever happened: neither a client nor the process outlives it.
+    let stopped = false;
+    onTestFinished(async () => {
+      stopped = true;
+      await gateway.stop();
+    });
     // Twenty clients, each on its own keep-alive connection, asking again as soon as they are answered.
     const clients = Array.from({ length: 20 }, async () => {
       const agent = new Agent({ connections: 1, pipelining: 1 });
       try {
-        for (;;) {
+        while (!stopped) {
           try {
             const response = await request(`${url}/ondemand/movies`, { headers: { authorization: `Bearer ${token}` }, dispatcher: agent });
             await response.body.text();
@@ -99,19 +105,18 @@ describe('SIGTERM to a gateway process under keep-alive load', () => {
         await agent.close();
       }
     });
-    await waitUntilReady({ label: 'load', url: `${url}/health` });
-    while (results.ok < 100) await new Promise((resolve) => setImmediate(resolve));
+    await eventually(() => `100 answers to the clients before SIGTERM (${results.ok} so far)`, () => results.ok >= 100);
     child.kill('SIGTERM');
     signalled = true;
     // While it drains, the instance says it is leaving, and keeps serving.
     const readiness = () => fetch(`${url}/ready`).then((response) => response.status, () => 0);
-    let ready = await readiness();
-    while (ready === 200) ready = await readiness();
-    const sawNotReady = ready === 503;
-    while (ready === 503) ready = await readiness();
-    await Promise.all(clients);
-    expect(await exited).toBe(0);
-    expect(sawNotReady).toBe(true);
+    expect(await eventually('/ready to stop saying 200 after SIGTERM', async () => {
+      const ready = await readiness();
+      return ready !== 200 && ready;
+    })).toBe(503);
+    await eventually('/ready to stop saying 503: the process gone', async () => (await readiness()) !== 503);
+    await within(() => `every client refused a connection (${results.refused} of 20 so far)`, Promise.all(clients));
+    expect(await within('the process to exit', exited)).toBe(0);
     expect(results.resets).toEqual([]);
     expect(results.closeAfterSignal).toBeGreaterThanOrEqual(20);
     expect(results.keepAliveAfterClose).toBe(0);

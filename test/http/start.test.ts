@@ -4,7 +4,7 @@ import { createServer as createHttpServer } from 'node:http';
 import { afterEach, describe, expect, it, onTestFinished } from 'vitest';
 import { UPSTREAM_NAMES, servicePort } from '../../shared/upstreams.js';
 import { freePortBlock } from '../helpers/ports.js';
-import { eventually } from '../helpers/process.js';
+import { eventually, within } from '../helpers/wait.js';
 import { graphql } from '../helpers/graphql.js';
 import { login } from '../helpers/login.js';
 import { OtlpReceiver, traceChain } from '../helpers/otlp-receiver.js';
@@ -12,9 +12,14 @@ import { OtlpReceiver, traceChain } from '../helpers/otlp-receiver.js';
 interface Started {
   readonly child: ChildProcess;
   readonly output: () => string;
-  readonly banner: Promise<void>;
-  readonly exit: Promise<number | null>;
+  /** Resolves once it printed its banner; fails, with what it printed, if it exits first or takes longer than STACK_MS. */
+  banner(): Promise<void>;
+  /** Its exit code, once it exited; fails, with what it printed, after STACK_MS. */
+  exited(): Promise<number | null>;
 }
+
+/** How long the whole stack may take to start, or to stop, on a busy two-core machine. */
+const STACK_MS = 180_000;
 
 let running: ChildProcess | undefined;
 
@@ -47,12 +52,18 @@ function run(command: string, args: string[], env: NodeJS.ProcessEnv): Started {
   // A launch that is meant to fail never shows the banner: that is not an error of its own.
   banner.catch(() => undefined);
   const exit = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  return { child, output: () => output, banner, exit };
+  const label = [command, ...args].join(' ');
+  return {
+    child,
+    output: () => output,
+    banner: () => within(() => `${label} to print its banner; it printed:\n${output}`, banner, STACK_MS),
+    exited: () => within(() => `${label} to exit; it printed:\n${output}`, exit, STACK_MS),
+  };
 }
 
 /** Resolves once none of `pids` is alive (each exits once its parent, which npm waited for, reaped it). */
 async function allGone(pids: number[]): Promise<void> {
-  await eventually(() => (pidsAlive(pids).length === 0 ? true : undefined));
+  await eventually(() => `every process of the stack to be gone; still alive: ${pidsAlive(pids).join(', ')}`, () => pidsAlive(pids).length === 0);
 }
 
 function pidsAlive(pids: number[]): number[] {
@@ -87,7 +98,7 @@ describe('npm start', { timeout: 240_000 }, () => {
     const receiver = await OtlpReceiver.start();
     onTestFinished(() => receiver.close());
     const started = npmRun('start', { SERVICES_BASE_PORT: String(base), PORT: String(port), OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url, OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json', OTEL_BSP_SCHEDULE_DELAY: '50' });
-    await started.banner;
+    await started.banner();
 
     const text = started.output();
     expect(text).toContain(`http://127.0.0.1:${port}`);
@@ -120,21 +131,21 @@ describe('npm start', { timeout: 240_000 }, () => {
     const pids = descendants(started.child.pid as number);
     expect(pids.length, started.output()).toBeGreaterThanOrEqual(8);
     process.kill(-(started.child.pid as number), 'SIGINT');
-    expect(await started.exit, started.output()).toBe(0);
+    expect(await started.exited(), started.output()).toBe(0);
     await allGone(pids);
   });
 
   it('start:services runs the six services alone; SIGTERM to npm alone stops every process, exit 0', async () => {
     const base = await freePortBlock(7);
     const started = npmRun('start:services', { SERVICES_BASE_PORT: String(base), PORT: String(base + 6) });
-    await started.banner;
+    await started.banner();
     expect(started.output()).not.toContain('Gateway');
     expect((await fetch(`http://127.0.0.1:${servicePort('ondemand', base)}/ondemand/movies?limit=1`)).status).toBe(200);
     await expect(fetch(`http://127.0.0.1:${base + 6}/health`)).rejects.toThrow();
     const pids = descendants(started.child.pid as number);
     expect(pids.length, started.output()).toBeGreaterThanOrEqual(7);
     started.child.kill('SIGTERM');
-    expect(await started.exit, started.output()).toBe(0);
+    expect(await started.exited(), started.output()).toBe(0);
     await allGone(pids);
     await expect(fetch(`http://127.0.0.1:${base}/health`)).rejects.toThrow();
   });
@@ -148,7 +159,7 @@ describe('npm start', { timeout: 240_000 }, () => {
     await new Promise<void>((resolve) => stale.listen(base + 6, '127.0.0.1', resolve));
     try {
       const started = launcher({ SERVICES_BASE_PORT: String(base), PORT: String(base + 6) });
-      expect(await started.exit, started.output()).toBe(1);
+      expect(await started.exited(), started.output()).toBe(1);
       expect(started.output()).toContain(`start failed: 127.0.0.1:${servicePort('livetv', base)} (livetv), 127.0.0.1:${base + 6} (gateway) already in use`);
       expect(started.output()).not.toMatch(/ ready in \d/);
       await expect(fetch(`http://127.0.0.1:${base}/health`)).rejects.toThrow();
@@ -162,7 +173,7 @@ describe('npm start', { timeout: 240_000 }, () => {
     const base = await freePortBlock(7);
     // A setting the processes refuse at their start (not the launcher): each exits at once.
     const started = launcher({ SERVICES_BASE_PORT: String(base), PORT: String(base + 6), OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:9', OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc' });
-    expect(await started.exit, started.output()).toBe(1);
+    expect(await started.exited(), started.output()).toBe(1);
     expect(started.output()).toMatch(/start failed: \w+ exited \(code 1\) before it was ready; it printed:\n.*OTEL_EXPORTER_OTLP_PROTOCOL=grpc is not supported/s);
     expect(started.output()).not.toContain('Ctrl-C stops everything');
     await expect(fetch(`http://127.0.0.1:${base + 6}/health`)).rejects.toThrow();
@@ -170,7 +181,7 @@ describe('npm start', { timeout: 240_000 }, () => {
 
   it('says in one line what is wrong with a setting the launcher itself reads', async () => {
     const started = launcher({ AUTH_TOKEN_ALGORITHM: 'RS1' });
-    expect(await started.exit).toBe(1);
+    expect(await started.exited()).toBe(1);
     expect(started.output()).toContain('start failed: AUTH_TOKEN_ALGORITHM must be HS256 or ES256');
     expect(started.output()).not.toMatch(/\bat .+:\d+:\d+/);
   });
@@ -178,7 +189,7 @@ describe('npm start', { timeout: 240_000 }, () => {
   it('names what was still starting when START_TIMEOUT_MS runs out, and stops everything', async () => {
     const base = await freePortBlock(7);
     const started = launcher({ SERVICES_BASE_PORT: String(base), PORT: String(base + 6), START_TIMEOUT_MS: '1' });
-    expect(await started.exit, started.output()).toBe(1);
+    expect(await started.exited(), started.output()).toBe(1);
     expect(started.output()).toMatch(/start failed: still starting after 0\.001 s \(START_TIMEOUT_MS\): .*gateway/);
     await expect(fetch(`http://127.0.0.1:${base + 6}/health`)).rejects.toThrow();
   });

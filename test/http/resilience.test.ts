@@ -1,6 +1,6 @@
 /**
  * Circuit breaking and retries in the upstream client, on both faces. Requests are dispatched
- * in-process (gateway.inject); the upstreams are real servers, or a closed port.
+ * in-process (gateway.inject); the upstreams are real servers on real sockets, or a closed port.
  */
 import { createServer as createTcpServer, type Server as TcpServer } from 'node:net';
 import type { ServerResponse } from 'node:http';
@@ -13,6 +13,7 @@ import { sample } from '../helpers/metrics.js';
 import { freePortBlock } from '../helpers/ports.js';
 import { startRecordingUpstreams, type RecordingUpstream, type RecordingUpstreams } from '../helpers/recording-upstream.js';
 import { signToken, TEST_SECRET } from '../helpers/tokens.js';
+import { WAIT, within } from '../helpers/wait.js';
 
 /** Breakers on, time in the test's hands: an open circuit turns half-open only when the test says. */
 const BREAKER = { JWT_SECRET_KEY: TEST_SECRET, UPSTREAM_BREAKER_FAILURES: '3', UPSTREAM_BREAKER_OPEN_MS: '60000' };
@@ -38,7 +39,7 @@ async function circuitState(gateway: Gateway, service: UpstreamName): Promise<nu
 
 /** Waits until `count` calls to `service` have joined an identical call in flight. */
 async function joined(gateway: Gateway, service: UpstreamName, count: number): Promise<void> {
-  await vi.waitFor(async () => expect(sample(await metricsOf(gateway), 'gateway_upstream_coalesced_total', { service }), `${count} calls joined one in flight`).toBe(count), { timeout: 20_000, interval: 10 });
+  await vi.waitFor(async () => expect(sample(await metricsOf(gateway), 'gateway_upstream_coalesced_total', { service }), `${count} calls joined one in flight`).toBe(count), WAIT);
 }
 
 const failWith500 = (_req: unknown, res: ServerResponse) => void res.writeHead(500, { 'content-type': 'application/json' }).end('{"detail":"boom"}');
@@ -86,7 +87,7 @@ describe('the circuit breaker on the REST face', () => {
     clock.now += OPEN_MS / 2;
     const held = holdNext(livetv);
     const probe = get();
-    await held.arrived;
+    await within('the probe at the upstream', held.arrived);
     expect(await circuitState(running.gateway, 'livetv')).toBe(1);
     expect((await running.gateway.inject({ url: '/livetv/channels/c1', headers: { authorization: `Bearer ${token}` } })).statusCode).toBe(503);
     const joining = get();
@@ -151,7 +152,7 @@ describe('the circuit breaker on the GraphQL face', () => {
     clock.now += OPEN_MS;
     const held = holdNext(rights);
     const probe = plans();
-    await held.arrived;
+    await within('the probe at the upstream', held.arrived);
     expect(await circuitState(running.gateway, 'rights')).toBe(1);
     const subscribe = await running.gateway.inject({ method: 'POST', url: '/graphql', headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` }, payload: { query: 'mutation { subscribe(planId: "basic") { planId } }' } });
     expect(subscribe.json()).toMatchObject({ data: null, errors: [{ extensions: { code: 'UPSTREAM_UNAVAILABLE' } }] });
