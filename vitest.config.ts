@@ -6,14 +6,15 @@ export default defineConfig({
     alias: [{ find: /^graphql$/, replacement: 'graphql/index.js' }],
   },
   test: {
-    // Two tiers, each a project with workers of its own, run one after the other (sequence.groupOrder), so
-    // that a worker never switches tier: shuffled or not, each tier loads the gateway's modules twice only.
+    // Two tiers, each a project with workers of its own, run one after the other (sequence.groupOrder):
+    // shuffled or not, no worker switches tier (it would be restarted, and load its modules again).
     projects: [
       {
         extends: true,
         // In-process: pure functions, requests through gateway.inject. The setup file makes any socket or
-        // process a failure (test/unit/tier.test.ts shows it).
-        test: { name: 'unit', include: ['test/unit/**/*.test.ts'], setupFiles: ['test/unit/setup.ts'], sequence: { groupOrder: 0 } },
+        // process a failure (test/unit/tier.test.ts shows it). One worker: the whole tier costs less CPU
+        // than starting a second one (the checks that npm test runs alongside have the other core).
+        test: { name: 'unit', include: ['test/unit/**/*.test.ts'], setupFiles: ['test/unit/setup.ts'], sequence: { groupOrder: 0 }, maxWorkers: 1 },
       },
       {
         extends: true,
@@ -23,7 +24,7 @@ export default defineConfig({
     ],
     testTimeout: 30_000,
     hookTimeout: 60_000,
-    // Suites start real servers; two workers match the two cores here.
+    // The http tier's suites start real servers; two workers match the two cores here.
     maxWorkers: 2,
     // A worker loads the gateway's modules (Mesh, Apollo, OpenTelemetry) once for all its files, not once a
     // file: every file builds its own gateways and state, and nothing a test changes is module-global.
