@@ -22,15 +22,16 @@ beforeAll(async () => {
 afterAll(async () => upstreams.close());
 beforeEach(() => upstreams.reset());
 
-/** The upstream answers after `ms`; `arrived` resolves when the first request reached it. */
-function slowUpstream(ms: number): Promise<void> {
+/** The upstream holds its answer until `answer()`; `arrived` resolves when the first request reached it. */
+function heldUpstream(): { arrived: Promise<void>; answer: () => void } {
   let arrive!: () => void;
+  let held: ServerResponse | undefined;
   const arrived = new Promise<void>((resolve) => (arrive = resolve));
   upstreams.upstreams.ondemand.behaviour = (_req, res: ServerResponse) => {
+    held = res;
     arrive();
-    setTimeout(() => res.writeHead(200, { 'content-type': 'text/plain' }).end('finished'), ms);
   };
-  return arrived;
+  return { arrived, answer: () => held?.writeHead(200, { 'content-type': 'text/plain' }).end('finished') };
 }
 
 describe('closing a gateway', () => {
@@ -38,16 +39,20 @@ describe('closing a gateway', () => {
     const running = await startGateway(upstreams.urls, { JWT_SECRET_KEY: TEST_SECRET });
     const agent = new Agent({ connections: 1 });
     try {
-      // The answer comes after the drain window: the request is in flight when closing begins.
-      const arrived = slowUpstream(1000);
+      // The upstream answers once the drain window has been checked: the request is in flight throughout.
+      const upstream = heldUpstream();
       const inFlight = request(`${running.url}/ondemand/slow`, { headers: { authorization: `Bearer ${token}` }, dispatcher: agent });
-      await within('the request at the upstream', arrived);
-      const closed = running.gateway.close({ drainMs: 300, graceMs: 5000 });
+      await within('the request at the upstream', upstream.arrived);
+      // A drain window generous for a busy machine: the two probes below must land inside it.
+      const closed = running.gateway.close({ drainMs: 3000, graceMs: 10_000 });
 
       const ready = await fetch(`${running.url}/ready`);
       expect(ready.status).toBe(503);
       expect(await ready.json()).toMatchObject({ code: 'UPSTREAM_UNAVAILABLE', detail: 'The gateway is shutting down' });
       expect((await fetch(`${running.url}/health`)).status).toBe(200);
+      // The drain over, the gateway closes: no new connection; the request in flight is answered then.
+      await eventually('the gateway refusing new connections', () => fetch(`${running.url}/health`).then(() => false, () => true));
+      upstream.answer();
 
       const response = await inFlight;
       expect(response.statusCode).toBe(200);
