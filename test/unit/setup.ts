@@ -2,7 +2,7 @@
  * The unit tier's promise, kept at run time (vitest.config.ts runs this before every file of test/unit):
  * nothing it runs opens a socket — connects or listens — or starts a process, whether a test, a helper or
  * a library does it. Each attempt throws where it is made, and is kept, so that a test whose code
- * swallowed the error (a client that turns it into a 503, say) still fails. The unit tier runs in
+ * swallowed the error (a client that turns it into an answer, say) still fails. The unit tier runs in
  * workers of its own (a vitest project), so nothing here is ever undone.
  */
 import childProcess, { ChildProcess } from 'node:child_process';

@@ -60,11 +60,11 @@ describe('the unit tier', () => {
     it('still knows of the attempt, and where it was made', async () => {
       // The upstream client does not know the error: a 500, and nothing in the answer shows the attempt.
       expect((await callUpstream()).statusCode).toBe(500);
-      expect(await upstreamCallsIn(gateway)).toBeGreaterThan(0);
+      expect(await upstreamCallsIn(gateway)).toBe(1);
       const refused = takeRefused();
-      expect(refused.length).toBeGreaterThan(0);
-      expect(refused.every((entry) => entry.startsWith('opens a connection'))).toBe(true);
-      expect(refused[0]).toContain('node_modules/undici/');
+      expect(refused).toHaveLength(1);
+      // Kept with where it was made: in the upstream client's library.
+      expect(refused[0]).toMatch(/^opens a connection\n[^]*node_modules\/undici\//);
     });
 
     // Passes only if it fails: nothing in it can, but the check the setup runs after every test.
