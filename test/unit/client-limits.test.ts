@@ -2,6 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import type { IncomingMessage } from 'node:http';
 import { clientKeyOf, forwardedOf } from '../../gateway/src/forwarded.js';
+import { bucketShape, decision } from '../../gateway/src/ratelimit/limiter.js';
 import { findRoute } from '../../gateway/src/routing/routes.js';
 import { normaliseTarget } from '../../gateway/src/routing/target.js';
 import { operationReached, upstreamOperations } from '../../gateway/src/routing/operations.js';
@@ -72,5 +73,18 @@ describe('the operation a REST path reaches', () => {
       expect(operationReached(operation.upstream, operation.method, path)?.operationId, path).toBe(operation.operationId);
       expect(operationReached(operation.upstream, operation.method, `${path}/`)?.operationId, `${path}/`).toBe(operation.operationId);
     }
+  });
+});
+
+describe('when a refused client may come back', () => {
+  it.each([
+    [2, 3_600_000, 1800],
+    [10, 3_600_000, 360],
+    [600, 60_000, 1],
+    [7, 60_000, 9],
+  ])('a bucket of %i per %i ms, empty: Retry-After %i s, counted from whole milliseconds', (capacity, windowMs, seconds) => {
+    const refused = decision(bucketShape(capacity, windowMs), false, 0);
+    expect(refused.retryAfterSeconds).toBe(seconds);
+    expect(refused.resetSeconds).toBe(seconds);
   });
 });

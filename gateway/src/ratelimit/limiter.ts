@@ -29,14 +29,19 @@ export function bucketShape(capacity: number, windowMs = 60_000): BucketShape {
   return { capacity, refillPerMs: capacity / windowMs };
 }
 
+/** Whole seconds until `tokens` more are back, counted from whole milliseconds (the float refill rate would turn 1800 s into 1801). */
+function secondsUntil(tokens: number, shape: BucketShape): number {
+  return Math.ceil(Math.round(tokens / shape.refillPerMs) / 1000);
+}
+
 /** The decision for a bucket holding `tokens` after the take (and whether the take happened). */
 export function decision(shape: BucketShape, allowed: boolean, tokens: number): RateDecision {
-  const retryAfterSeconds = allowed ? 0 : Math.max(1, Math.ceil((1 - tokens) / shape.refillPerMs / 1000));
+  const retryAfterSeconds = allowed ? 0 : Math.max(1, secondsUntil(1 - tokens, shape));
   return {
     allowed,
     limit: shape.capacity,
     remaining: Math.max(0, Math.floor(tokens)),
-    resetSeconds: allowed ? Math.ceil((shape.capacity - tokens) / shape.refillPerMs / 1000) : retryAfterSeconds,
+    resetSeconds: allowed ? secondsUntil(shape.capacity - tokens, shape) : retryAfterSeconds,
     retryAfterSeconds,
   };
 }
