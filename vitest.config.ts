@@ -1,5 +1,11 @@
 import { defineConfig } from 'vitest/config';
 
+/**
+ * SHUFFLE=<seed>: files and tests in a random order (the tiers keep theirs). Set here, not with
+ * --sequence.shuffle, which would replace each tier's sequence and its groupOrder.
+ */
+const shuffled = process.env.SHUFFLE ? { shuffle: { files: true, tests: true }, seed: Number(process.env.SHUFFLE) } : {};
+
 export default defineConfig({
   resolve: {
     // graphql ships .mjs and .js builds; Mesh's packages and ours must share one (one "realm").
@@ -12,9 +18,9 @@ export default defineConfig({
       {
         extends: true,
         // In-process: pure functions, requests through gateway.inject. The setup file makes any socket or
-        // process a failure (test/unit/tier.test.ts shows it). Both tiers keep the same number of workers:
-        // vitest refuses projects that differ in it once a shuffle run (--sequence.shuffle.*) drops groupOrder.
-        test: { name: 'unit', include: ['test/unit/**/*.test.ts'], setupFiles: ['test/unit/setup.ts'], sequence: { groupOrder: 0 } },
+        // process a failure (test/unit/tier.test.ts shows it). One worker: the whole tier costs less CPU
+        // than starting a second one (the checks that npm test runs alongside have the other core).
+        test: { name: 'unit', include: ['test/unit/**/*.test.ts'], setupFiles: ['test/unit/setup.ts'], sequence: { groupOrder: 0 }, maxWorkers: 1 },
       },
       {
         extends: true,
@@ -22,6 +28,7 @@ export default defineConfig({
         test: { name: 'http', include: ['test/http/**/*.test.ts'], globalSetup: ['test/global-setup.ts'], sequence: { groupOrder: 1 } },
       },
     ],
+    sequence: shuffled,
     testTimeout: 30_000,
     hookTimeout: 60_000,
     // The http tier's suites start real servers; two workers match the two cores here.
