@@ -227,12 +227,12 @@ export class GatewayMetrics {
   /** Whether a name used `uses` times may hold a series: a free place, or the least used holder's if it was used less. */
   private makeRoomFor(uses: number): boolean {
     if (this.earnedNames.size < MAX_OPERATION_NAMES) return true;
-    let weakest: string | undefined;
-    for (const [name, held] of this.earnedNames) if (weakest === undefined || held.uses < (this.earnedNames.get(weakest)?.uses ?? 0)) weakest = name;
-    const held = weakest === undefined ? undefined : this.earnedNames.get(weakest);
-    if (weakest === undefined || !held || held.uses >= uses) return false;
-    for (const pair of held.series) this.graphqlOperations.remove(weakest, ...(pair.split(' ') as [string, string]));
-    this.earnedNames.delete(weakest);
+    let weakest: [name: string, held: { uses: number; readonly series: Set<string> }] | undefined;
+    for (const entry of this.earnedNames) if (!weakest || entry[1].uses < weakest[1].uses) weakest = entry;
+    if (!weakest || weakest[1].uses >= uses) return false;
+    const [name, held] = weakest;
+    for (const pair of held.series) this.graphqlOperations.remove(name, ...(pair.split(' ') as [string, string]));
+    this.earnedNames.delete(name);
     return true;
   }
 
