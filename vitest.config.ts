@@ -1,9 +1,6 @@
 import { defineConfig } from 'vitest/config';
 
-/**
- * SHUFFLE=<seed>: files and tests in a random order (the tiers keep theirs). Set here, not with
- * --sequence.shuffle, which would replace each tier's sequence and its groupOrder.
- */
+/** SHUFFLE=<seed>: files and tests in a random order, in both tiers. */
 const shuffled = process.env.SHUFFLE ? { shuffle: { files: true, tests: true }, seed: Number(process.env.SHUFFLE) } : {};
 
 export default defineConfig({
@@ -12,20 +9,19 @@ export default defineConfig({
     alias: [{ find: /^graphql$/, replacement: 'graphql/index.js' }],
   },
   test: {
-    // Two tiers, each a project with workers of its own, run one after the other (sequence.groupOrder):
-    // shuffled or not, no worker switches tier (it would be restarted, and load its modules again).
+    // Two tiers, each a project, side by side on the two workers: a worker serves one project's files only
+    // (the unit tier's setup file is never undone in a worker that runs http files).
     projects: [
       {
         extends: true,
         // In-process: pure functions, requests through gateway.inject. The setup file makes any socket or
-        // process a failure (test/unit/tier.test.ts shows it). One worker: the whole tier costs less CPU
-        // than starting a second one (the checks that npm test runs alongside have the other core).
-        test: { name: 'unit', include: ['test/unit/**/*.test.ts'], setupFiles: ['test/unit/setup.ts'], sequence: { groupOrder: 0 }, maxWorkers: 1 },
+        // process a failure (test/unit/tier.test.ts shows it).
+        test: { name: 'unit', include: ['test/unit/**/*.test.ts'], setupFiles: ['test/unit/setup.ts'] },
       },
       {
         extends: true,
         // Real sockets and processes; the built gateway (dist/) is brought up to date first.
-        test: { name: 'http', include: ['test/http/**/*.test.ts'], globalSetup: ['test/global-setup.ts'], sequence: { groupOrder: 1 } },
+        test: { name: 'http', include: ['test/http/**/*.test.ts'], globalSetup: ['test/global-setup.ts'] },
       },
     ],
     sequence: shuffled,

@@ -51,7 +51,14 @@ if (lint) {
 
 if (lint) {
   const { default: rules } = await import(`${root}dependency-cruiser.config.mjs`);
-  const { output, exitCode } = await cruise(['gateway', 'services', 'shared', 'scripts', 'test', 'bench', 'examples'], { ...rules.options, validate: true, ruleSet: rules, outputType: 'err' });
+  const { output, exitCode } = await cruise(['gateway', 'services', 'shared', 'scripts', 'test', 'bench', 'examples'], {
+    ...rules.options,
+    // Unchanged modules are not parsed again (the cache is keyed on their content).
+    cache: { folder: `${root}node_modules/.cache/dependency-cruiser`, strategy: 'content' },
+    validate: true,
+    ruleSet: rules,
+    outputType: 'err',
+  });
   if (exitCode !== 0) {
     failed = true;
     process.stdout.write(output);
