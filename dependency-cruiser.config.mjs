@@ -6,6 +6,7 @@
 //                 operations and target normalisation (routing/), who a caller is (auth/identity.ts),
 //                 request bodies, trusted documents, CORS, protocol, lifecycle, own endpoints, openapi.ts
 //   observability: logs, access log, metrics, traces (readiness aside: it asks the upstreams)
+//   cluster:      what the replicas share: the one Redis connection owner, the invalidation bus, shared entries
 //   upstream:     the upstream client (it reports to observability)
 //   guards:       authentication, rate limits, readiness, the faces plugin and the caller (faces.ts)
 //   faces:        rest/ and graphql/, each on its own
@@ -15,12 +16,13 @@
 const BASE = '^gateway/src/(errors\\.ts|pipeline/)';
 const GROUND = '^gateway/src/((config|forwarded|openapi|own-endpoints|request-body|trusted-documents|cors|protocol|lifecycle)\\.ts$|routing/|auth/identity\\.ts$)';
 const OBSERVABILITY = '^gateway/src/observability/(?!readiness\\.ts$)';
+const CLUSTER = '^gateway/src/cluster/';
 const UPSTREAM = '^gateway/src/upstream/';
 const GUARDS = '^gateway/src/(auth/(?!identity\\.ts$)|ratelimit/|faces\\.ts$|observability/readiness\\.ts$)';
 const FACES = '^gateway/src/(rest|graphql)/';
 const COMPOSITION = '^gateway/src/(server|main)\\.ts$';
-const FLOORS = [BASE, GROUND, OBSERVABILITY, UPSTREAM, GUARDS, FACES, COMPOSITION];
-const NAMES = ['base', 'ground', 'observability', 'upstream', 'guards', 'faces', 'composition'];
+const FLOORS = [BASE, GROUND, OBSERVABILITY, CLUSTER, UPSTREAM, GUARDS, FACES, COMPOSITION];
+const NAMES = ['base', 'ground', 'observability', 'cluster', 'upstream', 'guards', 'faces', 'composition'];
 
 /** A module of a floor imports nothing from the floors above it (the floors' patterns do not overlap). */
 const downwardsOnly = FLOORS.slice(0, -1).map((floor, index) => ({

@@ -65,8 +65,12 @@ export interface GatewayConfig {
   /** RATE_LIMIT_IPV6_PREFIX: IPv6 clients count, in every per-address bound, by this many leading bits. */
   readonly rateLimitIpv6Prefix: number;
   readonly rateLimitPerMinute: number;
-  /** REDIS_URL (credentials and rediss:// allowed) and REDIS_PASSWORD, each also as a `_FILE`. */
-  readonly redis?: { readonly url: string; readonly password?: string };
+  /**
+   * REDIS_URL (credentials and rediss:// allowed) and REDIS_PASSWORD, each also as a `_FILE`: what the
+   * replicas share (rate limits, caches, persisted queries, invalidations); REDIS_COMMAND_TIMEOUT_MS, the
+   * longest a request waits for Redis before it goes on without.
+   */
+  readonly redis?: { readonly url: string; readonly password?: string; readonly commandTimeoutMs: number };
   readonly logLevel: LogLevel;
   /** LOG_FORMAT: readable lines in development, JSON elsewhere, unless set. */
   readonly logFormat: LogFormat;
@@ -94,6 +98,11 @@ export interface GatewayConfig {
    * upstream answers, whose invalidation it follows).
    */
   readonly graphqlResponseCacheMaxBytes: number;
+  /**
+   * Automatic persisted queries (APQ): PERSISTED_QUERIES_MAX_BYTES of registered documents (0: off), each
+   * kept PERSISTED_QUERIES_TTL_SECONDS; shared by the replicas with REDIS_URL.
+   */
+  readonly persistedQueries: { readonly maxBytes: number; readonly ttlSeconds: number };
   /** TRUSTED_DOCUMENTS (manifests, comma-separated) and TRUSTED_DOCUMENTS_MODE; undefined when no manifest is given. */
   readonly trustedDocuments?: TrustedDocuments;
   /** GRAPHQL_MAX_UPSTREAM_CALLS: the most upstream calls one GraphQL request may make. */
@@ -164,6 +173,7 @@ function environmentSchema(basis: Basis) {
     // rediss:// connects with TLS.
     REDIS_URL: absoluteUrl('REDIS_URL', ['redis:', 'rediss:'], { credentials: 'allowed' }),
     REDIS_PASSWORD: text(),
+    REDIS_COMMAND_TIMEOUT_MS: integer('REDIS_COMMAND_TIMEOUT_MS', 10, 10_000, 250),
     LOG_LEVEL: oneOf('LOG_LEVEL', LOG_LEVELS, 'info'),
     LOG_FORMAT: oneOf('LOG_FORMAT', LOG_FORMATS, development ? 'pretty' : 'json'),
     ACCESS_LOG: flag('ACCESS_LOG', true),
@@ -180,6 +190,8 @@ function environmentSchema(basis: Basis) {
     GRAPHQL_MAX_JSON_DEPTH: integer('GRAPHQL_MAX_JSON_DEPTH', 2, 1000, 32),
     GRAPHQL_MAX_VARIABLE_VALUES: integer('GRAPHQL_MAX_VARIABLE_VALUES', 1, 1_000_000, 10_000),
     GRAPHQL_RESPONSE_CACHE_MAX_BYTES: integer('GRAPHQL_RESPONSE_CACHE_MAX_BYTES', 0, 16 * 1024 * 1024 * 1024, 16 * 1024 * 1024),
+    PERSISTED_QUERIES_MAX_BYTES: integer('PERSISTED_QUERIES_MAX_BYTES', 0, 1024 * 1024 * 1024, 16 * 1024 * 1024),
+    PERSISTED_QUERIES_TTL_SECONDS: integer('PERSISTED_QUERIES_TTL_SECONDS', 1, 30 * 24 * 3600, 24 * 3600),
     GRAPHQL_MAX_UPSTREAM_CALLS: integer('GRAPHQL_MAX_UPSTREAM_CALLS', 1, 10_000, 50),
     REGISTRATIONS_PER_HOUR: integer('REGISTRATIONS_PER_HOUR', 0, 1_000_000, 10),
     CREDENTIAL_CALLS_PER_CLIENT: integer('CREDENTIAL_CALLS_PER_CLIENT', 0, 10_000, 8),
@@ -332,7 +344,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): GatewayConfig 
     trustProxyHops: vars.TRUST_PROXY_HOPS,
     rateLimitIpv6Prefix: vars.RATE_LIMIT_IPV6_PREFIX,
     rateLimitPerMinute: vars.RATE_LIMIT_PER_MINUTE,
-    ...(vars.REDIS_URL !== undefined ? { redis: { url: vars.REDIS_URL, ...(vars.REDIS_PASSWORD !== undefined ? { password: vars.REDIS_PASSWORD } : {}) } } : {}),
+    ...(vars.REDIS_URL !== undefined ? { redis: { url: vars.REDIS_URL, commandTimeoutMs: vars.REDIS_COMMAND_TIMEOUT_MS, ...(vars.REDIS_PASSWORD !== undefined ? { password: vars.REDIS_PASSWORD } : {}) } } : {}),
     logLevel: vars.LOG_LEVEL,
     logFormat: vars.LOG_FORMAT,
     accessLog: vars.ACCESS_LOG,
@@ -348,6 +360,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): GatewayConfig 
       maxValues: vars.GRAPHQL_MAX_VARIABLE_VALUES,
     },
     graphqlResponseCacheMaxBytes: vars.GRAPHQL_RESPONSE_CACHE_MAX_BYTES,
+    persistedQueries: { maxBytes: vars.PERSISTED_QUERIES_MAX_BYTES, ttlSeconds: vars.PERSISTED_QUERIES_TTL_SECONDS },
     ...trustedDocumentsOf(vars.TRUSTED_DOCUMENTS, vars.TRUSTED_DOCUMENTS_MODE),
     graphqlMaxUpstreamCalls: vars.GRAPHQL_MAX_UPSTREAM_CALLS,
     registrationsPerHour: vars.REGISTRATIONS_PER_HOUR,

@@ -23,6 +23,7 @@ import { docsEndpoints } from './rest/docs.js';
 import { protocolPlugin } from './protocol.js';
 import { createPipeline, rawPathOf, type Exchange, type GatewayPlugin, type Pipeline } from './pipeline/pipeline.js';
 import { credentialLimits, rateLimiting } from './ratelimit/index.js';
+import { sharedState } from './cluster/index.js';
 import { restFace } from './rest/handler.js';
 import { facesPlugin } from './faces.js';
 import { routingPlugin } from './routing/router.js';
@@ -120,16 +121,17 @@ export async function createGateway(config: GatewayConfig, logger: Logger, optio
 async function assemble(config: GatewayConfig, logger: Logger, options: GatewayOptions, started: <T extends { readonly plugin: GatewayPlugin }>(capability: T) => T): Promise<Gateway> {
   const verifier = await createTokenVerifier(config.jwt, options.verifier);
   const metrics = new GatewayMetrics();
-  const credentials = started(await credentialLimits(config, logger, metrics));
-  const upstream = started(upstreamClient(config, { metrics, logger, guards: credentials.guards, ...(options.now ? { now: options.now } : {}), ...(options.tracing ? { tracing: options.tracing } : {}) }));
+  const shared = started(await sharedState(config, logger, metrics));
+  const guards = await credentialLimits(config, shared.redis, metrics);
+  const upstream = started(upstreamClient(config, { metrics, logger, shared, guards, ...(options.now ? { now: options.now } : {}), ...(options.tracing ? { tracing: options.tracing } : {}) }));
   const { client } = upstream;
-  const graphql = options.graphql === false ? undefined : started(await (await import('./graphql/handler.js')).createGraphQLFace(config, client, logger, { metrics, ...(options.tracing ? { tracing: options.tracing } : {}) }));
-  const rateLimit = await rateLimiting(config, logger, metrics);
+  const graphql = options.graphql === false ? undefined : started(await (await import('./graphql/handler.js')).createGraphQLFace(config, client, shared, logger, { metrics, ...(options.tracing ? { tracing: options.tracing } : {}) }));
+  const rateLimit = await rateLimiting(config, shared.redis, logger, metrics);
   if (rateLimit) started({ plugin: rateLimit });
 
   const lifecycle = new Lifecycle();
   const upstreamHealth = new UpstreamHealthCheck(client, options.now);
-  const readiness = (details: boolean) => readinessEndpoint({ lifecycle, upstreams: upstreamHealth, requireAllUpstreams: config.readyRequiresAllUpstreams, details });
+  const readiness = (details: boolean) => readinessEndpoint({ lifecycle, upstreams: upstreamHealth, requireAllUpstreams: config.readyRequiresAllUpstreams, details, shared });
   // With an admin listener, the public port keeps liveness and a bare readiness; details and metrics move.
   const admin = config.adminPort !== undefined;
   const probes = admin ? [healthEndpoint, readiness(false)] : [healthEndpoint, readiness(true), metricsEndpoint(metrics)];
@@ -139,6 +141,7 @@ async function assemble(config: GatewayConfig, logger: Logger, options: GatewayO
   // The gateway is this list: each capability is one plugin, whose steps the pipeline runs phase by phase
   // (see PHASES), and which closes what it opened when the gateway closes (in reverse order).
   const plugins: GatewayPlugin[] = [
+    shared.plugin,
     requestTracePlugin({ tracing: options.tracing, trustClientContext: config.tracing.trustClientContext, untraced: new Set(publicEndpoints.map((endpoint) => endpoint.path)) }),
     requestIdPlugin(),
     ...(config.accessLog && logger.isLevelEnabled('info') ? [accessLogPlugin(logger, config.upstreamTimeoutMs + 1000)] : []),
@@ -152,7 +155,6 @@ async function assemble(config: GatewayConfig, logger: Logger, options: GatewayO
     authenticationPlugin(verifier),
     ...(rateLimit ? [rateLimit] : []),
     upstream.plugin,
-    credentials.plugin,
     ...(graphql ? [graphql.plugin] : []),
     facesPlugin({ rest: restFace(client, config.body, config.uploadsPerClient), ...(graphql ? { graphql: graphql.handle } : {}) }),
   ];

@@ -160,7 +160,7 @@ describe('a Redis with a password', () => {
     const metrics = await (await fetch(`${gateway.url}/metrics`)).text();
     expect(metrics).toMatch(/^gateway_rate_limit_store_up\{[^}]*\} 0$/m);
     // The refusal arrives when Redis answers the AUTH: the outage is logged then.
-    await eventually('the log line "rate limit store unavailable"', () => log.lines.some((line) => String(line.msg).startsWith('rate limit store unavailable')));
+    await eventually('the log line "Redis unavailable"', () => log.lines.some((line) => String(line.msg).startsWith('Redis unavailable')));
     const written = JSON.stringify(log.lines) + metrics;
     expect(written).not.toContain(wrong);
     expect(written).not.toContain(PASSWORD);
@@ -193,7 +193,7 @@ describe('a Redis over TLS (rediss://) with a password', () => {
       await gateway.stop();
     });
     expect(await statusesOf(gateway.url, 'tls-2')).toEqual([200, 200, 200]);
-    await eventually('the log line "rate limit store unavailable"', () => gateway.logLines().some((line) => String(line.msg).startsWith('rate limit store unavailable')));
+    await eventually('the log line "Redis unavailable"', () => gateway.logLines().some((line) => String(line.msg).startsWith('Redis unavailable')));
     expect(gateway.stdout().join('\n')).not.toContain(PASSWORD);
   });
 });

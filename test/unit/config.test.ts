@@ -146,7 +146,7 @@ describe('configuration', () => {
     writeFileSync(join(dir, 'redis-password'), 'an0ther\r\n');
     const config = loadConfig({ NODE_ENV: 'production', JWT_SECRET_KEY_FILE: join(dir, 'jwt'), REDIS_URL_FILE: join(dir, 'redis-url'), REDIS_PASSWORD_FILE: join(dir, 'redis-password') });
     expect(config.jwt.secret).toBe(SECRET);
-    expect(config.redis).toEqual({ url: 'rediss://:s3cret@redis.internal:6380/0', password: 'an0ther' });
+    expect(config.redis).toEqual({ url: 'rediss://:s3cret@redis.internal:6380/0', password: 'an0ther', commandTimeoutMs: 250 });
     // A secret read from a file is checked as one given directly, and never shown either.
     writeFileSync(join(dir, 'short'), 'hunter2');
     expect(errorOf({ JWT_SECRET_KEY_FILE: join(dir, 'short') })).toBe('JWT_SECRET_KEY must be at least 32 characters (256 bits)');

@@ -36,7 +36,7 @@ describe('the gateway as a list of capabilities', () => {
   it('answers /graphql through named steps, and closes what its capabilities opened through the pipeline', async () => {
     const gateway = await createGateway(loadConfig({ NODE_ENV: 'test', LOG_LEVEL: 'silent', JWT_SECRET_KEY: TEST_SECRET, RATE_LIMIT_PER_MINUTE: '10' }), createLogger({ level: 'silent' }));
     expect(gateway.graphql?.steps).toEqual(['explorer', 'read', 'trusted-documents', 'response-cache', 'execution']);
-    expect(gateway.pipeline.closers).toEqual(['graphql', 'credential-limits', 'upstream-client', 'rate-limit']);
+    expect(gateway.pipeline.closers).toEqual(['graphql', 'upstream-client']);
     expect(gateway.client.closed).toBe(false);
     await gateway.pipeline.close();
     expect(gateway.client.closed).toBe(true);

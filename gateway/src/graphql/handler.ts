@@ -22,7 +22,9 @@ import type { UpstreamClient } from '../upstream/client.js';
 import { upstreamOperations } from '../routing/operations.js';
 import { costLimitPlugin, onePasswordMutationRule, queriesAndMutationsOnlyRule } from './cost.js';
 import { ResponseCachePolicy } from './cache-policy.js';
-import { GraphQLResponseCache, type StoredResponse } from './response-cache.js';
+import { GraphQLResponseCache, MAX_STORED_RESPONSES, type StoredResponse } from './response-cache.js';
+import { MAX_PERSISTED_QUERIES, MAX_PERSISTED_QUERY_BYTES, PersistedQueries } from './persisted-queries.js';
+import { sharedLayer, type SharedState } from '../cluster/index.js';
 import { createExplorer, wantsExplorer } from './explorer.js';
 import { decide, type TrustedDocumentOutcome, type TrustedDocuments } from '../trusted-documents.js';
 import { createErrorFormatter } from './errors.js';
@@ -182,7 +184,7 @@ interface GraphQLStep {
  * that was sent and refused fails the whole request (it never quietly becomes an anonymous one). Every
  * upstream call goes through the upstream client, as Mesh's fetch.
  */
-export async function createGraphQLFace(config: GatewayConfig, client: UpstreamClient, logger: Logger, observers: GraphQLObservers): Promise<GraphQLFace> {
+export async function createGraphQLFace(config: GatewayConfig, client: UpstreamClient, shared: SharedState, logger: Logger, observers: GraphQLObservers): Promise<GraphQLFace> {
   const mesh = await loadMesh(config.upstreams, createMeshFetch(client, config.upstreams, upstreamOperations(), config.upstreamResponseLimitBytes), logger);
   const { tracing } = observers;
   observers.metrics.reserveOperationNames(operationNamesOf(config.trustedDocuments));
@@ -199,6 +201,17 @@ export async function createGraphQLFace(config: GatewayConfig, client: UpstreamC
     stopOnTerminationSignals: false,
     includeStacktraceInErrorResponses: false,
     allowBatchedHttpRequests: false,
+    persistedQueries:
+      config.persistedQueries.maxBytes > 0
+        ? {
+            cache: new PersistedQueries({
+              ...config.persistedQueries,
+              ...sharedLayer(shared.entries('persisted_queries', { maxBytes: config.persistedQueries.maxBytes, maxEntryBytes: MAX_PERSISTED_QUERY_BYTES, maxEntries: MAX_PERSISTED_QUERIES })),
+              onLookup: (layer, result) => observers.metrics.observeSharedCacheLookup('persisted_queries', layer, result),
+            }),
+            ttl: config.persistedQueries.ttlSeconds,
+          }
+        : false,
     // Over 1000 tokens the parser stops: a 400 GRAPHQL_PARSE_FAILED, like any query that does not parse.
     parseOptions: { maxTokens: MAX_TOKENS },
     validationRules: [...armor.validationRules, onePasswordMutationRule, queriesAndMutationsOnlyRule],
@@ -235,11 +248,16 @@ export async function createGraphQLFace(config: GatewayConfig, client: UpstreamC
     };
   }
 
+  const responseCacheBounds = { maxBytes: config.graphqlResponseCacheMaxBytes, maxEntryBytes: config.upstreamCache.maxEntryBytes };
   const responseCache =
     config.graphqlResponseCacheMaxBytes > 0 && client.cache
-      ? new GraphQLResponseCache({ maxBytes: config.graphqlResponseCacheMaxBytes, maxEntryBytes: config.upstreamCache.maxEntryBytes })
+      ? new GraphQLResponseCache({
+          ...responseCacheBounds,
+          invalidations: shared.invalidations,
+          ...sharedLayer(shared.entries('graphql_response', { ...responseCacheBounds, maxEntries: MAX_STORED_RESPONSES })),
+          onLookup: (layer, result) => observers.metrics.observeSharedCacheLookup('graphql_response', layer, result),
+        })
       : undefined;
-  if (responseCache) client.onInvalidate((upstream) => responseCache.invalidate(upstream));
   const explorer = config.graphqlIntrospection ? createExplorer() : undefined;
   const bodyPolicy: BodyPolicy = { ...config.body, limitBytes: Math.min(config.body.limitBytes, config.graphqlInputs.bodyLimitBytes) };
 
@@ -276,15 +294,18 @@ export async function createGraphQLFace(config: GatewayConfig, client: UpstreamC
     },
     {
       name: 'response-cache',
-      run(turn) {
+      async run(turn) {
         const { req } = turn.exchange;
         if (!responseCache || turn.identity !== undefined || req.headers.authorization !== undefined) return undefined;
         const key = responseCache.keyOf(turn.request.method, req.headers, turn.request.search, turn.text);
-        const stored = responseCache.get(key);
-        if (!stored) {
-          turn.keep = (answer) => responseCache.offer(key, answer);
+        const lookedUpAt = responseCache.generations();
+        const found = await responseCache.get(key);
+        if (!found) {
+          turn.keep = (answer) => responseCache.offer(key, answer, lookedUpAt);
           return undefined;
         }
+        const { stored, layer } = found;
+        turn.exchange.state.set('cacheLayer', layer);
         replay(turn.exchange, stored, responseCache.ageOf(stored));
         observers.metrics.observeGraphQLOperation(stored.operation?.name, stored.operation?.type ?? 'unknown', 'success', []);
         return ANSWERED;

@@ -12,6 +12,8 @@ declare module '../pipeline/state.js' {
     readonly upstreamAttempts: AttemptLog;
     /** onRequest (access log): the connection's bytes written before this request (its response's are the rest). */
     readonly bytesWrittenBefore: number;
+    /** face (GraphQL response cache): the whole answer was a stored one, from this layer. */
+    readonly cacheLayer: 'local' | 'shared';
   }
 }
 
@@ -40,6 +42,9 @@ export interface AccessLine {
   readonly user: string | undefined;
   readonly face: 'rest' | 'graphql' | 'own' | undefined;
   readonly graphql: { readonly operation: string; readonly type: string } | undefined;
+  /** The whole answer was a stored GraphQL response, from this process's layer or the one replicas share (Redis). */
+  readonly cache: 'local' | 'shared' | undefined;
+  /** The upstream calls, each with its status and time; one answered from the cache of upstream answers says from which layer. */
   readonly upstream: readonly UpstreamAttempt[] | undefined;
   /** Set when there were more attempts than listed. */
   readonly upstreamCalls: number | undefined;
@@ -74,6 +79,7 @@ export function accessLineOf({ req, res, state }: Exchange, durationMs: number, 
     user: auth?.kind === 'verified' ? auth.identity.sub : undefined,
     face: route?.face,
     graphql: operation ? { operation: operation.name, type: operation.type } : undefined,
+    cache: state.peek('cacheLayer'),
     upstream: attempts.length > 0 ? attempts.slice(0, MAX_LISTED_ATTEMPTS) : undefined,
     upstreamCalls: attempts.length > MAX_LISTED_ATTEMPTS ? attempts.length : undefined,
     incomplete: res.writableFinished ? undefined : true,

@@ -10,6 +10,8 @@ export interface UpstreamAttempt {
   readonly status: UpstreamOutcome;
   /** Milliseconds to the response headers (or to the failure). */
   readonly ms: number;
+  /** Answered from the cache of upstream answers, from this layer (this process's, or Redis's): no call was made. */
+  readonly cache?: 'local' | 'shared';
 }
 
 /**

@@ -7,6 +7,9 @@ import type { Route } from '../routing/router.js';
 import type { UpstreamOutcome } from './attempts.js';
 import type { UpstreamName } from '../../../shared/upstreams.js';
 
+/** The caches whose lookups `gateway_cache_lookups_total` counts. */
+export type SharedCacheName = 'upstream' | 'graphql_response' | 'persisted_queries';
+
 /** How a GraphQL operation ended: data and no error, data with errors, or no data. */
 export type GraphQLOutcome = 'success' | 'partial' | 'error';
 
@@ -136,6 +139,47 @@ export class GatewayMetrics {
     registers: [this.registry],
   });
 
+  private readonly sharedCacheLookups = new Counter({
+    name: 'gateway_cache_lookups_total',
+    help: 'Lookups in the gateway\'s caches, by cache (upstream, graphql_response, persisted_queries), layer (local: this process; shared: Redis, with REDIS_URL) and result (hit or miss).',
+    labelNames: ['cache', 'layer', 'result'] as const,
+    registers: [this.registry],
+  });
+
+  private readonly redisUp = new Gauge({
+    name: 'gateway_redis_up',
+    help: 'With REDIS_URL: whether each of the gateway\'s Redis connections is ready, 1 yes, 0 no (commands: rate limits, caches, persisted queries; bus: the invalidations).',
+    labelNames: ['connection'] as const,
+    registers: [this.registry],
+  });
+
+  private readonly redisFailures = new Counter({
+    name: 'gateway_redis_failures_total',
+    help: 'Commands to Redis that failed or did not answer within REDIS_COMMAND_TIMEOUT_MS, by use: the request went on without (to the upstream, unlimited).',
+    labelNames: ['use'] as const,
+    registers: [this.registry],
+  });
+
+  private readonly busMessages = new Counter({
+    name: 'gateway_cache_bus_messages_total',
+    help: 'Invalidations on the bus that every replica hears, published by this one or received from another.',
+    labelNames: ['direction'] as const,
+    registers: [this.registry],
+  });
+
+  private readonly busDelay = new Histogram({
+    name: 'gateway_cache_bus_delay_seconds',
+    help: 'Time from an invalidation published by another replica to its arrival here (the replicas\' clocks).',
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
+    registers: [this.registry],
+  });
+
+  private readonly busListening = new Gauge({
+    name: 'gateway_cache_bus_listening',
+    help: 'Whether this replica hears the invalidation bus, 1 yes, 0 no: without it, no cached answer is used (always 1 without REDIS_URL).',
+    registers: [this.registry],
+  });
+
   /** `now`: the clock of the operation names' counts (epoch ms), for tests that move time themselves. */
   constructor(private readonly now: () => number = Date.now) {
     collectDefaultMetrics({ register: this.registry, prefix: 'gateway_' });
@@ -243,6 +287,27 @@ export class GatewayMetrics {
 
   setRateLimitStoreUp(limiter: string, up: boolean): void {
     this.rateLimitStoreUp.labels(limiter).set(up ? 1 : 0);
+  }
+
+  observeSharedCacheLookup(cache: SharedCacheName, layer: 'local' | 'shared', result: 'hit' | 'miss'): void {
+    this.sharedCacheLookups.labels(cache, layer, result).inc();
+  }
+
+  setRedisUp(connection: 'commands' | 'bus', up: boolean): void {
+    this.redisUp.labels(connection).set(up ? 1 : 0);
+  }
+
+  redisFailed(use: string): void {
+    this.redisFailures.labels(use).inc();
+  }
+
+  observeBusMessage(direction: 'published' | 'received', delaySeconds?: number): void {
+    this.busMessages.labels(direction).inc();
+    if (delaySeconds !== undefined) this.busDelay.observe(Math.max(0, delaySeconds));
+  }
+
+  setBusListening(listening: boolean): void {
+    this.busListening.set(listening ? 1 : 0);
   }
 
   /** The Prometheus text exposition. */

@@ -3,6 +3,7 @@ import type { Lifecycle } from '../lifecycle.js';
 import { ownGet, sendJson, type OwnEndpoint } from '../own-endpoints.js';
 import { problemResponse } from '../openapi.js';
 import type { UpstreamClient } from '../upstream/client.js';
+import type { SharedState } from '../cluster/index.js';
 import { UPSTREAM_NAMES, type UpstreamName } from '../../../shared/upstreams.js';
 
 const UPSTREAM_HEALTH = ['ok', 'unhealthy', 'unreachable'] as const;
@@ -59,6 +60,8 @@ export interface ReadinessOptions {
   readonly requireAllUpstreams: boolean;
   /** Whether to name the upstreams and their health (not on a public port when ADMIN_PORT is set). */
   readonly details: boolean;
+  /** What the replicas share: Redis's connections and whether the invalidation bus is heard (details only). */
+  readonly shared: Pick<SharedState, 'details'>;
 }
 
 /**
@@ -66,13 +69,24 @@ export interface ReadinessOptions {
  * upstream healthy `ready`; with one or more down `degraded` — still 200, unless every upstream is
  * required — since the others still serve and every instance sees the same upstreams.
  */
-export function readinessEndpoint({ lifecycle, upstreams, requireAllUpstreams, details }: ReadinessOptions): OwnEndpoint {
+export function readinessEndpoint({ lifecycle, upstreams, requireAllUpstreams, details, shared }: ReadinessOptions): OwnEndpoint {
+  const connection = { enum: ['up', 'down'] };
   const shownSchema = {
     services: { type: 'object', additionalProperties: false, required: UPSTREAM_NAMES, properties: Object.fromEntries(UPSTREAM_NAMES.map((name) => [name, { enum: UPSTREAM_HEALTH }])) },
     failing: { type: 'array', minItems: 1, items: { enum: UPSTREAM_NAMES } },
+    // Redis down does not make an instance unready: every request is still answered, from the upstreams.
+    shared: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['bus'],
+      properties: {
+        redis: { type: 'object', additionalProperties: false, required: ['commands', 'bus'], properties: { commands: connection, bus: connection } },
+        bus: { enum: ['local', 'listening', 'deaf'] },
+      },
+    },
   };
   const status = { enum: requireAllUpstreams ? ['ready'] : ['ready', 'degraded'] };
-  const ready = details ? { required: ['status', 'services'], properties: { status, ...shownSchema } } : { required: ['status'], properties: { status } };
+  const ready = details ? { required: ['status', 'services', 'shared'], properties: { status, ...shownSchema } } : { required: ['status'], properties: { status } };
   return {
     path: '/ready',
     openapi: ownGet('Readiness: whether this instance can serve', {
@@ -86,7 +100,7 @@ export function readinessEndpoint({ lifecycle, upstreams, requireAllUpstreams, d
     async handle({ res, state }) {
       if (lifecycle.phase !== 'serving') throw new GatewayError('UPSTREAM_UNAVAILABLE', 'The gateway is shutting down');
       const health = await upstreams.current(state.get('requestId'));
-      const shown = details ? { services: health.services, ...(health.failing.length > 0 ? { failing: health.failing } : {}) } : {};
+      const shown = details ? { services: health.services, ...(health.failing.length > 0 ? { failing: health.failing } : {}), shared: shared.details() } : {};
       if (health.failing.length === 0) {
         sendJson(res, 200, { status: 'ready', ...shown });
         return;

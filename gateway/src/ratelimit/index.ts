@@ -1,5 +1,6 @@
 import { LRUCache } from 'lru-cache';
 import type { AuthOutcome } from '../auth/authenticate.js';
+import type { SharedRedis } from '../cluster/redis.js';
 import type { GatewayConfig } from '../config.js';
 import { GatewayError } from '../errors.js';
 import type { Forwarded } from '../forwarded.js';
@@ -15,13 +16,13 @@ import { MemoryRateLimiter } from './memory.js';
 export type { RateDecision, RateLimiter };
 
 /**
- * Token buckets of one shape: shared through Redis with REDIS_URL, in memory without. The Redis client
- * is only loaded when it is used.
+ * Token buckets of one shape: shared through the gateway's Redis connection with REDIS_URL, in memory
+ * without. The Redis limiter is only loaded when it is used.
  */
-async function bucketsOf(name: string, shape: BucketShape, config: GatewayConfig, logger: Logger, metrics: GatewayMetrics): Promise<RateLimiter> {
-  if (!config.redis) return new MemoryRateLimiter(shape);
+async function bucketsOf(name: string, shape: BucketShape, redis: SharedRedis | undefined, metrics: GatewayMetrics): Promise<RateLimiter> {
+  if (!redis) return new MemoryRateLimiter(shape);
   const { RedisRateLimiter } = await import('./redis.js');
-  return new RedisRateLimiter(config.redis, shape, { name, logger, metrics });
+  return new RedisRateLimiter(redis, shape, name, metrics);
 }
 
 /** The upstream operation that creates an account (REST `POST /auth/register` however spelt, GraphQL `register`). */
@@ -113,7 +114,6 @@ function rateLimitPlugin(limiter: RateLimiter, metrics: GatewayMetrics, logger: 
   const refusedUntil = new LRUCache<string, number>({ max: MAX_REMEMBERED_REFUSALS });
   return {
     name: 'rate-limit',
-    onClose: () => limiter.close(),
     phases: {
       async rateLimit({ res, state }) {
         const key = rateLimitKey(state.get('auth'), state.get('forwarded'));
@@ -132,20 +132,17 @@ function rateLimitPlugin(limiter: RateLimiter, metrics: GatewayMetrics, logger: 
 }
 
 /** RATE_LIMIT_PER_MINUTE: its buckets (in Redis with REDIS_URL) and the plugin that draws from them; none at 0. */
-export async function rateLimiting(config: GatewayConfig, logger: Logger, metrics: GatewayMetrics): Promise<GatewayPlugin | undefined> {
+export async function rateLimiting(config: GatewayConfig, redis: SharedRedis | undefined, logger: Logger, metrics: GatewayMetrics): Promise<GatewayPlugin | undefined> {
   if (config.rateLimitPerMinute === 0) return undefined;
-  return rateLimitPlugin(await bucketsOf('requests', bucketShape(config.rateLimitPerMinute), config, logger, metrics), metrics, logger);
+  return rateLimitPlugin(await bucketsOf('requests', bucketShape(config.rateLimitPerMinute), redis, metrics), metrics, logger);
 }
 
 /**
- * The bounds on calls that check a password or create an account: the upstream client's guards
- * (CREDENTIAL_CALLS_PER_CLIENT first: a call it refuses takes no registration token; then
- * REGISTRATIONS_PER_HOUR), and a plugin that closes the registration buckets.
+ * The bounds on calls that check a password or create an account, as the upstream client's guards:
+ * CREDENTIAL_CALLS_PER_CLIENT first (a call it refuses takes no registration token), then
+ * REGISTRATIONS_PER_HOUR (its buckets in Redis with REDIS_URL).
  */
-export async function credentialLimits(config: GatewayConfig, logger: Logger, metrics: GatewayMetrics): Promise<{ readonly guards: readonly CallGuard[]; readonly plugin: GatewayPlugin }> {
-  const registrations = config.registrationsPerHour === 0 ? undefined : await bucketsOf('registrations', bucketShape(config.registrationsPerHour, 3_600_000), config, logger, metrics);
-  return {
-    guards: [...(config.credentialCallsPerClient > 0 ? [credentialGuard(config.credentialCallsPerClient, metrics)] : []), ...(registrations ? [registrationGuard(registrations, metrics)] : [])],
-    plugin: { name: 'credential-limits', ...(registrations ? { onClose: () => registrations.close() } : {}) },
-  };
+export async function credentialLimits(config: GatewayConfig, redis: SharedRedis | undefined, metrics: GatewayMetrics): Promise<readonly CallGuard[]> {
+  const registrations = config.registrationsPerHour === 0 ? undefined : await bucketsOf('registrations', bucketShape(config.registrationsPerHour, 3_600_000), redis, metrics);
+  return [...(config.credentialCallsPerClient > 0 ? [credentialGuard(config.credentialCallsPerClient, metrics)] : []), ...(registrations ? [registrationGuard(registrations, metrics)] : [])];
 }

@@ -16,7 +16,6 @@ export interface RateDecision {
 export interface RateLimiter {
   /** Takes one token from `key`'s bucket. */
   take(key: string): Promise<RateDecision>;
-  close(): Promise<void>;
 }
 
 /** A bucket of `capacity` tokens that refills at `capacity` per window (a minute unless said). */

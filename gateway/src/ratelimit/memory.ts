@@ -21,8 +21,4 @@ export class MemoryRateLimiter implements RateLimiter {
     this.buckets.set(key, bucket);
     return decision(this.shape, allowed, bucket.tokens);
   }
-
-  async close(): Promise<void> {
-    this.buckets.clear();
-  }
 }

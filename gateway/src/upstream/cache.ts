@@ -1,6 +1,9 @@
-import type { Writable } from 'node:stream';
+import { Writable } from 'node:stream';
 import { cacheStores, interceptors, type Dispatcher } from 'undici';
 import { LRUCache } from 'lru-cache';
+import { isCurrent, stampOf, type Invalidations, type SharedEntries, type Stamp } from '../cluster/index.js';
+import type { UpstreamName } from '../../../shared/upstreams.js';
+import { callOf, type UpstreamCall } from './call.js';
 import { IDENTITY_HEADERS } from './interceptors/forwarding.js';
 import { PassThroughHandler, type Controller, type Headers } from './interceptors/handler.js';
 
@@ -11,44 +14,133 @@ type CacheKey = Parameters<MemoryCacheStore['get']>[0];
 type CacheValue = Parameters<MemoryCacheStore['createWriteStream']>[1];
 
 export interface UpstreamCacheOptions {
-  /** The memory all cached answers may take together. */
+  /** The memory all cached answers may take together (and, with REDIS_URL, their copies in Redis). */
   readonly maxBytes: number;
   /** The largest answer stored. */
   readonly maxEntryBytes: number;
-  /** Each lookup, by the origin it was for: found fresh or stale (`hit`), or not (`miss`). */
-  readonly onLookup?: (origin: string, result: 'hit' | 'miss') => void;
-  /** After every stored answer of `origin` was dropped (a change through the gateway). */
-  readonly onInvalidate?: (origin: string) => void;
+  /** The upstream an origin is (the cache's keys are origins). */
+  readonly upstreamOf: (origin: string) => UpstreamName | undefined;
+  /** The bus every replica hears (this process's own without REDIS_URL): changes, and whether to trust what is held. */
+  readonly invalidations: Invalidations;
+  /** The layer in Redis every replica shares; absent without REDIS_URL. */
+  readonly shared?: SharedEntries;
+  /** Each lookup, by the upstream it was for and the layer that answered: found fresh or stale (`hit`), or not (`miss`). */
+  readonly onLookup?: (upstream: UpstreamName, layer: 'local' | 'shared', result: 'hit' | 'miss') => void;
 }
 
 /** Most entries kept (each at least a few hundred bytes: maxBytes bounds them first). */
-const MAX_ENTRIES = 20_000;
+export const MAX_ENTRIES = 20_000;
+
+/** An answer as the shared layer keeps it: undici's description of it, the method, its stamp, and the body. */
+interface SharedAnswer {
+  readonly value: CacheValue;
+  readonly method: string;
+  readonly stamp: Stamp;
+  readonly body: Buffer;
+}
+
+/** [4-byte length of the head][head: JSON of value, method, stamp][body]. */
+function encode(answer: SharedAnswer): Buffer {
+  const head = Buffer.from(JSON.stringify({ value: answer.value, method: answer.method, stamp: answer.stamp }));
+  const length = Buffer.alloc(4);
+  length.writeUInt32BE(head.length);
+  return Buffer.concat([length, head, answer.body]);
+}
+
+/** The answer in `raw`, or undefined for anything else found under its key (Redis holds what anyone wrote). */
+function decode(raw: Buffer): SharedAnswer | undefined {
+  try {
+    const length = raw.readUInt32BE(0);
+    const head = JSON.parse(raw.subarray(4, 4 + length).toString()) as Partial<SharedAnswer>;
+    if (typeof head.method !== 'string' || typeof head.value?.statusCode !== 'number' || typeof head.stamp?.epoch !== 'string') return undefined;
+    return { value: head.value, method: head.method, stamp: head.stamp, body: raw.subarray(4 + length) };
+  } catch {
+    return undefined;
+  }
+}
+
+/** Whether a stored answer's Vary'd request headers are the request's (as undici's memory store matches them). */
+function varyMatches(key: CacheKey, vary: CacheValue['vary']): boolean {
+  for (const [name, value] of Object.entries(vary ?? {})) {
+    const asked = key.headers?.[name] ?? null;
+    if ((asked === null) !== (value === null) || String(asked) !== String(value)) return false;
+  }
+  return true;
+}
+
+/** Records a cached answer in its request's access line, as an attempt no upstream saw. */
+function answered<T extends { readonly statusCode: number }>(call: UpstreamCall | undefined, service: UpstreamName, layer: 'local' | 'shared', found: T, started: number): T {
+  const attempts = call?.caller.attempts;
+  attempts?.started();
+  attempts?.ended({ service, status: found.statusCode, ms: Math.round((performance.now() - started) * 10) / 10, cache: layer });
+  return found;
+}
+
+const idOf = (key: Pick<CacheKey, 'origin' | 'method' | 'path'>) => `${key.origin} ${key.method} ${key.path}`;
 
 /**
- * The shared HTTP cache of upstream answers (RFC 9111), one store for every upstream: undici's memory
- * store, within a byte bound, holding 2xx answers only (a redirect or an error is never replayed to a
- * face that treats it differently) and an answer to an identified caller only when it says `public`,
- * with the keys of each origin tracked so that a change made through the gateway can drop all of that
- * upstream's answers at once.
+ * The shared HTTP cache of upstream answers (RFC 9111), one store for every upstream, in two layers: this
+ * process's (undici's memory store) and, with REDIS_URL, one in Redis that every replica reads and fills.
+ * Both are bounded in bytes, hold 2xx answers only (a redirect or an error is never replayed to a face
+ * that treats it differently) and an answer to an identified caller only when it says `public`. Every
+ * answer is stamped with its upstream's generation at lookup time: a change through any replica bumps it
+ * (the bus), so an answer made before it is never used again, here or anywhere, and one that was being
+ * fetched as the change happened is not kept. While the bus is not heard, nothing cached is used.
  */
 export class UpstreamCache implements CacheStore {
-  private readonly store: CacheStore;
-  /** `origin path` → its key, least recently stored first out. */
+  private readonly local: CacheStore;
+  /** `origin method path` → its key, least recently stored first out: what a change drops locally. */
   private readonly keys = new LRUCache<string, CacheKey>({ max: MAX_ENTRIES });
+  /** The call whose lookup is being made: undici's cache asks the store synchronously as the call is dispatched. */
+  private calling: UpstreamCall | undefined;
+  /** The stamp of each lookup, until an answer to it is stored (a miss, or a stale hit revalidated). */
+  private readonly lookedUp = new LRUCache<string, Stamp>({ max: MAX_ENTRIES });
 
   constructor(private readonly options: UpstreamCacheOptions) {
-    this.store = new cacheStores.MemoryCacheStore({ maxSize: options.maxBytes, maxEntrySize: options.maxEntryBytes, maxCount: MAX_ENTRIES });
+    this.local = new cacheStores.MemoryCacheStore({ maxSize: options.maxBytes, maxEntrySize: options.maxEntryBytes, maxCount: MAX_ENTRIES });
+    options.invalidations.onInvalidate((upstream) => this.dropLocal((origin) => options.upstreamOf(origin) === upstream));
+    // What is held here may have missed a change while the bus was not heard.
+    options.invalidations.onTrust((trusted) => trusted || this.dropLocal(() => true));
+  }
+
+  /** Dispatches `call` (undici's cache interceptor looks it up on the way): a hit is in its request's access line. */
+  lookingUp<T>(call: UpstreamCall | undefined, dispatch: () => T): T {
+    this.calling = call;
+    try {
+      return dispatch();
+    } finally {
+      this.calling = undefined;
+    }
   }
 
   get(key: CacheKey): ReturnType<CacheStore['get']> {
-    const found = this.store.get(key);
-    if (found instanceof Promise) return found.then((value) => this.looked(key, value));
-    return this.looked(key, found);
+    const upstream = this.options.upstreamOf(key.origin);
+    if (!upstream || !this.options.invalidations.trusted) return undefined;
+    const call = this.calling;
+    this.lookedUp.set(idOf(key), stampOf(this.options.invalidations.generations(), [upstream]));
+    const found = this.local.get(key) as Awaited<ReturnType<CacheStore['get']>>;
+    this.options.onLookup?.(upstream, 'local', found ? 'hit' : 'miss');
+    if (found) return answered(call, upstream, 'local', found, performance.now());
+    return this.options.shared ? this.sharedGet(this.options.shared, key, upstream, call) : undefined;
   }
 
-  private looked<T>(key: CacheKey, value: T): T {
-    this.options.onLookup?.(key.origin, value === undefined ? 'miss' : 'hit');
-    return value;
+  /** The answer the shared layer holds for `key`, when it is still current; kept locally too. */
+  private async sharedGet(shared: SharedEntries, key: CacheKey, upstream: UpstreamName, call: UpstreamCall | undefined): Promise<Awaited<ReturnType<CacheStore['get']>>> {
+    const started = performance.now();
+    const raw = await shared.get(idOf(key));
+    const answer = raw ? decode(raw) : undefined;
+    const usable =
+      answer !== undefined &&
+      this.options.invalidations.trusted &&
+      isCurrent(answer.stamp, this.options.invalidations.generations()) &&
+      answer.method === key.method &&
+      answer.value.deleteAt > Date.now() &&
+      varyMatches(key, answer.value.vary);
+    this.options.onLookup?.(upstream, 'shared', usable ? 'hit' : 'miss');
+    if (!usable) return undefined;
+    this.keys.set(idOf(key), { origin: key.origin, path: key.path, method: key.method });
+    this.local.createWriteStream(key, answer.value)?.end(answer.body);
+    return answered(call, upstream, 'shared', { ...answer.value, cacheControlDirectives: answer.value.cacheControlDirectives ?? {}, body: answer.body }, started);
   }
 
   createWriteStream(key: CacheKey, value: CacheValue): Writable | undefined {
@@ -57,23 +149,55 @@ export class UpstreamCache implements CacheStore {
     // RFC 9111 3.5 would take `s-maxage` or `must-revalidate` as well, but it speaks of Authorization
     // alone: the gateway adds the identity itself (X-User-ID), which no upstream would have to Vary on.
     if (!value.cacheControlDirectives?.public && IDENTITY_HEADERS.some((name) => key.headers?.[name] !== undefined)) return undefined;
-    this.keys.set(`${key.origin} ${key.path}`, { origin: key.origin, path: key.path, method: key.method });
-    return this.store.createWriteStream(key, value);
+    const id = idOf(key);
+    const stamp = this.lookedUp.get(id);
+    this.lookedUp.delete(id);
+    // A change since the lookup (or a lookup never made): this answer may predate it.
+    if (!stamp || !this.options.invalidations.trusted || !isCurrent(stamp, this.options.invalidations.generations())) return undefined;
+    this.keys.set(id, { origin: key.origin, path: key.path, method: key.method });
+    const local = this.local.createWriteStream(key, value);
+    const { shared } = this.options;
+    if (!shared) return local;
+    // Both layers: the body goes on to the local store as it comes, and to Redis whole at the end.
+    const chunks: Buffer[] = [];
+    let bytes = 0;
+    return new Writable({
+      write(chunk: Buffer, _encoding, done) {
+        local?.write(chunk);
+        bytes += chunk.length;
+        if (bytes <= shared.bounds.maxEntryBytes) chunks.push(chunk);
+        done();
+      },
+      final(done) {
+        local?.end();
+        if (bytes <= shared.bounds.maxEntryBytes) shared.set(id, encode({ value, method: key.method, stamp, body: Buffer.concat(chunks) }), value.deleteAt - Date.now());
+        done();
+      },
+      destroy(error, done) {
+        local?.destroy(error ?? undefined);
+        done(error);
+      },
+    });
   }
 
   delete(key: CacheKey): void | Promise<void> {
-    this.keys.delete(`${key.origin} ${key.path}`);
-    return this.store.delete(key);
+    this.keys.delete(idOf(key));
+    return this.local.delete(key);
   }
 
-  /** Drops every stored answer of `origin`. */
-  invalidate(origin: string): void {
+  /** Drops the locally held answers of the origins `which` picks. */
+  private dropLocal(which: (origin: string) => boolean): void {
     for (const [id, key] of this.keys.entries()) {
-      if (key.origin !== origin) continue;
+      if (!which(key.origin)) continue;
       this.keys.delete(id);
-      void this.store.delete(key);
+      void this.local.delete(key);
     }
-    this.options.onInvalidate?.(origin);
+  }
+
+  /** A change to `origin` succeeded through this replica: every replica stops using its answers. */
+  invalidate(origin: string): void {
+    const upstream = this.options.upstreamOf(origin);
+    if (upstream) this.options.invalidations.publish(upstream);
   }
 }
 
@@ -95,14 +219,15 @@ class InvalidatingHandler extends PassThroughHandler {
 
 /**
  * The cache in front of one upstream: a change that succeeded (an unsafe method answered below 400)
- * drops all of that upstream's stored answers — a catalogue edit shows at once on every page of this
- * instance, not only at the URI it changed (RFC 9111 4.4 asks for the URI, at least); then the answer
+ * outdates all of that upstream's stored answers — a catalogue edit shows on every page of every replica,
+ * not only at the URI it changed (RFC 9111 4.4 asks for the URI, at least); then the answer
  * is looked up (GETs and HEADs, shared-cache rules: `private` and `no-store` are never stored, an
  * answer to a call carrying an identity only when `public` says so).
  */
 export function cacheInterceptors(cache: UpstreamCache, origin: string): Dispatcher.DispatcherComposeInterceptor[] {
   const invalidation: Dispatcher.DispatcherComposeInterceptor = (dispatch) => (options, handler) =>
     SAFE_METHODS.has(options.method) ? dispatch(options, handler) : dispatch(options, new InvalidatingHandler(handler, () => cache.invalidate(origin)));
+  const lookup: Dispatcher.DispatcherComposeInterceptor = (dispatch) => (options, handler) => cache.lookingUp(callOf(options), () => dispatch(options, handler));
   // compose() order: the last is met first.
-  return [interceptors.cache({ store: cache, methods: ['GET', 'HEAD'], type: 'shared' }), invalidation];
+  return [interceptors.cache({ store: cache, methods: ['GET', 'HEAD'], type: 'shared' }), lookup, invalidation];
 }

@@ -8,7 +8,7 @@ import { CircuitBreaker, CIRCUIT_STATES } from './breaker.js';
 import type { CallGuard, CallRelease, DispatchWithCall, UpstreamCall } from './call.js';
 import type { GatewayError } from '../errors.js';
 import { upstreamFailure, upstreamHttpFailure } from './failures.js';
-import { cacheInterceptors, UpstreamCache } from './cache.js';
+import { cacheInterceptors, MAX_ENTRIES, UpstreamCache } from './cache.js';
 import { circuitBreakerInterceptor } from './interceptors/circuit-breaker.js';
 import { coalescingInterceptor } from './interceptors/coalescing.js';
 import { forwardingInterceptor } from './interceptors/forwarding.js';
@@ -22,6 +22,7 @@ import { statusInterceptor } from './interceptors/status.js';
 import { timeoutInterceptor } from './interceptors/timeout.js';
 import { tracingInterceptor } from './interceptors/tracing.js';
 import type { Tracing } from '../../../shared/tracing.js';
+import { sharedLayer, type SharedState } from '../cluster/index.js';
 
 export interface UpstreamClientOptions {
   readonly upstreams: UpstreamUrls;
@@ -40,6 +41,8 @@ export interface UpstreamClientOptions {
    * holds for a caller that lags behind) and whether identical GETs in flight are coalesced.
    */
   readonly cache: { readonly maxBytes: number; readonly maxEntryBytes: number; readonly coalescing: boolean };
+  /** What the replicas share: the invalidation bus, and the cache's layer in Redis (with REDIS_URL). */
+  readonly shared: SharedState;
 }
 
 export type UpstreamResponse = Dispatcher.ResponseData;
@@ -171,22 +174,21 @@ export class UpstreamClient {
   /** The shared cache of upstream answers; undefined when UPSTREAM_CACHE_MAX_BYTES is 0. */
   readonly cache: UpstreamCache | undefined;
 
-  private readonly invalidationListeners = new Set<(upstream: UpstreamName) => void>();
-
   constructor(private readonly options: UpstreamClientOptions) {
     const byOrigin = new Map(UPSTREAM_NAMES.map((name) => [new URL(options.upstreams[name]).origin, name]));
+    const sharedEntries = options.cache.maxBytes > 0 ? options.shared.entries('upstream', { maxBytes: options.cache.maxBytes, maxEntryBytes: options.cache.maxEntryBytes, maxEntries: MAX_ENTRIES }) : undefined;
     const cache =
       options.cache.maxBytes > 0
         ? new UpstreamCache({
             maxBytes: options.cache.maxBytes,
             maxEntryBytes: options.cache.maxEntryBytes,
-            onLookup: (origin, result) => {
-              const service = byOrigin.get(origin);
-              if (service) options.metrics.observeCacheLookup(service, result);
-            },
-            onInvalidate: (origin) => {
-              const service = byOrigin.get(origin);
-              if (service) for (const listener of this.invalidationListeners) listener(service);
+            upstreamOf: (origin) => byOrigin.get(origin),
+            invalidations: options.shared.invalidations,
+            ...sharedLayer(sharedEntries),
+            onLookup: (service, layer, result) => {
+              // The per-service count is of answers found in either layer, or in neither.
+              if (result === 'hit' || layer === 'shared' || !sharedEntries) options.metrics.observeCacheLookup(service, result);
+              options.metrics.observeSharedCacheLookup('upstream', layer, result);
             },
           })
         : undefined;
@@ -274,11 +276,6 @@ export class UpstreamClient {
     return held.length > 0 ? release : undefined;
   }
 
-  /** Calls `listener` whenever the shared cache drops an upstream's answers (never when the cache is off). */
-  onInvalidate(listener: (upstream: UpstreamName) => void): void {
-    this.invalidationListeners.add(listener);
-  }
-
   async request(upstream: UpstreamName, call: UpstreamCall): Promise<UpstreamResponse> {
     const release = await this.admit(this.guardsFor(upstream, call), call);
     // A call holding a slot runs on to the upstream's answer when its client leaves (see DetachableHandler).
@@ -356,7 +353,7 @@ export class UpstreamClient {
  */
 export function upstreamClient(
   config: GatewayConfig,
-  services: { readonly metrics: GatewayMetrics; readonly logger: Logger; readonly guards: readonly CallGuard[]; readonly now?: () => number; readonly tracing?: Tracing },
+  services: { readonly metrics: GatewayMetrics; readonly logger: Logger; readonly shared: SharedState; readonly guards: readonly CallGuard[]; readonly now?: () => number; readonly tracing?: Tracing },
 ): { readonly client: UpstreamClient; readonly plugin: GatewayPlugin } {
   const client = new UpstreamClient({ upstreams: config.upstreams, timeoutMs: config.upstreamTimeoutMs, breaker: config.breaker, cache: config.upstreamCache, ...services });
   return { client, plugin: { name: 'upstream-client', onClose: () => client.close() } };

@@ -1,0 +1,276 @@
+import { randomUUID } from 'node:crypto';
+import type { Redis } from 'ioredis';
+import { UPSTREAM_NAMES, type UpstreamName } from '../../../shared/upstreams.js';
+import type { Logger } from '../observability/logger.js';
+import type { GatewayMetrics } from '../observability/metrics.js';
+import { KEY_PREFIX, type SharedRedis } from './redis.js';
+
+/**
+ * Each upstream's generation, and the epoch they count in (Redis's data: a Redis that lost it starts a
+ * new epoch, and generations count from 0 again): a cached answer made at another is outdated.
+ */
+export interface Generations {
+  readonly epoch: string;
+  readonly upstreams: Readonly<Record<UpstreamName, number>>;
+}
+
+/** What a cached answer carries: the epoch and the generations of the upstreams it was made of. */
+export interface Stamp {
+  readonly epoch: string;
+  readonly upstreams: Readonly<Partial<Record<UpstreamName, number>>>;
+}
+
+/** What `/ready`'s details say of the bus: `local` without REDIS_URL. */
+export type BusStatus = 'local' | 'listening' | 'deaf';
+
+/**
+ * How every replica learns that a change through any of them outdated an upstream's cached answers. A
+ * change bumps the upstream's generation; cached answers carry the generations they were made at and are
+ * used only while those are still today's, and the listeners drop what they hold of it.
+ */
+export interface Invalidations {
+  /** A change to `upstream` succeeded through this replica: its answers are outdated here at once, and on every replica. */
+  publish(upstream: UpstreamName): void;
+  /** Calls `listener` on every invalidation, this replica's and the others'. */
+  onInvalidate(listener: (upstream: UpstreamName) => void): void;
+  /** Whether cached answers may be used: no replica's change can have gone unheard. */
+  readonly trusted: boolean;
+  /** Calls `listener` when trust is lost (what is held locally may be outdated) and when it is back. */
+  onTrust(listener: (trusted: boolean) => void): void;
+  /** Today's generations (a new object after each change: safe to keep as the snapshot of a lookup). */
+  generations(): Generations;
+  readonly status: BusStatus;
+  close(): Promise<void>;
+}
+
+const counted = (generation: (name: UpstreamName) => number) => Object.fromEntries(UPSTREAM_NAMES.map((name) => [name, generation(name)])) as Record<UpstreamName, number>;
+
+/** The stamp of an answer made of `upstreams` at `generations`. */
+export function stampOf(generations: Generations, upstreams: Iterable<UpstreamName>): Stamp {
+  const stamped: Partial<Record<UpstreamName, number>> = {};
+  for (const upstream of upstreams) stamped[upstream] = generations.upstreams[upstream];
+  return { epoch: generations.epoch, upstreams: stamped };
+}
+
+/** Whether an answer stamped `stamp` is still today's: same epoch, and none of its upstreams changed since. */
+export function isCurrent(stamp: Stamp, today: Generations): boolean {
+  if (stamp.epoch !== today.epoch) return false;
+  for (const [upstream, generation] of Object.entries(stamp.upstreams)) if (today.upstreams[upstream as UpstreamName] !== generation) return false;
+  return true;
+}
+
+function bumped(generations: Generations, upstream: UpstreamName, generation: number): Generations {
+  return generations.upstreams[upstream] === generation ? generations : { epoch: generations.epoch, upstreams: { ...generations.upstreams, [upstream]: generation } };
+}
+
+/** One process: a change is heard at once, by this process alone. */
+export class LocalInvalidations implements Invalidations {
+  private today: Generations = { epoch: 'local', upstreams: counted(() => 0) };
+  private readonly listeners = new Set<(upstream: UpstreamName) => void>();
+  readonly trusted = true;
+  readonly status = 'local';
+
+  publish(upstream: UpstreamName): void {
+    this.today = bumped(this.today, upstream, this.today.upstreams[upstream] + 1);
+    for (const listener of this.listeners) listener(upstream);
+  }
+
+  onInvalidate(listener: (upstream: UpstreamName) => void): void {
+    this.listeners.add(listener);
+  }
+
+  onTrust(): void {}
+
+  generations(): Generations {
+    return this.today;
+  }
+
+  async close(): Promise<void> {}
+}
+
+const CHANNEL = `${KEY_PREFIX}invalidations`;
+const GENERATIONS_KEY = `${KEY_PREFIX}generations`;
+/** The field of GENERATIONS_KEY that names the epoch: set by the first replica to find none. */
+const EPOCH_FIELD = 'epoch';
+
+/** How often the bus's connection is asked for a PONG, and how late one may be before the bus counts as unheard. */
+export interface BusTiming {
+  readonly heartbeatMs: number;
+  readonly deafAfterMs: number;
+}
+
+/** A replica stops trusting cached answers within a second of losing the bus: a PING every 250 ms, unheard after 750. */
+export const BUS_TIMING: BusTiming = { heartbeatMs: 250, deafAfterMs: 750 };
+
+interface Message {
+  readonly upstream: UpstreamName;
+  readonly generation: number;
+  readonly at: number;
+  readonly replica: string;
+}
+
+const isUpstream = (value: unknown): value is UpstreamName => typeof value === 'string' && (UPSTREAM_NAMES as readonly string[]).includes(value);
+
+/** A message of the bus, or undefined for anything else on the channel (nothing there is trusted blindly). */
+function messageOf(raw: string): Message | undefined {
+  if (raw.length > 512) return undefined;
+  try {
+    const parsed = JSON.parse(raw) as Record<string, unknown>;
+    const { upstream, generation, at, replica } = parsed;
+    if (!isUpstream(upstream) || !Number.isSafeInteger(generation) || typeof at !== 'number' || typeof replica !== 'string') return undefined;
+    return { upstream, generation: generation as number, at, replica };
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The bus through Redis (REDIS_URL): a generation per upstream in one hash, bumped with HINCRBY, and a
+ * Pub/Sub channel that tells every replica at once. A replica trusts cached answers only while it hears
+ * the channel: its connection is ready, subscribed, answers a PING every BUS_TIMING.heartbeatMs, and it
+ * has read today's generations since it last (re)subscribed. When it stops hearing, it stops using cached
+ * answers (its listeners drop what they hold) within a second, logs that once, and says so in /ready and
+ * `gateway_cache_bus_listening`. A change it could not announce meanwhile is announced first when the bus
+ * is back; then it reads the generations again and trusts again. Messages of its own are not applied twice.
+ */
+export class RedisInvalidations implements Invalidations {
+  /** Until the bus is first heard, nothing is trusted: the epoch matches no stamp. */
+  private today: Generations = { epoch: '', upstreams: counted(() => 0) };
+  private heard = false;
+  private subscribed = false;
+  private resyncing = false;
+  private lastPong = 0;
+  /** Changes made here that are not yet announced (Redis was away). */
+  private readonly unannounced = new Set<UpstreamName>();
+  private readonly listeners = new Set<(upstream: UpstreamName) => void>();
+  private readonly trustListeners = new Set<(trusted: boolean) => void>();
+  private readonly replica = randomUUID();
+  private readonly subscriber: Redis;
+  private readonly heartbeat: NodeJS.Timeout;
+  private closed = false;
+
+  constructor(
+    private readonly redis: SharedRedis,
+    private readonly observers: { readonly logger: Logger; readonly metrics: GatewayMetrics },
+    private readonly timing: BusTiming = BUS_TIMING,
+  ) {
+    observers.metrics.setBusListening(false);
+    this.subscriber = redis.subscriber();
+    this.subscriber.on('ready', () => void this.resync());
+    this.subscriber.on('close', () => this.lose('the bus connection closed'));
+    this.subscriber.on('message', (channel: string, raw: string) => channel === CHANNEL && this.received(raw));
+    redis.onChange((connection, up) => connection === 'commands' && up && void this.resync());
+    this.heartbeat = setInterval(() => this.beat(), timing.heartbeatMs);
+    this.heartbeat.unref();
+  }
+
+  get trusted(): boolean {
+    return this.heard;
+  }
+
+  get status(): BusStatus {
+    return this.heard ? 'listening' : 'deaf';
+  }
+
+  generations(): Generations {
+    return this.today;
+  }
+
+  onInvalidate(listener: (upstream: UpstreamName) => void): void {
+    this.listeners.add(listener);
+  }
+
+  onTrust(listener: (trusted: boolean) => void): void {
+    this.trustListeners.add(listener);
+  }
+
+  publish(upstream: UpstreamName): void {
+    // Outdated here at once: answers stamped before this change no longer match.
+    this.today = bumped(this.today, upstream, this.today.upstreams[upstream] + 1);
+    for (const listener of this.listeners) listener(upstream);
+    this.unannounced.add(upstream);
+    void this.announce(upstream).catch(() => this.lose('a change could not be announced'));
+  }
+
+  /** Bumps `upstream`'s generation in Redis and tells every replica; then it is announced. */
+  private async announce(upstream: UpstreamName): Promise<void> {
+    const commands = this.redis.commands;
+    const generation = await this.redis.answer('bus', commands.hincrby(GENERATIONS_KEY, upstream, 1));
+    this.today = bumped(this.today, upstream, Math.max(generation, this.today.upstreams[upstream]));
+    const message: Message = { upstream, generation, at: Date.now(), replica: this.replica };
+    await this.redis.answer('bus', commands.publish(CHANNEL, JSON.stringify(message)));
+    this.unannounced.delete(upstream);
+    this.observers.metrics.observeBusMessage('published');
+  }
+
+  private received(raw: string): void {
+    const message = messageOf(raw);
+    if (!message) return;
+    this.lastPong = Date.now();
+    if (message.replica === this.replica) return;
+    this.observers.metrics.observeBusMessage('received', (Date.now() - message.at) / 1000);
+    if (message.generation > this.today.upstreams[message.upstream]) this.today = bumped(this.today, message.upstream, message.generation);
+    for (const listener of this.listeners) listener(message.upstream);
+  }
+
+  /** After (re)connecting: subscribe, announce what could not be, read today's generations, then trust. */
+  private async resync(): Promise<void> {
+    if (this.resyncing || this.heard || this.closed || this.subscriber.status !== 'ready' || !this.redis.up) return;
+    this.resyncing = true;
+    try {
+      if (!this.subscribed) {
+        await this.redis.answer('bus', this.subscriber.subscribe(CHANNEL));
+        this.subscribed = true;
+      }
+      for (const upstream of [...this.unannounced]) await this.announce(upstream);
+      await this.redis.answer('bus', this.redis.commands.hsetnx(GENERATIONS_KEY, EPOCH_FIELD, randomUUID()));
+      const stored = await this.redis.answer('bus', this.redis.commands.hgetall(GENERATIONS_KEY));
+      // Redis's generations are today's: a Redis that lost its data has a new epoch, and none of its entries.
+      this.today = { epoch: stored[EPOCH_FIELD] ?? '', upstreams: counted((name) => Number(stored[name] ?? 0) || 0) };
+      this.lastPong = Date.now();
+      this.trust(true);
+    } catch {
+      // Tried again at the next heartbeat.
+    } finally {
+      this.resyncing = false;
+    }
+  }
+
+  private beat(): void {
+    if (this.heard && Date.now() - this.lastPong > this.timing.deafAfterMs) {
+      this.lose(`no answer on the bus connection for ${this.timing.deafAfterMs} ms`);
+      return;
+    }
+    if (!this.heard) {
+      void this.resync();
+      return;
+    }
+    if (this.subscriber.status === 'ready') {
+      this.subscriber.ping().then(
+        () => (this.lastPong = Date.now()),
+        () => undefined,
+      );
+    }
+  }
+
+  private lose(reason: string): void {
+    // A closed connection forgets its subscription: it is made again before the bus is trusted.
+    if (this.subscriber.status !== 'ready') this.subscribed = false;
+    if (!this.heard) return;
+    this.observers.logger.warn({ reason }, 'invalidation bus not heard: cached answers are not used until it is heard again');
+    this.trust(false);
+  }
+
+  private trust(trusted: boolean): void {
+    if (this.heard === trusted) return;
+    this.heard = trusted;
+    this.observers.metrics.setBusListening(trusted);
+    if (trusted) this.observers.logger.info('invalidation bus heard: cached answers are used again');
+    for (const listener of this.trustListeners) listener(trusted);
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    clearInterval(this.heartbeat);
+  }
+}

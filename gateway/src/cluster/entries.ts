@@ -1,0 +1,89 @@
+import { createHash } from 'node:crypto';
+import type { SharedCacheName } from '../observability/metrics.js';
+import { KEY_PREFIX, type SharedRedis } from './redis.js';
+
+/** What one cache may hold in Redis: all its entries together, one entry, and how many. */
+export interface EntryBounds {
+  readonly maxBytes: number;
+  readonly maxEntryBytes: number;
+  readonly maxEntries: number;
+}
+
+/**
+ * Stores one entry and keeps the cache within its bounds, atomically (one script: no replica sees a
+ * half-kept bound). KEYS: the entry, the index (a sorted set of entries by expiry), their sizes (a hash)
+ * and the total; ARGV: the value, its time to live (ms), the most bytes and entries. What expired is
+ * forgotten first (at most 100 a call, so one call stays short), then the entry replaces any older one,
+ * and while the cache is over a bound the entries closest to expiry are dropped.
+ */
+const STORE = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local ttl = tonumber(ARGV[2])
+local function forget(key)
+  local size = tonumber(redis.call('HGET', KEYS[3], key) or '0')
+  redis.call('HDEL', KEYS[3], key)
+  redis.call('ZREM', KEYS[2], key)
+  return redis.call('DECRBY', KEYS[4], size)
+end
+for _, key in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, 100)) do forget(key) end
+forget(KEYS[1])
+local size = string.len(ARGV[1]) + string.len(KEYS[1])
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ttl)
+redis.call('ZADD', KEYS[2], now + ttl, KEYS[1])
+redis.call('HSET', KEYS[3], KEYS[1], size)
+local total = redis.call('INCRBY', KEYS[4], size)
+while total > tonumber(ARGV[3]) or redis.call('ZCARD', KEYS[2]) > tonumber(ARGV[4]) do
+  local first = redis.call('ZRANGE', KEYS[2], 0, 0)[1]
+  if not first then break end
+  redis.call('DEL', first)
+  total = forget(first)
+end
+return total
+`;
+
+type Store = (entry: string, index: string, sizes: string, total: string, value: Buffer, ttlMs: number, maxBytes: number, maxEntries: number) => Promise<number>;
+
+/**
+ * One cache's entries in Redis, shared by every replica: bounded in bytes per entry, in total and in
+ * count, each expiring with the lifetime it was given. Keys are hashes of the caller's keys (a client
+ * chooses much of a key: its length must not reach Redis). Lookups and stores go through the gateway's
+ * one connection and fail open: an entry Redis does not give within REDIS_COMMAND_TIMEOUT_MS is a miss,
+ * one it could not keep is not kept.
+ */
+export class SharedEntries {
+  private readonly store: Store;
+  private readonly prefix: string;
+
+  constructor(
+    private readonly redis: SharedRedis,
+    readonly name: SharedCacheName,
+    readonly bounds: EntryBounds,
+  ) {
+    this.prefix = `${KEY_PREFIX}${name}:`;
+    redis.commands.defineCommand('storeEntry', { numberOfKeys: 4, lua: STORE });
+    const commands = redis.commands as unknown as { storeEntry: Store };
+    this.store = commands.storeEntry.bind(redis.commands);
+  }
+
+  private keyOf(key: string): string {
+    return `${this.prefix}entry:${createHash('sha256').update(key).digest('base64url')}`;
+  }
+
+  /** The entry stored under `key`, or undefined (none, or Redis did not give it in time). */
+  async get(key: string): Promise<Buffer | undefined> {
+    if (!this.redis.up) return undefined;
+    try {
+      return (await this.redis.answer(this.name, this.redis.commands.getBuffer(this.keyOf(key)))) ?? undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** Keeps `value` under `key` for `ttlMs`, unless it is larger than an entry may be; never waits for Redis. */
+  set(key: string, value: Buffer, ttlMs: number): void {
+    if (value.length > this.bounds.maxEntryBytes || ttlMs < 1 || !this.redis.up) return;
+    const { maxBytes, maxEntries } = this.bounds;
+    this.redis.answer(this.name, this.store(this.keyOf(key), `${this.prefix}index`, `${this.prefix}sizes`, `${this.prefix}total`, value, Math.ceil(ttlMs), maxBytes, maxEntries)).catch(() => undefined);
+  }
+}

@@ -1,0 +1,68 @@
+import type { ApolloServerOptions, BaseContext } from '@apollo/server';
+import { LRUCache } from 'lru-cache';
+import type { SharedEntries } from '../cluster/index.js';
+
+/** Apollo's key-value cache interface, as its persisted queries take it. */
+type KeyValueCache = NonNullable<Exclude<ApolloServerOptions<BaseContext>['persistedQueries'], false | undefined>['cache']>;
+
+/**
+ * The largest document registered. Apollo's parser stops at 1000 tokens (MAX_TOKENS): a document that
+ * parses is rarely a tenth of this, and a larger one is simply not kept (the client sends it again).
+ */
+export const MAX_PERSISTED_QUERY_BYTES = 64 * 1024;
+
+/** Most documents kept in each layer (the byte bound usually comes first). */
+export const MAX_PERSISTED_QUERIES = 10_000;
+
+export interface PersistedQueriesOptions {
+  /** PERSISTED_QUERIES_MAX_BYTES: all documents together, in each layer. */
+  readonly maxBytes: number;
+  /** PERSISTED_QUERIES_TTL_SECONDS: how long a registration is kept. */
+  readonly ttlSeconds: number;
+  /** The layer every replica shares (Redis); absent without REDIS_URL. */
+  readonly shared?: SharedEntries;
+  readonly onLookup?: (layer: 'local' | 'shared', result: 'hit' | 'miss') => void;
+}
+
+/**
+ * Apollo's automatic persisted queries (APQ), registered once for the whole cluster: a document a client
+ * registered on one replica is found by every other, so a client the balancer moves never pays the
+ * second round trip again. Two layers, both bounded in count, bytes and time: this process's and, with
+ * REDIS_URL, Redis's. A registration is a document keyed by its own SHA-256 (Apollo checks the hash
+ * before it registers), so what any replica finds under a key is that document or nothing: no bus is
+ * needed. An APQ never passes TRUSTED_DOCUMENTS_MODE=require: that step runs before Apollo.
+ */
+export class PersistedQueries implements KeyValueCache {
+  private readonly local: LRUCache<string, string>;
+
+  constructor(private readonly options: PersistedQueriesOptions) {
+    this.local = new LRUCache<string, string>({
+      max: MAX_PERSISTED_QUERIES,
+      maxSize: options.maxBytes,
+      maxEntrySize: MAX_PERSISTED_QUERY_BYTES,
+      sizeCalculation: (value, key) => value.length + key.length,
+      ttl: options.ttlSeconds * 1000,
+    });
+  }
+
+  async get(key: string): Promise<string | undefined> {
+    const { shared, onLookup } = this.options;
+    const local = this.local.get(key);
+    onLookup?.('local', local === undefined ? 'miss' : 'hit');
+    if (local !== undefined || !shared) return local;
+    const found = (await shared.get(key))?.toString();
+    onLookup?.('shared', found === undefined ? 'miss' : 'hit');
+    if (found !== undefined) this.local.set(key, found);
+    return found;
+  }
+
+  async set(key: string, value: string): Promise<void> {
+    if (Buffer.byteLength(value) > MAX_PERSISTED_QUERY_BYTES) return;
+    this.local.set(key, value);
+    this.options.shared?.set(key, Buffer.from(value), this.options.ttlSeconds * 1000);
+  }
+
+  async delete(key: string): Promise<boolean> {
+    return this.local.delete(key);
+  }
+}
