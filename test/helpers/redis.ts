@@ -37,11 +37,12 @@ function answersPing(port: number, password: string | undefined, tls: boolean): 
 }
 
 /**
- * A real redis-server of this test's own, on a free port, with nothing persisted; `password`:
- * requirepass; `tls`: TLS only (the test CA's certificate), as `rediss://`.
+ * A real redis-server of this test's own, on a free port (or `port`: one started again where an earlier
+ * one was), with nothing persisted; `password`: requirepass; `tls`: TLS only (the test CA's certificate),
+ * as `rediss://`.
  */
-export async function startRedis(options: { password?: string; tls?: boolean } = {}): Promise<RunningRedis> {
-  const port = await freePortBlock(1);
+export async function startRedis(options: { password?: string; tls?: boolean; port?: number } = {}): Promise<RunningRedis> {
+  const port = options.port ?? (await freePortBlock(1));
   const tls = options.tls === true;
   const listen = tls ? ['--port', '0', '--tls-port', String(port), '--tls-cert-file', TEST_TLS.cert, '--tls-key-file', TEST_TLS.key, '--tls-ca-cert-file', TEST_TLS.ca, '--tls-auth-clients', 'no'] : ['--port', String(port)];
   const args = [...listen, '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', ...(options.password === undefined ? [] : ['--requirepass', options.password])];

@@ -1,0 +1,215 @@
+/**
+ * The gateway as a cluster, from the client's side: three gateway processes on one password-protected
+ * redis-server, in front of one set of reference services (each behind a counting proxy, so what the
+ * upstreams saw is known). Every replica answers alike: what one cached, the others serve; a change
+ * through one is seen by all; a persisted query registered on one is known to all; and with Redis gone,
+ * every request is still answered correctly.
+ */
+import { createHash } from 'node:crypto';
+import { Redis } from 'ioredis';
+import { describe, expect, it } from 'vitest';
+import { startReferenceServices } from '../../services/registry.js';
+import { upstreamEnvironment } from '../../shared/upstreams.js';
+import { startCountingProxies } from '../helpers/counting-proxy.js';
+import { useFixture } from '../helpers/fixture.js';
+import { graphql } from '../helpers/graphql.js';
+import { spawnGateway, type GatewayProcess } from '../helpers/process.js';
+import { startRedis, type RunningRedis } from '../helpers/redis.js';
+import { adminToken, TEST_SECRET, userToken } from '../helpers/tokens.js';
+import { eventually } from '../helpers/wait.js';
+
+const PASSWORD = 'cluster-redis-pa55word';
+
+interface Cluster {
+  redis: RunningRedis;
+  readonly port: number;
+  readonly gateways: readonly GatewayProcess[];
+  readonly counting: Awaited<ReturnType<typeof startCountingProxies>>;
+  readonly inspect: Redis;
+  close(): Promise<void>;
+}
+
+async function startCluster(): Promise<Cluster> {
+  const services = await startReferenceServices({ anyPorts: true, env: { LOG_LEVEL: 'silent', JWT_SECRET_KEY: TEST_SECRET } });
+  const counting = await startCountingProxies(services.urls);
+  const redis = await startRedis({ password: PASSWORD });
+  const port = Number(new URL(redis.url).port);
+  const env = {
+    JWT_SECRET_KEY: TEST_SECRET,
+    REDIS_URL: redis.url,
+    REDIS_PASSWORD: PASSWORD,
+    LOG_FORMAT: 'json',
+    NODE_ENV: 'test',
+    REGISTRATIONS_PER_HOUR: '0',
+    UPSTREAM_BREAKER_FAILURES: '0',
+    ...upstreamEnvironment(counting.urls),
+  };
+  const gateways = await Promise.all([0, 1, 2].map(() => spawnGateway(env)));
+  // What the test reads of Redis itself (never through a gateway).
+  const inspect = new Redis(redis.url, { password: PASSWORD, lazyConnect: true, maxRetriesPerRequest: 1 });
+  inspect.on('error', () => undefined);
+  const cluster: Cluster = {
+    redis,
+    port,
+    gateways,
+    counting,
+    inspect,
+    async close() {
+      inspect.disconnect();
+      await Promise.all(gateways.map((gateway) => gateway.stop()));
+      await cluster.redis.stop();
+      await counting.close();
+      await services.close();
+    },
+  };
+  return cluster;
+}
+
+interface Readiness {
+  readonly shared: { readonly bus: string; readonly redis?: Record<string, string> };
+}
+
+const readiness = async (gateway: GatewayProcess) => (await (await fetch(`${gateway.url}/ready`)).json()) as Readiness;
+
+/** Until every replica hears the bus (and so trusts what is cached). */
+const allListening = (cluster: Cluster) =>
+  eventually('every replica to hear the invalidation bus', async () => (await Promise.all(cluster.gateways.map(readiness))).every((ready) => ready.shared.bus === 'listening'));
+
+/** The upstream calls that reached on-demand for `path` (as the counting proxy saw them). */
+const callsFor = (cluster: Cluster, path: string) => cluster.counting.calls.filter((call) => call.upstream === 'ondemand' && call.url === path).length;
+
+/** Until the shared layer of `cache` holds at least `count` entries (a replica stores without waiting for Redis). */
+const sharedEntries = (cluster: Cluster, cache: string, count: number) =>
+  eventually(`${count} entries in the shared ${cache} cache`, async () => (await cluster.inspect.zcard(`gateway:${cache}:index`)) >= count);
+
+async function movieTitle(gateway: GatewayProcess, id: string, token: string): Promise<string> {
+  const response = await fetch(`${gateway.url}/ondemand/movies/${id}`, { headers: { authorization: `Bearer ${token}` } });
+  expect(response.status).toBe(200);
+  return ((await response.json()) as { title: string }).title;
+}
+
+async function graphqlTitle(gateway: GatewayProcess, id: string): Promise<string | undefined> {
+  const answer = await graphql(gateway.url, `{ movie(id: "${id}") { title } }`);
+  expect(answer.errors).toBeUndefined();
+  return (answer.data as { movie: { title: string } }).movie.title;
+}
+
+async function editMovie(gateway: GatewayProcess, id: string, title: string): Promise<void> {
+  const response = await fetch(`${gateway.url}/admin/ondemand/movies/${id}`, {
+    method: 'PUT',
+    headers: { authorization: `Bearer ${await adminToken()}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ title, genres: ['drama'], free: true }),
+  });
+  expect(response.status).toBe(200);
+}
+
+/** The access lines of `gateway` for `path`, once there are `count`. */
+const accessLines = (gateway: GatewayProcess, path: string, count = 1) =>
+  eventually(`${count} access lines for ${path}`, () => {
+    const lines = gateway.logLines().filter((line) => line.path === path && typeof line.status === 'number');
+    return lines.length >= count && lines;
+  });
+
+describe('three gateway processes on one Redis with a password', () => {
+  const cluster = useFixture(startCluster, (running) => running.close());
+
+  it('serves from every replica what one of them cached, with no upstream call, and says so in the access log', async () => {
+    const [a, b, c] = cluster.gateways as [GatewayProcess, GatewayProcess, GatewayProcess];
+    await allListening(cluster);
+    const token = await userToken('1');
+    const before = await cluster.inspect.zcard('gateway:upstream:index');
+    const title = await movieTitle(a, 'm5', token);
+    expect(callsFor(cluster, '/ondemand/movies/m5')).toBe(1);
+    await sharedEntries(cluster, 'upstream', before + 1);
+    expect(await movieTitle(b, 'm5', token)).toBe(title);
+    expect(await movieTitle(c, 'm5', token)).toBe(title);
+    expect(callsFor(cluster, '/ondemand/movies/m5')).toBe(1);
+    const [line] = await accessLines(b, '/ondemand/movies/m5');
+    expect(line?.upstream).toEqual([expect.objectContaining({ service: 'ondemand', status: 200, cache: 'shared' })]);
+
+    // A whole GraphQL response too: B answers it from the shared layer, with its age, executing nothing.
+    const responses = await cluster.inspect.zcard('gateway:graphql_response:index');
+    expect(await graphqlTitle(a, 'm9')).toBeDefined();
+    await sharedEntries(cluster, 'graphql_response', responses + 1);
+    const calls = cluster.counting.calls.length;
+    const replayed = await fetch(`${b.url}/graphql`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query: '{ movie(id: "m9") { title } }' }) });
+    expect(replayed.status).toBe(200);
+    expect(replayed.headers.get('age')).not.toBeNull();
+    expect(cluster.counting.calls.length).toBe(calls);
+    const [graphqlLine] = await accessLines(b, '/graphql');
+    expect(graphqlLine?.cache).toBe('shared');
+  });
+
+  it('shows a change made through one replica on every other, REST and GraphQL, long before any max-age', async () => {
+    const [a, b, c] = cluster.gateways as [GatewayProcess, GatewayProcess, GatewayProcess];
+    await allListening(cluster);
+    const token = await userToken('1');
+    // Every replica has the movie cached, as REST and as a GraphQL response (max-age 60 s).
+    for (const gateway of [a, b, c]) {
+      await movieTitle(gateway, 'm13', token);
+      await graphqlTitle(gateway, 'm13');
+    }
+    await editMovie(a, 'm13', 'Edited through A');
+    for (const gateway of [b, c]) {
+      await eventually(`${gateway.url} to show the edit on REST and GraphQL`, async () => (await movieTitle(gateway, 'm13', token)) === 'Edited through A' && (await graphqlTitle(gateway, 'm13')) === 'Edited through A');
+    }
+    // And through GraphQL on B: A and C follow.
+    const edited = await graphql(b.url, 'mutation { adminUpdateMovie(id: "m13", input: { title: "Edited through B", genres: ["drama"], free: true }) { title } }', { token: await adminToken() });
+    expect(edited.errors).toBeUndefined();
+    for (const gateway of [a, c]) {
+      await eventually(`${gateway.url} to show the GraphQL edit`, async () => (await movieTitle(gateway, 'm13', token)) === 'Edited through B' && (await graphqlTitle(gateway, 'm13')) === 'Edited through B');
+    }
+    // Once seen, never the old title again, on any replica.
+    for (const gateway of [a, b, c]) expect(await graphqlTitle(gateway, 'm13')).toBe('Edited through B');
+  });
+
+  it('knows on every replica a persisted query registered on one', async () => {
+    const [a, b, c] = cluster.gateways as [GatewayProcess, GatewayProcess, GatewayProcess];
+    await allListening(cluster);
+    const query = '{ movie(id: "m17") { id title } }';
+    const extensions = { persistedQuery: { version: 1, sha256Hash: createHash('sha256').update(query).digest('hex') } };
+    const post = (gateway: GatewayProcess, body: unknown) => fetch(`${gateway.url}/graphql`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }).then(async (response) => ({ status: response.status, body: (await response.json()) as { data?: unknown; errors?: { extensions?: { code?: string } }[] } }));
+    // Unknown anywhere until registered.
+    expect((await post(b, { extensions })).body.errors?.[0]?.extensions?.code).toBe('PERSISTED_QUERY_NOT_FOUND');
+    const registered = await post(a, { query, extensions });
+    expect(registered.body.data).toEqual({ movie: { id: 'm17', title: expect.any(String) } });
+    await sharedEntries(cluster, 'persisted_queries', 1);
+    for (const gateway of [b, c]) expect((await post(gateway, { extensions })).body).toEqual({ data: registered.body.data });
+  });
+
+  it('answers every request through a Redis outage, never stale after a change made meanwhile, and shares again once Redis is back', async () => {
+    const [a, b, c] = cluster.gateways as [GatewayProcess, GatewayProcess, GatewayProcess];
+    await allListening(cluster);
+    const token = await userToken('1');
+    for (const gateway of [a, b, c]) await movieTitle(gateway, 'm21', token);
+
+    await cluster.redis.stop();
+    await eventually('every replica to stop trusting the bus', async () => (await Promise.all(cluster.gateways.map(readiness))).every((ready) => ready.shared.bus === 'deaf' && ready.shared.redis?.commands === 'down'));
+    // Requests on every face are still answered, from the upstreams.
+    for (const gateway of [a, b, c]) {
+      expect(await movieTitle(gateway, 'm1', token)).toEqual(expect.any(String));
+      expect(await graphqlTitle(gateway, 'm1')).toEqual(expect.any(String));
+    }
+    await editMovie(a, 'm21', 'Edited during the outage');
+    for (const gateway of [a, b, c]) {
+      expect(await movieTitle(gateway, 'm21', token)).toBe('Edited during the outage');
+      expect(await graphqlTitle(gateway, 'm21')).toBe('Edited during the outage');
+    }
+
+    cluster.redis = await startRedis({ password: PASSWORD, port: cluster.port });
+    await allListening(cluster);
+    // Sharing resumes without a restart: what A caches now, B serves without an upstream call.
+    expect(await movieTitle(a, 'm25', token)).toEqual(expect.any(String));
+    await sharedEntries(cluster, 'upstream', 1);
+    const calls = callsFor(cluster, '/ondemand/movies/m25');
+    expect(await movieTitle(b, 'm25', token)).toEqual(expect.any(String));
+    expect(callsFor(cluster, '/ondemand/movies/m25')).toBe(calls);
+    // The outage was logged once a replica, and its end.
+    for (const gateway of [a, b, c]) {
+      const messages = gateway.logLines().map((line) => String(line.msg));
+      expect(messages.filter((message) => message.startsWith('Redis unavailable'))).toHaveLength(1);
+      expect(messages).toContain('Redis answers again: shared state resumes');
+      expect(gateway.stdout().join('\n')).not.toContain(PASSWORD);
+    }
+  });
+});
