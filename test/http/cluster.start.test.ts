@@ -1,5 +1,7 @@
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { createConnection, createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { Client } from 'undici';
 import { describe, expect, it, onTestFinished } from 'vitest';
@@ -10,6 +12,7 @@ import { login } from '../helpers/login.js';
 import { sample, storeConnected } from '../helpers/metrics.js';
 import { freePortBlock } from '../helpers/ports.js';
 import { rawGet } from '../helpers/raw-http.js';
+import { startRedis } from '../helpers/redis.js';
 
 const REPLICAS = 3;
 
@@ -105,6 +108,25 @@ describe('npm run start:cluster', { timeout: 240_000 }, () => {
     await allGone(pids);
     expect(await answersPing(createConnection(redisPort, '127.0.0.1'))).toBe(false);
     await expect(fetch(`${entry}/health`)).rejects.toThrow();
+  });
+
+  it('uses the Redis of REDIS_URL, its password file passed on, and starts none; stopping leaves that Redis running', async () => {
+    const redis = await startRedis({ password: 'external-redis-password' });
+    onTestFinished(() => redis.stop());
+    const secrets = mkdtempSync(join(tmpdir(), 'cluster-redis-'));
+    writeFileSync(join(secrets, 'password'), 'external-redis-password\n');
+    const base = await freePortBlock(8);
+    const port = base + 6;
+    const started = launcher({ SERVICES_BASE_PORT: String(base), PORT: String(port), GATEWAY_REPLICAS: '1', REDIS_URL: redis.url, REDIS_PASSWORD_FILE: join(secrets, 'password') }, ['--cluster']);
+    await started.banner();
+    expect(started.output()).toContain('  Redis       REDIS_URL of the environment, shared by the replicas');
+    expect(started.output()).not.toMatch(/redis ready in|redis-server|external-redis-password/);
+    await storeConnected(`http://127.0.0.1:${port + 1}`);
+    expect((await fetch(`http://127.0.0.1:${port}/health`)).status).toBe(200);
+    started.child.kill('SIGTERM');
+    expect(await started.exited(), started.output()).toBe(0);
+    const { port: redisPort } = new URL(redis.url);
+    expect(await answersPing(createConnection(Number(redisPort), '127.0.0.1'), 'external-redis-password')).toBe(true);
   });
 
   it.each([
