@@ -1,85 +1,116 @@
 /**
  * `npm start`: the six reference services and the gateway, each in its own process, on loopback.
- * `npm run start:services`: the services alone. Ctrl-C or SIGTERM stops every process, then exits 0.
+ * `npm run start:services`: the services alone.
+ * `npm run start:cluster`: the scaled shape on one machine: the services, GATEWAY_REPLICAS gateways on
+ * PORT+1, PORT+2… sharing a Redis (REDIS_URL's, else a redis-server started here), and a TCP balancer
+ * on PORT spreading connections over them.
+ * Ctrl-C or SIGTERM stops every process, then exits 0.
  *
  * Each process is waited for until it serves or exits: a slow machine only makes the start slower. A
  * process that exits early fails the launch with what it printed; START_TIMEOUT_MS (default 120 s)
  * bounds the whole start and names whoever was still starting.
  */
-import type { ChildProcess } from 'node:child_process';
-import { createServer } from 'node:net';
+import { randomBytes } from 'node:crypto';
+import { accessSync, constants } from 'node:fs';
+import { createConnection, createServer, type AddressInfo, type Server } from 'node:net';
+import { delimiter, join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { z } from 'zod';
 import { CODE_EXTENSION, CODE_ROOT } from '../shared/paths.js';
+import { ConfigError, integer, parsed } from '../shared/settings.js';
 import { UPSTREAM_NAMES, UPSTREAMS, servicePort } from '../shared/upstreams.js';
 import { DEMO_USERS } from '../services/data/catalog.js';
 import { serviceEnvironment } from '../services/lib/environment.js';
-import { NotReadyError, spawnProcess, waitUntilReady } from './lib/processes.js';
+import { listenBalancer } from './lib/balancer.js';
+import { NotReadyError, spawnProcess, waitUntilReady, type Readiness, type SpawnedProcess } from './lib/processes.js';
+import { answersPing } from './lib/redis.js';
 
 const STOP_TIMEOUT_MS = 10_000;
+/** The longest a timer can wait: past it, Node fires it at once (START_TIMEOUT_MS bounds a timer). */
+const MAX_TIMER_MS = 2_147_483_647;
 
-function startTimeoutMs(raw: string | undefined): number {
-  if (raw === undefined || raw === '') return 120_000;
-  if (!/^\d+$/.test(raw) || Number(raw) < 1) {
-    process.stderr.write(`START_TIMEOUT_MS must be a whole number of milliseconds (got ${JSON.stringify(raw.slice(0, 40))})\n`);
-    process.exit(1);
-  }
-  return Number(raw);
-}
-
-const servicesOnly = process.argv.includes('--services-only');
+const mode = process.argv.includes('--services-only') ? 'services' : process.argv.includes('--cluster') ? 'cluster' : 'stack';
+const host = process.env.HOST ?? '127.0.0.1';
+/** Where this machine reaches what listens on HOST (on every interface: through loopback). */
+const reachableHost = host === '0.0.0.0' ? '127.0.0.1' : host;
+const urlOf = (port: number) => `http://${reachableHost}:${port}`;
 // No load balancer watches a development stack: Ctrl-C stops the gateway without a drain window.
 const env: NodeJS.ProcessEnv = {
   ...process.env,
   NODE_ENV: process.env.NODE_ENV ?? 'development',
-  HOST: process.env.HOST ?? '127.0.0.1',
+  HOST: host,
   SHUTDOWN_DRAIN_MS: process.env.SHUTDOWN_DRAIN_MS ?? '0',
 };
-const serviceEnv = (() => {
+
+/** What the launcher reads for itself, and the services' settings; a bad value is reported in one line. */
+function readSettings() {
+  const { START_TIMEOUT_MS, PORT } = parsed(z.object({ START_TIMEOUT_MS: integer('START_TIMEOUT_MS', 1, MAX_TIMER_MS, 120_000), PORT: integer('PORT', 1, 65_535, 4000) }), env);
+  // Read only where it means something: a stray value does not stop `npm start`.
+  const replicas = mode === 'cluster' ? parsed(z.object({ GATEWAY_REPLICAS: integer('GATEWAY_REPLICAS', 1, 16, 3) }), env).GATEWAY_REPLICAS : 0;
+  if (PORT + replicas > 65_535) throw new ConfigError(`PORT + GATEWAY_REPLICAS must be at most 65535: replica i listens on PORT + i (got ${PORT} + ${replicas})`);
+  return { timeoutMs: START_TIMEOUT_MS, port: PORT, replicas, serviceEnv: serviceEnvironment(env) };
+}
+const { timeoutMs, port, replicas, serviceEnv } = (() => {
   try {
-    return serviceEnvironment(env);
+    return readSettings();
   } catch (error) {
     process.stderr.write(`start failed: ${error instanceof Error ? error.message : String(error)}\n`);
     return process.exit(1);
   }
 })();
-const gatewayUrl = `http://${env.HOST === '0.0.0.0' ? '127.0.0.1' : env.HOST}:${env.PORT ?? '4000'}`;
-const timeoutMs = startTimeoutMs(env.START_TIMEOUT_MS);
 
-interface Managed {
-  readonly label: string;
-  readonly url: string;
-  readonly child: ChildProcess;
-  readonly output: () => string;
-  readonly exited: Promise<number | null>;
+/** The gateways: one on PORT, or the cluster's replicas on PORT+1… (the balancer holds PORT); none for the services alone. */
+const gateways = mode === 'stack' ? [{ label: 'gateway', port }] : Array.from({ length: replicas }, (_, i) => ({ label: `gateway-${i + 1}`, port: port + i + 1 }));
+/** Output lines are prefixed by their process's label, in a column one wider than the longest. */
+const labelWidth = Math.max(...[...UPSTREAM_NAMES, ...gateways.map(({ label }) => label)].map((label) => label.length)) + 1;
+
+interface Managed extends SpawnedProcess {
+  readonly readiness: Readiness;
 }
 
 const managed: Managed[] = [];
-const ready = new Set<string>();
+/** How long each process took to serve, in ms, by label. */
+const readyIn = new Map<string, number>();
+let redisServer: Managed | undefined;
+let balancer: Server | undefined;
 let stopping = false;
 
 function prefixLines(stream: NodeJS.ReadableStream | null, label: string, sink: NodeJS.WritableStream): void {
   if (!stream) return;
-  createInterface({ input: stream }).on('line', (line) => sink.write(`${label.padEnd(9)}| ${line}\n`));
+  createInterface({ input: stream }).on('line', (line) => sink.write(`${label.padEnd(labelWidth)}| ${line}\n`));
 }
 
-/** Runs a module of this code base in its own process, the way this launcher runs (the build, or tsx). */
-function launch(label: string, module: string, url: string, args: string[] = []): Managed {
-  const { child, output, exited } = spawnProcess({ label, args: [...process.execArgv, `${CODE_ROOT}${module}${CODE_EXTENSION}`, ...args], env, ipc: true });
-  prefixLines(child.stdout, label, process.stdout);
-  prefixLines(child.stderr, label, process.stderr);
-  const process_ = { label, url, child, output, exited };
+/** A process of this launch: its output shown under its label, stopped with the others, waited for by `readiness`. */
+function track(spawned: SpawnedProcess, readiness: Readiness): Managed {
+  prefixLines(spawned.child.stdout, spawned.label, process.stdout);
+  prefixLines(spawned.child.stderr, spawned.label, process.stderr);
+  const process_ = { ...spawned, readiness };
   managed.push(process_);
   return process_;
 }
 
+/** Runs a module of this code base in its own process, the way this launcher runs (the build, or tsx). */
+function launch(label: string, module: string, url: string, args: string[] = [], processEnv = env): Managed {
+  return track(spawnProcess({ label, args: [...process.execArgv, `${CODE_ROOT}${module}${CODE_EXTENSION}`, ...args], env: processEnv, ipc: true }), { url: `${url}/health` });
+}
+
+async function waitReady(process_: Managed, signal: AbortSignal): Promise<void> {
+  readyIn.set(process_.label, await waitUntilReady({ ...process_.readiness, label: process_.label, child: process_.child, output: process_.output, signal }));
+}
+
+/** SIGTERM to each (that still runs), and their exits. */
+const stopEach = (processes: readonly Managed[]) => Promise.all(processes.map((process_) => process_.stop()));
+
 async function stopAll(exitCode: number): Promise<void> {
   if (stopping) return;
   stopping = true;
-  for (const { child } of managed) if (child.exitCode === null) child.kill('SIGTERM');
+  balancer?.close();
   const killer = setTimeout(() => {
     for (const { child } of managed) if (child.exitCode === null) child.kill('SIGKILL');
   }, STOP_TIMEOUT_MS);
-  await Promise.all(managed.map(({ exited }) => exited));
+  // Redis last: replicas that saw it go while they closed would each report it unreachable.
+  await stopEach(managed.filter((process_) => process_ !== redisServer));
+  if (redisServer) await stopEach([redisServer]);
   clearTimeout(killer);
   process.exit(exitCode);
 }
@@ -88,7 +119,7 @@ process.on('SIGINT', () => void stopAll(0));
 process.on('SIGTERM', () => void stopAll(0));
 
 /** Whether something already listens on a port this launch needs (its /health would pass for ours). */
-function portInUse(host: string, port: number): Promise<boolean> {
+function portInUse(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const probe = createServer();
     probe.once('error', (error: NodeJS.ErrnoException) => resolve(error.code === 'EADDRINUSE'));
@@ -101,31 +132,90 @@ function portInUse(host: string, port: number): Promise<boolean> {
  * say) would answer the readiness wait in place of the one started now.
  */
 async function ensurePortsFree(): Promise<void> {
-  const host = env.HOST ?? '127.0.0.1';
   const wanted = [
     ...UPSTREAM_NAMES.map((name) => ({ label: name, port: servicePort(name, serviceEnv.basePort) })),
-    ...(servicesOnly ? [] : [{ label: 'gateway', port: Number(env.PORT ?? '4000') }]),
+    ...(mode === 'cluster' ? [{ label: 'balancer', port }] : []),
+    ...gateways,
   ];
-  const taken = (await Promise.all(wanted.map(async (entry) => ((await portInUse(host, entry.port)) ? entry : undefined)))).filter((entry) => entry !== undefined);
+  const taken = (await Promise.all(wanted.map(async (entry) => ((await portInUse(entry.port)) ? entry : undefined)))).filter((entry) => entry !== undefined);
   if (taken.length > 0) {
-    throw new Error(`${taken.map(({ label, port }) => `${host}:${port} (${label})`).join(', ')} already in use: stop what holds it, or set SERVICES_BASE_PORT / PORT`);
+    throw new Error(`${taken.map(({ label, port: taken }) => `${host}:${taken} (${label})`).join(', ')} already in use: stop what holds it, or set SERVICES_BASE_PORT / PORT`);
+  }
+}
+
+/** A loopback port nothing listens on, for the Redis started here. */
+function freeLoopbackPort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const probe = createServer();
+    probe.once('error', reject);
+    probe.listen(0, '127.0.0.1', () => {
+      const { port: free } = probe.address() as AddressInfo;
+      probe.close(() => resolve(free));
+    });
+  });
+}
+
+function onPath(command: string): boolean {
+  return (process.env.PATH ?? '').split(delimiter).some((directory) => {
+    try {
+      accessSync(join(directory, command), constants.X_OK);
+      return true;
+    } catch {
+      return false;
+    }
+  });
+}
+
+/** The Redis the replicas share: the environment's, one started here, or none. */
+type SharedRedis = { readonly kind: 'external' | 'absent' } | { readonly kind: 'started'; readonly url: string; readonly password: string };
+
+async function sharedRedis(signal: AbortSignal): Promise<SharedRedis> {
+  // Its password, if any, reaches the replicas as given (REDIS_PASSWORD or REDIS_PASSWORD_FILE).
+  if (env.REDIS_URL || env.REDIS_URL_FILE) return { kind: 'external' };
+  if (!onPath('redis-server')) return { kind: 'absent' };
+  const redisPort = await freeLoopbackPort();
+  // Never printed. On the command line only until redis-server replaces its process title, as it starts.
+  const password = randomBytes(32).toString('hex');
+  const args = ['--port', String(redisPort), '--bind', '127.0.0.1', '--requirepass', password, '--save', '', '--appendonly', 'no', '--loglevel', 'warning'];
+  redisServer = track(spawnProcess({ label: 'redis', command: 'redis-server', args, env }), { probe: () => answersPing(createConnection(redisPort, '127.0.0.1'), password) });
+  await waitReady(redisServer, signal);
+  return { kind: 'started', url: `redis://127.0.0.1:${redisPort}`, password };
+}
+
+/** The replicas' environment with the Redis they share. */
+function withRedis(redis: SharedRedis): NodeJS.ProcessEnv {
+  if (redis.kind !== 'started') return env;
+  // The password given here replaces a REDIS_PASSWORD_FILE meant for another Redis (the gateway refuses both together).
+  const { REDIS_PASSWORD_FILE: _otherRedisPassword, ...rest } = env;
+  return { ...rest, REDIS_URL: redis.url, REDIS_PASSWORD: redis.password };
+}
+
+function describeRedis(redis: SharedRedis): string {
+  switch (redis.kind) {
+    case 'started':
+      return `${redis.url}   (started for the replicas, a password is set)`;
+    case 'external':
+      return 'REDIS_URL of the environment, shared by the replicas';
+    case 'absent':
+      return 'none: each replica keeps its own caches and limits';
   }
 }
 
 async function main(): Promise<void> {
   await ensurePortsFree();
   const started = performance.now();
-  for (const name of UPSTREAM_NAMES) launch(name, 'services/main', serviceEnv.urls[name], [name]);
-  // The gateway needs no upstream to start (readiness tells when they answer), so all start at once.
-  if (!servicesOnly) launch('gateway', 'gateway/src/main', gatewayUrl);
   const limit = AbortSignal.timeout(timeoutMs);
-  const times = await Promise.all(
-    managed.map(async (process_) => {
-      const ms = await waitUntilReady({ label: process_.label, url: `${process_.url}/health`, child: process_.child, output: process_.output, signal: limit });
-      ready.add(process_.label);
-      return `${process_.label} ready in ${(ms / 1000).toFixed(1)} s`;
-    }),
-  );
+  for (const name of UPSTREAM_NAMES) launch(name, 'services/main', serviceEnv.urls[name], [name]);
+  // The replicas start once their Redis answers: they would otherwise each report it down, then up again.
+  const redis = mode === 'cluster' ? await sharedRedis(limit) : undefined;
+  if (redis?.kind === 'absent') {
+    process.stderr.write('warning: no REDIS_URL and no redis-server on the PATH: the replicas share nothing, each keeps its own caches and limits in its process\n');
+  }
+  // A gateway needs no upstream to start (readiness tells when they answer), so all start at once.
+  const gatewayEnv = redis ? withRedis(redis) : env;
+  for (const gateway of gateways) launch(gateway.label, 'gateway/src/main', urlOf(gateway.port), [], { ...gatewayEnv, PORT: String(gateway.port) });
+  if (mode === 'cluster') balancer = await listenBalancer(host, port, gateways.map((gateway) => ({ host: reachableHost, port: gateway.port })));
+  await Promise.all(managed.filter(({ label }) => !readyIn.has(label)).map((process_) => waitReady(process_, limit)));
   // A process that dies after it was ready stops the whole stack: nothing runs half started.
   for (const { label, exited } of managed) {
     void exited.then((code) => {
@@ -135,11 +225,17 @@ async function main(): Promise<void> {
     });
   }
 
-  const lines = ['', ...times.map((line) => `  ${line}`), `Ready in ${((performance.now() - started) / 1000).toFixed(1)} s.`];
-  if (!servicesOnly) {
-    lines.push(`  Gateway     ${gatewayUrl}   (REST routes, GET /health, GET /ready)`);
-    lines.push(`  GraphQL     ${gatewayUrl}/graphql   (GraphiQL in a browser, offline; Apollo Sandbox at /graphql?sandbox)`);
-    lines.push(`  REST docs   ${gatewayUrl}/docs   (OpenAPI at /openapi.json)`);
+  const lines = ['', ...managed.map(({ label }) => `  ${label} ready in ${((readyIn.get(label) ?? 0) / 1000).toFixed(1)} s`), `Ready in ${((performance.now() - started) / 1000).toFixed(1)} s.`];
+  if (gateways.length > 0) {
+    const entry = urlOf(port);
+    const balanced = mode === 'cluster' ? `a TCP balancer, round-robin over ${replicas} replicas; ` : '';
+    lines.push(`  Gateway     ${entry}   (${balanced}REST routes, GET /health, GET /ready)`);
+    lines.push(`  GraphQL     ${entry}/graphql   (GraphiQL in a browser, offline; Apollo Sandbox at /graphql?sandbox)`);
+    lines.push(`  REST docs   ${entry}/docs   (OpenAPI at /openapi.json)`);
+  }
+  if (redis) {
+    for (const gateway of gateways) lines.push(`  ${gateway.label.padEnd(11)} ${urlOf(gateway.port)}`);
+    lines.push(`  Redis       ${describeRedis(redis)}`);
   }
   for (const name of UPSTREAM_NAMES) lines.push(`  ${UPSTREAMS[name].title.padEnd(18)} ${serviceEnv.urls[name]}`);
   lines.push('', '  Demo logins (POST /auth/login):');
@@ -153,7 +249,7 @@ async function main(): Promise<void> {
 main().catch((error: unknown) => {
   if (stopping) return;
   if (error instanceof NotReadyError && error.exitCode === undefined) {
-    const starting = managed.filter(({ label }) => !ready.has(label));
+    const starting = managed.filter(({ label }) => !readyIn.has(label));
     process.stderr.write(`start failed: still starting after ${timeoutMs / 1000} s (START_TIMEOUT_MS): ${starting.map(({ label }) => label).join(', ')}\n`);
     for (const { label, output } of starting) process.stderr.write(`--- ${label} printed:\n${output() || '(nothing)'}\n`);
   } else {

@@ -11,18 +11,19 @@ export class NotReadyError extends Error {
   }
 }
 
-export interface ReadinessWait {
+/** How to tell that a process serves: its URL answers 200 (its /health), or, for a process that speaks no HTTP, `probe` answers true. */
+export type Readiness = { readonly url: string } | { readonly probe: () => Promise<boolean> };
+
+export type ReadinessWait = Readiness & {
   /** What to call it in messages. */
   readonly label: string;
-  /** Answers 200 once the process serves (its /health). */
-  readonly url: string;
   /** The process being waited for: if it exits first, the wait fails at once. */
   readonly child?: ChildProcess;
   /** Its recent output, for the message when it exits early. */
   readonly output?: () => string;
   /** Calls the wait off (an overall limit, a launch being stopped). */
   readonly signal?: AbortSignal;
-}
+};
 
 const POLL_MS = 25;
 
@@ -37,11 +38,13 @@ function answers(url: string): Promise<boolean> {
 }
 
 /**
- * Waits until `url` answers 200, however long a busy machine takes, unless the process exits first (a
- * failed start fails the wait with its last output) or `signal` calls it off. Answers how long it
- * took, in ms. The one readiness wait of the launcher, the benchmarks and the tests.
+ * Waits until `url` answers 200 (or `probe` true), however long a busy machine takes, unless the process
+ * exits first (a failed start fails the wait with its last output) or `signal` calls it off. Answers how
+ * long it took, in ms. The one readiness wait of the launcher, the benchmarks and the tests.
  */
-export async function waitUntilReady({ label, url, child, output, signal }: ReadinessWait): Promise<number> {
+export async function waitUntilReady(wait: ReadinessWait): Promise<number> {
+  const { label, child, output, signal } = wait;
+  const serves = 'probe' in wait ? wait.probe : () => answers(wait.url);
   const started = performance.now();
   let exited: number | null | undefined;
   const onExit = (code: number | null) => (exited = code);
@@ -54,7 +57,7 @@ export async function waitUntilReady({ label, url, child, output, signal }: Read
         throw new NotReadyError(`${label} exited (${code === null ? `signal ${child.signalCode ?? ''}` : `code ${code}`}) before it was ready${printed ? `; it printed:\n${printed}` : ''}`, code);
       }
       if (signal?.aborted) throw new NotReadyError(`${label} was not ready yet: ${String(signal.reason ?? 'the wait was called off')}`);
-      if (await answers(url)) return performance.now() - started;
+      if (await serves()) return performance.now() - started;
       await new Promise((resolve) => setTimeout(resolve, POLL_MS));
     }
   } finally {

@@ -1,9 +1,10 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { useFixture } from './fixture.js';
-import { createConnection, type Socket } from 'node:net';
+import { createConnection } from 'node:net';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { connect as connectTls } from 'node:tls';
+import { answersPing } from '../../scripts/lib/redis.js';
 import { freePortBlock } from './ports.js';
 import { eventually, within } from './wait.js';
 
@@ -23,17 +24,9 @@ export const TEST_TLS = {
   key: fileURLToPath(new URL('../fixtures/tls/redis.key', import.meta.url)),
 };
 
-function answersPing(port: number, password: string | undefined, tls: boolean): Promise<boolean> {
-  return new Promise((resolve) => {
-    const ping = () => socket.write(`${password === undefined ? '' : `AUTH ${password}\r\n`}PING\r\n`);
-    const socket: Socket = tls ? connectTls({ port, host: '127.0.0.1', ca: readFileSync(TEST_TLS.ca) }, ping) : createConnection(port, '127.0.0.1', ping);
-    socket.once('data', (data) => {
-      socket.destroy();
-      // Unauthenticated, PING answers -NOAUTH: the server is up all the same.
-      resolve(/\+PONG|NOAUTH/.test(data.toString()));
-    });
-    socket.once('error', () => resolve(false));
-  });
+function answersPingOn(port: number, password: string | undefined, tls: boolean): Promise<boolean> {
+  const socket = tls ? connectTls({ port, host: '127.0.0.1', ca: readFileSync(TEST_TLS.ca) }) : createConnection(port, '127.0.0.1');
+  return answersPing(socket, password);
 }
 
 /**
@@ -53,7 +46,7 @@ export async function startRedis(options: { password?: string; tls?: boolean; po
     child.once('error', (error) => reject(new Error(`redis-server could not start (is it installed?): ${error.message}`)));
     child.once('exit', (code) => reject(new Error(`redis-server exited (code ${code}) before it answered PING`)));
   });
-  const ready = eventually(`redis-server on port ${port} to answer PING`, () => answersPing(port, options.password, tls));
+  const ready = eventually(`redis-server on port ${port} to answer PING`, () => answersPingOn(port, options.password, tls));
   await Promise.race([ready, failed]);
   return {
     url: `${tls ? 'rediss' : 'redis'}://127.0.0.1:${port}`,

@@ -1,93 +1,12 @@
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
 import { createServer as createHttpServer } from 'node:http';
-import { afterEach, describe, expect, it, onTestFinished } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import { UPSTREAM_NAMES, servicePort } from '../../shared/upstreams.js';
+import { allGone, descendants, launcher, npmRun } from '../helpers/launcher.js';
 import { freePortBlock } from '../helpers/ports.js';
-import { eventually, within } from '../helpers/wait.js';
 import { graphql } from '../helpers/graphql.js';
 import { login } from '../helpers/login.js';
 import { OtlpReceiver, traceChain } from '../helpers/otlp-receiver.js';
-
-interface Started {
-  readonly child: ChildProcess;
-  readonly output: () => string;
-  /** Resolves once it printed its banner; fails, with what it printed, if it exits first or takes longer than STACK_MS. */
-  banner(): Promise<void>;
-  /** Its exit code, once it exited; fails, with what it printed, after STACK_MS. */
-  exited(): Promise<number | null>;
-}
-
-/** How long the whole stack may take to start, or to stop, on a busy two-core machine. */
-const STACK_MS = 180_000;
-
-let running: ChildProcess | undefined;
-
-afterEach(() => {
-  if (running?.exitCode === null && running.pid) process.kill(-running.pid, 'SIGKILL');
-});
-
-/** `npm run <script>`, or the launcher itself (`launcher`: what npm start runs once the build is current). */
-function npmRun(script: string, env: NodeJS.ProcessEnv): Started {
-  return run('npm', ['run', script], env);
-}
-
-const launcher = (env: NodeJS.ProcessEnv): Started => run(process.execPath, ['dist/scripts/start.js'], env);
-
-function run(command: string, args: string[], env: NodeJS.ProcessEnv): Started {
-  // Its own process group, so a signal to the group is what Ctrl-C in a terminal sends.
-  // No load balancer to wait for: a stopped gateway closes at once (SHUTDOWN_DRAIN_MS=0) unless a test says otherwise.
-  const child = spawn(command, args, { detached: true, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, SHUTDOWN_DRAIN_MS: '0', ...env } });
-  running = child;
-  let output = '';
-  const banner = new Promise<void>((resolve, reject) => {
-    const onData = (chunk: Buffer) => {
-      output += chunk.toString();
-      if (output.includes('Ctrl-C stops everything')) resolve();
-    };
-    child.stdout?.on('data', onData);
-    child.stderr?.on('data', onData);
-    child.once('exit', () => reject(new Error(`exited before it was ready:\n${output}`)));
-  });
-  // A launch that is meant to fail never shows the banner: that is not an error of its own.
-  banner.catch(() => undefined);
-  const exit = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  const label = [command, ...args].join(' ');
-  return {
-    child,
-    output: () => output,
-    banner: () => within(() => `${label} to print its banner; it printed:\n${output}`, banner, STACK_MS),
-    exited: () => within(() => `${label} to exit; it printed:\n${output}`, exit, STACK_MS),
-  };
-}
-
-/** Resolves once none of `pids` is alive (each exits once its parent, which npm waited for, reaped it). */
-async function allGone(pids: number[]): Promise<void> {
-  await eventually(() => `every process of the stack to be gone; still alive: ${pidsAlive(pids).join(', ')}`, () => pidsAlive(pids).length === 0);
-}
-
-function pidsAlive(pids: number[]): number[] {
-  return pids.filter((pid) => {
-    try {
-      process.kill(pid, 0);
-      return true;
-    } catch {
-      return false;
-    }
-  });
-}
-
-/** Every process below `pid` (npm, the launcher, the six services and the gateway), by the process tree. */
-function descendants(pid: number): number[] {
-  let children: number[];
-  try {
-    children = execFileSync('pgrep', ['-P', String(pid)], { encoding: 'utf8' }).trim().split('\n').map(Number);
-  } catch {
-    // pgrep exits 1 when there are none
-    return [];
-  }
-  return children.flatMap((child) => [child, ...descendants(child)]);
-}
 
 // Whole-stack process tests on a two-core machine shared with the other suites: nothing here waits for
 // a fixed time, only for the stack to be ready or to exit (the timeout only keeps a hung run bounded).
