@@ -3,7 +3,9 @@ import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
-import { spawnProcess, waitUntilReady, type SpawnOptions } from '../scripts/lib/processes.js';
+import { createConnection } from 'node:net';
+import { spawnProcess, waitUntilReady, type Readiness, type SpawnOptions } from '../scripts/lib/processes.js';
+import { answersPing } from '../scripts/lib/redis.js';
 
 /** The peers' own package: installed here on first use, never by the project's `npm ci` (~540 MB). */
 export const PEERS_DIR = fileURLToPath(new URL('./peers/', import.meta.url));
@@ -15,13 +17,20 @@ export function ensurePeers(): void {
   execFileSync('npm', ['ci', '--no-audit', '--no-fund'], { cwd: PEERS_DIR, stdio: 'inherit' });
 }
 
-/** Starts a process, stopped with the benchmark, once `readyUrl` answers. */
-async function startTracked(options: SpawnOptions, readyUrl: string, attach?: (child: ChildProcess) => void): Promise<ChildProcess> {
+/** Starts a process, stopped with the benchmark, once `ready` says it serves (a URL answering 200, or a probe). */
+async function startTracked(options: SpawnOptions, ready: string | Readiness, attach?: (child: ChildProcess) => void): Promise<ChildProcess> {
   const spawned = spawnProcess(options);
   started.push(spawned.child);
   attach?.(spawned.child);
-  await waitUntilReady({ label: options.label, url: readyUrl, child: spawned.child, output: spawned.output });
+  await waitUntilReady({ label: options.label, ...(typeof ready === 'string' ? { url: ready } : ready), child: spawned.child, output: spawned.output });
   return spawned.child;
+}
+
+/** A redis-server of the benchmark's own on `port` (loopback, nothing persisted, `password` when given), stopped with it. */
+export async function startRedisServer(port: number, password?: string): Promise<{ readonly url: string; readonly pid: number | undefined }> {
+  const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', ...(password === undefined ? [] : ['--requirepass', password])];
+  const child = await startTracked({ label: 'redis-server', command: 'redis-server', args, env: process.env }, { probe: () => answersPing(createConnection(port, '127.0.0.1'), password) });
+  return { url: `redis://127.0.0.1:${port}`, pid: child.pid };
 }
 
 /** A peer's script (bench/peers/*.mjs) in its own process, resolving its packages in bench/peers. */

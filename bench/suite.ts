@@ -1,10 +1,11 @@
 /**
  * `npm run bench`: the gateway measured side by side with the peers a team would pick instead, rounds
  * alternating in one run; every round is written to bench/RESULTS.md with the machine and its load.
- * Usage: npm run bench [-- --seconds 5 --rounds 3 --only rest|graphql]
+ * Usage: npm run bench [-- --seconds 5 --rounds 3 --only rest|graphql|cluster]
  */
 import { writeFileSync } from 'node:fs';
 import { ensurePeers, finish, machine, stopAfter, table } from './lib.js';
+import { clusterSection } from './cluster.js';
 import { graphqlSection } from './graphql-http.js';
 import { restSection, type Section } from './rest.js';
 
@@ -24,6 +25,7 @@ try {
   const sections: Section[] = [];
   if (only === undefined || only === 'rest') sections.push(await restSection(seconds, rounds));
   if (only === undefined || only === 'graphql') sections.push(await graphqlSection(seconds, rounds));
+  if (only === undefined || only === 'cluster') sections.push(await clusterSection(seconds, rounds));
   const text = [
     '# Benchmark results',
     '',

@@ -110,6 +110,8 @@ export class SharedRedis {
       commandTimeout: Math.max(2000, this.settings.commandTimeoutMs * 4),
       connectTimeout: 1000,
       retryStrategy: (attempt) => Math.min(attempt * 100, MAX_RECONNECT_DELAY_MS),
+      // The commands of one turn of the event loop (many requests' lookups at once) go in one write.
+      enableAutoPipelining: true,
       ...(this.settings.password !== undefined ? { password: this.settings.password } : {}),
     });
     this.connections.set(name, redis);
