@@ -162,7 +162,9 @@ describe('the Compose file', () => {
     expect(Object.entries(services.load_balancer?.depends_on ?? {})).toEqual(replicas.map((name) => [name, { condition: 'service_healthy' }]));
   });
 
-  it('balances the scaled profile over its three replicas, health-checked on /ready, rate limits shared through Redis', () => {
+  it('balances the scaled profile over its three replicas, health-checked on /ready, sharing through a bounded Redis', () => {
+    // Only keys with a time to live are evicted: the caches' generations never are.
+    expect(services.redis?.command?.join(' ')).toMatch(/--maxmemory \d+mb --maxmemory-policy volatile-lru/);
     const traefik = parse(readFileSync(`${ROOT}deploy/traefik/dynamic.yml`, 'utf8')) as { http: { services: { gateway: { loadBalancer: { healthCheck: { path: string }; servers: { url: string }[] } } } } };
     const { loadBalancer } = traefik.http.services.gateway;
     expect(loadBalancer.healthCheck.path).toBe('/ready');
@@ -288,6 +290,9 @@ describe('the Kubernetes manifests (deploy/k8s, a Kustomize base)', () => {
 
   it('runs three gateway replicas, ready on /ready, alive on /health, autoscaled and kept available through disruptions', () => {
     expect(gateway?.spec?.replicas).toBe(3);
+    // Every replica shares through one bounded Redis, which evicts only keys with a time to live.
+    expect(settings.REDIS_URL).toBe('redis://redis:6379');
+    expect(find('Deployment', 'redis')?.spec?.template?.spec.containers[0]?.command?.join(' ')).toMatch(/--maxmemory \d+mb --maxmemory-policy volatile-lru/);
     const ports = new Set(gatewayContainer?.ports?.map((port) => port.name));
     expect(gatewayContainer?.readinessProbe?.httpGet).toEqual({ path: '/ready', port: 'http' });
     expect(gatewayContainer?.livenessProbe?.httpGet).toEqual({ path: '/health', port: 'http' });
