@@ -16,6 +16,8 @@ describe('gateway liveness and readiness', () => {
     expect(await response.json()).toEqual({
       status: 'ready',
       services: { auth: 'ok', users: 'ok', ondemand: 'ok', livetv: 'ok', rights: 'ok', search: 'ok' },
+      // No REDIS_URL: nothing shared, the bus is this process's own.
+      shared: { bus: 'local' },
     });
   });
 
@@ -61,6 +63,7 @@ describe('readiness while upstreams fail', () => {
       status: 'degraded',
       failing: ['rights', 'search'],
       services: { auth: 'ok', users: 'ok', ondemand: 'ok', livetv: 'ok', rights: 'unreachable', search: 'unreachable' },
+      shared: { bus: 'local' },
     });
     expect(JSON.stringify(body)).not.toContain('127.0.0.1');
   });

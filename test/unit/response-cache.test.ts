@@ -46,7 +46,7 @@ describe('the GraphQL response cache', () => {
   });
 
   it('tells apart what Apollo answers differently: body, query string, method, media type, CSRF headers', () => {
-    const { cache, get } = cacheAt();
+    const { cache } = cacheAt();
     const base = cache.keyOf('POST', POST, '', '{"query":"{ plans { id } }"}');
     const others = [
       cache.keyOf('POST', POST, '', '{"query":"{ plans { id name } }"}'),

@@ -93,12 +93,17 @@ export class SharedRedis {
 
   /** `command`'s answer within REDIS_COMMAND_TIMEOUT_MS; a failure is counted under `use` and rethrown. */
   async answer<T>(use: string, command: Promise<T>): Promise<T> {
+    let answer: T;
     try {
-      return await answeredWithin(command, this.settings.commandTimeoutMs);
+      answer = await answeredWithin(command, this.settings.commandTimeoutMs);
     } catch (error) {
       this.observers.metrics.redisFailed(use);
+      // A connection can look ready and not answer (a frozen server): that is an outage too.
+      this.unavailable(error as Error);
       throw error;
     }
+    this.available();
+    return answer;
   }
 
   private open(name: RedisConnection): Redis {
@@ -143,15 +148,23 @@ export class SharedRedis {
       this.observers.metrics.setRedisUp(name, up);
       for (const listener of this.listeners) listener(name, up);
     }
-    // Logged once an outage, from the first failure (connecting included), not once a connection or a retry.
-    if (!up && !this.outage) {
-      this.outage = true;
-      // The URL may hold a password: the log says which connection, never where.
-      this.observers.logger.warn({ connection: name, err: error?.message ?? 'connection closed' }, 'Redis unavailable: caches and persisted queries go to the upstreams, rate limits let requests through, until it answers');
-    } else if (up && this.outage && [...this.connections.keys()].every((connection) => this.ready.has(connection))) {
-      this.outage = false;
-      this.observers.logger.info('Redis answers again: shared state resumes');
-    }
+    if (up) this.available();
+    else this.unavailable(error, name);
+  }
+
+  /** Logged once an outage, from the first failure (connecting included), not once a connection, a command or a retry. */
+  private unavailable(error: Error | undefined, connection?: RedisConnection): void {
+    if (this.outage || this.closing) return;
+    this.outage = true;
+    // The URL may hold a password: the log says what failed, never where.
+    this.observers.logger.warn({ ...(connection ? { connection } : {}), err: error?.message ?? 'connection closed' }, 'Redis unavailable: caches and persisted queries go to the upstreams, rate limits let requests through, until it answers');
+  }
+
+  /** The outage is over once every connection is ready again (and, after a frozen server, a command was answered). */
+  private available(): void {
+    if (!this.outage || ![...this.connections.keys()].every((connection) => this.ready.has(connection))) return;
+    this.outage = false;
+    this.observers.logger.info('Redis answers again: shared state resumes');
   }
 
   async close(): Promise<void> {
