@@ -102,12 +102,31 @@ export interface BusTiming {
 /** A replica stops trusting cached answers within a second of losing the bus: a PING every 250 ms, unheard after 750. */
 export const BUS_TIMING: BusTiming = { heartbeatMs: 250, deafAfterMs: 750 };
 
+/**
+ * Every this many heartbeats (10 s), a replica that hears the bus reads the generations again and takes
+ * Redis's: Pub/Sub delivers at most once, so a message lost without the connection noticing outdates
+ * nothing for longer than this.
+ */
+const RECONCILE_EVERY_BEATS = 40;
+
+/** Bumps an upstream's generation, and answers it with the epoch it counts in (starting one if Redis has none: it lost its data). */
+const BUMP = `
+redis.call('HSETNX', KEYS[1], '${EPOCH_FIELD}', ARGV[2])
+return { redis.call('HINCRBY', KEYS[1], ARGV[1], 1), redis.call('HGET', KEYS[1], '${EPOCH_FIELD}') }
+`;
+
+type Bump = (key: string, upstream: UpstreamName, epoch: string) => Promise<[number, string]>;
+
 interface Message {
   readonly upstream: UpstreamName;
   readonly generation: number;
+  readonly epoch: string;
   readonly at: number;
   readonly replica: string;
 }
+
+/** An upstream's generation as Redis holds it (0 when it never changed). */
+const generationIn = (stored: Readonly<Record<string, string>>, name: UpstreamName) => Number(stored[name] ?? 0) || 0;
 
 const isUpstream = (value: unknown): value is UpstreamName => typeof value === 'string' && (UPSTREAM_NAMES as readonly string[]).includes(value);
 
@@ -116,9 +135,9 @@ function messageOf(raw: string): Message | undefined {
   if (raw.length > 512) return undefined;
   try {
     const parsed = JSON.parse(raw) as Record<string, unknown>;
-    const { upstream, generation, at, replica } = parsed;
-    if (!isUpstream(upstream) || !Number.isSafeInteger(generation) || typeof at !== 'number' || typeof replica !== 'string') return undefined;
-    return { upstream, generation: generation as number, at, replica };
+    const { upstream, generation, epoch, at, replica } = parsed;
+    if (!isUpstream(upstream) || !Number.isSafeInteger(generation) || typeof epoch !== 'string' || typeof at !== 'number' || typeof replica !== 'string') return undefined;
+    return { upstream, generation: generation as number, epoch, at, replica };
   } catch {
     return undefined;
   }
@@ -146,6 +165,8 @@ export class RedisInvalidations implements Invalidations {
   private readonly trustListeners = new Set<(trusted: boolean) => void>();
   private readonly replica = randomUUID();
   private readonly subscriber: Redis;
+  private readonly bump: Bump;
+  private beats = 0;
   private readonly heartbeat: NodeJS.Timeout;
   private closed = false;
 
@@ -155,6 +176,8 @@ export class RedisInvalidations implements Invalidations {
     private readonly timing: BusTiming = BUS_TIMING,
   ) {
     observers.metrics.setBusListening(false);
+    redis.commands.defineCommand('bumpGeneration', { numberOfKeys: 1, lua: BUMP });
+    this.bump = (redis.commands as unknown as { bumpGeneration: Bump }).bumpGeneration.bind(redis.commands);
     this.subscriber = redis.subscriber();
     this.subscriber.on('ready', () => void this.resync());
     this.subscriber.on('close', () => this.lose('the bus connection closed'));
@@ -194,13 +217,14 @@ export class RedisInvalidations implements Invalidations {
 
   /** Bumps `upstream`'s generation in Redis and tells every replica; then it is announced. */
   private async announce(upstream: UpstreamName): Promise<void> {
-    const commands = this.redis.commands;
-    const generation = await this.redis.answer('bus', commands.hincrby(GENERATIONS_KEY, upstream, 1));
-    this.today = bumped(this.today, upstream, Math.max(generation, this.today.upstreams[upstream]));
-    const message: Message = { upstream, generation, at: Date.now(), replica: this.replica };
-    await this.redis.answer('bus', commands.publish(CHANNEL, JSON.stringify(message)));
+    const [generation, epoch] = await this.redis.answer('bus', this.bump(GENERATIONS_KEY, upstream, randomUUID()));
+    const message: Message = { upstream, generation, epoch, at: Date.now(), replica: this.replica };
+    await this.redis.answer('bus', this.redis.commands.publish(CHANNEL, JSON.stringify(message)));
     this.unannounced.delete(upstream);
     this.observers.metrics.observeBusMessage('published');
+    // Redis lost the generations (a new epoch): nothing stamped before is used, once they are read again.
+    if (epoch !== this.today.epoch) this.lose('Redis lost the generations: a new epoch');
+    else this.today = bumped(this.today, upstream, Math.max(generation, this.today.upstreams[upstream]));
   }
 
   private received(raw: string): void {
@@ -209,6 +233,10 @@ export class RedisInvalidations implements Invalidations {
     this.lastPong = Date.now();
     if (message.replica === this.replica) return;
     this.observers.metrics.observeBusMessage('received', (Date.now() - message.at) / 1000);
+    if (message.epoch !== this.today.epoch) {
+      this.lose('Redis lost the generations: a new epoch');
+      return;
+    }
     if (message.generation > this.today.upstreams[message.upstream]) this.today = bumped(this.today, message.upstream, message.generation);
     for (const listener of this.listeners) listener(message.upstream);
   }
@@ -226,7 +254,7 @@ export class RedisInvalidations implements Invalidations {
       await this.redis.answer('bus', this.redis.commands.hsetnx(GENERATIONS_KEY, EPOCH_FIELD, randomUUID()));
       const stored = await this.redis.answer('bus', this.redis.commands.hgetall(GENERATIONS_KEY));
       // Redis's generations are today's: a Redis that lost its data has a new epoch, and none of its entries.
-      this.today = { epoch: stored[EPOCH_FIELD] ?? '', upstreams: counted((name) => Number(stored[name] ?? 0) || 0) };
+      this.today = { epoch: stored[EPOCH_FIELD] ?? '', upstreams: counted((name) => generationIn(stored, name)) };
       this.lastPong = Date.now();
       this.trust(true);
     } catch {
@@ -245,11 +273,38 @@ export class RedisInvalidations implements Invalidations {
       void this.resync();
       return;
     }
+    this.beats += 1;
+    if (this.beats % RECONCILE_EVERY_BEATS === 0) void this.reconcile();
     if (this.subscriber.status === 'ready') {
       this.subscriber.ping().then(
         () => (this.lastPong = Date.now()),
         () => undefined,
       );
+    }
+  }
+
+  /**
+   * Catches up with Redis's generations; a new epoch means starting again. Only ever upwards: a reading
+   * sent before a change can arrive after that change's message (two connections), and must not undo it.
+   */
+  private async reconcile(): Promise<void> {
+    let stored: Record<string, string>;
+    try {
+      stored = await this.redis.answer('bus', this.redis.commands.hgetall(GENERATIONS_KEY));
+    } catch {
+      return;
+    }
+    if (!this.heard) return;
+    if (stored[EPOCH_FIELD] !== this.today.epoch) {
+      this.lose('Redis lost the generations: a new epoch');
+      return;
+    }
+    for (const name of UPSTREAM_NAMES) {
+      const generation = generationIn(stored, name);
+      if (generation > this.today.upstreams[name]) {
+        this.today = bumped(this.today, name, generation);
+        for (const listener of this.listeners) listener(name);
+      }
     }
   }
 
