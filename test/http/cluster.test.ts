@@ -13,6 +13,7 @@ import { upstreamEnvironment } from '../../shared/upstreams.js';
 import { startCountingProxies } from '../helpers/counting-proxy.js';
 import { useFixture } from '../helpers/fixture.js';
 import { graphql } from '../helpers/graphql.js';
+import { sample } from '../helpers/metrics.js';
 import { spawnGateway, type GatewayProcess } from '../helpers/process.js';
 import { startRedis, type RunningRedis } from '../helpers/redis.js';
 import { adminToken, TEST_SECRET, userToken } from '../helpers/tokens.js';
@@ -74,6 +75,9 @@ const readiness = async (gateway: GatewayProcess) => (await (await fetch(`${gate
 /** Until every replica hears the bus (and so trusts what is cached). */
 const allListening = (cluster: Cluster) =>
   eventually('every replica to hear the invalidation bus', async () => (await Promise.all(cluster.gateways.map(readiness))).every((ready) => ready.shared.bus === 'listening'));
+
+/** The invalidations `gateway` received from the others so far. */
+const busMessagesReceived = async (gateway: GatewayProcess) => sample(await (await fetch(`${gateway.url}/metrics`)).text(), 'gateway_cache_bus_messages_total', { direction: 'received' }) ?? 0;
 
 /** The upstream calls that reached on-demand for `path` (as the counting proxy saw them). */
 const callsFor = (cluster: Cluster, path: string) => cluster.counting.calls.filter((call) => call.upstream === 'ondemand' && call.url === path).length;
@@ -175,6 +179,29 @@ describe('three gateway processes on one Redis with a password', () => {
     expect(registered.body.data).toEqual({ movie: { id: 'm17', title: expect.any(String) } });
     await sharedEntries(cluster, 'persisted_queries', 1);
     for (const gateway of [b, c]) expect((await post(gateway, { extensions })).body).toEqual({ data: registered.body.data });
+  });
+
+  it('never serves an answer stamped before Redis lost its generations (evicted or deleted), and shares again after', async () => {
+    const [a, b, c] = cluster.gateways as [GatewayProcess, GatewayProcess, GatewayProcess];
+    await allListening(cluster);
+    const token = await userToken('1');
+    // Generations past 1 first: after the loss, the next change counts from 1 again, below what replicas know.
+    for (const title of ['First', 'Second']) await editMovie(a, 'm29', title);
+    const entries = await cluster.inspect.zcard('gateway:upstream:index');
+    await allListening(cluster);
+    await movieTitle(a, 'm29', token);
+    await sharedEntries(cluster, 'upstream', entries + 1);
+    // The generations go, the entries stay (what an eviction of that one key would do).
+    await cluster.inspect.del('gateway:generations');
+    const heard = await Promise.all([b, c].map(busMessagesReceived));
+    await editMovie(a, 'm29', 'Edited after the generations were lost');
+    // Once the change's message arrived (no waiting for the periodic catch-up), no stale answer.
+    for (const [index, gateway] of [b, c].entries()) {
+      await eventually(`${gateway.url} to hear the change`, async () => (await busMessagesReceived(gateway)) > (heard[index] ?? 0));
+      expect(await movieTitle(gateway, 'm29', token)).toBe('Edited after the generations were lost');
+    }
+    await allListening(cluster);
+    expect(await movieTitle(c, 'm29', token)).toBe('Edited after the generations were lost');
   });
 
   it('answers every request through a Redis outage, never stale after a change made meanwhile, and shares again once Redis is back', async () => {
