@@ -1,7 +1,7 @@
 import type { Socket } from 'node:net';
 import { rawPathOf, responseStatus, type Exchange, type GatewayPlugin } from '../pipeline/pipeline.js';
 import { bodyBytesReceived } from '../request-body.js';
-import { AttemptLog, type UpstreamAttempt } from './attempts.js';
+import { AttemptLog, type CacheLayer, type UpstreamAttempt } from './attempts.js';
 import { trustedChild, type Logger } from './logger.js';
 import { routeLabel, secondsSince } from './metrics.js';
 import { scrubText } from './redact.js';
@@ -13,7 +13,7 @@ declare module '../pipeline/state.js' {
     /** onRequest (access log): the connection's bytes written before this request (its response's are the rest). */
     readonly bytesWrittenBefore: number;
     /** face (GraphQL response cache): the whole answer was a stored one, from this layer. */
-    readonly cacheLayer: 'local' | 'shared';
+    readonly cacheLayer: CacheLayer;
   }
 }
 
@@ -43,7 +43,7 @@ export interface AccessLine {
   readonly face: 'rest' | 'graphql' | 'own' | undefined;
   readonly graphql: { readonly operation: string; readonly type: string } | undefined;
   /** The whole answer was a stored GraphQL response, from this process's layer or the one replicas share (Redis). */
-  readonly cache: 'local' | 'shared' | undefined;
+  readonly cache: CacheLayer | undefined;
   /** The upstream calls, each with its status and time; one answered from the cache of upstream answers says from which layer. */
   readonly upstream: readonly UpstreamAttempt[] | undefined;
   /** Set when there were more attempts than listed. */

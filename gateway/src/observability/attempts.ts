@@ -3,6 +3,9 @@ import type { UpstreamName } from '../../../shared/upstreams.js';
 /** What a call ended with, for `gateway_upstream_requests_total`: the upstream's status, or why there was none. */
 export type UpstreamOutcome = number | 'timeout' | 'unreachable' | 'truncated' | 'too_large' | 'aborted' | 'error';
 
+/** Where a cached answer was found: this process's layer, or the one every replica shares (Redis). */
+export type CacheLayer = 'local' | 'shared';
+
 /** One attempt at an upstream call, as the access log shows it. */
 export interface UpstreamAttempt {
   readonly service: UpstreamName;
@@ -11,7 +14,7 @@ export interface UpstreamAttempt {
   /** Milliseconds to the response headers (or to the failure). */
   readonly ms: number;
   /** Answered from the cache of upstream answers, from this layer (this process's, or Redis's): no call was made. */
-  readonly cache?: 'local' | 'shared';
+  readonly cache?: CacheLayer;
 }
 
 /**

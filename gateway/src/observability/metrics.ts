@@ -4,7 +4,7 @@ import { ERROR_KINDS, GRAPHQL_REQUEST_CODES } from '../errors.js';
 import { ownGet, type OwnEndpoint } from '../own-endpoints.js';
 import { responseStatus, type GatewayPlugin } from '../pipeline/pipeline.js';
 import type { Route } from '../routing/router.js';
-import type { UpstreamOutcome } from './attempts.js';
+import type { CacheLayer, UpstreamOutcome } from './attempts.js';
 import type { UpstreamName } from '../../../shared/upstreams.js';
 
 /** The caches whose lookups `gateway_cache_lookups_total` counts. */
@@ -289,11 +289,12 @@ export class GatewayMetrics {
     this.rateLimitStoreUp.labels(limiter).set(up ? 1 : 0);
   }
 
-  observeSharedCacheLookup(cache: SharedCacheName, layer: 'local' | 'shared', result: 'hit' | 'miss'): void {
+  observeSharedCacheLookup(cache: SharedCacheName, layer: CacheLayer, result: 'hit' | 'miss'): void {
     this.sharedCacheLookups.labels(cache, layer, result).inc();
   }
 
-  setRedisUp(connection: 'commands' | 'bus', up: boolean): void {
+  /** `connection`: one of the Redis connection owner's (cluster/redis.ts). */
+  setRedisUp(connection: string, up: boolean): void {
     this.redisUp.labels(connection).set(up ? 1 : 0);
   }
 

@@ -1,7 +1,7 @@
-import type { SharedRedis } from '../cluster/redis.js';
-import { KEY_PREFIX } from '../cluster/redis.js';
+import { KEY_PREFIX, type SharedRedis } from '../cluster/redis.js';
 import type { GatewayMetrics } from '../observability/metrics.js';
 import { decision, type BucketShape, type RateDecision, type RateLimiter } from './limiter.js';
+
 /**
  * One token bucket per key, updated atomically in Redis with Redis's own clock, so every gateway
  * instance shares it and their clocks do not matter. Returns whether a token was taken and how many are left.
