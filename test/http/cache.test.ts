@@ -150,12 +150,18 @@ describe('GraphQL and the cache: Cache-Control for CDNs, the response cache, inv
     await authenticated.body.text();
   });
 
-  it('says no-store when an upstream answer is private or a field failed', async () => {
+  it('says no-store when an upstream answer is private, varies on a request header, or a field failed', async () => {
     fx.upstreams.upstreams.livetv.behaviour = (_req, res) =>
       void res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'private, max-age=300' }).end('[{"id":"c1","name":"One","number":1,"free":true}]');
     const privately = await request(`${fx.gateway.url}/graphql`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query: '{ channels { id } }' }) });
     expect(privately.headers['cache-control']).toBe('no-store');
     await privately.body.text();
+    // Public, but in the caller's language: a whole response has no Vary of its upstreams' to be matched by.
+    fx.upstreams.upstreams.livetv.behaviour = (_req, res) =>
+      void res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'public, max-age=300', vary: 'accept-language' }).end('[{"id":"c1","name":"Eins","number":1,"free":true}]');
+    const localised = await request(`${fx.gateway.url}/graphql`, { method: 'POST', headers: { 'content-type': 'application/json', 'accept-language': 'de' }, body: JSON.stringify({ query: '{ channels { id name } }' }) });
+    expect(localised.headers['cache-control']).toBe('no-store');
+    await localised.body.text();
     fx.upstreams.upstreams.ondemand.behaviour = (_req, res) => void res.writeHead(503).end();
     const failed = await request(`${fx.gateway.url}/graphql`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query: '{ movies { total } }' }) });
     expect(failed.headers['cache-control']).toBe('no-store');

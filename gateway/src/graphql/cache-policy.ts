@@ -10,7 +10,9 @@ const seconds = (directive: string, header: string): number | undefined => {
 /**
  * The cache policy of a GraphQL response, from the answers of its upstream calls: shareable only when
  * every one was `public` with a lifetime (`s-maxage`, else `max-age`, less its `Age`), for the least of
- * them — so a CDN may keep an anonymous catalogue query (GET) that long and nothing else.
+ * them, and none varied on a request header — so a CDN (and the gateway's response cache, shared by every
+ * replica) may keep an anonymous catalogue query that long and nothing else. A whole response has no
+ * Vary of its upstreams' to be matched by: an answer that differed by language or client is not shared.
  */
 export class ResponseCachePolicy {
   private calls = 0;
@@ -25,7 +27,8 @@ export class ResponseCachePolicy {
     this.upstreams.add(upstream);
     const header = String(headers['cache-control'] ?? '').toLowerCase();
     const lifetime = seconds('s-maxage', header) ?? seconds('max-age', header);
-    if (!/(?:^|[,\s])public(?:$|[,\s])/.test(header) || /no-store|no-cache|private/.test(header) || lifetime === undefined) {
+    const varies = headers.vary !== undefined && String(headers.vary).trim() !== '';
+    if (!/(?:^|[,\s])public(?:$|[,\s])/.test(header) || /no-store|no-cache|private/.test(header) || lifetime === undefined || varies) {
       this.shareable = false;
       return;
     }
