@@ -131,7 +131,9 @@ function messageOf(raw: string): Message | undefined {
  * has read today's generations since it last (re)subscribed. When it stops hearing, it stops using cached
  * answers (its listeners drop what they hold) within a second, logs that once, and says so in /ready and
  * `gateway_cache_bus_listening`. A change it could not announce meanwhile is announced first when the bus
- * is back; then it reads the generations again and trusts again. Messages of its own are not applied twice.
+ * is back; then it reads the generations again and trusts again. Messages of its own are not applied twice;
+ * another's is a sign that an upstream changed, whose generation is then read from Redis (never taken from
+ * the message, which anyone with access to Redis can publish).
  */
 export class RedisInvalidations implements Invalidations {
   /** Until the bus is first heard, nothing is trusted: the epoch matches no stamp. */
@@ -142,6 +144,9 @@ export class RedisInvalidations implements Invalidations {
   private lastPong = 0;
   /** Changes made here that are not yet announced (Redis was away). */
   private readonly unannounced = new Set<UpstreamName>();
+  /** The read of each upstream's generation that is awaited (after a message): only the latest one's answer is applied. */
+  private readonly reads = new Map<UpstreamName, number>();
+  private readsMade = 0;
   private readonly listeners = new Set<(upstream: UpstreamName) => void>();
   private readonly trustListeners = new Set<(trusted: boolean) => void>();
   private readonly replica = randomUUID();
@@ -185,7 +190,9 @@ export class RedisInvalidations implements Invalidations {
   }
 
   publish(upstream: UpstreamName): void {
-    // Outdated here at once: answers stamped before this change no longer match.
+    // Outdated here at once: answers stamped before this change no longer match. A read of the
+    // generation asked before it would answer a count without it: its answer is not applied.
+    this.reads.delete(upstream);
     this.today = bumped(this.today, upstream, this.today.upstreams[upstream] + 1);
     for (const listener of this.listeners) listener(upstream);
     this.unannounced.add(upstream);
@@ -196,7 +203,8 @@ export class RedisInvalidations implements Invalidations {
   private async announce(upstream: UpstreamName): Promise<void> {
     const commands = this.redis.commands;
     const generation = await this.redis.answer('bus', commands.hincrby(GENERATIONS_KEY, upstream, 1));
-    this.today = bumped(this.today, upstream, Math.max(generation, this.today.upstreams[upstream]));
+    // Redis's count, unless a message came meanwhile: then the read it asked for, made after this increment, says more.
+    if (!this.reads.has(upstream)) this.today = bumped(this.today, upstream, generation);
     const message: Message = { upstream, generation, at: Date.now(), replica: this.replica };
     await this.redis.answer('bus', commands.publish(CHANNEL, JSON.stringify(message)));
     this.unannounced.delete(upstream);
@@ -209,8 +217,36 @@ export class RedisInvalidations implements Invalidations {
     this.lastPong = Date.now();
     if (message.replica === this.replica) return;
     this.observers.metrics.observeBusMessage('received', (Date.now() - message.at) / 1000);
-    if (message.generation > this.today.upstreams[message.upstream]) this.today = bumped(this.today, message.upstream, message.generation);
+    this.reread(message.upstream);
     for (const listener of this.listeners) listener(message.upstream);
+  }
+
+  /**
+   * After a message: the upstream changed. Anyone who can publish on the channel can write a message, so
+   * the generation it carries is not taken (a forged one far ahead would freeze this replica's count, and
+   * answers stored before later changes would stay current): Redis's own count is read instead. Until it
+   * is, the upstream's generation is unknown (NaN matches no stamp): nothing of it is used or stored.
+   */
+  private reread(upstream: UpstreamName): void {
+    this.today = bumped(this.today, upstream, Number.NaN);
+    const read = ++this.readsMade;
+    this.reads.set(upstream, read);
+    const stored = this.redis.answer('bus', this.redis.commands.hget(GENERATIONS_KEY, upstream));
+    stored.then(
+      (value) => {
+        if (this.reads.get(upstream) !== read) return;
+        this.reads.delete(upstream);
+        const generation = Number(value ?? 0);
+        if (Number.isSafeInteger(generation)) this.today = bumped(this.today, upstream, generation);
+        else this.lose(`the generation of ${upstream} in Redis is not a count`);
+      },
+      () => {
+        if (this.reads.get(upstream) !== read) return;
+        this.reads.delete(upstream);
+        // Unknown until the bus is heard again and every generation is read.
+        this.lose(`the generation of ${upstream} could not be read`);
+      },
+    );
   }
 
   /** After (re)connecting: subscribe, announce what could not be, read today's generations, then trust. */
