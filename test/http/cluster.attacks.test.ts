@@ -767,6 +767,33 @@ describe('a change racing reads across replicas', () => {
     }
     for (const key of await scan(inspect, 'gateway:*:entry:*')) expect((await inspect.getBuffer(key))?.toString('latin1'), key).not.toMatch(/"title":"original"|\\"title\\":\\"original\\"/);
   });
+  it('never keeps an answer whose body was still arriving when the change happened', async () => {
+    const [a, b, c] = replicas(fx);
+    await allListening(fx.gateways);
+    const ondemand = fx.upstreams.upstreams.ondemand;
+    const titles = catalogue(ondemand);
+    const changing = ondemand.behaviour;
+    // The head and the start of the body go at once; the rest when the test says.
+    let rest: (() => void) | undefined;
+    ondemand.behaviour = (req, res, recorded) => {
+      if (req.method !== 'GET' || !req.url?.includes('half-sent')) return changing(req, res, recorded);
+      const body = JSON.stringify(moviesAsked(req.url, titles));
+      res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'public, max-age=60', 'content-length': String(Buffer.byteLength(body)) });
+      res.write(body.slice(0, 10));
+      rest = () => res.end(body.slice(10));
+    };
+    // B has the head (its cache began to store the answer) when its client does.
+    const response = await fetch(`${b.url}/ondemand/movies/half-sent`, { headers: { authorization: `Bearer ${token}` } });
+    expect(response.status).toBe(200);
+    const before = await received(b);
+    await editTitle(a, 'half-sent', 'changed');
+    await eventually('B to hear the change', async () => (await received(b)) > before);
+    (rest as () => void)();
+    expect(((await response.json()) as { title: string }).title).toBe('original');
+    ondemand.behaviour = changing;
+    for (const gateway of [b, c, a]) expect(await titleOn(gateway, 'half-sent', token)).toBe('changed');
+    expect((await inspect.getBuffer(upstreamEntry(ondemand, '/ondemand/movies/half-sent')))?.toString() ?? '').not.toContain('"title":"original"');
+  });
 });
 
 describe('a paused Redis (SIGSTOP: connections open, nothing answered)', () => {
