@@ -78,6 +78,12 @@ function answered<T extends { readonly statusCode: number }>(call: UpstreamCall 
 
 const idOf = (key: Pick<CacheKey, 'origin' | 'method' | 'path'>) => `${key.origin} ${key.method} ${key.path}`;
 
+/** What the local layer holds of one `origin method path`: the key a change drops, and the bytes of what was stored under it. */
+interface Held {
+  readonly key: CacheKey;
+  readonly bytes: number;
+}
+
 /**
  * The shared HTTP cache of upstream answers (RFC 9111), one store for every upstream, in two layers: this
  * process's (undici's memory store) and, with REDIS_URL, one in Redis that every replica reads and fills.
@@ -89,8 +95,13 @@ const idOf = (key: Pick<CacheKey, 'origin' | 'method' | 'path'>) => `${key.origi
  */
 export class UpstreamCache implements CacheStore {
   private readonly local: CacheStore;
-  /** `origin method path` → its key, least recently stored first out: what a change drops locally. */
-  private readonly keys = new LRUCache<string, CacheKey>({ max: MAX_ENTRIES });
+  /**
+   * `origin method path` → what the local layer holds of it: what a change drops, and the bounds of the
+   * layer (UPSTREAM_CACHE_MAX_BYTES, MAX_ENTRIES), least recently stored first out. undici's memory store
+   * does not keep its own (7.x drops half of each path's answers when over, which is none of a path that
+   * holds one): whatever leaves this list leaves the store.
+   */
+  private readonly keys: LRUCache<string, Held>;
   /** The call whose lookup is being made: undici's cache asks the store synchronously as the call is dispatched. */
   private calling: UpstreamCall | undefined;
   /** The stamp of each lookup, until an answer to it is stored (a miss, or a stale hit revalidated). */
@@ -98,6 +109,12 @@ export class UpstreamCache implements CacheStore {
 
   constructor(private readonly options: UpstreamCacheOptions) {
     this.local = new cacheStores.MemoryCacheStore({ maxSize: options.maxBytes, maxEntrySize: options.maxEntryBytes, maxCount: MAX_ENTRIES });
+    this.keys = new LRUCache<string, Held>({
+      max: MAX_ENTRIES,
+      maxSize: options.maxBytes,
+      sizeCalculation: (held) => Math.max(1, held.bytes),
+      dispose: (held, _id, reason) => reason === 'evict' && void this.local.delete(held.key),
+    });
     options.invalidations.onInvalidate((upstream) => this.dropLocal((origin) => options.upstreamOf(origin) === upstream));
     // What is held here may have missed a change while the bus was not heard.
     options.invalidations.onTrust((trusted) => trusted || this.dropLocal(() => true));
@@ -138,8 +155,11 @@ export class UpstreamCache implements CacheStore {
       varyMatches(key, answer.value.vary);
     this.options.onLookup?.(upstream, 'shared', usable ? 'hit' : 'miss');
     if (!usable) return undefined;
-    this.keys.set(idOf(key), { origin: key.origin, path: key.path, method: key.method });
-    this.local.createWriteStream(key, answer.value)?.end(answer.body);
+    const local = this.local.createWriteStream(key, answer.value);
+    if (local) {
+      local.write(answer.body);
+      this.commit(idOf(key), key, local, answer.body.length, answer.stamp);
+    }
     return answered(call, upstream, 'shared', { ...answer.value, cacheControlDirectives: answer.value.cacheControlDirectives ?? {}, body: answer.body }, started);
   }
 
@@ -153,11 +173,9 @@ export class UpstreamCache implements CacheStore {
     const stamp = this.lookedUp.get(id);
     this.lookedUp.delete(id);
     // A change since the lookup (or a lookup never made): this answer may predate it.
-    if (!stamp || !this.options.invalidations.trusted || !isCurrent(stamp, this.options.invalidations.generations())) return undefined;
-    this.keys.set(id, { origin: key.origin, path: key.path, method: key.method });
+    if (!stamp || !this.current(stamp)) return undefined;
     const local = this.local.createWriteStream(key, value);
     const { shared } = this.options;
-    if (!shared) return local;
     // Both layers: the body goes on to the local store as it comes, and to Redis whole at the end.
     const chunks: Buffer[] = [];
     let bytes = 0;
@@ -165,12 +183,17 @@ export class UpstreamCache implements CacheStore {
       write(chunk: Buffer, _encoding, done) {
         local?.write(chunk);
         bytes += chunk.length;
-        if (bytes <= shared.bounds.maxEntryBytes) chunks.push(chunk);
+        if (shared && bytes <= shared.bounds.maxEntryBytes) chunks.push(chunk);
         done();
       },
-      final(done) {
-        local?.end();
-        if (bytes <= shared.bounds.maxEntryBytes) shared.set(id, encode({ value, method: key.method, stamp, body: Buffer.concat(chunks) }), value.deleteAt - Date.now());
+      final: (done) => {
+        // A change heard while the body was coming: what came may predate it. Kept nowhere.
+        if (!this.current(stamp)) {
+          local?.destroy();
+          return done();
+        }
+        if (local) this.commit(id, key, local, bytes, stamp);
+        if (shared && bytes <= shared.bounds.maxEntryBytes) shared.set(id, encode({ value, method: key.method, stamp, body: Buffer.concat(chunks) }), value.deleteAt - Date.now());
         done();
       },
       destroy(error, done) {
@@ -185,12 +208,37 @@ export class UpstreamCache implements CacheStore {
     return this.local.delete(key);
   }
 
+  /** Whether an answer stamped `stamp` may be used or kept now: the bus is heard and its upstream has not changed since. */
+  private current(stamp: Stamp): boolean {
+    return this.options.invalidations.trusted && isCurrent(stamp, this.options.invalidations.generations());
+  }
+
+  /**
+   * Ends a write to the local layer. Once the store has it, it is tracked (a change drops it; the oldest
+   * go first past the layer's bounds), unless a change came meanwhile: then it is dropped at once.
+   */
+  private commit(id: string, key: CacheKey, local: Writable, bytes: number, stamp: Stamp): void {
+    local.once('finish', () => {
+      const held = { origin: key.origin, path: key.path, method: key.method };
+      if (!this.current(stamp)) {
+        this.keys.delete(id);
+        void this.local.delete(held);
+        return;
+      }
+      // Answers that vary (Vary) share the id: their bytes add up.
+      this.keys.set(id, { key: held, bytes: (this.keys.peek(id)?.bytes ?? 0) + bytes + id.length });
+      // Larger than the whole layer: not kept.
+      if (!this.keys.has(id)) void this.local.delete(held);
+    });
+    local.end();
+  }
+
   /** Drops the locally held answers of the origins `which` picks. */
   private dropLocal(which: (origin: string) => boolean): void {
-    for (const [id, key] of this.keys.entries()) {
-      if (!which(key.origin)) continue;
+    for (const [id, held] of this.keys.entries()) {
+      if (!which(held.key.origin)) continue;
       this.keys.delete(id);
-      void this.local.delete(key);
+      void this.local.delete(held.key);
     }
   }
 
