@@ -399,6 +399,12 @@ describe('what Redis holds is not trusted blindly', () => {
       { value: { ...value, headers: 5 }, method: 'GET', stamp: { epoch, upstreams: {} } },
       { value: { ...value, vary: 'accept' }, method: 'GET', stamp: { epoch, upstreams: {} } },
       { value: { ...value, statusMessage: undefined }, method: 'GET', stamp: { epoch, upstreams: {} } },
+      { value: { ...value, headers: { 'not a header name': 'x' } }, method: 'GET', stamp: { epoch, upstreams: {} } },
+      { value: { ...value, headers: { 'x-forged': 'line\r\nset-cookie: a=b' } }, method: 'GET', stamp: { epoch, upstreams: {} } },
+      { value: { ...value, headers: { 'x-forged': { not: 'a value' } } }, method: 'GET', stamp: { epoch, upstreams: {} } },
+      { value: { ...value, statusCode: '200' }, method: 'GET', stamp: { epoch, upstreams: {} } },
+      { value, method: 'GET', stamp: { epoch, upstreams: { livetv: 'zero' } } },
+      { value, method: 'GET', stamp: { epoch, upstreams: [] } },
     ];
     for (const [index, head] of upstreamShapes.entries()) {
       const path = `/livetv/channels/shape-${index}`;
@@ -406,6 +412,7 @@ describe('what Redis holds is not trusted blindly', () => {
       for (const gateway of [b, c]) {
         const answer = await get(gateway, path, token);
         expect({ shape: index, status: answer.status, body: answer.body }).toEqual({ shape: index, status: 200, body: { upstream: 'livetv', url: path } });
+        expect(answer.headers.get('set-cookie')).toBeNull();
       }
     }
     const stored = { headers: [['content-type', 'application/json; charset=utf-8']], body: '{"data":{"forged":true}}', storedAtMs: Date.now(), expiresAtMs: later, operation: undefined };
@@ -415,6 +422,8 @@ describe('what Redis holds is not trusted blindly', () => {
       { ...stored, headers: [['not a header name', 'x']], stamp: { epoch, upstreams: {} } },
       { ...stored, headers: [['x-forged', 'line\r\nset-cookie: a=b']], stamp: { epoch, upstreams: {} } },
       { ...stored, operation: { name: { not: 'a name' }, type: 7 }, headers: [], body: '{"data":{"movies":null}}', stamp: { epoch, upstreams: {} } },
+      { ...stored, operation: { name: 'Named', type: 'x'.repeat(10_000) }, headers: [], body: '{"data":{"movies":null}}', stamp: { epoch, upstreams: {} } },
+      { ...stored, stamp: { epoch, upstreams: { ondemand: 1.5 } } },
     ];
     for (const [index, shape] of responseShapes.entries()) {
       const query = `{ movies(limit: 1, genre: "shape-${index}") { total items { id title } } }`;
@@ -428,6 +437,8 @@ describe('what Redis holds is not trusted blindly', () => {
         expect(answer.text).not.toContain('set-cookie');
       }
     }
+    // Nothing read from Redis became a label of the metrics.
+    for (const gateway of [b, c]) expect(await metrics(gateway)).not.toContain('x'.repeat(100));
     expect(errorsIn(log, from)).toEqual([]);
     await allListening(fx.gateways);
   });

@@ -59,6 +59,19 @@ export function isCurrent(stamp: Stamp, today: Generations): boolean {
   return true;
 }
 
+const isUpstream = (value: unknown): value is UpstreamName => typeof value === 'string' && (UPSTREAM_NAMES as readonly string[]).includes(value);
+
+/**
+ * Whether `value`, read from Redis (anyone with access may have written it, or a replica of another
+ * version), is a stamp: an epoch, and a count for each of some upstreams.
+ */
+export function isStamp(value: unknown): value is Stamp {
+  if (typeof value !== 'object' || value === null) return false;
+  const { epoch, upstreams } = value as Record<string, unknown>;
+  if (typeof epoch !== 'string' || typeof upstreams !== 'object' || upstreams === null || Array.isArray(upstreams)) return false;
+  return Object.entries(upstreams).every(([name, generation]) => isUpstream(name) && Number.isSafeInteger(generation));
+}
+
 function bumped(generations: Generations, upstream: UpstreamName, generation: number): Generations {
   return generations.upstreams[upstream] === generation ? generations : { epoch: generations.epoch, upstreams: { ...generations.upstreams, [upstream]: generation } };
 }
@@ -108,8 +121,6 @@ interface Message {
   readonly at: number;
   readonly replica: string;
 }
-
-const isUpstream = (value: unknown): value is UpstreamName => typeof value === 'string' && (UPSTREAM_NAMES as readonly string[]).includes(value);
 
 /** A message of the bus, or undefined for anything else on the channel (nothing there is trusted blindly). */
 function messageOf(raw: string): Message | undefined {

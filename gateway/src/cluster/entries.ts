@@ -1,6 +1,26 @@
 import { createHash } from 'node:crypto';
+import { validateHeaderName, validateHeaderValue } from 'node:http';
 import type { SharedCacheName } from '../observability/metrics.js';
 import { KEY_PREFIX, type SharedRedis } from './redis.js';
+
+/**
+ * Whether `name` and `value`, read from an entry (anyone with access to Redis may have written it), make
+ * a header a response may carry: a token for a name, and one or more values without CR, LF or NUL.
+ */
+export function isHeader(name: unknown, value: unknown): boolean {
+  if (typeof name !== 'string') return false;
+  const values = Array.isArray(value) ? (value as unknown[]) : [value];
+  try {
+    validateHeaderName(name);
+    for (const one of values) {
+      if (typeof one !== 'string') return false;
+      validateHeaderValue(name, one);
+    }
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 /** What one cache may hold in Redis: all its entries together, one entry, and how many. */
 export interface EntryBounds {

@@ -1,7 +1,7 @@
 import { Writable } from 'node:stream';
 import { cacheStores, interceptors, type Dispatcher } from 'undici';
 import { LRUCache } from 'lru-cache';
-import { isCurrent, stampOf, type Invalidations, type SharedEntries, type Stamp } from '../cluster/index.js';
+import { isCurrent, isHeader, isStamp, stampOf, type Invalidations, type SharedEntries, type Stamp } from '../cluster/index.js';
 import type { UpstreamName } from '../../../shared/upstreams.js';
 import { callOf, type UpstreamCall } from './call.js';
 import { IDENTITY_HEADERS } from './interceptors/forwarding.js';
@@ -47,12 +47,33 @@ function encode(answer: SharedAnswer): Buffer {
   return Buffer.concat([length, head, answer.body]);
 }
 
+const isObject = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value);
+
+/**
+ * Whether `value` is undici's description of an answer, as its memory store asserts it and the faces
+ * send it on: numbers for the status and the times, a status message, headers a response may carry,
+ * Vary'd request headers (one or more strings, or null for one that was absent).
+ */
+function isCacheValue(value: unknown): value is CacheValue {
+  if (!isObject(value)) return false;
+  const { statusCode, statusMessage, cachedAt, staleAt, deleteAt, headers, vary, etag, cacheControlDirectives } = value;
+  return (
+    [statusCode, cachedAt, staleAt, deleteAt].every(Number.isFinite) &&
+    typeof statusMessage === 'string' &&
+    isObject(headers) &&
+    Object.entries(headers).every(([name, header]) => isHeader(name, header)) &&
+    (vary === undefined || (isObject(vary) && Object.values(vary).every((asked) => asked === null || typeof asked === 'string' || (Array.isArray(asked) && asked.every((one) => typeof one === 'string'))))) &&
+    (etag === undefined || typeof etag === 'string') &&
+    (cacheControlDirectives === undefined || isObject(cacheControlDirectives))
+  );
+}
+
 /** The answer in `raw`, or undefined for anything else found under its key (Redis holds what anyone wrote). */
 function decode(raw: Buffer): SharedAnswer | undefined {
   try {
     const length = raw.readUInt32BE(0);
-    const head = JSON.parse(raw.subarray(4, 4 + length).toString()) as Partial<SharedAnswer>;
-    if (typeof head.method !== 'string' || typeof head.value?.statusCode !== 'number' || typeof head.stamp?.epoch !== 'string') return undefined;
+    const head = JSON.parse(raw.subarray(4, 4 + length).toString()) as Record<string, unknown>;
+    if (typeof head.method !== 'string' || !isCacheValue(head.value) || !isStamp(head.stamp)) return undefined;
     return { value: head.value, method: head.method, stamp: head.stamp, body: raw.subarray(4 + length) };
   } catch {
     return undefined;
