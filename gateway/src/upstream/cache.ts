@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { Writable } from 'node:stream';
 import { cacheStores, interceptors, type Dispatcher } from 'undici';
 import { LRUCache } from 'lru-cache';
@@ -39,9 +40,18 @@ interface SharedAnswer {
   readonly body: Buffer;
 }
 
-/** [4-byte length of the head][head: JSON of value, method, stamp][body]. */
+/** A Vary'd request header as Redis keeps it: a digest, so a credential an answer varies on (Authorization, Cookie) is never written there. */
+const digestOf = (asked: unknown) => createHash('sha256').update(String(asked)).digest('base64url');
+
+/**
+ * [4-byte length of the head][head: JSON of value, method, stamp][body]. The value's Vary'd request
+ * headers are digests: whoever reads Redis (a backup, a replica of it, a monitoring tool) finds no
+ * caller's bearer token there.
+ */
 function encode(answer: SharedAnswer): Buffer {
-  const head = Buffer.from(JSON.stringify({ value: answer.value, method: answer.method, stamp: answer.stamp }));
+  const { vary } = answer.value;
+  const value = vary ? { ...answer.value, vary: Object.fromEntries(Object.entries(vary).map(([name, asked]) => [name, asked === null ? null : digestOf(asked)])) } : answer.value;
+  const head = Buffer.from(JSON.stringify({ value, method: answer.method, stamp: answer.stamp }));
   const length = Buffer.alloc(4);
   length.writeUInt32BE(head.length);
   return Buffer.concat([length, head, answer.body]);
@@ -80,13 +90,18 @@ function decode(raw: Buffer): SharedAnswer | undefined {
   }
 }
 
-/** Whether a stored answer's Vary'd request headers are the request's (as undici's memory store matches them). */
+/** Whether a shared answer's Vary'd request headers (digests) are the request's, as undici's memory store matches them. */
 function varyMatches(key: CacheKey, vary: CacheValue['vary']): boolean {
-  for (const [name, value] of Object.entries(vary ?? {})) {
+  for (const [name, digest] of Object.entries(vary ?? {})) {
     const asked = key.headers?.[name] ?? null;
-    if ((asked === null) !== (value === null) || String(asked) !== String(value)) return false;
+    if ((asked === null) !== (digest === null) || (asked !== null && digestOf(asked) !== digest)) return false;
   }
   return true;
+}
+
+/** A shared answer as this request found it: its Vary'd headers are the request's own (they matched), not their digests. */
+function asFound(key: CacheKey, value: CacheValue): CacheValue {
+  return value.vary ? { ...value, vary: Object.fromEntries(Object.keys(value.vary).map((name) => [name, key.headers?.[name] ?? null])) } : value;
 }
 
 /** Records a cached answer in its request's access line, as an attempt no upstream saw. */
@@ -176,12 +191,13 @@ export class UpstreamCache implements CacheStore {
       varyMatches(key, answer.value.vary);
     this.options.onLookup?.(upstream, 'shared', usable ? 'hit' : 'miss');
     if (!usable) return undefined;
-    const local = this.local.createWriteStream(key, answer.value);
+    const value = asFound(key, answer.value);
+    const local = this.local.createWriteStream(key, value);
     if (local) {
       local.write(answer.body);
       this.commit(idOf(key), key, local, answer.body.length, answer.stamp);
     }
-    return answered(call, upstream, 'shared', { ...answer.value, cacheControlDirectives: answer.value.cacheControlDirectives ?? {}, body: answer.body }, started);
+    return answered(call, upstream, 'shared', { ...value, cacheControlDirectives: value.cacheControlDirectives ?? {}, body: answer.body }, started);
   }
 
   createWriteStream(key: CacheKey, value: CacheValue): Writable | undefined {
