@@ -675,6 +675,32 @@ describe('bounds: what clients make the replicas keep', () => {
     for (const gateway of [b, c]) expect(await apq(gateway, huge, false)).toEqual({ status: 200, codes: ['PERSISTED_QUERY_NOT_FOUND'] });
   });
 
+  it('an anonymous client filling the shared response cache with long-lived answers does not keep every shorter-lived one out of it', async () => {
+    const [a, b] = replicas(fx);
+    await allListening(fx.gateways);
+    // Plans are public for an hour, movies for a minute (as the reference services say: 300 s and 60 s).
+    const plans = [{ id: 'basic', name: 'Basic' }];
+    fx.upstreams.upstreams.rights.behaviour = (_req, res) => json(res, plans, { 'cache-control': 'public, max-age=3600' });
+    const ondemand = fx.upstreams.upstreams.ondemand;
+    const movie = { id: 'm1', title: 't'.repeat(1000), genres: [], free: true };
+    ondemand.behaviour = (_req, res) => json(res, { items: [movie], total: 1 }, { 'cache-control': 'public, max-age=60' });
+    // Distinct anonymous queries (a comment is enough), small answers, twice the cache's bytes in all.
+    for (let index = 0; index < (2 * RESPONSE_MAX_BYTES) / 400; index += 1) {
+      expect((await graphql((fx.gateways[index % 3] as RunningGateway).url, `{ plans { id name } } # filler ${index}`)).data).toEqual({ plans: plans.map(({ id, name }) => ({ id, name })) });
+    }
+    for (const gateway of fx.gateways) await settled(gateway, fx.upstreams.upstreams.livetv, inspect);
+    // A client's ordinary query through A, then the same through B: B answers it whole from Redis.
+    const query = '{ movies(limit: 1, genre: "ordinary") { total items { title } } }';
+    const data = { movies: { total: 1, items: [{ title: movie.title }] } };
+    expect((await graphql(a.url, query)).data).toEqual(data);
+    await settled(a, fx.upstreams.upstreams.livetv, inspect);
+    const hits = async () => sample(await metrics(b), 'gateway_cache_lookups_total', { cache: 'graphql_response', layer: 'shared', result: 'hit' }) ?? 0;
+    const before = await hits();
+    expect((await graphql(b.url, query)).data).toEqual(data);
+    expect(await hits()).toBe(before + 1);
+    expect(ondemand.requests).toHaveLength(1);
+  });
+
   it('never lets a client choose the length of a key in Redis: long paths, queries and hashes are hashed', async () => {
     const [a, b] = replicas(fx);
     await allListening(fx.gateways);
