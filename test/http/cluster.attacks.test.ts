@@ -508,6 +508,46 @@ describe('what Redis holds is not trusted blindly', () => {
     expect(errorsIn(log, from)).toEqual([]);
   });
 
+  it('never serves an answer again after Redis lost the generations (evicted under maxmemory, deleted), though the counts start over', async () => {
+    const [a, b, c] = replicas(fx);
+    await allListening(fx.gateways);
+    // Live TV channels whose names change through the admin route.
+    const names = new Map<string, string>();
+    const livetv = fx.upstreams.upstreams.livetv;
+    livetv.behaviour = async (req, res, recorded) => {
+      const id = /\/channels\/([^/?]+)/.exec(req.url ?? '')?.[1] ?? '';
+      if (req.method === 'PUT') names.set(id, (JSON.parse((await recorded()).body.toString()) as { name: string }).name);
+      json(res, { id, name: names.get(id) ?? 'first' }, req.method === 'PUT' ? {} : { 'cache-control': 'public, max-age=60' });
+    };
+    const rename = async (id: string, name: string) => {
+      const response = await fetch(`${a.url}/admin/livetv/channels/${id}`, { method: 'PUT', headers: { authorization: `Bearer ${await adminToken()}`, 'content-type': 'application/json' }, body: JSON.stringify({ name }) });
+      expect(response.status).toBe(200);
+      expect(names.get(id)).toBe(name);
+    };
+    const nameOn = async (gateway: RunningGateway, id: string) => (await get(gateway, `/livetv/channels/${id}`, token)).body.name;
+    const heard = async (count: number, before: readonly number[]) =>
+      eventually('B and C to hear the change', async () => (await Promise.all([b, c].map(received))).every((now, index) => now >= (before[index] ?? 0) + count));
+    // Live TV's generation is 1 when B caches the channel as "second"…
+    let before = await Promise.all([b, c].map(received));
+    await rename('lost', 'second');
+    await heard(1, before);
+    const generation = Number(await inspect.hget('gateway:generations', 'livetv'));
+    expect(await nameOn(b, 'lost')).toBe('second');
+    await eventually('the answer to be in Redis', async () => (await inspect.exists(upstreamEntry(livetv, '/livetv/channels/lost'))) === 1);
+    // …then it changes again (no replica asks for it meanwhile), and Redis loses the generations.
+    before = await Promise.all([b, c].map(received));
+    await rename('lost', 'third');
+    await heard(1, before);
+    await inspect.del('gateway:generations');
+    // Counting starts over: as many changes as before bring live TV back to the same count.
+    before = await Promise.all([b, c].map(received));
+    for (let change = 0; change < generation; change += 1) await rename('other', `other ${change}`);
+    await heard(generation, before);
+    for (const gateway of [b, c, a]) await eventually(`${gateway.url} to answer the third name`, async () => (await nameOn(gateway, 'lost')) === 'third');
+    for (const gateway of [b, c, a]) expect(await nameOn(gateway, 'lost')).toBe('third');
+    await allListening(fx.gateways);
+  });
+
   it('a forged generation far in the future neither hides a later change from any replica nor stops caching', async () => {
     const [a, b, c] = replicas(fx);
     await allListening(fx.gateways);

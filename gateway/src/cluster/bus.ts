@@ -213,13 +213,19 @@ export class RedisInvalidations implements Invalidations {
   /** Bumps `upstream`'s generation in Redis and tells every replica; then it is announced. */
   private async announce(upstream: UpstreamName): Promise<void> {
     const commands = this.redis.commands;
-    const generation = await this.redis.answer('bus', commands.hincrby(GENERATIONS_KEY, upstream, 1));
-    // Redis's count, unless a message came meanwhile: then the read it asked for, made after this increment, says more.
-    if (!this.reads.has(upstream)) this.today = bumped(this.today, upstream, generation);
+    const [counted, epoch] = (await this.redis.answer('bus', commands.multi().hincrby(GENERATIONS_KEY, upstream, 1).hget(GENERATIONS_KEY, EPOCH_FIELD).exec())) ?? [];
+    if (!counted || counted[0] || !epoch || epoch[0]) throw counted?.[0] ?? epoch?.[0] ?? new Error('the change was not counted');
+    const generation = Number(counted[1]);
+    // Counted in today's epoch: Redis's count, unless a message came meanwhile (the read it asked for,
+    // made after this increment, says more). In another (Redis lost the generations, and counts start
+    // over), counts that were already used may come back: nothing held is current any more.
+    const today = epoch[1] === this.today.epoch && Number.isSafeInteger(generation);
+    if (today && !this.reads.has(upstream)) this.today = bumped(this.today, upstream, generation);
     const message: Message = { upstream, generation, at: Date.now(), replica: this.replica };
     await this.redis.answer('bus', commands.publish(CHANNEL, JSON.stringify(message)));
     this.unannounced.delete(upstream);
     this.observers.metrics.observeBusMessage('published');
+    if (!today) this.lose('the generations in Redis are not those this replica counts in (lost, or of another epoch)');
   }
 
   private received(raw: string): void {
@@ -236,19 +242,23 @@ export class RedisInvalidations implements Invalidations {
    * After a message: the upstream changed. Anyone who can publish on the channel can write a message, so
    * the generation it carries is not taken (a forged one far ahead would freeze this replica's count, and
    * answers stored before later changes would stay current): Redis's own count is read instead. Until it
-   * is, the upstream's generation is unknown (NaN matches no stamp): nothing of it is used or stored.
+   * is, the upstream's generation is unknown (NaN matches no stamp): nothing of it is used or stored. The
+   * epoch is read with it: generations Redis lost count from 0 again, so an epoch that is not today's
+   * means reading everything again (resync), as after an outage.
    */
   private reread(upstream: UpstreamName): void {
     this.today = bumped(this.today, upstream, Number.NaN);
     const read = ++this.readsMade;
     this.reads.set(upstream, read);
-    const stored = this.redis.answer('bus', this.redis.commands.hget(GENERATIONS_KEY, upstream));
+    const stored = this.redis.answer('bus', this.redis.commands.hmget(GENERATIONS_KEY, EPOCH_FIELD, upstream));
     stored.then(
-      (value) => {
+      ([epoch, value]) => {
         if (this.reads.get(upstream) !== read) return;
         this.reads.delete(upstream);
         const generation = Number(value ?? 0);
-        if (Number.isSafeInteger(generation)) this.today = bumped(this.today, upstream, generation);
+        // Another epoch: Redis lost the generations, and a count may come back. Everything is read again.
+        if (epoch !== this.today.epoch) this.lose('the generations in Redis are not those this replica counts in (lost, or of another epoch)');
+        else if (Number.isSafeInteger(generation)) this.today = bumped(this.today, upstream, generation);
         else this.lose(`the generation of ${upstream} in Redis is not a count`);
       },
       () => {
