@@ -94,6 +94,12 @@ async function apq(gateway: RunningGateway, query: string, withDocument: boolean
   return { status: response.status, ...(body.data !== undefined ? { data: body.data } : {}), codes: (body.errors ?? []).map((error) => String(error.extensions?.code)) };
 }
 
+/** A promise awaited later in the test: if the test fails first, its rejection is not left unhandled. */
+function later<T>(promise: Promise<T>): Promise<T> {
+  promise.catch(() => undefined);
+  return promise;
+}
+
 /** The REST prefix of each upstream a test answers through (the route table's). */
 const PREFIXES = { users: '/users', rights: '/subscriptions', ondemand: '/ondemand', livetv: '/livetv' } as const;
 
@@ -868,6 +874,60 @@ describe('a change racing reads across replicas', () => {
     ondemand.behaviour = changing;
     for (const gateway of [b, c, a]) expect(await titleOn(gateway, 'half-sent', token)).toBe('changed');
     expect((await inspect.getBuffer(upstreamEntry(ondemand, '/ondemand/movies/half-sent')))?.toString() ?? '').not.toContain('"title":"original"');
+  });
+  /** On-demand keeps each GET of a path that contains `held` until the test lets it go, with the titles as they were when it arrived. */
+  function holdingReads(held: string): (() => void)[] {
+    const ondemand = fx.upstreams.upstreams.ondemand;
+    const titles = catalogue(ondemand);
+    const changing = ondemand.behaviour;
+    const waiting: (() => void)[] = [];
+    ondemand.behaviour = (req, res, recorded) => {
+      if (req.method !== 'GET' || !req.url?.includes(held)) return changing(req, res, recorded);
+      const answer = moviesAsked(req.url, titles);
+      waiting.push(() => res.headersSent || json(res, answer, { 'cache-control': 'public, max-age=60' }));
+    };
+    // Whatever happens to the test, nothing stays held.
+    onTestFinished(() => waiting.forEach((answer) => answer()));
+    return waiting;
+  }
+
+  it('never stores a read made before the change under the stamp of another caller’s read made after it', async () => {
+    const [a, b, c] = replicas(fx);
+    await allListening(fx.gateways);
+    const waiting = holdingReads('two-callers');
+    const [alice, bob] = await Promise.all([userToken('alice'), userToken('bob')]);
+    // Alice's read reaches the upstream before the change; bob's (another caller: not the same call) after it.
+    const early = later(get(b, '/ondemand/movies/two-callers', alice));
+    await eventually('alice’s read to reach the upstream', () => waiting.length === 1);
+    const before = await received(b);
+    await editTitle(a, 'two-callers', 'changed');
+    await eventually('B to hear the change', async () => (await received(b)) > before);
+    const late = later(get(b, '/ondemand/movies/two-callers', bob));
+    await eventually('bob’s read to reach the upstream', () => waiting.length === 2);
+    // The upstream answers alice's first (what it was then), then bob's.
+    (waiting[0] as () => void)();
+    expect((await early).body.title).toBe('original');
+    (waiting[1] as () => void)();
+    expect((await late).body.title).toBe('changed');
+    for (const gateway of [b, c, a]) expect(await titleOn(gateway, 'two-callers', token)).toBe('changed');
+  });
+
+  it('never hands a read made after a change the answer of a read made before it (coalescing), on the writer or any replica', async () => {
+    const [a, b] = replicas(fx);
+    await allListening(fx.gateways);
+    const waiting = holdingReads('joined');
+    // A read of the movie is on its way, through A and through B, when the change is made through A.
+    const early = [later(get(a, '/ondemand/movies/joined', token)), later(get(b, '/ondemand/movies/joined', token))];
+    await eventually('both reads to reach the upstream', () => waiting.length === 2);
+    const before = await received(b);
+    await editTitle(a, 'joined', 'changed');
+    await eventually('B to hear the change', async () => (await received(b)) > before);
+    // The same read again, by the same caller, after the change: its own call, not the one on its way.
+    const late = [later(get(a, '/ondemand/movies/joined', token)), later(get(b, '/ondemand/movies/joined', token))];
+    await eventually('the new reads to reach the upstream', () => waiting.length === 4);
+    for (const answer of waiting) answer();
+    expect((await Promise.all(early)).map((answer) => answer.body.title)).toEqual(['original', 'original']);
+    expect((await Promise.all(late)).map((answer) => answer.body.title)).toEqual(['changed', 'changed']);
   });
 });
 
