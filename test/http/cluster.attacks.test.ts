@@ -49,6 +49,18 @@ function useInspector(redis: RunningRedis): Redis {
   );
 }
 
+/**
+ * What each describe of this file starts: its own redis-server, a client of the test's own on it, and
+ * three gateways sharing it (with `env`), logging where the test reads them.
+ */
+function useCluster(env: NodeJS.ProcessEnv = {}): { redis: RunningRedis; inspect: Redis; log: CapturedLog; fx: RecordingStack } {
+  const redis = useRedis();
+  const inspect = useInspector(redis);
+  const log = captureLog('info');
+  const fx = useStack({ gateways: 3, env: () => ({ REDIS_URL: redis.url, ...env }), logger: log.logger });
+  return { redis, inspect, log, fx };
+}
+
 /** Every key of Redis matching `pattern` (SCAN, as an operator would, never KEYS). */
 async function scan(inspect: Redis, pattern: string): Promise<string[]> {
   const keys: string[] = [];
@@ -128,10 +140,7 @@ const personal = (headers: Record<string, string>) => (req: IncomingMessage, res
   json(res, { id: callerOf(req), username: `user-${callerOf(req)}`, email: `${callerOf(req)}@example.com`, roles: ['user'] }, headers);
 
 describe('personal answers across replicas', () => {
-  const redis = useRedis();
-  const inspect = useInspector(redis);
-  const log = captureLog('info');
-  const fx = useStack({ gateways: 3, env: () => ({ REDIS_URL: redis.url }), logger: log.logger });
+  const { inspect, log, fx } = useCluster();
   let alice: string;
   let bob: string;
   beforeAll(async () => {
@@ -291,10 +300,7 @@ async function publishOnBus(inspect: Redis, gateways: readonly RunningGateway[],
 }
 
 describe('what Redis holds is not trusted blindly', () => {
-  const redis = useRedis();
-  const inspect = useInspector(redis);
-  const log = captureLog('info');
-  const fx = useStack({ gateways: 3, env: () => ({ REDIS_URL: redis.url }), logger: log.logger });
+  const { inspect, log, fx } = useCluster();
   let token: string;
   beforeAll(async () => {
     token = await userToken('reader');
@@ -606,14 +612,7 @@ describe('bounds: what clients make the replicas keep', () => {
   const MAX_ENTRY_BYTES = 2048;
   const RESPONSE_MAX_BYTES = 8192;
   const APQ_MAX_BYTES = 4096;
-  const redis = useRedis();
-  const inspect = useInspector(redis);
-  const log = captureLog('info');
-  const fx = useStack({
-    gateways: 3,
-    env: () => ({ REDIS_URL: redis.url, UPSTREAM_CACHE_MAX_BYTES: String(MAX_BYTES), UPSTREAM_CACHE_MAX_ENTRY_BYTES: String(MAX_ENTRY_BYTES), GRAPHQL_RESPONSE_CACHE_MAX_BYTES: String(RESPONSE_MAX_BYTES), PERSISTED_QUERIES_MAX_BYTES: String(APQ_MAX_BYTES) }),
-    logger: log.logger,
-  });
+  const { inspect, log, fx } = useCluster({ UPSTREAM_CACHE_MAX_BYTES: String(MAX_BYTES), UPSTREAM_CACHE_MAX_ENTRY_BYTES: String(MAX_ENTRY_BYTES), GRAPHQL_RESPONSE_CACHE_MAX_BYTES: String(RESPONSE_MAX_BYTES), PERSISTED_QUERIES_MAX_BYTES: String(APQ_MAX_BYTES) });
   let token: string;
   beforeAll(async () => {
     token = await userToken('filler');
@@ -770,10 +769,7 @@ describe('bounds: what clients make the replicas keep', () => {
 });
 
 describe('a change racing reads across replicas', () => {
-  const redis = useRedis();
-  const inspect = useInspector(redis);
-  const log = captureLog('info');
-  const fx = useStack({ gateways: 3, env: () => ({ REDIS_URL: redis.url }), logger: log.logger });
+  const { inspect, log, fx } = useCluster();
   let token: string;
   beforeAll(async () => {
     token = await userToken('racer');
@@ -814,32 +810,46 @@ describe('a change racing reads across replicas', () => {
     expect(errorsIn(log)).toEqual([]);
   });
 
-  it('never stores an answer that was on its way while the change happened, on either face', async () => {
-    const [a, b, c] = replicas(fx);
-    await allListening(fx.gateways);
+  /**
+   * On-demand as a catalogue that holds each GET of a path containing `held`: `hold` answers it in part or
+   * not at all (with the titles as they were when it arrived) and gives what finishes it when the test
+   * lets it go. `release` lets every one go and holds no more.
+   */
+  function holdingReads(held: string, hold: (res: ServerResponse, answer: unknown) => () => void = (res, answer) => () => json(res, answer, { 'cache-control': 'public, max-age=60' })) {
     const ondemand = fx.upstreams.upstreams.ondemand;
     const titles = catalogue(ondemand);
     const changing = ondemand.behaviour;
-    // The upstream reads the title when the request arrives, and answers only when the test lets it.
-    const held: (() => void)[] = [];
+    const waiting: (() => void)[] = [];
     ondemand.behaviour = (req, res, recorded) => {
-      if (req.method !== 'GET' || !req.url?.includes('in-flight')) return changing(req, res, recorded);
-      const answer = moviesAsked(req.url, titles);
-      held.push(() => json(res, answer, { 'cache-control': 'public, max-age=60' }));
+      if (req.method !== 'GET' || !req.url?.includes(held)) return changing(req, res, recorded);
+      const finish = hold(res, moviesAsked(req.url, titles));
+      waiting.push(() => res.writableEnded || finish());
     };
-    const restAnswer = get(b, '/ondemand/movies/in-flight-rest', token);
-    const graphqlAnswer = graphql(c.url, '{ movie(id: "in-flight-graphql") { title } }');
-    await eventually('both reads to reach the upstream', () => held.length === 2);
+    const release = () => {
+      ondemand.behaviour = changing;
+      for (const finish of waiting) finish();
+    };
+    // Whatever happens to the test, nothing stays held.
+    onTestFinished(release);
+    return { waiting, release };
+  }
+
+  it('never stores an answer that was on its way while the change happened, on either face', async () => {
+    const [a, b, c] = replicas(fx);
+    await allListening(fx.gateways);
+    const { waiting, release } = holdingReads('in-flight');
+    const restAnswer = later(get(b, '/ondemand/movies/in-flight-rest', token));
+    const graphqlAnswer = later(graphql(c.url, '{ movie(id: "in-flight-graphql") { title } }'));
+    await eventually('both reads to reach the upstream', () => waiting.length === 2);
     const before = await Promise.all(fx.gateways.map(received));
     await editTitle(a, 'in-flight-rest', 'changed');
     await editTitle(a, 'in-flight-graphql', 'changed');
     await eventually('B and C to hear both changes', async () => (await Promise.all([b, c].map(received))).every((count, index) => count >= (before[index + 1] ?? 0) + 2));
-    for (const answer of held) answer();
+    release();
     // What was on its way is what the upstream said then.
     expect((await restAnswer).body.title).toBe('original');
     expect((await graphqlAnswer).data).toEqual({ movie: { title: 'original' } });
     // And it was kept nowhere: every replica answers the change, on both faces, at once.
-    ondemand.behaviour = changing;
     for (const gateway of [b, c, a]) {
       expect(await titleOn(gateway, 'in-flight-rest', token)).toBe('changed');
       expect(await titleOn(gateway, 'in-flight-graphql', token)).toBe('changed');
@@ -848,53 +858,34 @@ describe('a change racing reads across replicas', () => {
     }
     for (const key of await scan(inspect, 'gateway:*:entry:*')) expect((await inspect.getBuffer(key))?.toString('latin1'), key).not.toMatch(/"title":"original"|\\"title\\":\\"original\\"/);
   });
+
   it('never keeps an answer whose body was still arriving when the change happened', async () => {
     const [a, b, c] = replicas(fx);
     await allListening(fx.gateways);
-    const ondemand = fx.upstreams.upstreams.ondemand;
-    const titles = catalogue(ondemand);
-    const changing = ondemand.behaviour;
     // The head and the start of the body go at once; the rest when the test says.
-    let rest: (() => void) | undefined;
-    ondemand.behaviour = (req, res, recorded) => {
-      if (req.method !== 'GET' || !req.url?.includes('half-sent')) return changing(req, res, recorded);
-      const body = JSON.stringify(moviesAsked(req.url, titles));
+    const { waiting, release } = holdingReads('half-sent', (res, answer) => {
+      const body = JSON.stringify(answer);
       res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'public, max-age=60', 'content-length': String(Buffer.byteLength(body)) });
       res.write(body.slice(0, 10));
-      rest = () => res.end(body.slice(10));
-    };
+      return () => res.end(body.slice(10));
+    });
     // B has the head (its cache began to store the answer) when its client does.
     const response = await fetch(`${b.url}/ondemand/movies/half-sent`, { headers: { authorization: `Bearer ${token}` } });
     expect(response.status).toBe(200);
+    expect(waiting).toHaveLength(1);
     const before = await received(b);
     await editTitle(a, 'half-sent', 'changed');
     await eventually('B to hear the change', async () => (await received(b)) > before);
-    (rest as () => void)();
+    release();
     expect(((await response.json()) as { title: string }).title).toBe('original');
-    ondemand.behaviour = changing;
     for (const gateway of [b, c, a]) expect(await titleOn(gateway, 'half-sent', token)).toBe('changed');
-    expect((await inspect.getBuffer(upstreamEntry(ondemand, '/ondemand/movies/half-sent')))?.toString() ?? '').not.toContain('"title":"original"');
+    expect((await inspect.getBuffer(upstreamEntry(fx.upstreams.upstreams.ondemand, '/ondemand/movies/half-sent')))?.toString() ?? '').not.toContain('"title":"original"');
   });
-  /** On-demand keeps each GET of a path that contains `held` until the test lets it go, with the titles as they were when it arrived. */
-  function holdingReads(held: string): (() => void)[] {
-    const ondemand = fx.upstreams.upstreams.ondemand;
-    const titles = catalogue(ondemand);
-    const changing = ondemand.behaviour;
-    const waiting: (() => void)[] = [];
-    ondemand.behaviour = (req, res, recorded) => {
-      if (req.method !== 'GET' || !req.url?.includes(held)) return changing(req, res, recorded);
-      const answer = moviesAsked(req.url, titles);
-      waiting.push(() => res.headersSent || json(res, answer, { 'cache-control': 'public, max-age=60' }));
-    };
-    // Whatever happens to the test, nothing stays held.
-    onTestFinished(() => waiting.forEach((answer) => answer()));
-    return waiting;
-  }
 
   it('never stores a read made before the change under the stamp of another caller’s read made after it', async () => {
     const [a, b, c] = replicas(fx);
     await allListening(fx.gateways);
-    const waiting = holdingReads('two-callers');
+    const { waiting, release } = holdingReads('two-callers');
     const [alice, bob] = await Promise.all([userToken('alice'), userToken('bob')]);
     // Alice's read reaches the upstream before the change; bob's (another caller: not the same call) after it.
     const early = later(get(b, '/ondemand/movies/two-callers', alice));
@@ -907,7 +898,7 @@ describe('a change racing reads across replicas', () => {
     // The upstream answers alice's first (what it was then), then bob's.
     (waiting[0] as () => void)();
     expect((await early).body.title).toBe('original');
-    (waiting[1] as () => void)();
+    release();
     expect((await late).body.title).toBe('changed');
     for (const gateway of [b, c, a]) expect(await titleOn(gateway, 'two-callers', token)).toBe('changed');
   });
@@ -915,7 +906,7 @@ describe('a change racing reads across replicas', () => {
   it('never hands a read made after a change the answer of a read made before it (coalescing), on the writer or any replica', async () => {
     const [a, b] = replicas(fx);
     await allListening(fx.gateways);
-    const waiting = holdingReads('joined');
+    const { waiting, release } = holdingReads('joined');
     // A read of the movie is on its way, through A and through B, when the change is made through A.
     const early = [later(get(a, '/ondemand/movies/joined', token)), later(get(b, '/ondemand/movies/joined', token))];
     await eventually('both reads to reach the upstream', () => waiting.length === 2);
@@ -925,17 +916,14 @@ describe('a change racing reads across replicas', () => {
     // The same read again, by the same caller, after the change: its own call, not the one on its way.
     const late = [later(get(a, '/ondemand/movies/joined', token)), later(get(b, '/ondemand/movies/joined', token))];
     await eventually('the new reads to reach the upstream', () => waiting.length === 4);
-    for (const answer of waiting) answer();
+    release();
     expect((await Promise.all(early)).map((answer) => answer.body.title)).toEqual(['original', 'original']);
     expect((await Promise.all(late)).map((answer) => answer.body.title)).toEqual(['changed', 'changed']);
   });
 });
 
 describe('a paused Redis (SIGSTOP: connections open, nothing answered)', () => {
-  const redis = useRedis();
-  const inspect = useInspector(redis);
-  const log = captureLog('info');
-  const fx = useStack({ gateways: 3, env: () => ({ REDIS_URL: redis.url, REDIS_COMMAND_TIMEOUT_MS: '250' }), logger: log.logger });
+  const { redis, inspect, log, fx } = useCluster({ REDIS_COMMAND_TIMEOUT_MS: '250' });
   let token: string;
   beforeAll(async () => {
     token = await userToken('patient');
@@ -998,11 +986,9 @@ describe('a paused Redis (SIGSTOP: connections open, nothing answered)', () => {
 });
 
 describe('TRUSTED_DOCUMENTS_MODE=require on every replica', () => {
-  const redis = useRedis();
-  const inspect = useInspector(redis);
   const manifestPath = fileURLToPath(TV_APP_MANIFEST);
   const manifest = JSON.parse(readFileSync(manifestPath, 'utf8')) as Record<string, string>;
-  const fx = useStack({ gateways: 3, env: () => ({ REDIS_URL: redis.url, TRUSTED_DOCUMENTS: manifestPath, TRUSTED_DOCUMENTS_MODE: 'require' }) });
+  const { inspect, fx } = useCluster({ TRUSTED_DOCUMENTS: manifestPath, TRUSTED_DOCUMENTS_MODE: 'require' });
 
   it('an APQ registration through one replica lets the hash run on none', async () => {
     const [a, b, c] = replicas(fx);
