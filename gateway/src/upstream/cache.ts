@@ -140,8 +140,13 @@ export class UpstreamCache implements CacheStore {
   private readonly keys: LRUCache<string, Held>;
   /** The call whose lookup is being made: undici's cache asks the store synchronously as the call is dispatched. */
   private calling: UpstreamCall | undefined;
-  /** The stamp of each lookup, until an answer to it is stored (a miss, or a stale hit revalidated). */
-  private readonly lookedUp = new LRUCache<string, Stamp>({ max: MAX_ENTRIES });
+  /**
+   * The stamp of each lookup, until an answer to it is stored (a miss, or a stale hit revalidated): by the
+   * request's own key (undici hands the store the same object for its lookup and its answer), not by path.
+   * By path, a lookup made after a change replaced the stamp of another caller's made before it, and that
+   * caller's answer, older than the change, was stored as current.
+   */
+  private readonly lookedUp = new WeakMap<CacheKey, Stamp>();
 
   constructor(private readonly options: UpstreamCacheOptions) {
     this.local = new cacheStores.MemoryCacheStore({ maxSize: options.maxBytes, maxEntrySize: options.maxEntryBytes, maxCount: MAX_ENTRIES });
@@ -170,7 +175,7 @@ export class UpstreamCache implements CacheStore {
     const upstream = this.options.upstreamOf(key.origin);
     if (!upstream || !this.options.invalidations.trusted) return undefined;
     const call = this.calling;
-    this.lookedUp.set(idOf(key), stampOf(this.options.invalidations.generations(), [upstream]));
+    this.lookedUp.set(key, stampOf(this.options.invalidations.generations(), [upstream]));
     const found = this.local.get(key) as Awaited<ReturnType<CacheStore['get']>>;
     this.options.onLookup?.(upstream, 'local', found ? 'hit' : 'miss');
     if (found) return answered(call, upstream, 'local', found, performance.now());
@@ -207,8 +212,8 @@ export class UpstreamCache implements CacheStore {
     // alone: the gateway adds the identity itself (X-User-ID), which no upstream would have to Vary on.
     if (!value.cacheControlDirectives?.public && IDENTITY_HEADERS.some((name) => key.headers?.[name] !== undefined)) return undefined;
     const id = idOf(key);
-    const stamp = this.lookedUp.get(id);
-    this.lookedUp.delete(id);
+    const stamp = this.lookedUp.get(key);
+    this.lookedUp.delete(key);
     // A change since the lookup (or a lookup never made): this answer may predate it.
     if (!stamp || !this.current(stamp)) return undefined;
     const local = this.local.createWriteStream(key, value);
