@@ -560,6 +560,27 @@ describe('what Redis holds is not trusted blindly', () => {
     await allListening(fx.gateways);
   });
 
+  it.each([
+    ['not a count', 'not a count'],
+    ['the largest count Redis holds', '9223372036854775807'],
+  ])('a generation in Redis that is %s neither hides a change from any replica nor stops caching for good', async (_what, value) => {
+    const [a, b, c] = replicas(fx);
+    await allListening(fx.gateways);
+    const titles = catalogue(fx.upstreams.upstreams.ondemand);
+    const id = `corrupt-${value.length}`;
+    for (const gateway of [a, b, c]) expect(await titleOn(gateway, id, token)).toBe('original');
+    await inspect.hset('gateway:generations', 'ondemand', value);
+    await editTitle(a, id, 'changed');
+    expect(titles.get(id)).toBe('changed');
+    for (const gateway of [b, c, a]) await eventually(`${gateway.url} to show the change`, async () => (await titleOn(gateway, id, token)) === 'changed');
+    // Every replica hears the bus again, and shares again: what B caches now, C serves from Redis.
+    await allListening(fx.gateways);
+    expect(await titleOn(b, `${id}-after`, token)).toBe('original');
+    await eventually('the new answer to be in Redis', async () => (await inspect.exists(upstreamEntry(fx.upstreams.upstreams.ondemand, `/ondemand/movies/${id}-after`))) === 1);
+    expect(await titleOn(c, `${id}-after`, token)).toBe('original');
+    expect(fx.upstreams.upstreams.ondemand.requests.filter((request) => request.url === `/ondemand/movies/${id}-after`)).toHaveLength(1);
+  });
+
   it('a forged generation far in the future neither hides a later change from any replica nor stops caching', async () => {
     const [a, b, c] = replicas(fx);
     await allListening(fx.gateways);
