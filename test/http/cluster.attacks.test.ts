@@ -563,6 +563,7 @@ describe('what Redis holds is not trusted blindly', () => {
   it.each([
     ['not a count', 'not a count'],
     ['the largest count Redis holds', '9223372036854775807'],
+    ['the last count a number holds exactly', String(Number.MAX_SAFE_INTEGER)],
   ])('a generation in Redis that is %s neither hides a change from any replica nor stops caching for good', async (_what, value) => {
     const [a, b, c] = replicas(fx);
     await allListening(fx.gateways);

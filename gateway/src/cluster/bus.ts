@@ -102,6 +102,16 @@ export class LocalInvalidations implements Invalidations {
 }
 
 const CHANNEL = `${KEY_PREFIX}invalidations`;
+
+/** A count as Redis keeps one (HINCRBY's decimal integer), within what a number holds exactly; 0 for none; undefined for anything else. */
+function countOf(value: string | undefined): number | undefined {
+  if (value === undefined) return 0;
+  const count = Number(value);
+  return /^-?\d{1,16}$/.test(value) && Number.isSafeInteger(count) ? count : undefined;
+}
+
+/** Counts this close to the end of a safe integer are replaced with a new epoch before they pass it. */
+const LAST_COUNT = Number.MAX_SAFE_INTEGER - 1_000_000;
 const GENERATIONS_KEY = `${KEY_PREFIX}generations`;
 /** The field of GENERATIONS_KEY that names the epoch: set by the first replica to find none. */
 const EPOCH_FIELD = 'epoch';
@@ -128,8 +138,9 @@ function messageOf(raw: string): Message | undefined {
   try {
     const parsed = JSON.parse(raw) as Record<string, unknown>;
     const { upstream, generation, at, replica } = parsed;
-    if (!isUpstream(upstream) || !Number.isSafeInteger(generation) || typeof at !== 'number' || typeof replica !== 'string') return undefined;
-    return { upstream, generation: generation as number, at, replica };
+    // The generation is not used (it is read from Redis), only checked to be a number: a count Redis holds past a safe integer still tells of a change.
+    if (!isUpstream(upstream) || typeof generation !== 'number' || typeof at !== 'number' || typeof replica !== 'string') return undefined;
+    return { upstream, generation, at, replica };
   } catch {
     return undefined;
   }
@@ -255,10 +266,10 @@ export class RedisInvalidations implements Invalidations {
       ([epoch, value]) => {
         if (this.reads.get(upstream) !== read) return;
         this.reads.delete(upstream);
-        const generation = Number(value ?? 0);
+        const generation = countOf(value ?? undefined);
         // Another epoch: Redis lost the generations, and a count may come back. Everything is read again.
         if (epoch !== this.today.epoch) this.lose('the generations in Redis are not those this replica counts in (lost, or of another epoch)');
-        else if (Number.isSafeInteger(generation)) this.today = bumped(this.today, upstream, generation);
+        else if (generation !== undefined) this.today = bumped(this.today, upstream, generation);
         else this.lose(`the generation of ${upstream} in Redis is not a count`);
       },
       () => {
@@ -279,11 +290,13 @@ export class RedisInvalidations implements Invalidations {
         await this.redis.answer('bus', this.subscriber.subscribe(CHANNEL));
         this.subscribed = true;
       }
+      await this.repair();
       for (const upstream of [...this.unannounced]) await this.announce(upstream);
       await this.redis.answer('bus', this.redis.commands.hsetnx(GENERATIONS_KEY, EPOCH_FIELD, randomUUID()));
       const stored = await this.redis.answer('bus', this.redis.commands.hgetall(GENERATIONS_KEY));
+      if (UPSTREAM_NAMES.some((name) => countOf(stored[name]) === undefined)) throw new Error('a generation in Redis is not a count');
       // Redis's generations are today's: a Redis that lost its data has a new epoch, and none of its entries.
-      this.today = { epoch: stored[EPOCH_FIELD] ?? '', upstreams: counted((name) => Number(stored[name] ?? 0) || 0) };
+      this.today = { epoch: stored[EPOCH_FIELD] ?? '', upstreams: counted((name) => countOf(stored[name]) ?? 0) };
       this.lastPong = Date.now();
       this.trust(true);
     } catch {
@@ -291,6 +304,20 @@ export class RedisInvalidations implements Invalidations {
     } finally {
       this.resyncing = false;
     }
+  }
+
+  /**
+   * Generations in Redis that are not counts (written by hand, or by anyone with access to it; or a
+   * count at the end of what HINCRBY and a safe integer hold) would make every change unannounceable:
+   * the others would never hear it, and this replica never trust again. They are no one's: a new epoch
+   * replaces them (nothing stamped before it is used), and every replica follows at its next read.
+   */
+  private async repair(): Promise<void> {
+    const stored = await this.redis.answer('bus', this.redis.commands.hgetall(GENERATIONS_KEY));
+    const broken = UPSTREAM_NAMES.filter((name) => countOf(stored[name]) === undefined || Math.abs(countOf(stored[name]) ?? 0) >= LAST_COUNT);
+    if (broken.length === 0) return;
+    this.observers.logger.warn({ upstreams: broken }, 'generations in Redis that are not counts: a new epoch replaces them');
+    await this.redis.answer('bus', this.redis.commands.multi().del(GENERATIONS_KEY).hset(GENERATIONS_KEY, EPOCH_FIELD, randomUUID()).exec());
   }
 
   private beat(): void {
