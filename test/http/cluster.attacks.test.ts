@@ -454,6 +454,20 @@ describe('what Redis holds is not trusted blindly', () => {
     await allListening(fx.gateways);
   });
 
+  it('never reads more of an entry than an entry may hold: a huge value put in Redis costs a replica nothing', async () => {
+    const [, b] = replicas(fx);
+    await allListening(fx.gateways);
+    publicAnswers();
+    const path = '/livetv/channels/huge-entry';
+    const huge = 64 * 1024 * 1024;
+    await inspect.set(upstreamEntry(fx.upstreams.upstreams.livetv, path), Buffer.alloc(huge, 'h'), 'PX', 60_000);
+    const sent = async () => Number(/total_net_output_bytes:(\d+)/.exec(await inspect.info('stats'))?.[1]);
+    const before = await sent();
+    expect((await get(b, path, token)).body).toEqual({ upstream: 'livetv', url: path });
+    // Redis sent a replica at most an entry's bound (UPSTREAM_CACHE_MAX_ENTRY_BYTES, 1 MiB here), not the value.
+    expect((await sent()) - before).toBeLessThan(4 * 1024 * 1024);
+  });
+
   it('runs no document but the one a persisted query’s hash names, whatever Redis holds under that hash', async () => {
     const [a, b, c] = replicas(fx);
     await allListening(fx.gateways);

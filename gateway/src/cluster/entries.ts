@@ -95,11 +95,17 @@ export class SharedEntries {
     return `${this.prefix}entry:${createHash('sha256').update(key).digest('base64url')}`;
   }
 
-  /** The entry stored under `key`, or undefined (none, or Redis did not give it in time). */
+  /**
+   * The entry stored under `key`, or undefined (none, or Redis did not give it in time). At most one byte
+   * more than an entry may hold is read: a longer value was not stored by a replica (anyone with access to
+   * Redis may have put it there), and is not worth reading.
+   */
   async get(key: string): Promise<Buffer | undefined> {
     if (!this.redis.up) return undefined;
     try {
-      return (await this.redis.answer(this.name, this.redis.commands.getBuffer(this.keyOf(key)))) ?? undefined;
+      const found = await this.redis.answer(this.name, this.redis.commands.getrangeBuffer(this.keyOf(key), 0, this.bounds.maxEntryBytes));
+      // No entry reads as nothing.
+      return found.length === 0 || found.length > this.bounds.maxEntryBytes ? undefined : found;
     } catch {
       return undefined;
     }
