@@ -956,6 +956,29 @@ describe('a change racing reads across replicas', () => {
     expect((await Promise.all(early)).map((answer) => answer.body.title)).toEqual(['original', 'original']);
     expect((await Promise.all(late)).map((answer) => answer.body.title)).toEqual(['changed', 'changed']);
   });
+  it.each([
+    ['answers 500', (res: ServerResponse) => json(res, { detail: 'database hiccup after the commit' }, {}, 500)],
+    ['closes the connection', (res: ServerResponse) => void res.destroy()],
+  ])('a change whose outcome the gateway cannot know (the upstream %s after making it) is not hidden by any cached answer', async (what, fail) => {
+    const [a, b, c] = replicas(fx);
+    await allListening(fx.gateways);
+    const ondemand = fx.upstreams.upstreams.ondemand;
+    const titles = catalogue(ondemand);
+    const changing = ondemand.behaviour;
+    const id = `unknown-${what.split(' ')[0] ?? ''}`;
+    for (const gateway of [a, b, c]) expect(await titleOn(gateway, id, token)).toBe('original');
+    // The change is made, then the answer fails.
+    ondemand.behaviour = async (req, res, recorded) => {
+      if (req.method !== 'PUT') return changing(req, res, recorded);
+      titles.set(id, (JSON.parse((await recorded()).body.toString()) as { title: string }).title);
+      fail(res);
+    };
+    const response = await fetch(`${a.url}/admin/ondemand/movies/${id}`, { method: 'PUT', headers: { authorization: `Bearer ${await adminToken()}`, 'content-type': 'application/json' }, body: JSON.stringify({ title: 'changed', genres: [], free: true }) });
+    expect(response.status).toBeGreaterThanOrEqual(500);
+    expect(titles.get(id)).toBe('changed');
+    ondemand.behaviour = changing;
+    for (const gateway of [a, b, c]) await eventually(`${gateway.url} to show the change`, async () => (await titleOn(gateway, id, token)) === 'changed');
+  });
 });
 
 describe('a paused Redis (SIGSTOP: connections open, nothing answered)', () => {

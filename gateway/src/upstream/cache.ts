@@ -293,7 +293,14 @@ export class UpstreamCache implements CacheStore {
 
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE']);
 
+/**
+ * Invalidates after an unsafe call that may have changed something: one that succeeded (below 400), and
+ * one whose outcome is unknown — a 5xx, or no answer at all (a reset, a timeout), since the upstream may
+ * have made the change before it failed. Only a 4xx says that nothing changed.
+ */
 class InvalidatingHandler extends PassThroughHandler {
+  private invalidated = false;
+
   constructor(
     next: Dispatcher.DispatchHandler,
     private readonly invalidate: () => void,
@@ -301,15 +308,26 @@ class InvalidatingHandler extends PassThroughHandler {
     super(next);
   }
 
+  private once(): void {
+    if (this.invalidated) return;
+    this.invalidated = true;
+    this.invalidate();
+  }
+
   override onResponseStart(controller: Controller, statusCode: number, headers: Headers, statusMessage?: string): void {
-    if (statusCode < 400) this.invalidate();
+    if (statusCode < 400 || statusCode >= 500) this.once();
     super.onResponseStart(controller, statusCode, headers, statusMessage);
+  }
+
+  override onResponseError(controller: Controller, error: Error): void {
+    this.once();
+    super.onResponseError(controller, error);
   }
 }
 
 /**
- * The cache in front of one upstream: a change that succeeded (an unsafe method answered below 400)
- * outdates all of that upstream's stored answers — a catalogue edit shows on every page of every replica,
+ * The cache in front of one upstream: a change that succeeded (an unsafe method answered below 400), or
+ * that may have (a 5xx, no answer), outdates all of that upstream's stored answers — a catalogue edit shows on every page of every replica,
  * not only at the URI it changed (RFC 9111 4.4 asks for the URI, at least); then the answer
  * is looked up (GETs and HEADs, shared-cache rules: `private` and `no-store` are never stored, an
  * answer to a call carrying an identity only when `public` says so).
