@@ -59,6 +59,19 @@ export function isCurrent(stamp: Stamp, today: Generations): boolean {
   return true;
 }
 
+const isUpstream = (value: unknown): value is UpstreamName => typeof value === 'string' && (UPSTREAM_NAMES as readonly string[]).includes(value);
+
+/**
+ * Whether `value`, read from Redis (anyone with access may have written it, or a replica of another
+ * version), is a stamp: an epoch, and a count for each of some upstreams.
+ */
+export function isStamp(value: unknown): value is Stamp {
+  if (typeof value !== 'object' || value === null) return false;
+  const { epoch, upstreams } = value as Record<string, unknown>;
+  if (typeof epoch !== 'string' || typeof upstreams !== 'object' || upstreams === null || Array.isArray(upstreams)) return false;
+  return Object.entries(upstreams).every(([name, generation]) => isUpstream(name) && Number.isSafeInteger(generation));
+}
+
 function bumped(generations: Generations, upstream: UpstreamName, generation: number): Generations {
   return generations.upstreams[upstream] === generation ? generations : { epoch: generations.epoch, upstreams: { ...generations.upstreams, [upstream]: generation } };
 }
@@ -89,55 +102,40 @@ export class LocalInvalidations implements Invalidations {
 }
 
 const CHANNEL = `${KEY_PREFIX}invalidations`;
+
+/** A count as Redis keeps one (HINCRBY's decimal integer), within what a number holds exactly; 0 for none; undefined for anything else. */
+function countOf(value: string | undefined): number | undefined {
+  if (value === undefined) return 0;
+  const count = Number(value);
+  return /^-?\d{1,16}$/.test(value) && Number.isSafeInteger(count) ? count : undefined;
+}
+
+/** Counts this close to the end of a safe integer are replaced with a new epoch before they pass it. */
+const LAST_COUNT = Number.MAX_SAFE_INTEGER - 1_000_000;
 const GENERATIONS_KEY = `${KEY_PREFIX}generations`;
 /** The field of GENERATIONS_KEY that names the epoch: set by the first replica to find none. */
 const EPOCH_FIELD = 'epoch';
 
-/** How often the bus's connection is asked for a PONG, and how late one may be before the bus counts as unheard. */
-export interface BusTiming {
-  readonly heartbeatMs: number;
-  readonly deafAfterMs: number;
-}
-
 /** A replica stops trusting cached answers within a second of losing the bus: a PING every 250 ms, unheard after 750. */
-export const BUS_TIMING: BusTiming = { heartbeatMs: 250, deafAfterMs: 750 };
-
-/**
- * Every this many heartbeats (10 s), a replica that hears the bus reads the generations again and takes
- * Redis's: Pub/Sub delivers at most once, so a message lost without the connection noticing outdates
- * nothing for longer than this.
- */
-const RECONCILE_EVERY_BEATS = 40;
-
-/** Bumps an upstream's generation, and answers it with the epoch it counts in (starting one if Redis has none: it lost its data). */
-const BUMP = `
-redis.call('HSETNX', KEYS[1], '${EPOCH_FIELD}', ARGV[2])
-return { redis.call('HINCRBY', KEYS[1], ARGV[1], 1), redis.call('HGET', KEYS[1], '${EPOCH_FIELD}') }
-`;
-
-type Bump = (key: string, upstream: UpstreamName, epoch: string) => Promise<[number, string]>;
+const HEARTBEAT_MS = 250;
+const DEAF_AFTER_MS = 750;
 
 interface Message {
   readonly upstream: UpstreamName;
   readonly generation: number;
-  readonly epoch: string;
   readonly at: number;
   readonly replica: string;
 }
-
-/** An upstream's generation as Redis holds it (0 when it never changed). */
-const generationIn = (stored: Readonly<Record<string, string>>, name: UpstreamName) => Number(stored[name] ?? 0) || 0;
-
-const isUpstream = (value: unknown): value is UpstreamName => typeof value === 'string' && (UPSTREAM_NAMES as readonly string[]).includes(value);
 
 /** A message of the bus, or undefined for anything else on the channel (nothing there is trusted blindly). */
 function messageOf(raw: string): Message | undefined {
   if (raw.length > 512) return undefined;
   try {
     const parsed = JSON.parse(raw) as Record<string, unknown>;
-    const { upstream, generation, epoch, at, replica } = parsed;
-    if (!isUpstream(upstream) || !Number.isSafeInteger(generation) || typeof epoch !== 'string' || typeof at !== 'number' || typeof replica !== 'string') return undefined;
-    return { upstream, generation: generation as number, epoch, at, replica };
+    const { upstream, generation, at, replica } = parsed;
+    // The generation is not used (it is read from Redis), only checked to be a number: a count Redis holds past a safe integer still tells of a change.
+    if (!isUpstream(upstream) || typeof generation !== 'number' || typeof at !== 'number' || typeof replica !== 'string') return undefined;
+    return { upstream, generation, at, replica };
   } catch {
     return undefined;
   }
@@ -146,11 +144,13 @@ function messageOf(raw: string): Message | undefined {
 /**
  * The bus through Redis (REDIS_URL): a generation per upstream in one hash, bumped with HINCRBY, and a
  * Pub/Sub channel that tells every replica at once. A replica trusts cached answers only while it hears
- * the channel: its connection is ready, subscribed, answers a PING every BUS_TIMING.heartbeatMs, and it
+ * the channel: its connection is ready, subscribed, answers a PING every HEARTBEAT_MS, and it
  * has read today's generations since it last (re)subscribed. When it stops hearing, it stops using cached
  * answers (its listeners drop what they hold) within a second, logs that once, and says so in /ready and
  * `gateway_cache_bus_listening`. A change it could not announce meanwhile is announced first when the bus
- * is back; then it reads the generations again and trusts again. Messages of its own are not applied twice.
+ * is back; then it reads the generations again and trusts again. Messages of its own are not applied twice;
+ * another's is a sign that an upstream changed, whose generation is then read from Redis (never taken from
+ * the message, which anyone with access to Redis can publish).
  */
 export class RedisInvalidations implements Invalidations {
   /** Until the bus is first heard, nothing is trusted: the epoch matches no stamp. */
@@ -159,31 +159,32 @@ export class RedisInvalidations implements Invalidations {
   private subscribed = false;
   private resyncing = false;
   private lastPong = 0;
-  /** Changes made here that are not yet announced (Redis was away). */
-  private readonly unannounced = new Set<UpstreamName>();
+  /**
+   * Changes made here that are not yet announced (Redis was away), each upstream's by the number of its
+   * latest: an announcement takes its upstream off only if no change was made after the one it announces.
+   */
+  private readonly unannounced = new Map<UpstreamName, number>();
+  private changesMade = 0;
+  /** The read of each upstream's generation that is awaited (after a message): only the latest one's answer is applied. */
+  private readonly reads = new Map<UpstreamName, number>();
+  private readsMade = 0;
   private readonly listeners = new Set<(upstream: UpstreamName) => void>();
   private readonly trustListeners = new Set<(trusted: boolean) => void>();
   private readonly replica = randomUUID();
   private readonly subscriber: Redis;
-  private readonly bump: Bump;
-  private beats = 0;
   private readonly heartbeat: NodeJS.Timeout;
   private closed = false;
 
   constructor(
     private readonly redis: SharedRedis,
     private readonly observers: { readonly logger: Logger; readonly metrics: GatewayMetrics },
-    private readonly timing: BusTiming = BUS_TIMING,
   ) {
-    observers.metrics.setBusListening(false);
-    redis.commands.defineCommand('bumpGeneration', { numberOfKeys: 1, lua: BUMP });
-    this.bump = (redis.commands as unknown as { bumpGeneration: Bump }).bumpGeneration.bind(redis.commands);
     this.subscriber = redis.subscriber();
     this.subscriber.on('ready', () => void this.resync());
     this.subscriber.on('close', () => this.lose('the bus connection closed'));
     this.subscriber.on('message', (channel: string, raw: string) => channel === CHANNEL && this.received(raw));
     redis.onChange((connection, up) => connection === 'commands' && up && void this.resync());
-    this.heartbeat = setInterval(() => this.beat(), timing.heartbeatMs);
+    this.heartbeat = setInterval(() => this.beat(), HEARTBEAT_MS);
     this.heartbeat.unref();
   }
 
@@ -208,23 +209,34 @@ export class RedisInvalidations implements Invalidations {
   }
 
   publish(upstream: UpstreamName): void {
-    // Outdated here at once: answers stamped before this change no longer match.
-    this.today = bumped(this.today, upstream, this.today.upstreams[upstream] + 1);
+    // Outdated here at once: unknown (NaN matches no stamp) until Redis counts the change. Not a count of
+    // this replica's own (the one after today's): another replica's change may take that number in Redis,
+    // and answers made before it would be stamped as after. A read of the generation asked before this
+    // change would answer a count without it: its answer is not applied.
+    this.reads.delete(upstream);
+    this.today = bumped(this.today, upstream, Number.NaN);
     for (const listener of this.listeners) listener(upstream);
-    this.unannounced.add(upstream);
-    void this.announce(upstream).catch(() => this.lose('a change could not be announced'));
+    const change = ++this.changesMade;
+    this.unannounced.set(upstream, change);
+    void this.announce(upstream, change).catch(() => this.lose('a change could not be announced'));
   }
 
-  /** Bumps `upstream`'s generation in Redis and tells every replica; then it is announced. */
-  private async announce(upstream: UpstreamName): Promise<void> {
-    const [generation, epoch] = await this.redis.answer('bus', this.bump(GENERATIONS_KEY, upstream, randomUUID()));
-    const message: Message = { upstream, generation, epoch, at: Date.now(), replica: this.replica };
-    await this.redis.answer('bus', this.redis.commands.publish(CHANNEL, JSON.stringify(message)));
-    this.unannounced.delete(upstream);
+  /** Bumps `upstream`'s generation in Redis and tells every replica; then the change numbered `change` is announced. */
+  private async announce(upstream: UpstreamName, change: number): Promise<void> {
+    const commands = this.redis.commands;
+    const [counted, epoch] = (await this.redis.answer('bus', () => commands.multi().hincrby(GENERATIONS_KEY, upstream, 1).hget(GENERATIONS_KEY, EPOCH_FIELD).exec())) ?? [];
+    if (!counted || counted[0] || !epoch || epoch[0]) throw counted?.[0] ?? epoch?.[0] ?? new Error('the change was not counted');
+    const generation = Number(counted[1]);
+    // Counted in today's epoch: Redis's count, unless a message came meanwhile (the read it asked for,
+    // made after this increment, says more). In another (Redis lost the generations, and counts start
+    // over), counts that were already used may come back: nothing held is current any more.
+    const today = epoch[1] === this.today.epoch && Number.isSafeInteger(generation);
+    if (today && !this.reads.has(upstream)) this.today = bumped(this.today, upstream, generation);
+    const message: Message = { upstream, generation, at: Date.now(), replica: this.replica };
+    await this.redis.answer('bus', () => commands.publish(CHANNEL, JSON.stringify(message)));
+    if (this.unannounced.get(upstream) === change) this.unannounced.delete(upstream);
     this.observers.metrics.observeBusMessage('published');
-    // Redis lost the generations (a new epoch): nothing stamped before is used, once they are read again.
-    if (epoch !== this.today.epoch) this.lose('Redis lost the generations: a new epoch');
-    else this.today = bumped(this.today, upstream, Math.max(generation, this.today.upstreams[upstream]));
+    if (!today) this.lose('the generations in Redis are not those this replica counts in (lost, or of another epoch)');
   }
 
   private received(raw: string): void {
@@ -233,12 +245,40 @@ export class RedisInvalidations implements Invalidations {
     this.lastPong = Date.now();
     if (message.replica === this.replica) return;
     this.observers.metrics.observeBusMessage('received', (Date.now() - message.at) / 1000);
-    if (message.epoch !== this.today.epoch) {
-      this.lose('Redis lost the generations: a new epoch');
-      return;
-    }
-    if (message.generation > this.today.upstreams[message.upstream]) this.today = bumped(this.today, message.upstream, message.generation);
+    this.reread(message.upstream);
     for (const listener of this.listeners) listener(message.upstream);
+  }
+
+  /**
+   * After a message: the upstream changed. Anyone who can publish on the channel can write a message, so
+   * the generation it carries is not taken (a forged one far ahead would freeze this replica's count, and
+   * answers stored before later changes would stay current): Redis's own count is read instead. Until it
+   * is, the upstream's generation is unknown (NaN matches no stamp): nothing of it is used or stored. The
+   * epoch is read with it: generations Redis lost count from 0 again, so an epoch that is not today's
+   * means reading everything again (resync), as after an outage.
+   */
+  private reread(upstream: UpstreamName): void {
+    this.today = bumped(this.today, upstream, Number.NaN);
+    const read = ++this.readsMade;
+    this.reads.set(upstream, read);
+    const stored = this.redis.answer('bus', () => this.redis.commands.hmget(GENERATIONS_KEY, EPOCH_FIELD, upstream));
+    stored.then(
+      ([epoch, value]) => {
+        if (this.reads.get(upstream) !== read) return;
+        this.reads.delete(upstream);
+        const generation = countOf(value ?? undefined);
+        // Another epoch: Redis lost the generations, and a count may come back. Everything is read again.
+        if (epoch !== this.today.epoch) this.lose('the generations in Redis are not those this replica counts in (lost, or of another epoch)');
+        else if (generation !== undefined) this.today = bumped(this.today, upstream, generation);
+        else this.lose(`the generation of ${upstream} in Redis is not a count`);
+      },
+      () => {
+        if (this.reads.get(upstream) !== read) return;
+        this.reads.delete(upstream);
+        // Unknown until the bus is heard again and every generation is read.
+        this.lose(`the generation of ${upstream} could not be read`);
+      },
+    );
   }
 
   /** After (re)connecting: subscribe, announce what could not be, read today's generations, then trust. */
@@ -247,14 +287,26 @@ export class RedisInvalidations implements Invalidations {
     this.resyncing = true;
     try {
       if (!this.subscribed) {
-        await this.redis.answer('bus', this.subscriber.subscribe(CHANNEL));
+        await this.redis.answer('bus', () => this.subscriber.subscribe(CHANNEL));
         this.subscribed = true;
       }
-      for (const upstream of [...this.unannounced]) await this.announce(upstream);
-      await this.redis.answer('bus', this.redis.commands.hsetnx(GENERATIONS_KEY, EPOCH_FIELD, randomUUID()));
-      const stored = await this.redis.answer('bus', this.redis.commands.hgetall(GENERATIONS_KEY));
-      // Redis's generations are today's: a Redis that lost its data has a new epoch, and none of its entries.
-      this.today = { epoch: stored[EPOCH_FIELD] ?? '', upstreams: counted((name) => generationIn(stored, name)) };
+      await this.repair();
+      for (const [upstream, change] of [...this.unannounced]) await this.announce(upstream, change);
+      await this.redis.answer('bus', () => this.redis.commands.hsetnx(GENERATIONS_KEY, EPOCH_FIELD, randomUUID()));
+      const stored = await this.redis.answer('bus', () => this.redis.commands.hgetall(GENERATIONS_KEY));
+      if (UPSTREAM_NAMES.some((name) => countOf(stored[name]) === undefined)) throw new Error('a generation in Redis is not a count');
+      const epoch = stored[EPOCH_FIELD] ?? '';
+      // Counts known here come from Redis alone: one that went down in the same epoch (a failover to a
+      // Redis replica that lagged, a restore) would come back for answers made before a change.
+      if (epoch === this.today.epoch && UPSTREAM_NAMES.some((name) => (countOf(stored[name]) ?? 0) < this.today.upstreams[name])) {
+        await this.newEpoch('generations in Redis went back');
+        return;
+      }
+      // The bus answers before it is trusted: a subscription that went silent is not taken for heard.
+      await this.redis.answer('bus', () => this.subscriber.ping());
+      // Redis's generations are today's: a Redis that lost its data has a new epoch, and none of its
+      // entries. An upstream whose message arrived meanwhile stays unknown until its own read answers.
+      this.today = { epoch, upstreams: counted((name) => (this.reads.has(name) ? Number.NaN : (countOf(stored[name]) ?? 0))) };
       this.lastPong = Date.now();
       this.trust(true);
     } catch {
@@ -264,17 +316,37 @@ export class RedisInvalidations implements Invalidations {
     }
   }
 
+  /**
+   * Generations in Redis that are not counts (written by hand, or by anyone with access to it; or a
+   * count at the end of what HINCRBY and a safe integer hold) would make every change unannounceable:
+   * the others would never hear it, and this replica never trust again. They are no one's: a new epoch
+   * replaces them (nothing stamped before it is used), and every replica follows at its next read.
+   */
+  private async repair(): Promise<void> {
+    const stored = await this.redis.answer('bus', () => this.redis.commands.hgetall(GENERATIONS_KEY));
+    const broken = UPSTREAM_NAMES.filter((name) => countOf(stored[name]) === undefined || Math.abs(countOf(stored[name]) ?? 0) >= LAST_COUNT);
+    if (broken.length === 0) return;
+    await this.newEpoch(`generations in Redis that are not counts (${broken.join(', ')})`);
+  }
+
+  /** Replaces the generations with a new epoch: nothing stamped before it is used, and every replica follows at its next read. */
+  private async newEpoch(why: string): Promise<void> {
+    this.observers.logger.warn({ reason: why }, 'a new epoch of generations replaces those in Redis');
+    await this.redis.answer('bus', () => this.redis.commands.multi().del(GENERATIONS_KEY).hset(GENERATIONS_KEY, EPOCH_FIELD, randomUUID()).exec());
+  }
+
   private beat(): void {
-    if (this.heard && Date.now() - this.lastPong > this.timing.deafAfterMs) {
-      this.lose(`no answer on the bus connection for ${this.timing.deafAfterMs} ms`);
+    if (this.heard && Date.now() - this.lastPong > DEAF_AFTER_MS) {
+      this.lose(`no answer on the bus connection for ${DEAF_AFTER_MS} ms`);
+      // A connection that looks ready and answers nothing (half open, dropped by a NAT) is made again,
+      // and with it the subscription.
+      if (this.subscriber.status === 'ready') this.subscriber.disconnect(true);
       return;
     }
     if (!this.heard) {
       void this.resync();
       return;
     }
-    this.beats += 1;
-    if (this.beats % RECONCILE_EVERY_BEATS === 0) void this.reconcile();
     if (this.subscriber.status === 'ready') {
       this.subscriber.ping().then(
         () => (this.lastPong = Date.now()),
@@ -283,35 +355,10 @@ export class RedisInvalidations implements Invalidations {
     }
   }
 
-  /**
-   * Catches up with Redis's generations; a new epoch means starting again. Only ever upwards: a reading
-   * sent before a change can arrive after that change's message (two connections), and must not undo it.
-   */
-  private async reconcile(): Promise<void> {
-    let stored: Record<string, string>;
-    try {
-      stored = await this.redis.answer('bus', this.redis.commands.hgetall(GENERATIONS_KEY));
-    } catch {
-      return;
-    }
-    if (!this.heard) return;
-    if (stored[EPOCH_FIELD] !== this.today.epoch) {
-      this.lose('Redis lost the generations: a new epoch');
-      return;
-    }
-    for (const name of UPSTREAM_NAMES) {
-      const generation = generationIn(stored, name);
-      if (generation > this.today.upstreams[name]) {
-        this.today = bumped(this.today, name, generation);
-        for (const listener of this.listeners) listener(name);
-      }
-    }
-  }
-
   private lose(reason: string): void {
     // A closed connection forgets its subscription: it is made again before the bus is trusted.
     if (this.subscriber.status !== 'ready') this.subscribed = false;
-    if (!this.heard) return;
+    if (!this.heard || this.closed) return;
     this.observers.logger.warn({ reason }, 'invalidation bus not heard: cached answers are not used until it is heard again');
     this.trust(false);
   }

@@ -1,6 +1,26 @@
 import { createHash } from 'node:crypto';
+import { validateHeaderName, validateHeaderValue } from 'node:http';
 import type { SharedCacheName } from '../observability/metrics.js';
 import { KEY_PREFIX, type SharedRedis } from './redis.js';
+
+/**
+ * Whether `name` and `value`, read from an entry (anyone with access to Redis may have written it), make
+ * a header a response may carry: a token for a name, and one or more values without CR, LF or NUL.
+ */
+export function isHeader(name: unknown, value: unknown): boolean {
+  if (typeof name !== 'string') return false;
+  const values = Array.isArray(value) ? (value as unknown[]) : [value];
+  try {
+    validateHeaderName(name);
+    for (const one of values) {
+      if (typeof one !== 'string') return false;
+      validateHeaderValue(name, one);
+    }
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 /** What one cache may hold in Redis: all its entries together, one entry, and how many. */
 export interface EntryBounds {
@@ -11,10 +31,13 @@ export interface EntryBounds {
 
 /**
  * Stores one entry and keeps the cache within its bounds, atomically (one script: no replica sees a
- * half-kept bound). KEYS: the entry, the index (a sorted set of entries by expiry), their sizes (a hash)
- * and the total; ARGV: the value, its time to live (ms), the most bytes and entries. What expired is
- * forgotten first (at most 100 a call, so one call stays short), then the entry replaces any older one,
- * and while the cache is over a bound the entries closest to expiry are dropped.
+ * half-kept bound). KEYS: the entry, the index (a sorted set of entries by expiry), their sizes (a hash),
+ * the total and the order (a sorted set of entries by when they were stored); ARGV: the value, its time
+ * to live (ms), the most bytes and entries. What expired is forgotten first (at most 100 a call, so one
+ * call stays short), then the entry replaces any older one, and while the cache is over a bound the
+ * entries stored longest ago are dropped. Not those closest to expiry: a client that fills the cache with
+ * long-lived answers would have every shorter-lived one dropped as it is stored, for as long as they live.
+ * (Entries of a version that kept no order are dropped by expiry, after the ordered ones.)
  */
 const STORE = `
 local t = redis.call('TIME')
@@ -24,6 +47,7 @@ local function forget(key)
   local size = tonumber(redis.call('HGET', KEYS[3], key) or '0')
   redis.call('HDEL', KEYS[3], key)
   redis.call('ZREM', KEYS[2], key)
+  redis.call('ZREM', KEYS[5], key)
   return redis.call('DECRBY', KEYS[4], size)
 end
 for _, key in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, 100)) do forget(key) end
@@ -31,10 +55,11 @@ forget(KEYS[1])
 local size = string.len(ARGV[1]) + string.len(KEYS[1])
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ttl)
 redis.call('ZADD', KEYS[2], now + ttl, KEYS[1])
+redis.call('ZADD', KEYS[5], now, KEYS[1])
 redis.call('HSET', KEYS[3], KEYS[1], size)
 local total = redis.call('INCRBY', KEYS[4], size)
 while total > tonumber(ARGV[3]) or redis.call('ZCARD', KEYS[2]) > tonumber(ARGV[4]) do
-  local first = redis.call('ZRANGE', KEYS[2], 0, 0)[1]
+  local first = redis.call('ZRANGE', KEYS[5], 0, 0)[1] or redis.call('ZRANGE', KEYS[2], 0, 0)[1]
   if not first then break end
   redis.call('DEL', first)
   total = forget(first)
@@ -42,7 +67,7 @@ end
 return total
 `;
 
-type Store = (entry: string, index: string, sizes: string, total: string, value: Buffer, ttlMs: number, maxBytes: number, maxEntries: number) => Promise<number>;
+type Store = (entry: string, index: string, sizes: string, total: string, order: string, value: Buffer, ttlMs: number, maxBytes: number, maxEntries: number) => Promise<number>;
 
 /**
  * One cache's entries in Redis, shared by every replica: bounded in bytes per entry, in total and in
@@ -61,7 +86,7 @@ export class SharedEntries {
     readonly bounds: EntryBounds,
   ) {
     this.prefix = `${KEY_PREFIX}${name}:`;
-    redis.commands.defineCommand('storeEntry', { numberOfKeys: 4, lua: STORE });
+    redis.commands.defineCommand('storeEntry', { numberOfKeys: 5, lua: STORE });
     const commands = redis.commands as unknown as { storeEntry: Store };
     this.store = commands.storeEntry.bind(redis.commands);
   }
@@ -70,11 +95,17 @@ export class SharedEntries {
     return `${this.prefix}entry:${createHash('sha256').update(key).digest('base64url')}`;
   }
 
-  /** The entry stored under `key`, or undefined (none, or Redis did not give it in time). */
+  /**
+   * The entry stored under `key`, or undefined (none, or Redis did not give it in time). At most one byte
+   * more than an entry may hold is read: a longer value was not stored by a replica (anyone with access to
+   * Redis may have put it there), and is not worth reading.
+   */
   async get(key: string): Promise<Buffer | undefined> {
     if (!this.redis.up) return undefined;
     try {
-      return (await this.redis.answer(this.name, this.redis.commands.getBuffer(this.keyOf(key)))) ?? undefined;
+      const found = await this.redis.answer(this.name, () => this.redis.commands.getrangeBuffer(this.keyOf(key), 0, this.bounds.maxEntryBytes));
+      // No entry reads as nothing.
+      return found.length === 0 || found.length > this.bounds.maxEntryBytes ? undefined : found;
     } catch {
       return undefined;
     }
@@ -82,8 +113,8 @@ export class SharedEntries {
 
   /** Keeps `value` under `key` for `ttlMs`, unless it is larger than an entry may be; never waits for Redis. */
   set(key: string, value: Buffer, ttlMs: number): void {
-    if (value.length > this.bounds.maxEntryBytes || ttlMs < 1 || !this.redis.up) return;
+    if (value.length > this.bounds.maxEntryBytes || ttlMs < 1 || !this.redis.writable) return;
     const { maxBytes, maxEntries } = this.bounds;
-    this.redis.answer(this.name, this.store(this.keyOf(key), `${this.prefix}index`, `${this.prefix}sizes`, `${this.prefix}total`, value, Math.ceil(ttlMs), maxBytes, maxEntries)).catch(() => undefined);
+    this.redis.answer(this.name, () => this.store(this.keyOf(key), `${this.prefix}index`, `${this.prefix}sizes`, `${this.prefix}total`, `${this.prefix}order`, value, Math.ceil(ttlMs), maxBytes, maxEntries)).catch(() => undefined);
   }
 }

@@ -7,7 +7,8 @@ import type { EntryBounds, SharedEntries } from './entries.js';
 import type { RedisConnection, SharedRedis } from './redis.js';
 
 export type { EntryBounds, SharedEntries } from './entries.js';
-export { isCurrent, stampOf, type Generations, type Invalidations, type Stamp } from './bus.js';
+export { isCurrent, isStamp, stampOf, type Generations, type Invalidations, type Stamp } from './bus.js';
+export { isHeader } from './entries.js';
 
 /**
  * What the replicas of a cluster share, as one capability: with REDIS_URL, the one Redis connection

@@ -19,13 +19,24 @@ export const KEY_PREFIX = 'gateway:';
 /** Reconnection is tried this often at most: a Redis that is back is used again within about a second. */
 const MAX_RECONNECT_DELAY_MS = 1000;
 
+/** Redis did not answer in time (the connection may look fine: a frozen server). */
+class RedisTimeoutError extends Error {
+  override readonly name = 'RedisTimeoutError';
+}
+
+/** Commands written but not yet sent past which a command that need not be waited for is not sent. */
+const MAX_UNSENT_BYTES = 4 * 1024 * 1024;
+
+/** How often a frozen Redis is asked for a PING. */
+const PROBE_EVERY_MS = 250;
+
 /**
  * The command's answer, or a failure once `ms` have passed without one. When this process's own event
  * loop was busy, the timer fires late and the answer may be waiting, unread, in the socket: timers run
  * before I/O is read in each turn of the loop. So I/O gets one turn first (setImmediate runs after the
  * poll phase), and only a Redis that really has not answered counts as not answering.
  */
-export function answeredWithin<T>(command: Promise<T>, ms: number): Promise<T> {
+function answeredWithin<T>(command: Promise<T>, ms: number): Promise<T> {
   return new Promise((resolve, reject) => {
     let pending = true;
     const settle = (then: () => void) => {
@@ -34,7 +45,7 @@ export function answeredWithin<T>(command: Promise<T>, ms: number): Promise<T> {
       clearTimeout(timer);
       then();
     };
-    const timer = setTimeout(() => setImmediate(() => settle(() => reject(new Error(`Redis did not answer within ${ms} ms`)))), ms);
+    const timer = setTimeout(() => setImmediate(() => settle(() => reject(new RedisTimeoutError(`Redis did not answer within ${ms} ms`)))), ms);
     command.then(
       (value) => settle(() => resolve(value)),
       (error: unknown) => settle(() => reject(error as Error)),
@@ -62,6 +73,9 @@ export class SharedRedis {
   private readonly guarded = new WeakSet<object>();
   /** Closing: a connection that closes now is no outage. */
   private closing = false;
+  /** A command timed out: none is sent until Redis answers a PING. */
+  private frozen = false;
+  private probe: NodeJS.Timeout | undefined;
   private readonly listeners = new Set<(connection: RedisConnection, up: boolean) => void>();
 
   constructor(
@@ -76,9 +90,14 @@ export class SharedRedis {
     return this.connections.get('bus') ?? this.open('bus');
   }
 
-  /** Whether the command connection is ready now. */
+  /** Whether the command connection is ready now, and Redis answered it lately. */
   get up(): boolean {
-    return this.ready.has('commands');
+    return this.ready.has('commands') && !this.frozen;
+  }
+
+  /** Whether a command that need not be waited for may be sent: not while a frozen Redis lets them pile up unsent. */
+  get writable(): boolean {
+    return this.up && (this.commands.stream?.writableLength ?? 0) < MAX_UNSENT_BYTES;
   }
 
   /** What `/ready`'s details say. */
@@ -91,19 +110,45 @@ export class SharedRedis {
     this.listeners.add(listener);
   }
 
-  /** `command`'s answer within REDIS_COMMAND_TIMEOUT_MS; a failure is counted under `use` and rethrown. */
-  async answer<T>(use: string, command: Promise<T>): Promise<T> {
-    let answer: T;
+  /**
+   * The answer of the command `send` sends, within REDIS_COMMAND_TIMEOUT_MS; a failure is counted under
+   * `use` and rethrown. A connection can look ready and not answer (a frozen server): after a command
+   * timed out, none is sent — each fails at once — until Redis answers a PING again, so a request waits
+   * for Redis at most once, and nothing piles up unsent meanwhile.
+   */
+  async answer<T>(use: string, send: () => Promise<T>): Promise<T> {
     try {
-      answer = await answeredWithin(command, this.settings.commandTimeoutMs);
+      if (this.frozen) throw new Error('Redis did not answer lately: not asked until it answers a PING');
+      return await answeredWithin(send(), this.settings.commandTimeoutMs);
     } catch (error) {
       this.observers.metrics.redisFailed(use);
-      // A connection can look ready and not answer (a frozen server): that is an outage too.
-      this.unavailable(error as Error);
+      if (error instanceof RedisTimeoutError) this.freeze();
       throw error;
     }
-    this.available();
-    return answer;
+  }
+
+  /** A command timed out: every other fails at once while a PING is tried every so often; one unanswered too is an outage. */
+  private freeze(): void {
+    if (this.frozen || this.closing) return;
+    this.frozen = true;
+    this.observers.metrics.setRedisUp('commands', false);
+    for (const listener of this.listeners) listener('commands', false);
+    const probe = () => {
+      answeredWithin(this.commands.ping(), this.settings.commandTimeoutMs).then(
+        () => {
+          this.frozen = false;
+          this.observers.metrics.setRedisUp('commands', this.ready.has('commands'));
+          for (const listener of this.listeners) listener('commands', this.ready.has('commands'));
+          this.available();
+        },
+        (error: unknown) => {
+          // One slow answer (a long script, a pause) is not an outage; a PING unanswered as well is.
+          this.unavailable(error as Error);
+          if (!this.closing) this.probe = setTimeout(probe, PROBE_EVERY_MS);
+        },
+      );
+    };
+    probe();
   }
 
   private open(name: RedisConnection): Redis {
@@ -169,6 +214,7 @@ export class SharedRedis {
 
   async close(): Promise<void> {
     this.closing = true;
+    clearTimeout(this.probe);
     for (const redis of this.connections.values()) {
       const stream = redis.stream as { on?: (event: string, listener: () => void) => void } | undefined;
       stream?.on?.('error', ignore);

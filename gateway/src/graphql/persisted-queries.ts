@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { ApolloServerOptions, BaseContext } from '@apollo/server';
 import { LRUCache } from 'lru-cache';
 import type { SharedEntries } from '../cluster/index.js';
@@ -10,6 +11,14 @@ type KeyValueCache = NonNullable<Exclude<ApolloServerOptions<BaseContext>['persi
  * parses is rarely a tenth of this, and a larger one is simply not kept (the client sends it again).
  */
 export const MAX_PERSISTED_QUERY_BYTES = 64 * 1024;
+
+/**
+ * Whether `document` is the one `key` names: Apollo's keys end with the document's SHA-256 (`apq:<hex>`),
+ * which it checks before it registers, and again here for what Redis gives (anyone may have written it).
+ */
+function names(key: string, document: string): boolean {
+  return key.slice(key.lastIndexOf(':') + 1) === createHash('sha256').update(document).digest('hex');
+}
 
 /** Most documents kept in each layer (the byte bound usually comes first). */
 export const MAX_PERSISTED_QUERIES = 10_000;
@@ -29,8 +38,8 @@ export interface PersistedQueriesOptions {
  * registered on one replica is found by every other, so a client the balancer moves never pays the
  * second round trip again. Two layers, both bounded in count, bytes and time: this process's and, with
  * REDIS_URL, Redis's. A registration is a document keyed by its own SHA-256 (Apollo checks the hash
- * before it registers), so what any replica finds under a key is that document or nothing: no bus is
- * needed. An APQ never passes TRUSTED_DOCUMENTS_MODE=require: that step runs before Apollo.
+ * before it registers, this layer again for what Redis gives), so what any replica finds under a key is
+ * that document or nothing: no bus is needed. An APQ never passes TRUSTED_DOCUMENTS_MODE=require: that step runs before Apollo.
  */
 export class PersistedQueries implements KeyValueCache {
   private readonly local: LRUCache<string, string>;
@@ -50,7 +59,9 @@ export class PersistedQueries implements KeyValueCache {
     const local = this.local.get(key);
     onLookup?.('local', local === undefined ? 'miss' : 'hit');
     if (local !== undefined || !shared) return local;
-    const found = (await shared.get(key))?.toString();
+    const raw = (await shared.get(key))?.toString();
+    // Another document under the hash (or garbage) is no registration: the client sends its document again.
+    const found = raw !== undefined && names(key, raw) ? raw : undefined;
     onLookup?.('shared', found === undefined ? 'miss' : 'hit');
     if (found !== undefined) this.local.set(key, found);
     return found;

@@ -1,7 +1,8 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import { LRUCache } from 'lru-cache';
 import type { GraphQLOperation } from './contract/context.js';
-import { isCurrent, stampOf, type Generations, type Invalidations, type SharedEntries, type Stamp } from '../cluster/index.js';
+import { isCurrent, isHeader, isStamp, stampOf, type Generations, type Invalidations, type SharedEntries, type Stamp } from '../cluster/index.js';
+import { MAX_OPERATION_NAME_LENGTH } from './contract/context.js';
 import type { UpstreamName } from '../../../shared/upstreams.js';
 
 /** A whole GraphQL response, as sent the first time. */
@@ -49,13 +50,25 @@ export interface ResponseCacheOptions {
   readonly now?: () => number;
 }
 
-/** The stored response in `raw` (JSON written by a replica), or undefined for anything else. */
+const OPERATION_TYPES: readonly unknown[] = ['query', 'mutation', 'subscription'];
+
+/** Whether `value` is what the response was reported to be: none, or a name as the gateway cuts it and a type. */
+function isOperation(value: unknown): value is GraphQLOperation | undefined {
+  if (value === undefined) return true;
+  const { name, type } = (value ?? {}) as Record<string, unknown>;
+  return typeof name === 'string' && name.length <= MAX_OPERATION_NAME_LENGTH && OPERATION_TYPES.includes(type);
+}
+
+/**
+ * The stored response in `raw` (JSON written by a replica), or undefined for anything else: Redis holds
+ * what anyone wrote, and the response is replayed as it says (its headers set, its operation counted).
+ */
 function decode(raw: Buffer): StoredResponse | undefined {
   try {
     const parsed = JSON.parse(raw.toString()) as Partial<StoredResponse>;
     const headers = parsed.headers as unknown;
-    const pairs = Array.isArray(headers) && headers.every((pair) => Array.isArray(pair) && pair.length === 2 && typeof pair[0] === 'string' && typeof pair[1] === 'string');
-    if (typeof parsed.body !== 'string' || !pairs || typeof parsed.storedAtMs !== 'number' || typeof parsed.expiresAtMs !== 'number' || typeof parsed.stamp?.epoch !== 'string') return undefined;
+    const pairs = Array.isArray(headers) && headers.every((pair) => Array.isArray(pair) && pair.length === 2 && isHeader(pair[0], pair[1]));
+    if (typeof parsed.body !== 'string' || !pairs || !Number.isFinite(parsed.storedAtMs) || !Number.isFinite(parsed.expiresAtMs) || !isStamp(parsed.stamp) || !isOperation(parsed.operation)) return undefined;
     return parsed as StoredResponse;
   } catch {
     return undefined;

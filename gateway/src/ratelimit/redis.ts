@@ -55,7 +55,7 @@ export class RedisRateLimiter implements RateLimiter {
 
   async take(key: string): Promise<RateDecision> {
     try {
-      const [allowed, tokens] = await this.redis.answer('ratelimit', this.takeToken(this.prefix + key, this.shape.capacity, this.shape.refillPerMs));
+      const [allowed, tokens] = await this.redis.answer('ratelimit', () => this.takeToken(this.prefix + key, this.shape.capacity, this.shape.refillPerMs));
       this.metrics.setRateLimitStoreUp(this.name, true);
       return decision(this.shape, allowed === 1, Number(tokens));
     } catch {

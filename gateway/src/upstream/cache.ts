@@ -1,7 +1,8 @@
+import { createHash } from 'node:crypto';
 import { Writable } from 'node:stream';
 import { cacheStores, interceptors, type Dispatcher } from 'undici';
 import { LRUCache } from 'lru-cache';
-import { isCurrent, stampOf, type Invalidations, type SharedEntries, type Stamp } from '../cluster/index.js';
+import { isCurrent, isHeader, isStamp, stampOf, type Invalidations, type SharedEntries, type Stamp } from '../cluster/index.js';
 import type { UpstreamName } from '../../../shared/upstreams.js';
 import { callOf, type UpstreamCall } from './call.js';
 import { IDENTITY_HEADERS } from './interceptors/forwarding.js';
@@ -39,33 +40,68 @@ interface SharedAnswer {
   readonly body: Buffer;
 }
 
-/** [4-byte length of the head][head: JSON of value, method, stamp][body]. */
+/** A Vary'd request header as Redis keeps it: a digest, so a credential an answer varies on (Authorization, Cookie) is never written there. */
+const digestOf = (asked: unknown) => createHash('sha256').update(String(asked)).digest('base64url');
+
+/**
+ * [4-byte length of the head][head: JSON of value, method, stamp][body]. The value's Vary'd request
+ * headers are digests: whoever reads Redis (a backup, a replica of it, a monitoring tool) finds no
+ * caller's bearer token there.
+ */
 function encode(answer: SharedAnswer): Buffer {
-  const head = Buffer.from(JSON.stringify({ value: answer.value, method: answer.method, stamp: answer.stamp }));
+  const { vary } = answer.value;
+  const value = vary ? { ...answer.value, vary: Object.fromEntries(Object.entries(vary).map(([name, asked]) => [name, asked === null ? null : digestOf(asked)])) } : answer.value;
+  const head = Buffer.from(JSON.stringify({ value, method: answer.method, stamp: answer.stamp }));
   const length = Buffer.alloc(4);
   length.writeUInt32BE(head.length);
   return Buffer.concat([length, head, answer.body]);
+}
+
+const isObject = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value);
+
+/**
+ * Whether `value` is undici's description of an answer, as its memory store asserts it and the faces
+ * send it on: numbers for the status and the times, a status message, headers a response may carry,
+ * Vary'd request headers (one or more strings, or null for one that was absent).
+ */
+function isCacheValue(value: unknown): value is CacheValue {
+  if (!isObject(value)) return false;
+  const { statusCode, statusMessage, cachedAt, staleAt, deleteAt, headers, vary, etag, cacheControlDirectives } = value;
+  return (
+    [statusCode, cachedAt, staleAt, deleteAt].every(Number.isFinite) &&
+    typeof statusMessage === 'string' &&
+    isObject(headers) &&
+    Object.entries(headers).every(([name, header]) => isHeader(name, header)) &&
+    (vary === undefined || (isObject(vary) && Object.values(vary).every((asked) => asked === null || typeof asked === 'string' || (Array.isArray(asked) && asked.every((one) => typeof one === 'string'))))) &&
+    (etag === undefined || typeof etag === 'string') &&
+    (cacheControlDirectives === undefined || isObject(cacheControlDirectives))
+  );
 }
 
 /** The answer in `raw`, or undefined for anything else found under its key (Redis holds what anyone wrote). */
 function decode(raw: Buffer): SharedAnswer | undefined {
   try {
     const length = raw.readUInt32BE(0);
-    const head = JSON.parse(raw.subarray(4, 4 + length).toString()) as Partial<SharedAnswer>;
-    if (typeof head.method !== 'string' || typeof head.value?.statusCode !== 'number' || typeof head.stamp?.epoch !== 'string') return undefined;
+    const head = JSON.parse(raw.subarray(4, 4 + length).toString()) as Record<string, unknown>;
+    if (typeof head.method !== 'string' || !isCacheValue(head.value) || !isStamp(head.stamp)) return undefined;
     return { value: head.value, method: head.method, stamp: head.stamp, body: raw.subarray(4 + length) };
   } catch {
     return undefined;
   }
 }
 
-/** Whether a stored answer's Vary'd request headers are the request's (as undici's memory store matches them). */
+/** Whether a shared answer's Vary'd request headers (digests) are the request's, as undici's memory store matches them. */
 function varyMatches(key: CacheKey, vary: CacheValue['vary']): boolean {
-  for (const [name, value] of Object.entries(vary ?? {})) {
+  for (const [name, digest] of Object.entries(vary ?? {})) {
     const asked = key.headers?.[name] ?? null;
-    if ((asked === null) !== (value === null) || String(asked) !== String(value)) return false;
+    if ((asked === null) !== (digest === null) || (asked !== null && digestOf(asked) !== digest)) return false;
   }
   return true;
+}
+
+/** A shared answer as this request found it: its Vary'd headers are the request's own (they matched), not their digests. */
+function asFound(key: CacheKey, value: CacheValue): CacheValue {
+  return value.vary ? { ...value, vary: Object.fromEntries(Object.keys(value.vary).map((name) => [name, key.headers?.[name] ?? null])) } : value;
 }
 
 /** Records a cached answer in its request's access line, as an attempt no upstream saw. */
@@ -78,6 +114,12 @@ function answered<T extends { readonly statusCode: number }>(call: UpstreamCall 
 
 const idOf = (key: Pick<CacheKey, 'origin' | 'method' | 'path'>) => `${key.origin} ${key.method} ${key.path}`;
 
+/** What the local layer holds of one `origin method path`: the key a change drops, and the bytes of what was stored under it. */
+interface Held {
+  readonly key: CacheKey;
+  readonly bytes: number;
+}
+
 /**
  * The shared HTTP cache of upstream answers (RFC 9111), one store for every upstream, in two layers: this
  * process's (undici's memory store) and, with REDIS_URL, one in Redis that every replica reads and fills.
@@ -89,15 +131,31 @@ const idOf = (key: Pick<CacheKey, 'origin' | 'method' | 'path'>) => `${key.origi
  */
 export class UpstreamCache implements CacheStore {
   private readonly local: CacheStore;
-  /** `origin method path` → its key, least recently stored first out: what a change drops locally. */
-  private readonly keys = new LRUCache<string, CacheKey>({ max: MAX_ENTRIES });
+  /**
+   * `origin method path` → what the local layer holds of it: what a change drops, and the bounds of the
+   * layer (UPSTREAM_CACHE_MAX_BYTES, MAX_ENTRIES), least recently stored first out. undici's memory store
+   * does not keep its own (7.x drops half of each path's answers when over, which is none of a path that
+   * holds one): whatever leaves this list leaves the store.
+   */
+  private readonly keys: LRUCache<string, Held>;
   /** The call whose lookup is being made: undici's cache asks the store synchronously as the call is dispatched. */
   private calling: UpstreamCall | undefined;
-  /** The stamp of each lookup, until an answer to it is stored (a miss, or a stale hit revalidated). */
-  private readonly lookedUp = new LRUCache<string, Stamp>({ max: MAX_ENTRIES });
+  /**
+   * The stamp of each lookup, until an answer to it is stored (a miss, or a stale hit revalidated): by the
+   * request's own key (undici hands the store the same object for its lookup and its answer), not by path.
+   * By path, a lookup made after a change replaced the stamp of another caller's made before it, and that
+   * caller's answer, older than the change, was stored as current.
+   */
+  private readonly lookedUp = new WeakMap<CacheKey, Stamp>();
 
   constructor(private readonly options: UpstreamCacheOptions) {
     this.local = new cacheStores.MemoryCacheStore({ maxSize: options.maxBytes, maxEntrySize: options.maxEntryBytes, maxCount: MAX_ENTRIES });
+    this.keys = new LRUCache<string, Held>({
+      max: MAX_ENTRIES,
+      maxSize: options.maxBytes,
+      sizeCalculation: (held) => Math.max(1, held.bytes),
+      dispose: (held, _id, reason) => reason === 'evict' && void this.local.delete(held.key),
+    });
     options.invalidations.onInvalidate((upstream) => this.dropLocal((origin) => options.upstreamOf(origin) === upstream));
     // What is held here may have missed a change while the bus was not heard.
     options.invalidations.onTrust((trusted) => trusted || this.dropLocal(() => true));
@@ -117,7 +175,7 @@ export class UpstreamCache implements CacheStore {
     const upstream = this.options.upstreamOf(key.origin);
     if (!upstream || !this.options.invalidations.trusted) return undefined;
     const call = this.calling;
-    this.lookedUp.set(idOf(key), stampOf(this.options.invalidations.generations(), [upstream]));
+    this.lookedUp.set(key, stampOf(this.options.invalidations.generations(), [upstream]));
     const found = this.local.get(key) as Awaited<ReturnType<CacheStore['get']>>;
     this.options.onLookup?.(upstream, 'local', found ? 'hit' : 'miss');
     if (found) return answered(call, upstream, 'local', found, performance.now());
@@ -138,9 +196,13 @@ export class UpstreamCache implements CacheStore {
       varyMatches(key, answer.value.vary);
     this.options.onLookup?.(upstream, 'shared', usable ? 'hit' : 'miss');
     if (!usable) return undefined;
-    this.keys.set(idOf(key), { origin: key.origin, path: key.path, method: key.method });
-    this.local.createWriteStream(key, answer.value)?.end(answer.body);
-    return answered(call, upstream, 'shared', { ...answer.value, cacheControlDirectives: answer.value.cacheControlDirectives ?? {}, body: answer.body }, started);
+    const value = asFound(key, answer.value);
+    const local = this.local.createWriteStream(key, value);
+    if (local) {
+      local.write(answer.body);
+      this.commit(idOf(key), key, local, answer.body.length, answer.stamp);
+    }
+    return answered(call, upstream, 'shared', { ...value, cacheControlDirectives: value.cacheControlDirectives ?? {}, body: answer.body }, started);
   }
 
   createWriteStream(key: CacheKey, value: CacheValue): Writable | undefined {
@@ -150,14 +212,12 @@ export class UpstreamCache implements CacheStore {
     // alone: the gateway adds the identity itself (X-User-ID), which no upstream would have to Vary on.
     if (!value.cacheControlDirectives?.public && IDENTITY_HEADERS.some((name) => key.headers?.[name] !== undefined)) return undefined;
     const id = idOf(key);
-    const stamp = this.lookedUp.get(id);
-    this.lookedUp.delete(id);
+    const stamp = this.lookedUp.get(key);
+    this.lookedUp.delete(key);
     // A change since the lookup (or a lookup never made): this answer may predate it.
-    if (!stamp || !this.options.invalidations.trusted || !isCurrent(stamp, this.options.invalidations.generations())) return undefined;
-    this.keys.set(id, { origin: key.origin, path: key.path, method: key.method });
+    if (!stamp || !this.current(stamp)) return undefined;
     const local = this.local.createWriteStream(key, value);
     const { shared } = this.options;
-    if (!shared) return local;
     // Both layers: the body goes on to the local store as it comes, and to Redis whole at the end.
     const chunks: Buffer[] = [];
     let bytes = 0;
@@ -165,12 +225,17 @@ export class UpstreamCache implements CacheStore {
       write(chunk: Buffer, _encoding, done) {
         local?.write(chunk);
         bytes += chunk.length;
-        if (bytes <= shared.bounds.maxEntryBytes) chunks.push(chunk);
+        if (shared && bytes <= shared.bounds.maxEntryBytes) chunks.push(chunk);
         done();
       },
-      final(done) {
-        local?.end();
-        if (bytes <= shared.bounds.maxEntryBytes) shared.set(id, encode({ value, method: key.method, stamp, body: Buffer.concat(chunks) }), value.deleteAt - Date.now());
+      final: (done) => {
+        // A change heard while the body was coming: what came may predate it. Kept nowhere.
+        if (!this.current(stamp)) {
+          local?.destroy();
+          return done();
+        }
+        if (local) this.commit(id, key, local, bytes, stamp);
+        if (shared && bytes <= shared.bounds.maxEntryBytes) shared.set(id, encode({ value, method: key.method, stamp, body: Buffer.concat(chunks) }), value.deleteAt - Date.now());
         done();
       },
       destroy(error, done) {
@@ -185,12 +250,37 @@ export class UpstreamCache implements CacheStore {
     return this.local.delete(key);
   }
 
+  /** Whether an answer stamped `stamp` may be used or kept now: the bus is heard and its upstream has not changed since. */
+  private current(stamp: Stamp): boolean {
+    return this.options.invalidations.trusted && isCurrent(stamp, this.options.invalidations.generations());
+  }
+
+  /**
+   * Ends a write to the local layer. Once the store has it, it is tracked (a change drops it; the oldest
+   * go first past the layer's bounds), unless a change came meanwhile: then it is dropped at once.
+   */
+  private commit(id: string, key: CacheKey, local: Writable, bytes: number, stamp: Stamp): void {
+    local.once('finish', () => {
+      const held = { origin: key.origin, path: key.path, method: key.method };
+      if (!this.current(stamp)) {
+        this.keys.delete(id);
+        void this.local.delete(held);
+        return;
+      }
+      // Answers that vary (Vary) share the id: their bytes add up.
+      this.keys.set(id, { key: held, bytes: (this.keys.peek(id)?.bytes ?? 0) + bytes + id.length });
+      // Larger than the whole layer: not kept.
+      if (!this.keys.has(id)) void this.local.delete(held);
+    });
+    local.end();
+  }
+
   /** Drops the locally held answers of the origins `which` picks. */
   private dropLocal(which: (origin: string) => boolean): void {
-    for (const [id, key] of this.keys.entries()) {
-      if (!which(key.origin)) continue;
+    for (const [id, held] of this.keys.entries()) {
+      if (!which(held.key.origin)) continue;
       this.keys.delete(id);
-      void this.local.delete(key);
+      void this.local.delete(held.key);
     }
   }
 
@@ -203,7 +293,14 @@ export class UpstreamCache implements CacheStore {
 
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE']);
 
+/**
+ * Invalidates after an unsafe call that may have changed something: one that succeeded (below 400), and
+ * one whose outcome is unknown — a 5xx, or no answer at all (a reset, a timeout), since the upstream may
+ * have made the change before it failed. Only a 4xx says that nothing changed.
+ */
 class InvalidatingHandler extends PassThroughHandler {
+  private invalidated = false;
+
   constructor(
     next: Dispatcher.DispatchHandler,
     private readonly invalidate: () => void,
@@ -211,15 +308,26 @@ class InvalidatingHandler extends PassThroughHandler {
     super(next);
   }
 
+  private once(): void {
+    if (this.invalidated) return;
+    this.invalidated = true;
+    this.invalidate();
+  }
+
   override onResponseStart(controller: Controller, statusCode: number, headers: Headers, statusMessage?: string): void {
-    if (statusCode < 400) this.invalidate();
+    if (statusCode < 400 || statusCode >= 500) this.once();
     super.onResponseStart(controller, statusCode, headers, statusMessage);
+  }
+
+  override onResponseError(controller: Controller, error: Error): void {
+    this.once();
+    super.onResponseError(controller, error);
   }
 }
 
 /**
- * The cache in front of one upstream: a change that succeeded (an unsafe method answered below 400)
- * outdates all of that upstream's stored answers — a catalogue edit shows on every page of every replica,
+ * The cache in front of one upstream: a change that succeeded (an unsafe method answered below 400), or
+ * that may have (a 5xx, no answer), outdates all of that upstream's stored answers — a catalogue edit shows on every page of every replica,
  * not only at the URI it changed (RFC 9111 4.4 asks for the URI, at least); then the answer
  * is looked up (GETs and HEADs, shared-cache rules: `private` and `no-store` are never stored, an
  * answer to a call carrying an identity only when `public` says so).

@@ -22,7 +22,7 @@ import { statusInterceptor } from './interceptors/status.js';
 import { timeoutInterceptor } from './interceptors/timeout.js';
 import { tracingInterceptor } from './interceptors/tracing.js';
 import type { Tracing } from '../../../shared/tracing.js';
-import { sharedLayer, type SharedState } from '../cluster/index.js';
+import { sharedLayer, type Invalidations, type SharedState } from '../cluster/index.js';
 
 export interface UpstreamClientOptions {
   readonly upstreams: UpstreamUrls;
@@ -125,6 +125,12 @@ class DetachableHandler extends PassThroughHandler implements Controller {
 }
 
 /** The response, or a rejection as from an abort once `signal` fires first (the response is then discarded when it comes). */
+/** An upstream's generation as this replica knows it (NaN while a change heard on the bus is being read): what a call made after a change does not share with one made before it. */
+function generationOf(invalidations: Invalidations, upstream: UpstreamName): string {
+  const { epoch, upstreams } = invalidations.generations();
+  return `${epoch} ${upstreams[upstream]}`;
+}
+
 function untilAborted(sent: Promise<UpstreamResponse>, signal: AbortSignal): Promise<UpstreamResponse> {
   return new Promise((resolve, reject) => {
     const leave = () => {
@@ -226,7 +232,7 @@ export class UpstreamClient {
         retryInterceptor(),
         circuitBreakerInterceptor(breaker),
         ...(cache ? cacheInterceptors(cache, url.origin) : []),
-        ...(options.cache.coalescing ? [coalescingInterceptor(name, options.cache.maxEntryBytes, () => options.metrics.observeCoalesced(name))] : []),
+        ...(options.cache.coalescing ? [coalescingInterceptor(name, options.cache.maxEntryBytes, () => options.metrics.observeCoalesced(name), () => generationOf(options.shared.invalidations, name))] : []),
         forwardingInterceptor(),
         pathSafetyInterceptor(),
       );

@@ -14,16 +14,18 @@ const PER_REQUEST_HEADERS = new Set(['x-request-id', 'traceparent', 'tracestate'
  * What makes two calls one, or undefined for a call that is never shared (another method, a body): all
  * the upstream receives — method, origin, path and query, every header but the per-request ones, so
  * `Authorization` and the identity headers too — and how the answer is read (redirects, body cap,
- * timeouts), so that each caller gets the answer it would have got alone.
+ * timeouts), so that each caller gets the answer it would have got alone; and the upstream's generation
+ * as this replica knows it, so that a call made after a change (through this replica, or heard on the
+ * bus) never joins one made before it, whose answer may predate the change.
  */
-function keyOf(options: Dispatcher.DispatchOptions, call: UpstreamCall): string | undefined {
+function keyOf(options: Dispatcher.DispatchOptions, call: UpstreamCall, generation: string): string | undefined {
   if (!COALESCED_METHODS.has(options.method) || (options.body !== undefined && options.body !== null)) return undefined;
   // The forwarding interceptor above always makes them a plain object.
   const headers = Object.entries((options.headers ?? {}) as Record<string, string | string[]>)
     .map(([name, value]): [string, string | string[]] => [name.toLowerCase(), value])
     .filter(([name]) => !PER_REQUEST_HEADERS.has(name))
     .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-  return JSON.stringify([options.method, options.origin, options.path, headers, call.redirects, call.responseLimitBytes, call.timeoutMs, call.deadline]);
+  return JSON.stringify([options.method, options.origin, options.path, headers, call.redirects, call.responseLimitBytes, call.timeoutMs, call.deadline, generation]);
 }
 
 /** One caller of a shared call, and the controller it is given: pausing or leaving touches no one else. */
@@ -258,12 +260,12 @@ class SharedCall implements Dispatcher.DispatchHandler, AttemptSink {
  * is bounded per shared call: a caller's queue never passes `maxQueuedBytes` (the body cap of calls
  * read whole, `streamedQueueBytes` for streamed ones), and the queues share their chunks.
  */
-export function coalescingInterceptor(service: UpstreamName, streamedQueueBytes: number, onJoin: () => void): Dispatcher.DispatcherComposeInterceptor {
+export function coalescingInterceptor(service: UpstreamName, streamedQueueBytes: number, onJoin: () => void, generation: () => string = () => ''): Dispatcher.DispatcherComposeInterceptor {
   return (dispatch) => {
     const inFlight = new Map<string, SharedCall>();
     return (options, handler) => {
       const call = callOf(options);
-      const key = keyOf(options, call);
+      const key = keyOf(options, call, generation());
       if (key === undefined) return dispatch(options, handler);
       const joined = inFlight.get(key);
       if (joined) {
