@@ -336,23 +336,28 @@ export class RedisInvalidations implements Invalidations {
   }
 
   private beat(): void {
-    if (this.heard && Date.now() - this.lastPong > DEAF_AFTER_MS) {
-      this.lose(`no answer on the bus connection for ${DEAF_AFTER_MS} ms`);
-      // A connection that looks ready and answers nothing (half open, dropped by a NAT) is made again,
-      // and with it the subscription.
-      if (this.subscriber.status === 'ready') this.subscriber.disconnect(true);
-      return;
-    }
-    if (!this.heard) {
-      void this.resync();
-      return;
-    }
-    if (this.subscriber.status === 'ready') {
-      this.subscriber.ping().then(
-        () => (this.lastPong = Date.now()),
-        () => undefined,
-      );
-    }
+    // Judged after this turn's I/O is read (setImmediate runs after the poll phase): when this process's
+    // own loop was busy, the PONG may be waiting unread, and a busy replica is not a deaf one.
+    setImmediate(() => {
+      if (this.closed) return;
+      if (this.heard && Date.now() - this.lastPong > DEAF_AFTER_MS) {
+        this.lose(`no answer on the bus connection for ${DEAF_AFTER_MS} ms`);
+        // A connection that looks ready and answers nothing (half open, dropped by a NAT) is made again,
+        // and with it the subscription.
+        if (this.subscriber.status === 'ready') this.subscriber.disconnect(true);
+        return;
+      }
+      if (!this.heard) {
+        void this.resync();
+        return;
+      }
+      if (this.subscriber.status === 'ready') {
+        this.subscriber.ping().then(
+          () => (this.lastPong = Date.now()),
+          () => undefined,
+        );
+      }
+    });
   }
 
   private lose(reason: string): void {
