@@ -52,13 +52,17 @@ local function forget(key)
 end
 for _, key in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, 100)) do forget(key) end
 forget(KEYS[1])
-local size = string.len(ARGV[1]) + string.len(KEYS[1])
+-- The entry's key is held four times (the entry, the index, the order, the sizes), each with Redis's own overhead.
+local size = string.len(ARGV[1]) + 4 * string.len(KEYS[1]) + 64
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ttl)
 redis.call('ZADD', KEYS[2], now + ttl, KEYS[1])
 redis.call('ZADD', KEYS[5], now, KEYS[1])
 redis.call('HSET', KEYS[3], KEYS[1], size)
 local total = redis.call('INCRBY', KEYS[4], size)
-while total > tonumber(ARGV[3]) or redis.call('ZCARD', KEYS[2]) > tonumber(ARGV[4]) do
+-- At most 100 evictions a call, so one call stays short (a bound lowered by a deploy is reached over a few stores).
+local evicted = 0
+while (total > tonumber(ARGV[3]) or redis.call('ZCARD', KEYS[2]) > tonumber(ARGV[4])) and evicted < 100 do
+  evicted = evicted + 1
   local first = redis.call('ZRANGE', KEYS[5], 0, 0)[1] or redis.call('ZRANGE', KEYS[2], 0, 0)[1]
   if not first then break end
   redis.call('DEL', first)

@@ -209,7 +209,6 @@ export async function createGraphQLFace(config: GatewayConfig, client: UpstreamC
               ...sharedLayer(shared.entries('persisted_queries', { maxBytes: config.persistedQueries.maxBytes, maxEntryBytes: MAX_PERSISTED_QUERY_BYTES, maxEntries: MAX_PERSISTED_QUERIES })),
               onLookup: (layer, result) => observers.metrics.observeSharedCacheLookup('persisted_queries', layer, result),
             }),
-            ttl: config.persistedQueries.ttlSeconds,
           }
         : false,
     // Over 1000 tokens the parser stops: a 400 GRAPHQL_PARSE_FAILED, like any query that does not parse.

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { ApolloServerOptions, BaseContext } from '@apollo/server';
 import { LRUCache } from 'lru-cache';
+import type { CacheLayer } from '../observability/attempts.js';
 import type { SharedEntries } from '../cluster/index.js';
 
 /** Apollo's key-value cache interface, as its persisted queries take it. */
@@ -30,7 +31,7 @@ export interface PersistedQueriesOptions {
   readonly ttlSeconds: number;
   /** The layer every replica shares (Redis); absent without REDIS_URL. */
   readonly shared?: SharedEntries;
-  readonly onLookup?: (layer: 'local' | 'shared', result: 'hit' | 'miss') => void;
+  readonly onLookup?: (layer: CacheLayer, result: 'hit' | 'miss') => void;
 }
 
 /**
@@ -49,7 +50,7 @@ export class PersistedQueries implements KeyValueCache {
       max: MAX_PERSISTED_QUERIES,
       maxSize: options.maxBytes,
       maxEntrySize: MAX_PERSISTED_QUERY_BYTES,
-      sizeCalculation: (value, key) => value.length + key.length,
+      sizeCalculation: (value, key) => Buffer.byteLength(value) + key.length,
       ttl: options.ttlSeconds * 1000,
     });
   }

@@ -1,5 +1,6 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import { LRUCache } from 'lru-cache';
+import type { CacheLayer } from '../observability/attempts.js';
 import type { GraphQLOperation } from './contract/context.js';
 import { isCurrent, isHeader, isStamp, stampOf, type Generations, type Invalidations, type SharedEntries, type Stamp } from '../cluster/index.js';
 import { MAX_OPERATION_NAME_LENGTH } from './contract/context.js';
@@ -24,8 +25,6 @@ export interface OfferedResponse {
   readonly upstreams: ReadonlySet<UpstreamName>;
 }
 
-/** Where a stored response was found: this process's layer, or Redis's that every replica shares. */
-export type CacheLayer = 'local' | 'shared';
 
 /**
  * Request headers Apollo's answer depends on besides the query (the media type it answers in, its

@@ -5,6 +5,7 @@ import { LRUCache } from 'lru-cache';
 import { isCurrent, isHeader, isStamp, stampOf, type Invalidations, type SharedEntries, type Stamp } from '../cluster/index.js';
 import type { UpstreamName } from '../../../shared/upstreams.js';
 import { callOf, type UpstreamCall } from './call.js';
+import type { CacheLayer } from '../observability/attempts.js';
 import { IDENTITY_HEADERS } from './interceptors/forwarding.js';
 import { PassThroughHandler, type Controller, type Headers } from './interceptors/handler.js';
 
@@ -26,7 +27,7 @@ export interface UpstreamCacheOptions {
   /** The layer in Redis every replica shares; absent without REDIS_URL. */
   readonly shared?: SharedEntries;
   /** Each lookup, by the upstream it was for and the layer that answered: found fresh or stale (`hit`), or not (`miss`). */
-  readonly onLookup?: (upstream: UpstreamName, layer: 'local' | 'shared', result: 'hit' | 'miss') => void;
+  readonly onLookup?: (upstream: UpstreamName, layer: CacheLayer, result: 'hit' | 'miss') => void;
 }
 
 /** Most entries kept (each at least a few hundred bytes: maxBytes bounds them first). */
@@ -105,7 +106,7 @@ function asFound(key: CacheKey, value: CacheValue): CacheValue {
 }
 
 /** Records a cached answer in its request's access line, as an attempt no upstream saw. */
-function answered<T extends { readonly statusCode: number }>(call: UpstreamCall | undefined, service: UpstreamName, layer: 'local' | 'shared', found: T, started: number): T {
+function answered<T extends { readonly statusCode: number }>(call: UpstreamCall | undefined, service: UpstreamName, layer: CacheLayer, found: T, started: number): T {
   const attempts = call?.caller.attempts;
   attempts?.started();
   attempts?.ended({ service, status: found.statusCode, ms: Math.round((performance.now() - started) * 10) / 10, cache: layer });
