@@ -22,8 +22,9 @@ import { eventually } from '../helpers/wait.js';
 const PASSWORD = 'cluster-redis-pa55word';
 
 interface Cluster {
-  redis: RunningRedis;
-  readonly port: number;
+  readonly redis: RunningRedis;
+  /** Starts a Redis again where the stopped one was (same port, same password, nothing in it). */
+  restartRedis(): Promise<void>;
   readonly gateways: readonly GatewayProcess[];
   readonly counting: Awaited<ReturnType<typeof startCountingProxies>>;
   readonly inspect: Redis;
@@ -33,7 +34,7 @@ interface Cluster {
 async function startCluster(): Promise<Cluster> {
   const services = await startReferenceServices({ anyPorts: true, env: { LOG_LEVEL: 'silent', JWT_SECRET_KEY: TEST_SECRET } });
   const counting = await startCountingProxies(services.urls);
-  const redis = await startRedis({ password: PASSWORD });
+  let redis = await startRedis({ password: PASSWORD });
   const port = Number(new URL(redis.url).port);
   const env = {
     JWT_SECRET_KEY: TEST_SECRET,
@@ -49,21 +50,24 @@ async function startCluster(): Promise<Cluster> {
   // What the test reads of Redis itself (never through a gateway).
   const inspect = new Redis(redis.url, { password: PASSWORD, lazyConnect: true, maxRetriesPerRequest: 1 });
   inspect.on('error', () => undefined);
-  const cluster: Cluster = {
-    redis,
-    port,
+  return {
+    get redis() {
+      return redis;
+    },
+    async restartRedis() {
+      redis = await startRedis({ password: PASSWORD, port });
+    },
     gateways,
     counting,
     inspect,
     async close() {
       inspect.disconnect();
       await Promise.all(gateways.map((gateway) => gateway.stop()));
-      await cluster.redis.stop();
+      await redis.stop();
       await counting.close();
       await services.close();
     },
   };
-  return cluster;
 }
 
 interface Readiness {
@@ -223,7 +227,7 @@ describe('three gateway processes on one Redis with a password', () => {
       expect(await graphqlTitle(gateway, 'm21')).toBe('Edited during the outage');
     }
 
-    cluster.redis = await startRedis({ password: PASSWORD, port: cluster.port });
+    await cluster.restartRedis();
     await allListening(cluster);
     // Sharing resumes without a restart: what A caches now, B serves without an upstream call.
     expect(await movieTitle(a, 'm25', token)).toEqual(expect.any(String));
