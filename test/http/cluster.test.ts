@@ -185,6 +185,22 @@ describe('three gateway processes on one Redis with a password', () => {
     for (const gateway of [b, c]) expect((await post(gateway, { extensions })).body).toEqual({ data: registered.body.data });
   });
 
+  it('registers a persisted query whose registration was answered from a stored response, for every replica', async () => {
+    const [a, b, c] = cluster.gateways as [GatewayProcess, GatewayProcess, GatewayProcess];
+    await allListening(cluster);
+    const query = '{ movie(id: "m33") { id } }';
+    const extensions = { persistedQuery: { version: 1, sha256Hash: createHash('sha256').update(query).digest('hex') } };
+    const post = (gateway: GatewayProcess, body: unknown) => fetch(`${gateway.url}/graphql`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }).then(async (response) => (await response.json()) as { data?: unknown; errors?: { extensions?: { code?: string } }[] });
+    const responses = await cluster.inspect.zcard('gateway:graphql_response:index');
+    const registered = await post(a, { query, extensions });
+    await sharedEntries(cluster, 'graphql_response', responses + 1);
+    // The registration is forgotten (expired, evicted) while the response to it is still stored.
+    for (const key of await cluster.inspect.keys('gateway:persisted_queries:entry:*')) await cluster.inspect.del(key);
+    // B answers the registration from the stored response, without Apollo: it registers the document itself.
+    expect(await post(b, { query, extensions })).toEqual(registered);
+    await eventually('the document registered again, for every replica', async () => JSON.stringify(await post(c, { extensions })) === JSON.stringify(registered));
+  });
+
   it('never serves an answer stamped before Redis lost its generations (evicted or deleted), and shares again after', async () => {
     const [a, b, c] = cluster.gateways as [GatewayProcess, GatewayProcess, GatewayProcess];
     await allListening(cluster);

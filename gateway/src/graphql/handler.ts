@@ -134,6 +134,20 @@ function withTrustedDocument(request: HTTPGraphQLRequest, trusted: TrustedDocume
   return { ...request, body: { ...rest, query: outcome.query, ...(Object.keys(otherExtensions).length > 0 ? { extensions: otherExtensions } : {}) } };
 }
 
+/** The document and extensions a request sent (a POST's body, a GET's query string; the read step bounded both). */
+function sentDocument(request: HTTPGraphQLRequest): [query: unknown, extensions: unknown] {
+  if (request.method !== 'GET') {
+    const body = request.body as { query?: unknown; extensions?: unknown } | null;
+    return [body?.query, body?.extensions];
+  }
+  const search = new URLSearchParams(request.search);
+  try {
+    return [search.get('query') ?? undefined, JSON.parse(search.get('extensions') ?? 'null')];
+  } catch {
+    return [undefined, undefined];
+  }
+}
+
 /** Answers with a stored response, as the first request was answered, with its age. */
 function replay(exchange: Exchange, stored: StoredResponse, age: number): void {
   const { res } = exchange;
@@ -192,6 +206,15 @@ export async function createGraphQLFace(config: GatewayConfig, client: UpstreamC
   const schema = protect(servedSchema(mesh.schema));
   const armor = ARMOR.protect();
 
+  const persistedQueries =
+    config.persistedQueries.maxBytes > 0
+      ? new PersistedQueries({
+          ...config.persistedQueries,
+          ...sharedLayer(shared.entries('persisted_queries', { maxBytes: config.persistedQueries.maxBytes, maxEntryBytes: MAX_PERSISTED_QUERY_BYTES, maxEntries: MAX_PERSISTED_QUERIES })),
+          onLookup: (layer, result) => observers.metrics.observeSharedCacheLookup('persisted_queries', layer, result),
+        })
+      : undefined;
+
   const apollo = new ApolloServer<GatewayContext>({
     schema,
     introspection: config.graphqlIntrospection,
@@ -201,16 +224,7 @@ export async function createGraphQLFace(config: GatewayConfig, client: UpstreamC
     stopOnTerminationSignals: false,
     includeStacktraceInErrorResponses: false,
     allowBatchedHttpRequests: false,
-    persistedQueries:
-      config.persistedQueries.maxBytes > 0
-        ? {
-            cache: new PersistedQueries({
-              ...config.persistedQueries,
-              ...sharedLayer(shared.entries('persisted_queries', { maxBytes: config.persistedQueries.maxBytes, maxEntryBytes: MAX_PERSISTED_QUERY_BYTES, maxEntries: MAX_PERSISTED_QUERIES })),
-              onLookup: (layer, result) => observers.metrics.observeSharedCacheLookup('persisted_queries', layer, result),
-            }),
-          }
-        : false,
+    persistedQueries: persistedQueries ? { cache: persistedQueries } : false,
     // Over 1000 tokens the parser stops: a 400 GRAPHQL_PARSE_FAILED, like any query that does not parse.
     parseOptions: { maxTokens: MAX_TOKENS },
     validationRules: [...armor.validationRules, onePasswordMutationRule, queriesAndMutationsOnlyRule],
@@ -305,6 +319,7 @@ export async function createGraphQLFace(config: GatewayConfig, client: UpstreamC
         }
         const { stored, layer } = found;
         turn.exchange.state.set('cacheLayer', layer);
+        persistedQueries?.registerSent(...sentDocument(turn.request));
         replay(turn.exchange, stored, responseCache.ageOf(stored));
         observers.metrics.observeGraphQLOperation(stored.operation?.name, stored.operation?.type ?? 'unknown', 'success', []);
         return ANSWERED;

@@ -24,6 +24,9 @@ function names(key: string, document: string): boolean {
 /** Most documents kept in each layer (the byte bound usually comes first). */
 export const MAX_PERSISTED_QUERIES = 10_000;
 
+/** The prefix of Apollo's keys in this cache (APQ_CACHE_PREFIX in @apollo/server's requestPipeline). */
+const APOLLO_KEY_PREFIX = 'apq:';
+
 export interface PersistedQueriesOptions {
   /** PERSISTED_QUERIES_MAX_BYTES: all documents together, in each layer. */
   readonly maxBytes: number;
@@ -72,6 +75,18 @@ export class PersistedQueries implements KeyValueCache {
     if (Buffer.byteLength(value) > MAX_PERSISTED_QUERY_BYTES) return;
     this.local.set(key, value);
     this.options.shared?.set(key, Buffer.from(value), this.options.ttlSeconds * 1000);
+  }
+
+  /**
+   * Registers what a request answered without Apollo (a stored response) sent to register: a document
+   * and its APQ hash. Apollo would have registered it; without this, the client's next request by hash
+   * alone would miss for as long as the response is stored.
+   */
+  registerSent(query: unknown, extensions: unknown): void {
+    const hash = (extensions as { persistedQuery?: { sha256Hash?: unknown } } | undefined)?.persistedQuery?.sha256Hash;
+    if (typeof query !== 'string' || typeof hash !== 'string') return;
+    const key = APOLLO_KEY_PREFIX + hash;
+    if (names(key, query)) void this.set(key, query);
   }
 
   async delete(key: string): Promise<boolean> {
