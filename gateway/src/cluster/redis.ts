@@ -102,7 +102,7 @@ export class SharedRedis {
 
   /** What `/ready`'s details say. */
   get status(): Readonly<Record<RedisConnection, 'up' | 'down'>> {
-    return { commands: this.ready.has('commands') ? 'up' : 'down', bus: this.ready.has('bus') ? 'up' : 'down' };
+    return { commands: this.up ? 'up' : 'down', bus: this.ready.has('bus') ? 'up' : 'down' };
   }
 
   /** Calls `listener` whenever a connection becomes ready or stops being so. */
@@ -207,7 +207,7 @@ export class SharedRedis {
 
   /** The outage is over once every connection is ready again (and, after a frozen server, a command was answered). */
   private available(): void {
-    if (!this.outage || ![...this.connections.keys()].every((connection) => this.ready.has(connection))) return;
+    if (!this.outage || this.frozen || ![...this.connections.keys()].every((connection) => this.ready.has(connection))) return;
     this.outage = false;
     this.observers.logger.info('Redis answers again: shared state resumes');
   }
