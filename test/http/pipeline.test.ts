@@ -50,7 +50,7 @@ describe('the pipeline', () => {
 });
 
 describe('a REST-only gateway', () => {
-  it('is built without loading GraphQL Mesh, Apollo or graphql-shield, and /graphql routes nowhere', () => {
+  it('is built without loading GraphQL Mesh, Apollo, graphql-shield or (without REDIS_URL) the Redis client, and /graphql routes nowhere', () => {
     const record = join(mkdtempSync(join(tmpdir(), 'imports-')), 'imports.txt');
     const output = runToEnd('the REST-only gateway’s process to print its answers and exit', process.execPath, ['--import', 'tsx', '--import', './test/fixtures/record-imports.mjs', 'test/fixtures/rest-only-gateway.ts'], {
       cwd: ROOT,
@@ -60,6 +60,6 @@ describe('a REST-only gateway', () => {
     expect(JSON.parse(output).steps).not.toContain('face:graphql');
     const imported = readFileSync(record, 'utf8').split('\n');
     expect(imported).toContain('undici');
-    expect(imported.filter((specifier) => /@graphql-mesh|@apollo\/server|graphql-shield|graphql-middleware|^graphql$|\/graphql\/handler/.test(specifier))).toEqual([]);
+    expect(imported.filter((specifier) => /@graphql-mesh|@apollo\/server|graphql-shield|graphql-middleware|^graphql$|\/graphql\/handler|^ioredis$/.test(specifier))).toEqual([]);
   });
 });

@@ -3,7 +3,8 @@ import type { Redis } from 'ioredis';
 import { UPSTREAM_NAMES, type UpstreamName } from '../../../shared/upstreams.js';
 import type { Logger } from '../observability/logger.js';
 import type { GatewayMetrics } from '../observability/metrics.js';
-import { KEY_PREFIX, type SharedRedis } from './redis.js';
+import { KEY_PREFIX } from './keys.js';
+import type { SharedRedis } from './redis.js';
 
 /**
  * Each upstream's generation, and the epoch they count in (Redis's data: a Redis that lost it starts a

@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
 import { validateHeaderName, validateHeaderValue } from 'node:http';
 import type { SharedCacheName } from '../observability/metrics.js';
-import { KEY_PREFIX, type SharedRedis } from './redis.js';
+import { KEY_PREFIX } from './keys.js';
+import type { SharedRedis } from './redis.js';
 
 /**
  * Whether `name` and `value`, read from an entry (anyone with access to Redis may have written it), make

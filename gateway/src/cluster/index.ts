@@ -2,7 +2,7 @@ import type { GatewayConfig } from '../config.js';
 import type { Logger } from '../observability/logger.js';
 import type { GatewayMetrics, SharedCacheName } from '../observability/metrics.js';
 import type { GatewayPlugin } from '../pipeline/pipeline.js';
-import { LocalInvalidations, type BusStatus, type Invalidations } from './bus.js';
+import { LocalInvalidations, RedisInvalidations, type BusStatus, type Invalidations } from './bus.js';
 import type { EntryBounds, SharedEntries } from './entries.js';
 import type { RedisConnection, SharedRedis } from './redis.js';
 
@@ -31,14 +31,14 @@ export function sharedLayer(entries: SharedEntries | undefined): { readonly shar
   return entries ? { shared: entries } : {};
 }
 
-/** Opens the shared state the configuration asks for. The Redis client is only loaded when it is used. */
+/** Opens the shared state the configuration asks for. The Redis client (ioredis) is only loaded with REDIS_URL. */
 export async function sharedState(config: GatewayConfig, logger: Logger, metrics: GatewayMetrics): Promise<SharedState> {
   metrics.setBusListening(config.redis === undefined);
   if (!config.redis) {
     const invalidations = new LocalInvalidations();
     return { redis: undefined, invalidations, entries: () => undefined, details: () => ({ bus: invalidations.status }), plugin: { name: 'shared-state' } };
   }
-  const [{ SharedRedis }, { RedisInvalidations }, { SharedEntries }] = await Promise.all([import('./redis.js'), import('./bus.js'), import('./entries.js')]);
+  const [{ SharedRedis }, { SharedEntries }] = await Promise.all([import('./redis.js'), import('./entries.js')]);
   const redis = new SharedRedis(config.redis, { logger, metrics });
   const invalidations = new RedisInvalidations(redis, { logger, metrics });
   return {

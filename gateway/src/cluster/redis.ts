@@ -13,9 +13,6 @@ export interface RedisSettings {
 /** The gateway's connections: one for every command, one for the bus (a subscribed connection takes no other). */
 export type RedisConnection = 'commands' | 'bus';
 
-/** Every key the gateway writes starts with this (one Redis may serve other things too). */
-export const KEY_PREFIX = 'gateway:';
-
 /** Reconnection is tried this often at most: a Redis that is back is used again within about a second. */
 const MAX_RECONNECT_DELAY_MS = 1000;
 

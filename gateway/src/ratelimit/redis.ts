@@ -1,4 +1,5 @@
-import { KEY_PREFIX, type SharedRedis } from '../cluster/redis.js';
+import { KEY_PREFIX } from '../cluster/keys.js';
+import type { SharedRedis } from '../cluster/redis.js';
 import type { GatewayMetrics } from '../observability/metrics.js';
 import { decision, type BucketShape, type RateDecision, type RateLimiter } from './limiter.js';
 
