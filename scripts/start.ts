@@ -21,6 +21,7 @@ import { ConfigError, integer, parsed } from '../shared/settings.js';
 import { UPSTREAM_NAMES, UPSTREAMS, servicePort } from '../shared/upstreams.js';
 import { DEMO_USERS } from '../services/data/catalog.js';
 import { serviceEnvironment } from '../services/lib/environment.js';
+import { CHANGE_EVENTS_PATH } from '../shared/change-events.js';
 import { listenBalancer } from './lib/balancer.js';
 import { NotReadyError, spawnProcess, waitUntilReady, type Readiness, type SpawnedProcess } from './lib/processes.js';
 import { answersPing } from './lib/redis.js';
@@ -41,6 +42,13 @@ const env: NodeJS.ProcessEnv = {
   HOST: host,
   SHUTDOWN_DRAIN_MS: process.env.SHUTDOWN_DRAIN_MS ?? '0',
 };
+
+// The live TV service tells the gateway of its changes (shared/change-events.ts), signed with a secret of
+// this launch unless one is given; through the balancer in a cluster, to the admin port when there is one.
+if (mode !== 'services' && env.CHANGE_EVENTS_SECRET === undefined && env.CHANGE_EVENTS_SECRET_FILE === undefined) {
+  env.CHANGE_EVENTS_SECRET = randomBytes(32).toString('base64url');
+  env.CHANGE_EVENTS_URL ??= `${urlOf(Number(mode === 'stack' && env.ADMIN_PORT ? env.ADMIN_PORT : (env.PORT ?? 4000)))}${CHANGE_EVENTS_PATH}`;
+}
 
 /** What the launcher reads for itself, and the services' settings; a bad value is reported in one line. */
 function readSettings() {

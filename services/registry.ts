@@ -53,6 +53,8 @@ export async function startService(name: UpstreamName, env: ServiceEnvironment, 
 
 export interface ReferenceServices {
   readonly urls: UpstreamUrls;
+  /** The services' settings, read at each request: `changeEvents` may be set once the gateway listens. */
+  readonly env: ServiceEnvironment;
   readonly services: Readonly<Record<UpstreamName, RunningService>>;
   close(): Promise<void>;
 }
@@ -71,6 +73,7 @@ export async function startReferenceServices(options: { anyPorts?: boolean; env?
   }
   return {
     urls: env.urls,
+    env,
     services,
     close: async () => {
       await Promise.all(running.map((service) => service.close()));

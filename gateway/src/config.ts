@@ -111,13 +111,17 @@ export interface GatewayConfig {
   readonly registrationsPerHour: number;
   /** CREDENTIAL_CALLS_PER_CLIENT: password checks (login, register) one client address may have in flight (both faces); 0: no bound. */
   readonly credentialCallsPerClient: number;
+  /** SUBSCRIPTIONS_PER_CLIENT: open subscriptions per client address (per replica); SUBSCRIPTIONS_PER_CONNECTION: per WebSocket. */
+  readonly subscriptions: { readonly perClient: number; readonly perConnection: number };
+  /** CHANGE_EVENTS_SECRET: the key the live TV service signs its change events with; without it, none is taken. */
+  readonly changeEventsSecret?: string;
 }
 
 /** Where `npm start`'s developers run their web apps: any port on this machine. */
 const DEVELOPMENT_ORIGINS: readonly string[] = ['http://localhost:*', 'http://127.0.0.1:*'];
 
 /** Settings that are secrets: never shown in an error, and each may be given as `NAME_FILE`. */
-const SECRET_VARIABLES = new Set(['JWT_SECRET_KEY', 'REDIS_URL', 'REDIS_PASSWORD']);
+const SECRET_VARIABLES = new Set(['JWT_SECRET_KEY', 'REDIS_URL', 'REDIS_PASSWORD', 'CHANGE_EVENTS_SECRET']);
 
 /** The variables other defaults follow, read first. */
 const basisShape = {
@@ -195,6 +199,9 @@ function environmentSchema(basis: Basis) {
     GRAPHQL_MAX_UPSTREAM_CALLS: integer('GRAPHQL_MAX_UPSTREAM_CALLS', 1, 10_000, 50),
     REGISTRATIONS_PER_HOUR: integer('REGISTRATIONS_PER_HOUR', 0, 1_000_000, 10),
     CREDENTIAL_CALLS_PER_CLIENT: integer('CREDENTIAL_CALLS_PER_CLIENT', 0, 10_000, 8),
+    SUBSCRIPTIONS_PER_CLIENT: integer('SUBSCRIPTIONS_PER_CLIENT', 1, 1_000_000, 20),
+    SUBSCRIPTIONS_PER_CONNECTION: integer('SUBSCRIPTIONS_PER_CONNECTION', 1, 1000, 10),
+    CHANGE_EVENTS_SECRET: setting(z.string().min(32, { error: 'CHANGE_EVENTS_SECRET must be at least 32 characters' })),
   });
 }
 
@@ -365,5 +372,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): GatewayConfig 
     graphqlMaxUpstreamCalls: vars.GRAPHQL_MAX_UPSTREAM_CALLS,
     registrationsPerHour: vars.REGISTRATIONS_PER_HOUR,
     credentialCallsPerClient: vars.CREDENTIAL_CALLS_PER_CLIENT,
+    subscriptions: { perClient: vars.SUBSCRIPTIONS_PER_CLIENT, perConnection: vars.SUBSCRIPTIONS_PER_CONNECTION },
+    ...(vars.CHANGE_EVENTS_SECRET !== undefined ? { changeEventsSecret: vars.CHANGE_EVENTS_SECRET } : {}),
   };
 }

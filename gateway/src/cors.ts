@@ -57,11 +57,16 @@ function applyCors(req: IncomingMessage, res: ServerResponse, isAllowed: (origin
   return true;
 }
 
+/** Whether CORS_ORIGINS lets a page of `origin` call the gateway. */
+export function originPolicy(origins: readonly string[]): (origin: string) => boolean {
+  const matchers = origins.map(originMatcher);
+  return (origin) => matchers.some((matches) => matches(origin));
+}
+
 /** CORS for CORS_ORIGINS, before anything else looks at the request; nothing at all when none is configured. */
 export function corsPlugin(settings: CorsSettings): GatewayPlugin {
   if (settings.origins.length === 0) return { name: 'cors' };
-  const matchers = settings.origins.map(originMatcher);
-  const isAllowed = (origin: string) => matchers.some((matches) => matches(origin));
+  const isAllowed = originPolicy(settings.origins);
   const allowedHeaders = [ALLOWED_HEADERS, ...settings.allowedHeaders].join(', ');
   return {
     name: 'cors',

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import type { InjectOptions, Response as InjectResponse } from 'light-my-request';
 import { authenticationPlugin } from './auth/authenticate.js';
@@ -24,6 +24,8 @@ import { protocolPlugin } from './protocol.js';
 import { createPipeline, rawPathOf, type Exchange, type GatewayPlugin, type Pipeline } from './pipeline/pipeline.js';
 import { credentialLimits, rateLimiting } from './ratelimit/index.js';
 import { sharedState } from './cluster/index.js';
+import { changeEventsPlugin } from './cluster/change-events.js';
+import { CHANGE_EVENTS_PATH } from '../../shared/change-events.js';
 import { restFace } from './rest/handler.js';
 import { facesPlugin } from './faces.js';
 import { routingPlugin } from './routing/router.js';
@@ -125,9 +127,12 @@ async function assemble(config: GatewayConfig, logger: Logger, options: GatewayO
   const guards = await credentialLimits(config, shared.redis, metrics);
   const upstream = started(upstreamClient(config, { metrics, logger, shared, guards, ...(options.now ? { now: options.now } : {}), ...(options.tracing ? { tracing: options.tracing } : {}) }));
   const { client } = upstream;
-  const graphql = options.graphql === false ? undefined : started(await (await import('./graphql/handler.js')).createGraphQLFace(config, client, shared, logger, { metrics, ...(options.tracing ? { tracing: options.tracing } : {}) }));
+  const graphql = options.graphql === false ? undefined : started(await (await import('./graphql/handler.js')).createGraphQLFace(config, client, shared, verifier, logger, { metrics, ...(options.tracing ? { tracing: options.tracing } : {}) }));
   const rateLimit = await rateLimiting(config, shared.redis, logger, metrics);
   if (rateLimit) started({ plugin: rateLimit });
+
+  // Changes behind the gateway's back, signed by the services (CHANGE_EVENTS_SECRET): on the admin port when there is one.
+  const changeEvents = config.changeEventsSecret !== undefined ? changeEventsPlugin({ secret: config.changeEventsSecret, invalidations: shared.invalidations, redis: shared.redis, body: config.body, logger }) : undefined;
 
   const lifecycle = new Lifecycle();
   const upstreamHealth = new UpstreamHealthCheck(client, options.now);
@@ -151,6 +156,7 @@ async function assemble(config: GatewayConfig, logger: Logger, options: GatewayO
     metricsPlugin(metrics),
     corsPlugin({ origins: config.corsOrigins, allowedHeaders: config.corsAllowedHeaders }),
     ownEndpointsPlugin(publicEndpoints),
+    ...(changeEvents && !admin ? [changeEvents] : []),
     routingPlugin({ graphql: graphql !== undefined }),
     authenticationPlugin(verifier),
     ...(rateLimit ? [rateLimit] : []),
@@ -159,7 +165,7 @@ async function assemble(config: GatewayConfig, logger: Logger, options: GatewayO
     facesPlugin({ rest: restFace(client, config.body, config.uploadsPerClient), ...(graphql ? { graphql: graphql.handle } : {}) }),
   ];
   const pipeline = createPipeline(plugins, errorResponder(logger));
-  const adminServer = admin ? createAdminServer([healthEndpoint, readiness(true), metricsEndpoint(metrics)], logger) : undefined;
+  const adminServer = admin ? createAdminServer([healthEndpoint, readiness(true), metricsEndpoint(metrics)], changeEvents, logger) : undefined;
   const adminConnections = adminServer ? new Connections(adminServer) : undefined;
   let adminUrl: string | undefined;
   const dispatch = (req: Parameters<Pipeline['run']>[0], res: Parameters<Pipeline['run']>[1]) => void pipeline.run(req, res);
@@ -196,6 +202,13 @@ async function assemble(config: GatewayConfig, logger: Logger, options: GatewayO
     else rawProblem(socket, new GatewayError('BAD_USER_INPUT', 'The request could not be parsed'), logger);
   });
 
+  // WebSockets: /graphql's (graphql-ws), through the pipeline like any request; any other is no route.
+  server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
+    socket.on('error', () => socket.destroy());
+    if (graphql && rawPathOf(req) === '/graphql' && req.headers.upgrade?.toLowerCase() === 'websocket') graphql.upgrade(req, socket, head, dispatch);
+    else rawProblem(socket, new GatewayError('NOT_FOUND', 'WebSockets are served at /graphql only'), logger);
+  });
+
   return {
     server,
     metrics,
@@ -216,6 +229,7 @@ async function assemble(config: GatewayConfig, logger: Logger, options: GatewayO
       lifecycle.drain();
       if (drainMs > 0) await new Promise((resolve) => setTimeout(resolve, drainMs));
       lifecycle.close();
+      pipeline.closing();
       await Promise.all([closeGracefully(server, connections, graceMs), ...(adminServer && adminConnections ? [closeGracefully(adminServer, adminConnections, graceMs)] : [])]);
       await pipeline.close();
     },
@@ -234,16 +248,16 @@ function listenOn(server: Server, port: number, host: string): Promise<string> {
   });
 }
 
-/** The admin listener (ADMIN_PORT): probes and metrics, nothing else, never rate limited. */
-function createAdminServer(endpoints: readonly OwnEndpoint[], logger: Logger): Server {
+/** The admin listener (ADMIN_PORT): probes, metrics and change events, nothing else, never rate limited. */
+function createAdminServer(endpoints: readonly OwnEndpoint[], changeEvents: GatewayPlugin | undefined, logger: Logger): Server {
   const nothingElse: GatewayPlugin = {
     name: 'admin',
     phases: {
       face() {
-        throw new GatewayError('NOT_FOUND', 'The admin port serves /health, /ready and /metrics only');
+        throw new GatewayError('NOT_FOUND', `The admin port serves /health, /ready and /metrics${changeEvents ? ` and ${CHANGE_EVENTS_PATH}` : ''} only`);
       },
     },
   };
-  const pipeline = createPipeline([requestIdPlugin(), ownEndpointsPlugin(endpoints), nothingElse], errorResponder(logger));
+  const pipeline = createPipeline([requestIdPlugin(), ownEndpointsPlugin(endpoints), ...(changeEvents ? [changeEvents] : []), nothingElse], errorResponder(logger));
   return createServer({ maxHeaderSize: MAX_HEADER_BYTES }, (req, res) => void pipeline.run(req, res));
 }

@@ -68,7 +68,8 @@ function programAt(channelId: string, slotStartMs: number, slotMs: number): Prog
   let hash = slotIndex;
   for (const char of channelId) hash = (hash * 31 + char.charCodeAt(0)) >>> 0;
   return {
-    id: `${channelId}-${slotStartMs / MINUTE_MS}`,
+    // Minutes since the epoch (seconds for slots shorter than whole minutes: LIVETV_SLOT_SECONDS).
+    id: `${channelId}-${slotMs % MINUTE_MS === 0 ? slotStartMs / MINUTE_MS : slotStartMs / 1000}`,
     title: PROGRAM_TITLES[hash % PROGRAM_TITLES.length] as string,
     start: new Date(slotStartMs).toISOString(),
     end: new Date(slotStartMs + slotMs).toISOString(),
@@ -76,11 +77,10 @@ function programAt(channelId: string, slotStartMs: number, slotMs: number): Prog
 }
 
 /**
- * The channel's programmes from the one on air at `nowMs` until one that ends at least 24 hours
+ * The channel's programmes (slots of `slotMs`, by default the channel's own length) from the one on air at `nowMs` until one that ends at least 24 hours
  * later. Slots are aligned to the epoch, so the same instant always shows the same programme.
  */
-export function scheduleOf(channelId: string, nowMs: number): Program[] {
-  const slotMs = slotMinutesOf(channelId) * MINUTE_MS;
+export function scheduleOf(channelId: string, nowMs: number, slotMs = slotMinutesOf(channelId) * MINUTE_MS): Program[] {
   const programs: Program[] = [];
   for (let start = Math.floor(nowMs / slotMs) * slotMs; start < nowMs + SCHEDULE_HORIZON_MS; start += slotMs) {
     programs.push(programAt(channelId, start, slotMs));
@@ -88,8 +88,7 @@ export function scheduleOf(channelId: string, nowMs: number): Program[] {
   return programs;
 }
 
-export function nowPlayingOf(channelId: string, nowMs: number): Program {
-  const slotMs = slotMinutesOf(channelId) * MINUTE_MS;
+export function nowPlayingOf(channelId: string, nowMs: number, slotMs = slotMinutesOf(channelId) * MINUTE_MS): Program {
   return programAt(channelId, Math.floor(nowMs / slotMs) * slotMs, slotMs);
 }
 

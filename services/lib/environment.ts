@@ -18,6 +18,13 @@ export interface ServiceEnvironment {
   readonly playbackSigningKey: string;
   /** LOG_LEVEL of the service's pino log (default info). */
   readonly logLevel: LogLevel;
+  /**
+   * CHANGE_EVENTS_URL and CHANGE_EVENTS_SECRET: where a service announces its changes to the gateway,
+   * signed; read at each change, so a launcher that learns the gateway's address later may set it.
+   */
+  changeEvents?: { readonly url: string; readonly secret: string };
+  /** LIVETV_SLOT_SECONDS: every channel's programmes this long (demos, tests); unset, 30 to 120 minutes by channel. */
+  readonly livetvSlotMs?: number;
 }
 
 function integerFrom(value: string | undefined, fallback: number, name: string): number {
@@ -41,7 +48,7 @@ function logLevelFrom(value: string | undefined): LogLevel {
 }
 
 /** The services' secrets: each may be given as `NAME_FILE` (Docker and Kubernetes secrets). */
-const SECRET_VARIABLES = ['JWT_SECRET_KEY', 'PLAYBACK_SIGNING_KEY'];
+const SECRET_VARIABLES = ['JWT_SECRET_KEY', 'PLAYBACK_SIGNING_KEY', 'CHANGE_EVENTS_SECRET'];
 
 /** Every variable a reference service reads (besides tracing's, as the gateway reads them). */
 export const SERVICE_VARIABLES: ReadonlySet<string> = new Set([
@@ -54,6 +61,8 @@ export const SERVICE_VARIABLES: ReadonlySet<string> = new Set([
   'ACCESS_TOKEN_TTL_SECONDS',
   'AUTH_TOKEN_ALGORITHM',
   'LOG_LEVEL',
+  'CHANGE_EVENTS_URL',
+  'LIVETV_SLOT_SECONDS',
 ]);
 
 export function serviceEnvironment(given: NodeJS.ProcessEnv = process.env): ServiceEnvironment {
@@ -74,5 +83,7 @@ export function serviceEnvironment(given: NodeJS.ProcessEnv = process.env): Serv
     tokenAlgorithm: tokenAlgorithmFrom(env.AUTH_TOKEN_ALGORITHM),
     playbackSigningKey: env.PLAYBACK_SIGNING_KEY || 'development-only-playback-signing-key',
     logLevel: logLevelFrom(env.LOG_LEVEL),
+    ...(env.CHANGE_EVENTS_URL && env.CHANGE_EVENTS_SECRET ? { changeEvents: { url: env.CHANGE_EVENTS_URL, secret: env.CHANGE_EVENTS_SECRET } } : {}),
+    ...(env.LIVETV_SLOT_SECONDS ? { livetvSlotMs: integerFrom(env.LIVETV_SLOT_SECONDS, 1, 'LIVETV_SLOT_SECONDS') * 1000 } : {}),
   };
 }

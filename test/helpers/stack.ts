@@ -20,6 +20,8 @@ export interface StackOptions {
    * TEST_SECRET); a function is read when the stack starts (a Redis started before it, say).
    */
   readonly env?: NodeJS.ProcessEnv | (() => NodeJS.ProcessEnv);
+  /** With the reference services: their settings over the test defaults (LIVETV_SLOT_SECONDS, say). */
+  readonly serviceEnv?: NodeJS.ProcessEnv;
   /** In place of the silent logger. */
   readonly logger?: Logger;
   readonly gatewayOptions?: GatewayOptions;
@@ -66,7 +68,7 @@ function closing(gateways: readonly RunningGateway[], ...rest: { close(): Promis
  */
 export async function startStack<const Options extends StackOptions>(options: Options): Promise<StackOf<Options>> {
   if (options.upstreams === 'reference') {
-    const services = await startReferenceServices({ anyPorts: true, env: { LOG_LEVEL: 'silent', JWT_SECRET_KEY: TEST_SECRET } });
+    const services = await startReferenceServices({ anyPorts: true, env: { LOG_LEVEL: 'silent', JWT_SECRET_KEY: TEST_SECRET, ...options.serviceEnv } });
     const counting = options.counting ? await startCountingProxies(services.urls) : undefined;
     const gateways = await startGateways(counting?.urls ?? services.urls, options);
     const stack: ReferenceStack = { services, counting, gateway: gateways[0] as RunningGateway, gateways, close: closing(gateways, ...(counting ? [counting] : []), services) };

@@ -1,5 +1,6 @@
 import { auditServer } from 'graphql-http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { SUBSCRIPTIONS_ELSEWHERE } from '../../gateway/src/graphql/cost.js';
 import { useStack } from '../helpers/stack.js';
 import { startGateway, type RunningGateway } from '../helpers/gateway.js';
 import { expectOnlyErrorHiding, graphql, onlyError } from '../helpers/graphql.js';
@@ -162,9 +163,9 @@ describe('client errors on /graphql, by the GraphQL-over-HTTP spec', () => {
   });
 
   it('refuses a subscription with 400 and says what to send instead', async () => {
-    expect(await shapeOf(await post(JSON.stringify({ query: 'subscription { plans { id } }' })))).toEqual({
+    expect(await shapeOf(await post(JSON.stringify({ query: 'subscription { nowPlaying(channelIds: ["c1"]) { program { id } } }' })))).toEqual({
       status: 400,
-      errors: [{ code: 'GRAPHQL_VALIDATION_FAILED', message: 'Subscriptions are not supported: send a query or a mutation', requestId: true }],
+      errors: [{ code: 'GRAPHQL_VALIDATION_FAILED', message: SUBSCRIPTIONS_ELSEWHERE, requestId: true }],
     });
     expect(fx.upstreams.all()).toEqual([]);
   });

@@ -35,7 +35,7 @@ describe('closing the pipeline', () => {
 describe('the gateway as a list of capabilities', () => {
   it('answers /graphql through named steps, and closes what its capabilities opened through the pipeline', async () => {
     const gateway = await createGateway(loadConfig({ NODE_ENV: 'test', LOG_LEVEL: 'silent', JWT_SECRET_KEY: TEST_SECRET, RATE_LIMIT_PER_MINUTE: '10' }), createLogger({ level: 'silent' }));
-    expect(gateway.graphql?.steps).toEqual(['explorer', 'read', 'trusted-documents', 'response-cache', 'execution']);
+    expect(gateway.graphql?.steps).toEqual(['websocket', 'explorer', 'read', 'trusted-documents', 'event-stream', 'response-cache', 'execution']);
     expect(gateway.pipeline.closers).toEqual(['graphql', 'upstream-client']);
     expect(gateway.client.closed).toBe(false);
     await gateway.pipeline.close();

@@ -21,6 +21,30 @@ export interface Stamp {
   readonly upstreams: Readonly<Partial<Record<UpstreamName, number>>>;
 }
 
+/**
+ * What a change was, when the call that made it says: the spec operation and its path parameters (an
+ * admin's `adminUpdateChannel` of `{ id: 'c1' }`). Listeners that follow a resource (live subscriptions)
+ * read it; one without it may have changed anything of its upstream.
+ */
+export interface Change {
+  readonly operationId: string;
+  readonly params: Readonly<Record<string, string>>;
+}
+
+/** What a bus message may carry of a change: a forged one costs a listener a read, never more. */
+const MAX_CHANGE_PARAMS = 4;
+const MAX_CHANGE_TEXT = 128;
+
+/** Whether `value` (read from a message anyone with access to Redis may publish) is a change. */
+export function isChange(value: unknown): value is Change {
+  if (typeof value !== 'object' || value === null) return false;
+  const { operationId, params } = value as Record<string, unknown>;
+  if (typeof operationId !== 'string' || !/^[A-Za-z][A-Za-z0-9_]{0,63}$/.test(operationId)) return false;
+  if (typeof params !== 'object' || params === null || Array.isArray(params)) return false;
+  const entries = Object.entries(params);
+  return entries.length <= MAX_CHANGE_PARAMS && entries.every(([name, param]) => name.length <= MAX_CHANGE_TEXT && typeof param === 'string' && param.length <= MAX_CHANGE_TEXT);
+}
+
 /** What `/ready`'s details say of the bus: `local` without REDIS_URL. */
 export type BusStatus = 'local' | 'listening' | 'deaf';
 
@@ -30,10 +54,13 @@ export type BusStatus = 'local' | 'listening' | 'deaf';
  * used only while those are still today's, and the listeners drop what they hold of it.
  */
 export interface Invalidations {
-  /** A change to `upstream` succeeded through this replica: its answers are outdated here at once, and on every replica. */
-  publish(upstream: UpstreamName): void;
-  /** Calls `listener` on every invalidation, this replica's and the others'. */
-  onInvalidate(listener: (upstream: UpstreamName) => void): void;
+  /**
+   * A change to `upstream` succeeded through this replica (or may have): its answers are outdated here at
+   * once, and on every replica; `change` says what changed, when known.
+   */
+  publish(upstream: UpstreamName, change?: Change): void;
+  /** Calls `listener` on every invalidation, this replica's and the others', with what changed when known. */
+  onInvalidate(listener: InvalidationListener): void;
   /** Whether cached answers may be used: no replica's change can have gone unheard. */
   readonly trusted: boolean;
   /** Calls `listener` when trust is lost (what is held locally may be outdated) and when it is back. */
@@ -43,6 +70,8 @@ export interface Invalidations {
   readonly status: BusStatus;
   close(): Promise<void>;
 }
+
+export type InvalidationListener = (upstream: UpstreamName, change: Change | undefined) => void;
 
 const counted = (generation: (name: UpstreamName) => number) => Object.fromEntries(UPSTREAM_NAMES.map((name) => [name, generation(name)])) as Record<UpstreamName, number>;
 
@@ -80,16 +109,16 @@ function bumped(generations: Generations, upstream: UpstreamName, generation: nu
 /** One process: a change is heard at once, by this process alone. */
 export class LocalInvalidations implements Invalidations {
   private today: Generations = { epoch: 'local', upstreams: counted(() => 0) };
-  private readonly listeners = new Set<(upstream: UpstreamName) => void>();
+  private readonly listeners = new Set<InvalidationListener>();
   readonly trusted = true;
   readonly status = 'local';
 
-  publish(upstream: UpstreamName): void {
+  publish(upstream: UpstreamName, change?: Change): void {
     this.today = bumped(this.today, upstream, this.today.upstreams[upstream] + 1);
-    for (const listener of this.listeners) listener(upstream);
+    for (const listener of this.listeners) listener(upstream, change);
   }
 
-  onInvalidate(listener: (upstream: UpstreamName) => void): void {
+  onInvalidate(listener: InvalidationListener): void {
     this.listeners.add(listener);
   }
 
@@ -126,17 +155,19 @@ interface Message {
   readonly generation: number;
   readonly at: number;
   readonly replica: string;
+  readonly change?: Change;
 }
 
 /** A message of the bus, or undefined for anything else on the channel (nothing there is trusted blindly). */
 function messageOf(raw: string): Message | undefined {
-  if (raw.length > 512) return undefined;
+  if (raw.length > 2048) return undefined;
   try {
     const parsed = JSON.parse(raw) as Record<string, unknown>;
-    const { upstream, generation, at, replica } = parsed;
+    const { upstream, generation, at, replica, change } = parsed;
     // The generation is not used (it is read from Redis), only checked to be a number: a count Redis holds past a safe integer still tells of a change.
     if (!isUpstream(upstream) || typeof generation !== 'number' || typeof at !== 'number' || typeof replica !== 'string') return undefined;
-    return { upstream, generation, at, replica };
+    // A change that is not one is dropped, not the message: the upstream changed all the same.
+    return { upstream, generation, at, replica, ...(isChange(change) ? { change } : {}) };
   } catch {
     return undefined;
   }
@@ -169,7 +200,7 @@ export class RedisInvalidations implements Invalidations {
   /** The read of each upstream's generation that is awaited (after a message): only the latest one's answer is applied. */
   private readonly reads = new Map<UpstreamName, number>();
   private readsMade = 0;
-  private readonly listeners = new Set<(upstream: UpstreamName) => void>();
+  private readonly listeners = new Set<InvalidationListener>();
   private readonly trustListeners = new Set<(trusted: boolean) => void>();
   private readonly replica = randomUUID();
   private readonly subscriber: Redis;
@@ -201,7 +232,7 @@ export class RedisInvalidations implements Invalidations {
     return this.today;
   }
 
-  onInvalidate(listener: (upstream: UpstreamName) => void): void {
+  onInvalidate(listener: InvalidationListener): void {
     this.listeners.add(listener);
   }
 
@@ -209,21 +240,24 @@ export class RedisInvalidations implements Invalidations {
     this.trustListeners.add(listener);
   }
 
-  publish(upstream: UpstreamName): void {
+  publish(upstream: UpstreamName, change?: Change): void {
     // Outdated here at once: unknown (NaN matches no stamp) until Redis counts the change. Not a count of
     // this replica's own (the one after today's): another replica's change may take that number in Redis,
     // and answers made before it would be stamped as after. A read of the generation asked before this
     // change would answer a count without it: its answer is not applied.
     this.reads.delete(upstream);
     this.today = bumped(this.today, upstream, Number.NaN);
-    for (const listener of this.listeners) listener(upstream);
-    const change = ++this.changesMade;
-    this.unannounced.set(upstream, change);
-    void this.announce(upstream, change).catch(() => this.lose('a change could not be announced'));
+    for (const listener of this.listeners) listener(upstream, change);
+    const number = ++this.changesMade;
+    this.unannounced.set(upstream, number);
+    void this.announce(upstream, number, change).catch(() => this.lose('a change could not be announced'));
   }
 
-  /** Bumps `upstream`'s generation in Redis and tells every replica; then the change numbered `change` is announced. */
-  private async announce(upstream: UpstreamName, change: number): Promise<void> {
+  /**
+   * Bumps `upstream`'s generation in Redis and tells every replica (with what changed, when known); then
+   * the change numbered `number` is announced. One announced late, after an outage, says only its upstream.
+   */
+  private async announce(upstream: UpstreamName, number: number, change?: Change): Promise<void> {
     const commands = this.redis.commands;
     const [counted, epoch] = (await this.redis.answer('bus', () => commands.multi().hincrby(GENERATIONS_KEY, upstream, 1).hget(GENERATIONS_KEY, EPOCH_FIELD).exec())) ?? [];
     if (!counted || counted[0] || !epoch || epoch[0]) throw counted?.[0] ?? epoch?.[0] ?? new Error('the change was not counted');
@@ -233,9 +267,9 @@ export class RedisInvalidations implements Invalidations {
     // over), counts that were already used may come back: nothing held is current any more.
     const today = epoch[1] === this.today.epoch && Number.isSafeInteger(generation);
     if (today && !this.reads.has(upstream)) this.today = bumped(this.today, upstream, generation);
-    const message: Message = { upstream, generation, at: Date.now(), replica: this.replica };
+    const message: Message = { upstream, generation, at: Date.now(), replica: this.replica, ...(change ? { change } : {}) };
     await this.redis.answer('bus', () => commands.publish(CHANNEL, JSON.stringify(message)));
-    if (this.unannounced.get(upstream) === change) this.unannounced.delete(upstream);
+    if (this.unannounced.get(upstream) === number) this.unannounced.delete(upstream);
     this.observers.metrics.observeBusMessage('published');
     if (!today) this.lose('the generations in Redis are not those this replica counts in (lost, or of another epoch)');
   }
@@ -247,7 +281,7 @@ export class RedisInvalidations implements Invalidations {
     if (message.replica === this.replica) return;
     this.observers.metrics.observeBusMessage('received', (Date.now() - message.at) / 1000);
     this.reread(message.upstream);
-    for (const listener of this.listeners) listener(message.upstream);
+    for (const listener of this.listeners) listener(message.upstream, message.change);
   }
 
   /**

@@ -7,7 +7,7 @@ import type { EntryBounds, SharedEntries } from './entries.js';
 import type { RedisConnection, SharedRedis } from './redis.js';
 
 export type { EntryBounds, SharedEntries } from './entries.js';
-export { isCurrent, isStamp, stampOf, type Generations, type Invalidations, type Stamp } from './bus.js';
+export { isCurrent, isStamp, stampOf, type Change, type Generations, type InvalidationListener, type Invalidations, type Stamp } from './bus.js';
 export { isHeader } from './entries.js';
 
 /**

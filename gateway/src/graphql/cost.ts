@@ -1,5 +1,5 @@
 import type { ApolloServerPlugin } from '@apollo/server';
-import { getVariableValues, GraphQLError, Kind, type FieldNode, type GraphQLCompositeType, type GraphQLSchema, type OperationDefinitionNode, type SelectionNode, type ValidationContext, type ASTVisitor } from 'graphql';
+import { getVariableValues, GraphQLError, Kind, type DocumentNode, type FieldNode, type GraphQLCompositeType, type GraphQLSchema, type OperationDefinitionNode, type SelectionNode, type ValidationContext, type ASTVisitor } from 'graphql';
 import { getComplexity, type ComplexityEstimator } from 'graphql-query-complexity';
 import { GatewayError } from '../errors.js';
 import { requestError } from './errors.js';
@@ -16,6 +16,7 @@ const LIST_SIZES: Readonly<Record<string, (args: Record<string, unknown>) => num
   'Query.channels': () => 25,
   'Query.plans': () => 5,
   'Channel.schedule': () => 50,
+  'Subscription.nowPlaying': (args) => (Array.isArray(args.channelIds) ? args.channelIds.length : 1),
 };
 
 /** Every field costs 1, and what is selected under a list costs once per item the list stands for. */
@@ -40,28 +41,33 @@ function assertVariablesCoerce(schema: GraphQLSchema, operation: OperationDefini
 }
 
 /**
- * Refuses, before execution, a query whose cost (lists counted by the items they stand for) is over
- * `maxCost`: 15 aliases of every channel's 24-hour schedule never start. Variables are checked first
+ * Refuses a document whose cost (lists counted by the items they stand for) is over `maxCost`: 15
+ * aliases of every channel's 24-hour schedule never start. Variables are checked first
  * (graphql-query-complexity coerces them without a bound on errors), and the library's own refusals
- * (too many nodes once fragments are expanded) are the client's mistake too.
+ * (too many nodes once fragments are expanded) are the client's mistake too. Throws the request error.
  */
+export function assertAffordable(schema: GraphQLSchema, document: DocumentNode, operation: OperationDefinitionNode | null | undefined, variables: Record<string, unknown>, maxCost: number): void {
+  if (operation) assertVariablesCoerce(schema, operation, variables);
+  let cost: number;
+  try {
+    const operationName = operation?.name?.value;
+    cost = getComplexity({ schema, query: document, variables, ...(operationName ? { operationName } : {}), estimators: [listAwareEstimator] });
+  } catch (error) {
+    if (!(error instanceof GraphQLError)) throw error;
+    throw requestError(new GatewayError('BAD_USER_INPUT', `This query is too large to run: ${error.message}`, { cause: error }));
+  }
+  if (cost > maxCost) {
+    throw requestError(new GatewayError('BAD_USER_INPUT', `This query costs ${cost}, over the limit of ${maxCost}: ask for fewer items or fewer aliases`, { extensions: { cost, maxCost } }));
+  }
+}
+
+/** The cost limit before Apollo executes a query or a mutation (assertAffordable). */
 export function costLimitPlugin<TContext extends object>(maxCost: number): ApolloServerPlugin<TContext> {
   return {
     async requestDidStart() {
       return {
-        async didResolveOperation({ request, document, schema, operationName, operation }) {
-          const variables = request.variables ?? {};
-          if (operation) assertVariablesCoerce(schema, operation, variables);
-          let cost: number;
-          try {
-            cost = getComplexity({ schema, query: document, variables, ...(operationName ? { operationName } : {}), estimators: [listAwareEstimator] });
-          } catch (error) {
-            if (!(error instanceof GraphQLError)) throw error;
-            throw requestError(new GatewayError('BAD_USER_INPUT', `This query is too large to run: ${error.message}`, { cause: error }));
-          }
-          if (cost > maxCost) {
-            throw requestError(new GatewayError('BAD_USER_INPUT', `This query costs ${cost}, over the limit of ${maxCost}: ask for fewer items or fewer aliases`, { extensions: { cost, maxCost } }));
-          }
+        async didResolveOperation({ request, document, schema, operation }) {
+          assertAffordable(schema, document, operation, request.variables ?? {}, maxCost);
         },
       };
     },
@@ -101,13 +107,27 @@ export function onePasswordMutationRule(context: ValidationContext): ASTVisitor 
 }
 
 /**
- * A validation rule: the schema has no subscriptions and /graphql speaks plain HTTP, so a subscription
- * is refused before execution (400 GRAPHQL_VALIDATION_FAILED), not failed inside it.
+ * A validation rule for plain HTTP requests (one answer each): a subscription is refused before
+ * execution (400 GRAPHQL_VALIDATION_FAILED) and told where it is served.
  */
 export function queriesAndMutationsOnlyRule(context: ValidationContext): ASTVisitor {
   return {
     OperationDefinition(operation: OperationDefinitionNode) {
-      if (operation.operation === 'subscription') context.reportError(new GraphQLError('Subscriptions are not supported: send a query or a mutation', { nodes: [operation] }));
+      if (operation.operation === 'subscription') context.reportError(new GraphQLError(SUBSCRIPTIONS_ELSEWHERE, { nodes: [operation] }));
+    },
+  };
+}
+
+export const SUBSCRIPTIONS_ELSEWHERE = 'A subscription needs a stream: send it with Accept: text/event-stream (GraphQL over SSE) or over a graphql-ws WebSocket';
+
+/**
+ * A validation rule for streams (SSE, WebSocket): subscriptions only. Queries and mutations go as
+ * plain requests, where the response cache, persisted queries and their limits are.
+ */
+export function subscriptionsOnlyRule(context: ValidationContext): ASTVisitor {
+  return {
+    OperationDefinition(operation: OperationDefinitionNode) {
+      if (operation.operation !== 'subscription') context.reportError(new GraphQLError(`A ${operation.operation} is sent as a plain POST or GET to /graphql: streams carry subscriptions only`, { nodes: [operation] }));
     },
   };
 }

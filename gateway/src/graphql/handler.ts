@@ -1,4 +1,7 @@
 import { setMaxListeners } from 'node:events';
+import { ServerResponse, type IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { ApolloServer, HeaderMap, type ApolloServerPlugin, type HTTPGraphQLRequest } from '@apollo/server';
 import { ApolloServerPluginCacheControlDisabled, ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
 import { ApolloServerPluginLandingPageLocalDefault } from '@apollo/server/plugin/landingPage/default';
@@ -13,7 +16,12 @@ import type { Identity } from '../auth/identity.js';
 import { readBody, type BodyPolicy } from '../request-body.js';
 import { assertBoundedSearch, parseBoundedJson } from './request-bounds.js';
 import type { GatewayConfig, GraphQLInputBounds } from '../config.js';
-import { appendVary } from '../cors.js';
+import { appendVary, originPolicy } from '../cors.js';
+import type { TokenVerifier } from '../auth/verifier.js';
+import { LiveChannels, liveRequestId } from './live.js';
+import { Subscriptions } from './subscriptions.js';
+import { EventStreams, wantsEventStream } from './sse.js';
+import { WebSockets } from './websocket.js';
 import { correlationMembers, sendGraphQLErrors } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
 import { ANSWERED, type Exchange, type GatewayPlugin, type StepResult } from '../pipeline/pipeline.js';
@@ -64,9 +72,13 @@ function parsedBody(text: string, contentType: string | undefined, bounds: Graph
  */
 export function servedSchema(meshSchema: GraphQLSchema): GraphQLSchema {
   const plain = new GraphQLSchema({ ...meshSchema.toConfig(), directives: specifiedDirectives, astNode: undefined, extensionASTNodes: [] });
-  const own = resolvers as Readonly<Record<string, Readonly<Record<string, GraphQLFieldResolver<unknown, GatewayContext>>> | undefined>>;
+  type Resolved = GraphQLFieldResolver<unknown, GatewayContext> | { readonly subscribe: GraphQLFieldResolver<unknown, GatewayContext>; readonly resolve: GraphQLFieldResolver<unknown, GatewayContext> };
+  const own = resolvers as unknown as Readonly<Record<string, Readonly<Record<string, Resolved>> | undefined>>;
   return mapSchema(plain, {
-    [MapperKind.OBJECT_FIELD]: (field, fieldName, typeName) => ({ ...field, resolve: own[typeName]?.[fieldName] }),
+    [MapperKind.OBJECT_FIELD]: (field, fieldName, typeName) => {
+      const resolver = own[typeName]?.[fieldName];
+      return typeof resolver === 'object' ? { ...field, subscribe: resolver.subscribe, resolve: resolver.resolve } : { ...field, resolve: resolver };
+    },
   });
 }
 
@@ -163,6 +175,11 @@ function replay(exchange: Exchange, stored: StoredResponse, age: number): void {
 
 export interface GraphQLFace {
   readonly mesh: MeshRuntime;
+  /** The live channels subscriptions follow, and the streams open on this replica. */
+  readonly live: LiveChannels;
+  readonly subscriptions: Subscriptions;
+  /** Hands a WebSocket upgrade of /graphql to the face, which answers it through `dispatch` (the pipeline). */
+  upgrade(req: IncomingMessage, socket: Duplex, head: Buffer, dispatch: (req: IncomingMessage, res: ServerResponse) => void): void;
   /** The schema as served: shield applied, Mesh annotations removed. */
   readonly schema: GraphQLSchema;
   /** The names of the steps a request to /graphql goes through, in order. */
@@ -198,13 +215,14 @@ interface GraphQLStep {
  * that was sent and refused fails the whole request (it never quietly becomes an anonymous one). Every
  * upstream call goes through the upstream client, as Mesh's fetch.
  */
-export async function createGraphQLFace(config: GatewayConfig, client: UpstreamClient, shared: SharedState, logger: Logger, observers: GraphQLObservers): Promise<GraphQLFace> {
+export async function createGraphQLFace(config: GatewayConfig, client: UpstreamClient, shared: SharedState, verifier: TokenVerifier, logger: Logger, observers: GraphQLObservers): Promise<GraphQLFace> {
   const mesh = await loadMesh(config.upstreams, createMeshFetch(client, config.upstreams, upstreamOperations(), config.upstreamResponseLimitBytes), logger);
   const { tracing } = observers;
   observers.metrics.reserveOperationNames(operationNamesOf(config.trustedDocuments));
   const sources = sourceOperations(mesh.rawSources);
   const schema = protect(servedSchema(mesh.schema));
   const armor = ARMOR.protect();
+  const formatError = createErrorFormatter(logger);
 
   const persistedQueries =
     config.persistedQueries.maxBytes > 0
@@ -228,7 +246,7 @@ export async function createGraphQLFace(config: GatewayConfig, client: UpstreamC
     // Over 1000 tokens the parser stops: a 400 GRAPHQL_PARSE_FAILED, like any query that does not parse.
     parseOptions: { maxTokens: MAX_TOKENS },
     validationRules: [...armor.validationRules, onePasswordMutationRule, queriesAndMutationsOnlyRule],
-    formatError: createErrorFormatter(logger),
+    formatError,
     plugins: [
       ...(armor.plugins as unknown as ApolloServerPlugin<GatewayContext>[]),
       observabilityPlugin(observers),
@@ -261,6 +279,51 @@ export async function createGraphQLFace(config: GatewayConfig, client: UpstreamC
     };
   }
 
+  // The feed's own reads: no client's identity, stopped when the gateway closes.
+  const feedStopped = new AbortController();
+  const live = new LiveChannels({
+    invalidations: shared.invalidations,
+    logger,
+    context: () => {
+      const requestId = liveRequestId();
+      return { requestId, reportOperation: () => undefined, sources, caller: { requestId }, budget: { limit: 4, used: 0 }, cachePolicy: new ResponseCachePolicy(), signal: feedStopped.signal };
+    },
+  });
+  const subscriptions = new Subscriptions({
+    schema,
+    maxCost: config.graphqlMaxCost,
+    perClient: config.subscriptions.perClient,
+    rules: armor.validationRules,
+    formatError,
+    metrics: observers.metrics,
+    logger,
+    contextFor: ({ exchange, identity, authorization }, signal) => {
+      const trace = exchange.state.peek('trace');
+      return {
+        requestId: exchange.state.get('requestId'),
+        ...(trace ? { traceId: trace.traceId } : {}),
+        reportOperation: () => undefined,
+        sources,
+        caller: { ...callerOf(exchange, identity), ...(authorization !== undefined ? { authorization } : {}) },
+        ...(identity ? { user: identity } : {}),
+        budget: { limit: config.graphqlMaxUpstreamCalls, used: 0 },
+        cachePolicy: new ResponseCachePolicy(),
+        signal,
+        live,
+      };
+    },
+  });
+  const eventStreams = new EventStreams(schema, subscriptions);
+  const webSockets = new WebSockets({
+    schema,
+    subscriptions,
+    verifier,
+    trusted: config.trustedDocuments,
+    maxMessageBytes: config.graphqlInputs.bodyLimitBytes,
+    perConnection: config.subscriptions.perConnection,
+    isOriginAllowed: originPolicy(config.corsOrigins),
+  });
+
   const responseCacheBounds = { maxBytes: config.graphqlResponseCacheMaxBytes, maxEntryBytes: config.upstreamCache.maxEntryBytes };
   const responseCache =
     config.graphqlResponseCacheMaxBytes > 0 && client.cache
@@ -276,6 +339,15 @@ export async function createGraphQLFace(config: GatewayConfig, client: UpstreamC
 
   // The face's steps, in order: each answers the request (ANSWERED) or hands it on.
   const steps: readonly GraphQLStep[] = [
+    {
+      name: 'websocket',
+      run(turn) {
+        if (!webSockets.isUpgrade(turn.exchange.req)) return undefined;
+        // A refused token fails the upgrade with its HTTP answer; a browser's comes in connection_init.
+        webSockets.accept(turn.exchange, identityOf(turn.exchange.state.get('auth'), false));
+        return ANSWERED;
+      },
+    },
     {
       name: 'explorer',
       run: (turn) => (explorer && wantsExplorer(turn.exchange) ? explorer(turn.exchange).then(() => ANSWERED) : undefined),
@@ -302,6 +374,14 @@ export async function createGraphQLFace(config: GatewayConfig, client: UpstreamC
         }
         // A GraphQL request error, as Apollo's own (GRAPHQL_PARSE_FAILED…): 400, no data, the request id.
         sendGraphQLErrors(turn.exchange.req, turn.exchange.res, 400, [{ message: request.message, extensions: { code: request.code, ...correlationOf(turn.exchange) } }]);
+        return ANSWERED;
+      },
+    },
+    {
+      name: 'event-stream',
+      async run(turn) {
+        if (!wantsEventStream(turn.exchange.req)) return undefined;
+        await eventStreams.serve(turn.exchange, turn.identity, turn.request);
         return ANSWERED;
       },
     },
@@ -354,12 +434,31 @@ export async function createGraphQLFace(config: GatewayConfig, client: UpstreamC
   ];
 
   const stop = async () => {
+    feedStopped.abort();
+    await webSockets.close();
     await apollo.stop();
     mesh.destroy();
+  };
+  // Streams end when the gateway stops taking requests: their clients subscribe again elsewhere.
+  const endStreams = () => {
+    eventStreams.close();
+    void webSockets.close();
+    subscriptions.close();
+    live.close();
   };
 
   return {
     mesh,
+    live,
+    subscriptions,
+    upgrade(req, socket, head, dispatch) {
+      webSockets.hold(req, socket, head);
+      const res = new ServerResponse(req);
+      // An answer other than the handshake (a 401, a 429) ends the connection.
+      res.shouldKeepAlive = false;
+      res.assignSocket(socket as Socket);
+      dispatch(req, res);
+    },
     schema,
     steps: steps.map((step) => step.name),
     async handle(exchange) {
@@ -367,6 +466,6 @@ export async function createGraphQLFace(config: GatewayConfig, client: UpstreamC
       for (const step of steps) if ((await step.run(turn)) === ANSWERED) return;
       throw new Error('no step of the GraphQL face answered the request');
     },
-    plugin: { name: 'graphql', onClose: stop },
+    plugin: { name: 'graphql', onClosing: endStreams, onClose: stop },
   };
 }

@@ -180,6 +180,20 @@ export class GatewayMetrics {
     registers: [this.registry],
   });
 
+  private readonly subscriptions = new Gauge({
+    name: 'gateway_graphql_subscriptions',
+    help: 'GraphQL subscriptions open on this replica, by transport (sse: GraphQL over SSE, ws: graphql-ws).',
+    labelNames: ['transport'] as const,
+    registers: [this.registry],
+  });
+
+  private readonly subscriptionEvents = new Counter({
+    name: 'gateway_graphql_subscription_events_total',
+    help: 'Events delivered to GraphQL subscriptions, by transport.',
+    labelNames: ['transport'] as const,
+    registers: [this.registry],
+  });
+
   /** `now`: the clock of the operation names' counts (epoch ms), for tests that move time themselves. */
   constructor(private readonly now: () => number = Date.now) {
     collectDefaultMetrics({ register: this.registry, prefix: 'gateway_' });
@@ -309,6 +323,18 @@ export class GatewayMetrics {
 
   setBusListening(listening: boolean): void {
     this.busListening.set(listening ? 1 : 0);
+  }
+
+  subscriptionOpened(transport: 'sse' | 'ws'): void {
+    this.subscriptions.labels(transport).inc();
+  }
+
+  subscriptionClosed(transport: 'sse' | 'ws'): void {
+    this.subscriptions.labels(transport).dec();
+  }
+
+  subscriptionEvent(transport: 'sse' | 'ws'): void {
+    this.subscriptionEvents.labels(transport).inc();
   }
 
   /** The Prometheus text exposition. */

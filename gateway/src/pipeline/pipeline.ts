@@ -19,7 +19,8 @@ export function rawPathOf(req: IncomingMessage): string {
 
 /** The status a request ended with: 499 (as nginx logs it) when the client left before any answer. */
 export function responseStatus(res: ServerResponse): number {
-  return res.headersSent ? res.statusCode : 499;
+  // 101: a WebSocket's connection, answered by its handshake (written past the response).
+  return res.headersSent || res.statusCode === 101 ? res.statusCode : 499;
 }
 
 /** A phase's answer that the request is done: no later phase runs. */
@@ -45,6 +46,11 @@ export interface GatewayPlugin {
   readonly name: string;
   readonly phases?: Partial<Record<PhaseName, Step>>;
   readonly onResponse?: (exchange: Exchange) => void;
+  /**
+   * The gateway stops taking requests (SIGTERM, after the drain): end what would hold a connection open
+   * past the grace period (event streams, WebSockets), so that their clients go elsewhere.
+   */
+  readonly onClosing?: () => void;
   readonly onClose?: () => void | Promise<void>;
 }
 
@@ -54,6 +60,8 @@ export interface Pipeline {
   /** The plugins that close something, in the order close() runs them. */
   readonly closers: readonly string[];
   run(req: IncomingMessage, res: ServerResponse): Promise<void>;
+  /** Runs every plugin's onClosing, in the order of the list. */
+  closing(): void;
   /**
    * Runs every plugin's onClose, in reverse order of the list (what opened last closes first: the faces
    * before the upstream client they call), each after the one before has finished. One that fails does
@@ -75,6 +83,7 @@ export function createPipeline(plugins: readonly GatewayPlugin[], onError: (exch
     }),
   );
   const responders = plugins.flatMap((plugin) => (plugin.onResponse ? [plugin.onResponse] : []));
+  const closingHooks = plugins.flatMap((plugin) => (plugin.onClosing ? [plugin.onClosing] : []));
   const closers = plugins.flatMap((plugin) => (plugin.onClose ? [{ name: plugin.name, close: plugin.onClose }] : [])).reverse();
   let closing: Promise<void> | undefined;
 
@@ -97,6 +106,9 @@ export function createPipeline(plugins: readonly GatewayPlugin[], onError: (exch
       } catch (error) {
         onError(exchange, error);
       }
+    },
+    closing() {
+      for (const hook of closingHooks) hook();
     },
     close() {
       closing ??= (async () => {

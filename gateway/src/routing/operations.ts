@@ -110,6 +110,26 @@ export function fitsOperation(operation: UpstreamOperation, path: string, query 
   });
 }
 
+/**
+ * The path parameters of a call's path, by the operation's template (decoded), as a router reads them;
+ * undefined when the path does not have the template's segments, or a parameter does not decode.
+ */
+export function pathParamsOf(operation: UpstreamOperation, path: string): Record<string, string> | undefined {
+  const expected = operation.template.split('/');
+  const actual = (path.replace(/\/+$/, '') || '/').split('/');
+  if (actual.length !== expected.length) return undefined;
+  const params: Record<string, string> = {};
+  for (const [index, literal] of expected.entries()) {
+    if (!isParameter(literal)) continue;
+    try {
+      params[literal.slice(1, -1)] = decodeURIComponent(actual[index] ?? '');
+    } catch {
+      return undefined;
+    }
+  }
+  return params;
+}
+
 let loaded: ReadonlyMap<string, UpstreamOperation> | undefined;
 
 /** The operations of schemas/, read once per process. */

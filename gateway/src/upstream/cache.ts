@@ -7,7 +7,6 @@ import type { UpstreamName } from '../../../shared/upstreams.js';
 import { callOf, type UpstreamCall } from './call.js';
 import type { CacheLayer } from '../observability/attempts.js';
 import { IDENTITY_HEADERS } from './interceptors/forwarding.js';
-import { PassThroughHandler, type Controller, type Headers } from './interceptors/handler.js';
 
 // undici's cache store interface, as its memory store implements it.
 type MemoryCacheStore = InstanceType<typeof cacheStores.MemoryCacheStore>;
@@ -284,59 +283,15 @@ export class UpstreamCache implements CacheStore {
       void this.local.delete(held.key);
     }
   }
-
-  /** A change to `origin` succeeded through this replica: every replica stops using its answers. */
-  invalidate(origin: string): void {
-    const upstream = this.options.upstreamOf(origin);
-    if (upstream) this.options.invalidations.publish(upstream);
-  }
-}
-
-const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE']);
-
-/**
- * Invalidates after an unsafe call that may have changed something: one that succeeded (below 400), and
- * one whose outcome is unknown — a 5xx, or no answer at all (a reset, a timeout), since the upstream may
- * have made the change before it failed. Only a 4xx says that nothing changed.
- */
-class InvalidatingHandler extends PassThroughHandler {
-  private invalidated = false;
-
-  constructor(
-    next: Dispatcher.DispatchHandler,
-    private readonly invalidate: () => void,
-  ) {
-    super(next);
-  }
-
-  private once(): void {
-    if (this.invalidated) return;
-    this.invalidated = true;
-    this.invalidate();
-  }
-
-  override onResponseStart(controller: Controller, statusCode: number, headers: Headers, statusMessage?: string): void {
-    if (statusCode < 400 || statusCode >= 500) this.once();
-    super.onResponseStart(controller, statusCode, headers, statusMessage);
-  }
-
-  override onResponseError(controller: Controller, error: Error): void {
-    this.once();
-    super.onResponseError(controller, error);
-  }
 }
 
 /**
- * The cache in front of one upstream: a change that succeeded (an unsafe method answered below 400), or
- * that may have (a 5xx, no answer), outdates all of that upstream's stored answers — a catalogue edit shows on every page of every replica,
- * not only at the URI it changed (RFC 9111 4.4 asks for the URI, at least); then the answer
- * is looked up (GETs and HEADs, shared-cache rules: `private` and `no-store` are never stored, an
- * answer to a call carrying an identity only when `public` says so).
+ * The cache in front of one upstream (a change outdates its answers: the changes interceptor tells the
+ * bus): the answer is looked up (GETs and HEADs, shared-cache rules: `private` and `no-store` are never
+ * stored, an answer to a call carrying an identity only when `public` says so).
  */
-export function cacheInterceptors(cache: UpstreamCache, origin: string): Dispatcher.DispatcherComposeInterceptor[] {
-  const invalidation: Dispatcher.DispatcherComposeInterceptor = (dispatch) => (options, handler) =>
-    SAFE_METHODS.has(options.method) ? dispatch(options, handler) : dispatch(options, new InvalidatingHandler(handler, () => cache.invalidate(origin)));
+export function cacheInterceptors(cache: UpstreamCache): Dispatcher.DispatcherComposeInterceptor[] {
   const lookup: Dispatcher.DispatcherComposeInterceptor = (dispatch) => (options, handler) => cache.lookingUp(callOf(options), () => dispatch(options, handler));
   // compose() order: the last is met first.
-  return [interceptors.cache({ store: cache, methods: ['GET', 'HEAD'], type: 'shared' }), lookup, invalidation];
+  return [interceptors.cache({ store: cache, methods: ['GET', 'HEAD'], type: 'shared' }), lookup];
 }

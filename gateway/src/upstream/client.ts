@@ -8,6 +8,7 @@ import { CircuitBreaker, CIRCUIT_STATES } from './breaker.js';
 import type { CallGuard, CallRelease, DispatchWithCall, UpstreamCall } from './call.js';
 import type { GatewayError } from '../errors.js';
 import { upstreamFailure, upstreamHttpFailure } from './failures.js';
+import { changesInterceptor } from './interceptors/changes.js';
 import { cacheInterceptors, MAX_ENTRIES, UpstreamCache } from './cache.js';
 import { circuitBreakerInterceptor } from './interceptors/circuit-breaker.js';
 import { coalescingInterceptor } from './interceptors/coalescing.js';
@@ -231,7 +232,8 @@ export class UpstreamClient {
         redirectsInterceptor(),
         retryInterceptor(),
         circuitBreakerInterceptor(breaker),
-        ...(cache ? cacheInterceptors(cache, url.origin) : []),
+        ...(cache ? cacheInterceptors(cache) : []),
+        changesInterceptor(name, options.shared.invalidations),
         ...(options.cache.coalescing ? [coalescingInterceptor(name, options.cache.maxEntryBytes, () => options.metrics.observeCoalesced(name), () => generationOf(options.shared.invalidations, name))] : []),
         forwardingInterceptor(),
         pathSafetyInterceptor(),

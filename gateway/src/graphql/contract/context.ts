@@ -3,6 +3,7 @@ import type { Identity } from '../../auth/identity.js';
 import type { ResponseCachePolicy } from '../cache-policy.js';
 import type { Caller } from '../../upstream/call.js';
 import type { GraphQLField, GraphQLObjectType } from 'graphql';
+import type { LiveFeed } from './live.js';
 
 /** Operation names are the client's: logs, metrics and traces keep at most this much of one. */
 export const MAX_OPERATION_NAME_LENGTH = 64;
@@ -66,4 +67,6 @@ export interface GatewayContext {
   readonly cachePolicy: ResponseCachePolicy;
   /** Aborted when the client goes away: no upstream call starts after that, those in flight stop. */
   readonly signal: AbortSignal;
+  /** What subscriptions emit (present for a subscription's request). */
+  readonly live?: LiveFeed;
 }

@@ -3,6 +3,8 @@ import { loadersOf } from './loaders.js';
 import { contentId } from '../../../../shared/upstreams.js';
 import type { Channel, Movie } from '../../../../shared/records.js';
 import { callSource } from './source.js';
+import { onAirWith, type LiveFeed } from './live.js';
+import { GatewayError } from '../../errors.js';
 
 type Args = Record<string, unknown>;
 type Resolver = (root: unknown, args: Args, context: GatewayContext) => unknown;
@@ -43,18 +45,49 @@ const Mutation: Record<string, Resolver> = {
     return true;
   },
   adminSetUserRoles: (_root, { id, roles }, context) => callSource(context, 'adminSetUserRoles', { id, input: { roles } }),
+  adminCreateChannel: (_root, { input }, context) => callSource(context, 'adminCreateChannel', { input }),
+  adminUpdateChannel: (_root, { id, input }, context) => callSource(context, 'adminUpdateChannel', { id, input }),
+  adminDeleteChannel: async (_root, { id }, context) => {
+    await callSource(context, 'adminDeleteChannel', { id });
+    return true;
+  },
+};
+
+function liveFeedOf(context: GatewayContext): LiveFeed {
+  if (!context.live) throw new GatewayError('BAD_USER_INPUT', 'Subscriptions are served over GraphQL over SSE (Accept: text/event-stream) or graphql-ws');
+  return context.live;
+}
+
+/**
+ * Live updates: the context's feed (one per replica) tells what to emit; each emission is then resolved
+ * for the subscriber like a query result (its own context, loaders and permissions).
+ */
+const Subscription = {
+  nowPlaying: {
+    subscribe: (_root: unknown, { channelIds }: Args, context: GatewayContext) => liveFeedOf(context).nowPlaying(channelIds as string[], context.signal),
+    resolve: (payload: unknown) => payload,
+  },
+  channelUpdated: {
+    subscribe: (_root: unknown, { id }: Args, context: GatewayContext) => liveFeedOf(context).channelUpdated(id as string, context.signal),
+    resolve: (payload: unknown) => payload,
+  },
 };
 
 /** Cross-service fields: each goes through the request's DataLoader, one batched call per service. */
 export const resolvers = {
   Query,
   Mutation,
+  Subscription,
   Movie: {
     entitlement: (movie: Movie, _args: Args, context: GatewayContext) => loadersOf(context).entitlements.load(contentId('movie', movie.id)),
   },
   Channel: {
     entitlement: (channel: Channel, _args: Args, context: GatewayContext) => loadersOf(context).entitlements.load(contentId('channel', channel.id)),
-    nowPlaying: (channel: Channel, _args: Args, context: GatewayContext) => loadersOf(context).nowPlaying.load(channel.id),
+    // A channel a live update carries comes with its programme on air (read once for every subscriber).
+    nowPlaying: (channel: Channel, _args: Args, context: GatewayContext) => {
+      const known = onAirWith(channel);
+      return known !== undefined ? known : loadersOf(context).nowPlaying.load(channel.id);
+    },
     schedule: (channel: Channel, _args: Args, context: GatewayContext) => loadersOf(context).schedules.load(channel.id),
   },
   Program: {

@@ -1,0 +1,292 @@
+import { createHash, randomUUID } from 'node:crypto';
+import { Repeater } from '@repeaterjs/repeater';
+import DataLoader from 'dataloader';
+import type { Change, Invalidations } from '../cluster/index.js';
+import type { Logger } from '../observability/logger.js';
+import type { Channel, ChannelBatch, NowPlayingBatch, Program } from '../../../shared/records.js';
+import type { GatewayContext } from './contract/context.js';
+import { FellBehind, withOnAir, type LiveFeed, type NowPlayingUpdate } from './contract/live.js';
+import { callSource } from './contract/source.js';
+
+/** A channel as read once for every listener on this replica; null when it is gone. */
+interface Snapshot {
+  readonly channel: Channel;
+  readonly program: Program | null;
+  /** What the channel's record and its programme on air were, to emit only what changed. */
+  readonly channelDigest: string;
+  readonly programDigest: string;
+}
+
+/** Events a listener has not taken yet: past them it fell behind (it does not read), and its stream ends. */
+const MAX_UNREAD = 32;
+/** The batch endpoints take at most 200 ids (their specs' maxItems). */
+const MAX_BATCH = 200;
+/** A boundary read a moment after the programme ends, so that the upstream's clock has passed it too. */
+const BOUNDARY_MARGIN_MS = 50;
+/** Nothing on air, or a read that failed: tried again, waiting longer each time, up to this. */
+const MAX_RETRY_MS = 60_000;
+const FIRST_RETRY_MS = 250;
+/** setTimeout's longest wait. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/** The live TV operations that change one channel, by its `id`: the others (a create) change nothing watched. */
+const CHANNEL_CHANGES = new Set(['adminUpdateChannel', 'adminDeleteChannel']);
+
+const digestOf = (value: unknown) => createHash('sha256').update(JSON.stringify(value)).digest('base64url');
+
+/**
+ * One consumer's stream: events pushed without waiting (held until its consumer starts reading), ended
+ * with an error once it falls behind. `onStop` runs once, however it ends: returned, aborted, or ended here.
+ */
+class Listener<T> {
+  private unread = 0;
+  private push: ((value: T) => Promise<unknown>) | undefined;
+  private stop: ((error?: unknown) => void) | undefined;
+  private readonly early: T[] = [];
+  private endedEarly: { error?: Error } | undefined;
+  private stopped = false;
+  readonly stream: Repeater<T>;
+
+  constructor(
+    private readonly onStop: () => void,
+    signal: AbortSignal,
+  ) {
+    signal.addEventListener('abort', () => this.end(), { once: true });
+    this.stream = new Repeater<T>(async (push, stop) => {
+      this.push = push;
+      this.stop = stop;
+      for (const value of this.early.splice(0)) this.send(value);
+      if (this.endedEarly) stop(this.endedEarly.error);
+      await stop;
+      this.stopOnce();
+    });
+  }
+
+  send(value: T): void {
+    if (this.stopped) return;
+    if (++this.unread > MAX_UNREAD) {
+      this.end(new FellBehind());
+      return;
+    }
+    if (!this.push) {
+      this.early.push(value);
+      return;
+    }
+    this.push(value).then(
+      () => this.unread--,
+      () => undefined,
+    );
+  }
+
+  end(error?: Error): void {
+    if (this.stop) this.stop(error);
+    else {
+      this.endedEarly = error ? { error } : {};
+      // Never read: nothing will start the stream, so nothing is held for it either.
+      this.stopOnce();
+    }
+  }
+
+  private stopOnce(): void {
+    if (this.stopped) return;
+    this.stopped = true;
+    this.onStop();
+  }
+}
+
+interface Watched {
+  readonly nowPlaying: Set<Listener<NowPlayingUpdate>>;
+  readonly updated: Set<Listener<Channel>>;
+  snapshot: Snapshot | undefined;
+  /** The first read: listeners that come meanwhile wait for it. */
+  first: Promise<Snapshot | null>;
+  timer: NodeJS.Timeout | undefined;
+  retryMs: number;
+}
+
+export interface LiveChannelsOptions {
+  readonly context: () => GatewayContext;
+  readonly invalidations: Invalidations;
+  readonly logger: Logger;
+  readonly now?: () => number;
+}
+
+/**
+ * The live channels this replica's subscribers watch, each read once for all of them: when the first
+ * listener comes, when its programme on air ends (a timer from the schedule's end time: no polling per
+ * subscriber), and when the invalidation bus says the live TV service changed (an admin's edit through
+ * any replica, or one the service announced itself). Every listener of a channel gets the same
+ * objects; a channel no one watches any more is forgotten, its timer cleared.
+ */
+export class LiveChannels implements LiveFeed {
+  private readonly watched = new Map<string, Watched>();
+  private readonly reads: DataLoader<string, Snapshot | null>;
+  private closed = false;
+  private readonly now: () => number;
+
+  constructor(private readonly options: LiveChannelsOptions) {
+    this.now = options.now ?? Date.now;
+    this.reads = new DataLoader((ids) => this.read(ids), { cache: false, maxBatchSize: MAX_BATCH });
+    options.invalidations.onInvalidate((upstream, change) => {
+      if (upstream === 'livetv') this.changed(change);
+    });
+    // Back on the bus after an outage: changes may have gone unheard meanwhile.
+    options.invalidations.onTrust((trusted) => {
+      if (trusted) this.changed(undefined);
+    });
+  }
+
+  /** How many channels are watched (a gauge, and tests). */
+  get size(): number {
+    return this.watched.size;
+  }
+
+  nowPlaying(channelIds: readonly string[], signal: AbortSignal): AsyncIterableIterator<NowPlayingUpdate> {
+    const ids = [...new Set(channelIds)];
+    const listener: Listener<NowPlayingUpdate> = new Listener(() => this.forget(ids, (watched) => watched.nowPlaying.delete(listener)), signal);
+    for (const id of ids) {
+      const watched = this.watch(id);
+      watched.nowPlaying.add(listener);
+      // What is known when the first read is done (a later listener gets today's, read since).
+      void watched.first.then(() => {
+        const snapshot = watched.snapshot;
+        if (snapshot && watched.nowPlaying.has(listener)) listener.send({ channel: snapshot.channel, program: snapshot.program });
+      }, (error: unknown) => listener.end(error instanceof Error ? error : new Error(String(error))));
+    }
+    return listener.stream;
+  }
+
+  channelUpdated(id: string, signal: AbortSignal): AsyncIterableIterator<Channel> {
+    const listener: Listener<Channel> = new Listener(() => this.forget([id], (watched) => watched.updated.delete(listener)), signal);
+    const watched = this.watch(id);
+    watched.updated.add(listener);
+    void watched.first.then((snapshot) => {
+      // No such channel: nothing to follow.
+      if (snapshot === null) listener.end();
+    }, (error: unknown) => listener.end(error instanceof Error ? error : new Error(String(error))));
+    return listener.stream;
+  }
+
+  /** Ends every stream: their clients resubscribe (another replica, when this one is shutting down). */
+  close(): void {
+    this.closed = true;
+    for (const watched of this.watched.values()) {
+      for (const listener of [...watched.nowPlaying, ...watched.updated]) listener.end();
+      clearTimeout(watched.timer);
+    }
+    this.watched.clear();
+  }
+
+  private watch(id: string): Watched {
+    const known = this.watched.get(id);
+    if (known) return known;
+    const watched: Watched = { nowPlaying: new Set(), updated: new Set(), snapshot: undefined, first: Promise.resolve(null), timer: undefined, retryMs: FIRST_RETRY_MS };
+    this.watched.set(id, watched);
+    watched.first = this.reads.load(id).then((snapshot) => {
+      if (this.watched.get(id) === watched) this.apply(id, watched, snapshot, 'first');
+      return snapshot;
+    });
+    // A first read that failed ends its listeners (above); the channel is read again by the next one.
+    watched.first.catch(() => {
+      if (this.watched.get(id) === watched) this.drop(id, watched);
+    });
+    return watched;
+  }
+
+  private forget(ids: readonly string[], remove: (watched: Watched) => void): void {
+    for (const id of ids) {
+      const watched = this.watched.get(id);
+      if (!watched) continue;
+      remove(watched);
+      if (watched.nowPlaying.size === 0 && watched.updated.size === 0) this.drop(id, watched);
+    }
+  }
+
+  private drop(id: string, watched: Watched): void {
+    clearTimeout(watched.timer);
+    this.watched.delete(id);
+  }
+
+  /** The live TV service changed: the channel it names, or every watched one when it names none. */
+  private changed(change: Change | undefined): void {
+    // A new channel is no one's yet.
+    if (this.closed || change?.operationId === 'adminCreateChannel') return;
+    const id = change && CHANNEL_CHANGES.has(change.operationId) ? change.params.id : undefined;
+    for (const each of id !== undefined ? [id] : [...this.watched.keys()]) this.refresh(each, 'change');
+  }
+
+  private refresh(id: string, reason: 'boundary' | 'change'): void {
+    const watched = this.watched.get(id);
+    if (!watched) return;
+    if (!watched.snapshot) {
+      // Changed while the first read was on its way: it may have read what was before.
+      void watched.first.then(() => this.refresh(id, reason), () => undefined);
+      return;
+    }
+    clearTimeout(watched.timer);
+    watched.timer = undefined;
+    this.reads.load(id).then(
+      (snapshot) => {
+        if (this.watched.get(id) !== watched) return;
+        watched.retryMs = FIRST_RETRY_MS;
+        this.apply(id, watched, snapshot, reason);
+      },
+      (error: unknown) => {
+        if (this.watched.get(id) !== watched) return;
+        this.options.logger.warn({ err: error, channelId: id }, 'a live channel could not be read: tried again');
+        this.retry(id, watched, reason);
+      },
+    );
+  }
+
+  private retry(id: string, watched: Watched, reason: 'boundary' | 'change'): void {
+    clearTimeout(watched.timer);
+    watched.timer = setTimeout(() => this.refresh(id, reason), watched.retryMs).unref();
+    watched.retryMs = Math.min(watched.retryMs * 2, MAX_RETRY_MS);
+  }
+
+  /** A read's outcome: emitted to whoever it concerns (what changed only), and the next boundary timed. */
+  private apply(id: string, watched: Watched, snapshot: Snapshot | null, reason: 'first' | 'boundary' | 'change'): void {
+    if (snapshot === null) {
+      // Deleted: channelUpdated completes; nowPlaying has nothing more to say of it.
+      for (const listener of watched.updated) listener.end();
+      this.drop(id, watched);
+      return;
+    }
+    const before = watched.snapshot;
+    watched.snapshot = snapshot;
+    if (before) {
+      if (before.channelDigest !== snapshot.channelDigest) for (const listener of watched.updated) listener.send(snapshot.channel);
+      if (before.channelDigest !== snapshot.channelDigest || before.programDigest !== snapshot.programDigest) {
+        for (const listener of watched.nowPlaying) listener.send({ channel: snapshot.channel, program: snapshot.program });
+      }
+    }
+    const endsAt = snapshot.program ? Date.parse(snapshot.program.end) : Number.NaN;
+    const untilEnd = endsAt - this.now();
+    // Still on air past its end (the read was early, or answered from a cache): read again shortly.
+    if (Number.isNaN(endsAt) || (untilEnd <= 0 && reason === 'boundary')) {
+      this.retry(id, watched, 'boundary');
+      return;
+    }
+    watched.timer = setTimeout(() => this.refresh(id, 'boundary'), Math.min(Math.max(untilEnd, 0) + BOUNDARY_MARGIN_MS, MAX_TIMER_MS)).unref();
+  }
+
+  /** One read for every channel asked in the same turn: their records and their programmes on air. */
+  private async read(ids: readonly string[]): Promise<(Snapshot | null)[]> {
+    if (this.closed) throw new Error('the gateway is shutting down');
+    const context = this.options.context();
+    const [channels, playing] = await Promise.all([
+      callSource<ChannelBatch>(context, 'channelsByIds', { ids }, { ids: 'id' }),
+      callSource<NowPlayingBatch>(context, 'nowPlaying', { channelIds: ids }, { channelIds: 'channelIds' }),
+    ]);
+    return ids.map((id) => {
+      const channel = channels.items.find((item) => item.id === id);
+      if (!channel) return null;
+      const program = playing.items.find((item) => item.channelId === id)?.program ?? null;
+      return { channel: withOnAir(channel, program), program, channelDigest: digestOf(channel), programDigest: digestOf(program) };
+    });
+  }
+}
+
+/** A request id for the feed's own reads, as the upstream's logs show them. */
+export const liveRequestId = (): string => `live-${randomUUID()}`;

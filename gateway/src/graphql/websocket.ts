@@ -1,0 +1,151 @@
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { GraphQLError, type ExecutionResult, type GraphQLSchema } from 'graphql';
+import { CloseCode } from 'graphql-ws';
+import { useServer } from 'graphql-ws/use/ws';
+import { WebSocketServer, type WebSocket } from 'ws';
+import { authenticate } from '../auth/authenticate.js';
+import type { Identity } from '../auth/identity.js';
+import type { TokenVerifier } from '../auth/verifier.js';
+import { GatewayError } from '../errors.js';
+import type { Exchange } from '../pipeline/pipeline.js';
+import { decide, type TrustedDocuments } from '../trusted-documents.js';
+import { SubscriptionRefused, type Admitted, type Subscriptions } from './subscriptions.js';
+import { MAX_UNSENT_BYTES } from './sse.js';
+
+/** The graphql-ws subprotocol: a client that does not speak it is refused at the handshake. */
+const PROTOCOL = 'graphql-transport-ws';
+/** A ping every 12 s (graphql-ws's default), under common proxies' idle timeouts; no pong by the next one ends the connection. */
+const KEEP_ALIVE_MS = 12_000;
+/** A connection must say who it is (connection_init) within this. */
+const INIT_TIMEOUT_MS = 5_000;
+
+/** What a connection carries besides graphql-ws's own: the upgrade request's exchange, and who it is. */
+interface Connection {
+  readonly exchange: Exchange;
+  identity: Identity | undefined;
+  authorization: string | undefined;
+}
+
+export interface WebSocketsOptions {
+  readonly schema: GraphQLSchema;
+  readonly subscriptions: Subscriptions;
+  readonly verifier: TokenVerifier;
+  readonly trusted: TrustedDocuments | undefined;
+  /** Largest message a client may send. */
+  readonly maxMessageBytes: number;
+  /** Subscriptions one connection may hold at once. */
+  readonly perConnection: number;
+  /** CORS_ORIGINS: browsers let any page open a WebSocket, so the gateway checks the Origin itself. */
+  readonly isOriginAllowed: (origin: string) => boolean;
+}
+
+/**
+ * graphql-ws over WebSocket at /graphql (subprotocol graphql-transport-ws). The upgrade request went
+ * through the pipeline like any other (request id, client address, CORS origin, rate limit, a token in
+ * its Authorization header); a browser, which cannot send that header, puts `{ "authorization": "Bearer
+ * …" }` in connection_init instead, verified the same way (a refused one closes with 4401). Each
+ * subscribe message is checked as an SSE request is (trusted documents, limits), within
+ * SUBSCRIPTIONS_PER_CONNECTION per connection. A client that does not read is cut once MAX_UNSENT_BYTES
+ * wait for it; on shutdown every connection closes with 1001, and clients reconnect elsewhere.
+ */
+export class WebSockets {
+  private readonly server: WebSocketServer;
+  private readonly connections = new WeakMap<IncomingMessage, Connection>();
+  private readonly upgrades = new WeakMap<IncomingMessage, { readonly socket: Duplex; readonly head: Buffer }>();
+
+  constructor(private readonly options: WebSocketsOptions) {
+    this.server = new WebSocketServer({
+      noServer: true,
+      maxPayload: options.maxMessageBytes,
+      handleProtocols: (protocols) => (protocols.has(PROTOCOL) ? PROTOCOL : false),
+    });
+    const connectionOf = (request: IncomingMessage): Connection => {
+      const connection = this.connections.get(request);
+      if (!connection) throw new Error('a WebSocket that did not come through the pipeline');
+      return connection;
+    };
+    useServer<Record<string, unknown> | undefined>(
+      {
+        schema: options.schema,
+        connectionInitWaitTimeout: INIT_TIMEOUT_MS,
+        async onConnect(ctx) {
+          const connection = connectionOf(ctx.extra.request);
+          const given = ctx.connectionParams?.authorization;
+          if (given === undefined) return true;
+          const outcome = typeof given === 'string' ? await authenticate({ authorization: given }, options.verifier) : undefined;
+          if (outcome?.kind !== 'verified') {
+            ctx.extra.socket.close(CloseCode.Unauthorized, outcome?.kind === 'refused' ? outcome.error.detail.slice(0, 120) : 'authorization must be a string');
+            return false;
+          }
+          connection.identity = outcome.identity;
+          connection.authorization = given as string;
+          return true;
+        },
+        onSubscribe(ctx, _id, payload) {
+          const connection = connectionOf(ctx.extra.request);
+          if (Object.keys(ctx.subscriptions).length > options.perConnection) {
+            return [new GraphQLError(`At most ${options.perConnection} subscriptions per connection: complete one first`, { extensions: { code: 'RATE_LIMITED' } })];
+          }
+          let params: { query?: unknown; variables?: unknown; operationName?: unknown } = payload;
+          if (options.trusted) {
+            const outcome = decide(options.trusted, payload as unknown as Record<string, unknown>, new URLSearchParams());
+            if (outcome.kind === 'refused') return [new GraphQLError(outcome.message, { extensions: { code: outcome.code } })];
+            if (outcome.kind === 'registered') params = { ...payload, query: outcome.query };
+          }
+          try {
+            return options.subscriptions.admit(params, { exchange: connection.exchange, identity: connection.identity, transport: 'ws', ...(connection.authorization ? { authorization: connection.authorization } : {}) });
+          } catch (error) {
+            if (!(error instanceof SubscriptionRefused)) throw error;
+            return error.errors.map((each) => new GraphQLError(each.message, { extensions: each.extensions ?? {} }));
+          }
+        },
+        onNext(ctx, _id, _payload, _args, result) {
+          // The message is sent after this: a client that has this much waiting does not read.
+          const socket: WebSocket = ctx.extra.socket;
+          if (socket.bufferedAmount > MAX_UNSENT_BYTES) socket.terminate();
+          return options.subscriptions.format(result as ExecutionResult);
+        },
+        subscribe: (args) => options.subscriptions.stream(args as Parameters<Subscriptions['stream']>[0] & { contextValue: Admitted }),
+      },
+      this.server,
+      KEEP_ALIVE_MS,
+    );
+  }
+
+  /** Keeps an upgrade's socket until the pipeline has let it through (or refused it with an HTTP answer). */
+  hold(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    this.upgrades.set(req, { socket, head });
+  }
+
+  /** Whether this request is a WebSocket upgrade the server holds. */
+  isUpgrade(req: IncomingMessage): boolean {
+    return this.upgrades.has(req);
+  }
+
+  /** Completes the handshake of a request the pipeline let through. */
+  accept(exchange: Exchange, identity: Identity | undefined): void {
+    const upgrade = this.upgrades.get(exchange.req);
+    if (!upgrade) throw new Error('not an upgrade');
+    this.upgrades.delete(exchange.req);
+    const origin = exchange.req.headers.origin;
+    if (origin !== undefined && !this.sameOrigin(exchange.req, origin) && !this.options.isOriginAllowed(origin)) {
+      throw new GatewayError('FORBIDDEN', 'This origin may not open a WebSocket to the gateway (CORS_ORIGINS)');
+    }
+    this.connections.set(exchange.req, { exchange, identity, authorization: identity ? exchange.req.headers.authorization : undefined });
+    // What the access line says when the connection ends.
+    exchange.res.statusCode = 101;
+    this.server.handleUpgrade(exchange.req, upgrade.socket, upgrade.head, (socket) => this.server.emit('connection', socket, exchange.req));
+  }
+
+  private sameOrigin(req: IncomingMessage, origin: string): boolean {
+    const host = req.headers.host;
+    return host !== undefined && (origin === `http://${host}` || origin === `https://${host}`);
+  }
+
+  /** Closes every connection (shutdown), with 1001: clients reconnect, to another replica. */
+  close(): Promise<void> {
+    for (const socket of this.server.clients) socket.close(1001, 'The gateway is shutting down');
+    return new Promise((resolve) => this.server.close(() => resolve()));
+  }
+}
