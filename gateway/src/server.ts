@@ -127,9 +127,16 @@ async function assemble(config: GatewayConfig, logger: Logger, options: GatewayO
   const guards = await credentialLimits(config, shared.redis, metrics);
   const upstream = started(upstreamClient(config, { metrics, logger, shared, guards, ...(options.now ? { now: options.now } : {}), ...(options.tracing ? { tracing: options.tracing } : {}) }));
   const { client } = upstream;
-  const graphql = options.graphql === false ? undefined : started(await (await import('./graphql/handler.js')).createGraphQLFace(config, client, shared, verifier, logger, { metrics, ...(options.tracing ? { tracing: options.tracing } : {}) }));
   const rateLimit = await rateLimiting(config, shared.redis, logger, metrics);
-  if (rateLimit) started({ plugin: rateLimit });
+  if (rateLimit) started(rateLimit);
+  const graphql =
+    options.graphql === false
+      ? undefined
+      : started(
+          await (
+            await import('./graphql/handler.js')
+          ).createGraphQLFace(config, { client, shared, verifier, ...(rateLimit ? { requestLimits: rateLimit } : {}), logger, observers: { metrics, ...(options.tracing ? { tracing: options.tracing } : {}) } }),
+        );
 
   // Changes behind the gateway's back, signed by the services (CHANGE_EVENTS_SECRET): on the admin port when there is one.
   const changeEvents = config.changeEventsSecret !== undefined ? changeEventsPlugin({ secret: config.changeEventsSecret, invalidations: shared.invalidations, redis: shared.redis, body: config.body, logger }) : undefined;
@@ -159,7 +166,7 @@ async function assemble(config: GatewayConfig, logger: Logger, options: GatewayO
     ...(changeEvents && !admin ? [changeEvents] : []),
     routingPlugin({ graphql: graphql !== undefined }),
     authenticationPlugin(verifier),
-    ...(rateLimit ? [rateLimit] : []),
+    ...(rateLimit ? [rateLimit.plugin] : []),
     upstream.plugin,
     ...(graphql ? [graphql.plugin] : []),
     facesPlugin({ rest: restFace(client, config.body, config.uploadsPerClient), ...(graphql ? { graphql: graphql.handle } : {}) }),

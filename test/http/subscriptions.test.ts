@@ -250,3 +250,30 @@ describe('limits and lifecycle', () => {
     expect(subscription.results).toEqual([]);
   });
 });
+
+describe('RATE_LIMIT_PER_MINUTE on a WebSocket', () => {
+  const stack = useStack({ upstreams: 'reference', counting: true, env: { RATE_LIMIT_PER_MINUTE: '6' } });
+
+  it('draws a token for each subscribe message, so one connection cannot turn into a stream of upstream reads', async () => {
+    const connection = wsConnect(stack.gateway.url);
+    // Held open: the client library would otherwise close an idle connection and open another.
+    const held = connection.subscribe(CHANNEL_UPDATED, { variables: { id: 'c1' } });
+    try {
+      const outcomes: string[] = [];
+      for (let i = 0; i < 12; i++) {
+        // A channel id of its own each time: nothing cached could hide the reads.
+        const subscription = connection.subscribe(NOW_PLAYING, { variables: { ids: [`c${(i % 20) + 1}`, `nope-${i}`] } });
+        const first = await Promise.race([subscription.ended.then((ended) => ({ ended })), subscription.received(1).then(() => ({ ended: undefined }))]);
+        outcomes.push(first.ended?.error ? (JSON.stringify(first.ended.error).includes('RATE_LIMITED') ? 'limited' : `failed: ${JSON.stringify(first.ended.error)} ${String(first.ended.error)}`) : 'served');
+        await subscription.stop();
+      }
+      // The upgrade and the held subscription took two tokens of six: four more subscriptions, then 429s.
+      expect(outcomes).toEqual([...Array<string>(4).fill('served'), ...Array<string>(8).fill('limited')]);
+      const reads = stack.counting.calls.filter((call) => call.upstream === 'livetv');
+      expect(reads.length).toBeLessThanOrEqual(10);
+    } finally {
+      await held.stop();
+      await connection.dispose();
+    }
+  });
+});

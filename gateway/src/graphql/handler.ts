@@ -18,6 +18,7 @@ import { assertBoundedSearch, parseBoundedJson } from './request-bounds.js';
 import type { GatewayConfig, GraphQLInputBounds } from '../config.js';
 import { appendVary, originPolicy } from '../cors.js';
 import type { TokenVerifier } from '../auth/verifier.js';
+import type { RequestLimits } from '../ratelimit/index.js';
 import { LiveChannels, liveRequestId } from './live.js';
 import { Subscriptions } from './subscriptions.js';
 import { EventStreams, wantsEventStream } from './sse.js';
@@ -215,7 +216,19 @@ interface GraphQLStep {
  * that was sent and refused fails the whole request (it never quietly becomes an anonymous one). Every
  * upstream call goes through the upstream client, as Mesh's fetch.
  */
-export async function createGraphQLFace(config: GatewayConfig, client: UpstreamClient, shared: SharedState, verifier: TokenVerifier, logger: Logger, observers: GraphQLObservers): Promise<GraphQLFace> {
+/** What the GraphQL face works with, besides the configuration. */
+export interface GraphQLFaceParts {
+  readonly client: UpstreamClient;
+  readonly shared: SharedState;
+  /** For tokens a WebSocket's connection_init carries. */
+  readonly verifier: TokenVerifier;
+  /** RATE_LIMIT_PER_MINUTE, for what is no HTTP request of its own (a WebSocket's subscribe messages). */
+  readonly requestLimits?: RequestLimits;
+  readonly logger: Logger;
+  readonly observers: GraphQLObservers;
+}
+
+export async function createGraphQLFace(config: GatewayConfig, { client, shared, verifier, requestLimits, logger, observers }: GraphQLFaceParts): Promise<GraphQLFace> {
   const mesh = await loadMesh(config.upstreams, createMeshFetch(client, config.upstreams, upstreamOperations(), config.upstreamResponseLimitBytes), logger);
   const { tracing } = observers;
   observers.metrics.reserveOperationNames(operationNamesOf(config.trustedDocuments));
@@ -322,6 +335,7 @@ export async function createGraphQLFace(config: GatewayConfig, client: UpstreamC
     maxMessageBytes: config.graphqlInputs.bodyLimitBytes,
     perConnection: config.subscriptions.perConnection,
     isOriginAllowed: originPolicy(config.corsOrigins),
+    ...(requestLimits ? { requestLimits } : {}),
   });
 
   const responseCacheBounds = { maxBytes: config.graphqlResponseCacheMaxBytes, maxEntryBytes: config.upstreamCache.maxEntryBytes };
@@ -441,9 +455,10 @@ export async function createGraphQLFace(config: GatewayConfig, client: UpstreamC
   };
   // Streams end when the gateway stops taking requests: their clients subscribe again elsewhere.
   const endStreams = () => {
+    // Their reason first (shutdown); then the connections go, before any `complete` could be sent.
+    subscriptions.close();
     eventStreams.close();
     void webSockets.close();
-    subscriptions.close();
     live.close();
   };
 

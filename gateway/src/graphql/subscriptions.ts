@@ -1,4 +1,3 @@
-import { Repeater } from '@repeaterjs/repeater';
 import {
   createSourceEventStream,
   execute,
@@ -59,6 +58,94 @@ export type Admitted = {
   readonly release: () => void;
   readonly operationName: string;
 };
+
+/**
+ * The results of one subscription as its transport pulls them: one result waits at most (the next is
+ * executed once it is taken), and `return()` ends the stream at once, a pull in progress included — an
+ * async generator would wait for its next event first. `onOver` runs once, however the stream ends:
+ * returned by its consumer, or ended here and drained.
+ */
+class ResultStream implements AsyncIterableIterator<ExecutionResult> {
+  private readonly waiting: ExecutionResult[] = [];
+  private taker: ((result: IteratorResult<ExecutionResult>) => void) | undefined;
+  private taken: ((accepted: boolean) => void) | undefined;
+  private finished = false;
+  ended = false;
+  private signalOver: () => void = () => undefined;
+  /** Resolves (to undefined) once nothing more will be produced. */
+  readonly over = new Promise<undefined>((resolve) => (this.signalOver = () => resolve(undefined)));
+
+  constructor(private readonly onOver: () => void) {}
+
+  /** Hands a result on; resolves once it is taken (true), or the stream ended first (false). */
+  put(result: ExecutionResult): Promise<boolean> {
+    if (this.ended) return Promise.resolve(false);
+    if (this.taker) {
+      const take = this.taker;
+      this.taker = undefined;
+      take({ value: result, done: false });
+      return Promise.resolve(true);
+    }
+    this.waiting.push(result);
+    return new Promise((resolve) => (this.taken = resolve));
+  }
+
+  /** No more results after `last` (if any): the consumer gets what waits, then the end. */
+  end(last?: ExecutionResult): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.signalOver();
+    this.taken?.(false);
+    this.taken = undefined;
+    if (last) this.waiting.push(last);
+    if (this.taker && this.waiting.length === 0) {
+      this.taker({ value: undefined, done: true });
+      this.taker = undefined;
+      this.finish();
+    } else if (this.taker) {
+      const take = this.taker;
+      this.taker = undefined;
+      take({ value: this.waiting.shift() as ExecutionResult, done: false });
+    }
+  }
+
+  next(): Promise<IteratorResult<ExecutionResult>> {
+    const value = this.waiting.shift();
+    if (value) {
+      this.taken?.(true);
+      this.taken = undefined;
+      return Promise.resolve({ value, done: false });
+    }
+    if (this.ended) {
+      this.finish();
+      return Promise.resolve({ value: undefined, done: true });
+    }
+    return new Promise((resolve) => (this.taker = resolve));
+  }
+
+  return(): Promise<IteratorResult<ExecutionResult>> {
+    this.end();
+    this.waiting.length = 0;
+    this.taker?.({ value: undefined, done: true });
+    this.taker = undefined;
+    this.finish();
+    return Promise.resolve({ value: undefined, done: true });
+  }
+
+  throw(): Promise<IteratorResult<ExecutionResult>> {
+    return this.return();
+  }
+
+  [Symbol.asyncIterator](): AsyncIterableIterator<ExecutionResult> {
+    return this;
+  }
+
+  private finish(): void {
+    if (this.finished) return;
+    this.finished = true;
+    this.onOver();
+  }
+}
 
 /** At most this many channels per `nowPlaying`. */
 export const MAX_CHANNELS_PER_SUBSCRIPTION = 50;
@@ -157,8 +244,8 @@ export class Subscriptions {
     }
     const release = this.gate.enter(subscriber.exchange.state.get('forwarded').clientKey);
     if (!release) throw refused(429, `At most ${this.options.perClient} open subscriptions per client: end one first`, 'RATE_LIMITED');
-    // However the transport ends (a refusal after this, a connection that closes), the place is given back.
-    subscriber.exchange.res.once('close', release);
+    // An SSE request carries this one subscription: however it ends, the place is given back with it.
+    if (subscriber.transport === 'sse') subscriber.exchange.res.once('close', release);
     return {
       schema: this.options.schema,
       document,
@@ -173,7 +260,13 @@ export class Subscriptions {
     const admitted = args.contextValue;
     const { subscriber } = admitted;
     const stopped = new AbortController();
-    const source = await createSourceEventStream({ ...args, contextValue: this.options.contextFor(subscriber, stopped.signal) });
+    let source: Awaited<ReturnType<typeof createSourceEventStream>>;
+    try {
+      source = await createSourceEventStream({ ...args, contextValue: this.options.contextFor(subscriber, stopped.signal) });
+    } catch (error) {
+      admitted.release();
+      throw error;
+    }
     if (!(Symbol.asyncIterator in source)) {
       admitted.release();
       return source;
@@ -181,50 +274,18 @@ export class Subscriptions {
     const iterator = source[Symbol.asyncIterator]();
     const started = Date.now();
     const { transport } = subscriber;
-    this.options.metrics.subscriptionOpened(transport);
     let events = 0;
     let reason: EndReason = 'client';
-    return new Repeater<ExecutionResult>(async (push, stop) => {
-      const end = (why: EndReason, last?: ExecutionResult) => {
-        reason = why;
-        if (last) void push(last).catch(() => undefined);
-        stop();
-      };
-      this.open.add(end);
-      const expiresAtMs = subscriber.identity?.expiresAtMs;
-      const expiry =
-        expiresAtMs === undefined
-          ? undefined
-          : setTimeout(
-              () => end('expired', { errors: [asGraphQLError(new GatewayError('UNAUTHENTICATED', `The token expired at ${new Date(expiresAtMs).toISOString()}: subscribe again with a fresh token`))] }),
-              Math.min(Math.max(expiresAtMs - Date.now(), 0), 2 ** 31 - 1),
-            );
-      const done = stop.then(() => undefined);
-      void (async () => {
-        try {
-          for (;;) {
-            const next = await Promise.race([iterator.next(), done]);
-            // Stopped from outside (the client left, or end() above): the reason is set already.
-            if (!next) break;
-            if (next.done) {
-              end('complete');
-              break;
-            }
-            const result = await execute({ ...args, rootValue: next.value, contextValue: this.options.contextFor(subscriber, stopped.signal) });
-            await push(result);
-            events++;
-            this.options.metrics.subscriptionEvent(transport);
-          }
-        } catch (error) {
-          const behind = error instanceof FellBehind;
-          end(behind ? 'behind' : 'error', { errors: [asGraphQLError(behind ? new GatewayError('RATE_LIMITED', error.message) : error)] });
-        }
-      })();
-      await stop;
+    const end = (why: EndReason, last?: ExecutionResult) => {
+      if (stream.ended) return;
+      reason = why;
+      stream.end(last);
+    };
+    const stream: ResultStream = new ResultStream(() => {
       clearTimeout(expiry);
       this.open.delete(end);
       stopped.abort();
-      await iterator.return?.();
+      void iterator.return?.();
       admitted.release();
       this.options.metrics.subscriptionClosed(transport);
       this.options.logger.info(
@@ -232,6 +293,37 @@ export class Subscriptions {
         `subscription ended: ${reason}`,
       );
     });
+    this.options.metrics.subscriptionOpened(transport);
+    this.open.add(end);
+    const expiresAtMs = subscriber.identity?.expiresAtMs;
+    const expiry =
+      expiresAtMs === undefined
+        ? undefined
+        : setTimeout(
+            () => end('expired', { errors: [asGraphQLError(new GatewayError('UNAUTHENTICATED', `The token expired at ${new Date(expiresAtMs).toISOString()}: subscribe again with a fresh token`))] }),
+            Math.min(Math.max(expiresAtMs - Date.now(), 0), 2 ** 31 - 1),
+          );
+    void (async () => {
+      try {
+        for (;;) {
+          const next = await Promise.race([iterator.next(), stream.over]);
+          // Over from outside (the client left, or end() above): the reason is set already.
+          if (!next) return;
+          if (next.done) {
+            end('complete');
+            return;
+          }
+          const result = await execute({ ...args, rootValue: next.value, contextValue: this.options.contextFor(subscriber, stopped.signal) });
+          if (!(await stream.put(result))) return;
+          events++;
+          this.options.metrics.subscriptionEvent(transport);
+        }
+      } catch (error) {
+        const behind = error instanceof FellBehind;
+        end(behind ? 'behind' : 'error', { errors: [asGraphQLError(behind ? new GatewayError('RATE_LIMITED', error.message) : error)] });
+      }
+    })();
+    return stream;
   }
 
   /** How many streams are open on this replica. */

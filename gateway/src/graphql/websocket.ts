@@ -9,6 +9,7 @@ import type { Identity } from '../auth/identity.js';
 import type { TokenVerifier } from '../auth/verifier.js';
 import { GatewayError } from '../errors.js';
 import type { Exchange } from '../pipeline/pipeline.js';
+import type { RequestLimits } from '../ratelimit/index.js';
 import { decide, type TrustedDocuments } from '../trusted-documents.js';
 import { SubscriptionRefused, type Admitted, type Subscriptions } from './subscriptions.js';
 import { MAX_UNSENT_BYTES } from './sse.js';
@@ -38,6 +39,8 @@ export interface WebSocketsOptions {
   readonly perConnection: number;
   /** CORS_ORIGINS: browsers let any page open a WebSocket, so the gateway checks the Origin itself. */
   readonly isOriginAllowed: (origin: string) => boolean;
+  /** RATE_LIMIT_PER_MINUTE: each subscribe message draws a token, as a request over SSE does. */
+  readonly requestLimits?: RequestLimits;
 }
 
 /**
@@ -82,10 +85,20 @@ export class WebSockets {
           connection.authorization = given as string;
           return true;
         },
-        onSubscribe(ctx, _id, payload) {
+        async onSubscribe(ctx, _id, payload) {
           const connection = connectionOf(ctx.extra.request);
           if (Object.keys(ctx.subscriptions).length > options.perConnection) {
             return [new GraphQLError(`At most ${options.perConnection} subscriptions per connection: complete one first`, { extensions: { code: 'RATE_LIMITED' } })];
+          }
+          if (options.requestLimits) {
+            const { state } = connection.exchange;
+            const auth = connection.identity ? ({ kind: 'verified', identity: connection.identity } as const) : state.get('auth');
+            try {
+              await options.requestLimits.take(auth, state.get('forwarded'), state.get('requestId'));
+            } catch (error) {
+              if (!(error instanceof GatewayError)) throw error;
+              return [new GraphQLError(error.detail, { extensions: { code: error.code } })];
+            }
           }
           let params: { query?: unknown; variables?: unknown; operationName?: unknown } = payload;
           if (options.trusted) {

@@ -104,37 +104,54 @@ export function rateLimitHeaders(decision: RateDecision): Record<string, string>
 /** Buckets whose running dry was logged, until they refill (a flood is one line per client, not one per request). */
 const MAX_REMEMBERED_REFUSALS = 10_000;
 
+/** RATE_LIMIT_PER_MINUTE's buckets, and the plugin that draws a token for every request. */
+export interface RequestLimits {
+  readonly plugin: GatewayPlugin;
+  /**
+   * Draws a token for one more request of a caller that is not an HTTP request of its own (a subscribe
+   * message on a WebSocket); throws the 429's error when its bucket is dry.
+   */
+  take(auth: AuthOutcome, forwarded: Forwarded, requestId: string): Promise<RateDecision>;
+}
+
 /**
  * Takes a token for the caller before any face looks at the request: a refusal is a 429 before any
  * other check, so no upstream is called. Own endpoints (probes, metrics) answered earlier: never limited.
  * The first refusal of a bucket is logged with its request id; the next ones until the bucket refills
  * are in the access log only.
  */
-function rateLimitPlugin(limiter: RateLimiter, metrics: GatewayMetrics, logger: Logger): GatewayPlugin {
+function requestLimits(limiter: RateLimiter, metrics: GatewayMetrics, logger: Logger): RequestLimits {
   const refusedUntil = new LRUCache<string, number>({ max: MAX_REMEMBERED_REFUSALS });
+  async function take(auth: AuthOutcome, forwarded: Forwarded, requestId: string): Promise<RateDecision> {
+    const key = rateLimitKey(auth, forwarded);
+    const decision = await limiter.take(key);
+    if (decision.allowed) return decision;
+    metrics.rateLimited.inc();
+    if ((refusedUntil.get(key) ?? 0) < Date.now()) {
+      refusedUntil.set(key, Date.now() + decision.resetSeconds * 1000);
+      logger.info({ requestId, bucket: key, limit: decision.limit, retryAfterSeconds: decision.retryAfterSeconds }, 'rate limit reached');
+    }
+    throw new GatewayError('RATE_LIMITED', `Too many requests: try again in ${decision.retryAfterSeconds} s`, { headers: { 'retry-after': String(decision.retryAfterSeconds), ...rateLimitHeaders(decision) } });
+  }
   return {
-    name: 'rate-limit',
-    phases: {
-      async rateLimit({ res, state }) {
-        const key = rateLimitKey(state.get('auth'), state.get('forwarded'));
-        const decision = await limiter.take(key);
-        for (const [name, value] of Object.entries(rateLimitHeaders(decision))) res.setHeader(name, value);
-        if (decision.allowed) return undefined;
-        metrics.rateLimited.inc();
-        if ((refusedUntil.get(key) ?? 0) < Date.now()) {
-          refusedUntil.set(key, Date.now() + decision.resetSeconds * 1000);
-          logger.info({ requestId: state.get('requestId'), bucket: key, limit: decision.limit, retryAfterSeconds: decision.retryAfterSeconds }, 'rate limit reached');
-        }
-        throw new GatewayError('RATE_LIMITED', `Too many requests: try again in ${decision.retryAfterSeconds} s`, { headers: { 'retry-after': String(decision.retryAfterSeconds) } });
+    take,
+    plugin: {
+      name: 'rate-limit',
+      phases: {
+        async rateLimit({ res, state }) {
+          const decision = await take(state.get('auth'), state.get('forwarded'), state.get('requestId'));
+          for (const [name, value] of Object.entries(rateLimitHeaders(decision))) res.setHeader(name, value);
+          return undefined;
+        },
       },
     },
   };
 }
 
 /** RATE_LIMIT_PER_MINUTE: its buckets (in Redis with REDIS_URL) and the plugin that draws from them; none at 0. */
-export async function rateLimiting(config: GatewayConfig, redis: SharedRedis | undefined, logger: Logger, metrics: GatewayMetrics): Promise<GatewayPlugin | undefined> {
+export async function rateLimiting(config: GatewayConfig, redis: SharedRedis | undefined, logger: Logger, metrics: GatewayMetrics): Promise<RequestLimits | undefined> {
   if (config.rateLimitPerMinute === 0) return undefined;
-  return rateLimitPlugin(await bucketsOf('requests', bucketShape(config.rateLimitPerMinute), redis, metrics), metrics, logger);
+  return requestLimits(await bucketsOf('requests', bucketShape(config.rateLimitPerMinute), redis, metrics), metrics, logger);
 }
 
 /**
