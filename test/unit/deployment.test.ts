@@ -19,8 +19,9 @@ import { Namespace } from 'kubernetes-models/v1/Namespace';
 import { Service } from 'kubernetes-models/v1/Service';
 import { parse, parseAllDocuments } from 'yaml';
 import { CONFIG_VARIABLES, loadConfig } from '../../gateway/src/config.js';
+import { CHANGE_EVENTS_PATH } from '../../shared/change-events.js';
 import { UPSTREAM_NAMES, UPSTREAMS, servicePort } from '../../shared/upstreams.js';
-import { SERVICE_VARIABLES } from '../../services/lib/environment.js';
+import { SERVICE_VARIABLES, serviceEnvironment } from '../../services/lib/environment.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const dockerfile = readFileSync(`${ROOT}Dockerfile`, 'utf8');
@@ -177,12 +178,12 @@ describe('the Compose file', () => {
     for (const [name, service] of Object.entries(services)) {
       for (const secret of service.secrets ?? []) expect(compose.secrets[secret], `${name}: ${secret}`).toBeDefined();
       for (const [variable, value] of Object.entries(service.environment ?? {})) {
-        expect(['JWT_SECRET_KEY', 'REDIS_PASSWORD', 'PLAYBACK_SIGNING_KEY'], `${name}: ${variable}`).not.toContain(variable);
+        expect(['JWT_SECRET_KEY', 'REDIS_PASSWORD', 'PLAYBACK_SIGNING_KEY', 'CHANGE_EVENTS_SECRET'], `${name}: ${variable}`).not.toContain(variable);
         if (variable.endsWith('_FILE')) expect(service.secrets?.map((secret) => `/run/secrets/${secret}`), `${name}: ${variable}`).toContain(value);
       }
     }
     const example = readFileSync(`${ROOT}.env.example`, 'utf8');
-    expect(example).not.toMatch(/^(JWT_SECRET_KEY|REDIS_PASSWORD|REDIS_URL|PLAYBACK_SIGNING_KEY)\b/m);
+    expect(example).not.toMatch(/^(JWT_SECRET_KEY|REDIS_PASSWORD|REDIS_URL|PLAYBACK_SIGNING_KEY|CHANGE_EVENTS_SECRET)\b/m);
   });
 
   it('sets only variables the gateway and the services read, and each gateway’s settings load as they are', () => {
@@ -195,12 +196,33 @@ describe('the Compose file', () => {
       expect(config.redis?.password, gateway).toMatch(/^redis_password-/);
       expect(config.jwt.usesDevelopmentSecret, gateway).toBe(false);
       expect(config.adminPort, gateway).toBe(9464);
+      expect(config.changeEventsSecret, gateway).toMatch(/^change_events_secret-/);
     }
     for (const { name, service } of reference) {
       for (const variable of Object.keys(service?.environment ?? {})) {
         expect(SERVICE_VARIABLES.has(variable) || variable.startsWith('OTEL_'), `${name}: ${variable}`).toBe(true);
       }
     }
+  });
+
+  it('sends the live TV service’s change events to the published gateway’s admin port, signed with a key only the gateways and live TV get', () => {
+    const liveTv = reference.find(({ upstream }) => upstream === 'livetv');
+    const holders = Object.keys(services).filter((name) => services[name]?.secrets?.includes('change_events_secret'));
+    expect(holders.sort()).toEqual([...gateways, liveTv?.name].sort());
+    for (const [name, service] of Object.entries(services)) {
+      const environment = service.environment ?? {};
+      expect(environment.CHANGE_EVENTS_SECRET_FILE, name).toBe(holders.includes(name) ? '/run/secrets/change_events_secret' : undefined);
+      if (name !== liveTv?.name) expect(environment.CHANGE_EVENTS_URL, name).toBeUndefined();
+    }
+    // One gateway is enough: it puts the change on the bus every replica hears. That one runs in every profile.
+    const published = services.api_gateway_service;
+    expect(published?.profiles).toBeUndefined();
+    const url = `http://api_gateway_service:${published?.environment?.ADMIN_PORT ?? ''}${CHANGE_EVENTS_PATH}`;
+    expect(liveTv?.service?.environment?.CHANGE_EVENTS_URL).toBe(url);
+    // Both ends read the same file: what live TV signs with is what the gateway checks with.
+    const files = secretFiles(liveTv?.service?.secrets ?? []);
+    const env = Object.fromEntries(Object.entries(liveTv?.service?.environment ?? {}).map(([name, value]) => [name, name.endsWith('_FILE') ? (files[value.replace('/run/secrets/', '')] ?? '') : withDefaults(value)]));
+    expect(serviceEnvironment(env).changeEvents).toEqual({ url, secret: readFileSync(files.change_events_secret ?? '', 'utf8').trimEnd() });
   });
 
   it('gives a stopping gateway as long as it drains, and runs every container of the image hardened and limited', () => {
@@ -252,7 +274,7 @@ interface K8sResource {
     };
     podSelector?: { matchLabels?: Record<string, string> };
     policyTypes?: string[];
-    ingress?: { from?: { podSelector?: { matchLabels: Record<string, string> } }[]; ports?: { port: number }[] }[];
+    ingress?: { from?: { podSelector?: { matchLabels: Record<string, string> }; namespaceSelector?: { matchLabels: Record<string, string> } }[]; ports?: { port: number }[] }[];
     minReplicas?: number;
     minAvailable?: number;
     scaleTargetRef?: { kind: string; name: string };
@@ -270,6 +292,15 @@ describe('the Kubernetes manifests (deploy/k8s, a Kustomize base)', () => {
   const gateway = find('Deployment', 'gateway');
   const gatewayContainer = gateway?.spec?.template?.spec.containers[0];
   const settings = find('ConfigMap', 'gateway-settings')?.data ?? {};
+  /** The variables a container gets: its ConfigMaps', then its own `env`. */
+  const variablesOf = (container: K8sContainer | undefined): Record<string, string> => Object.assign(
+    {},
+    ...(container?.envFrom ?? []).map((source) => find('ConfigMap', source.configMapRef.name)?.data ?? {}),
+    ...(container?.env ?? []).map((variable) => ({ [variable.name]: variable.value })),
+  ) as Record<string, string>;
+  /** The keys of the Secret a deployment's pods mount. */
+  const secretKeysOf = (deployment: K8sResource) => (deployment.spec?.template?.spec.volumes ?? []).flatMap((volume) => volume.secret?.items.map((item) => item.key) ?? []);
+  const isReference = (deployment: K8sResource) => deployment.spec?.template?.metadata.labels['app.kubernetes.io/component'] === 'reference-service';
 
   it('lists files that exist, in one namespace', () => {
     for (const file of kustomization.resources) expect(existsSync(`${K8S}${file}`), file).toBe(true);
@@ -344,7 +375,12 @@ describe('the Kubernetes manifests (deploy/k8s, a Kustomize base)', () => {
 
   it('sets only variables the gateway and the services read; the gateway’s settings load, secrets mounted where they say', () => {
     for (const variable of Object.keys(settings)) expect(CONFIG_VARIABLES, variable).toContain(variable);
-    for (const variable of Object.keys(find('ConfigMap', 'service-settings')?.data ?? {})) expect(SERVICE_VARIABLES, variable).toContain(variable);
+    for (const deployment of deployments) {
+      const readBy = deployment === gateway ? new Set(CONFIG_VARIABLES) : isReference(deployment) ? SERVICE_VARIABLES : new Set<string>();
+      for (const container of deployment.spec?.template?.spec.containers ?? []) {
+        for (const variable of Object.keys(variablesOf(container))) expect(readBy.has(variable), `${deployment.metadata.name}: ${variable}`).toBe(true);
+      }
+    }
     for (const deployment of deployments) {
       const pod = deployment.spec?.template?.spec;
       const mounted = new Map<string, string[]>();
@@ -353,28 +389,63 @@ describe('the Kubernetes manifests (deploy/k8s, a Kustomize base)', () => {
           const volume = pod?.volumes?.find((candidate) => candidate.name === mount.name);
           if (volume?.secret) mounted.set(mount.mountPath, volume.secret.items.map((item) => item.path));
         }
-        const data = Object.assign({}, ...(container.envFrom ?? []).map((source) => find('ConfigMap', source.configMapRef.name)?.data ?? {})) as Record<string, string>;
-        for (const [variable, path] of Object.entries(data)) {
+        for (const [variable, path] of Object.entries(variablesOf(container))) {
           if (!variable.endsWith('_FILE')) continue;
           const directory = path.slice(0, path.lastIndexOf('/'));
           expect(mounted.get(directory), `${deployment.metadata.name}: ${variable}`).toContain(path.slice(directory.length + 1));
         }
       }
     }
-    const files = secretFiles(['jwt_secret_key', 'redis_password']);
+    const files = secretFiles(['jwt_secret_key', 'redis_password', 'change_events_secret']);
     const env = Object.fromEntries(Object.entries(settings).map(([name, value]) => [name, name.endsWith('_FILE') ? (files[value.split('/').at(-1) ?? ''] ?? '') : value]));
     const config = loadConfig(env);
     expect(config).toMatchObject({ nodeEnv: 'production', adminPort: 9464, trustProxyHops: 1, redis: { url: 'redis://redis:6379' } });
     expect(config.jwt.usesDevelopmentSecret).toBe(false);
+    expect(config.changeEventsSecret).toMatch(/^change_events_secret-/);
   });
 
-  it('lets only the gateway (and each other) reach the services, and only the gateway reach Redis', () => {
+  it('lets the live TV service, and it alone, send change events to the gateway’s admin port through its Service, with a key only the two get', () => {
+    const liveTv = deployments.find((deployment) => deployment.spec?.template?.spec.containers[0]?.command?.[2] === 'livetv');
+    const liveTvContainer = liveTv?.spec?.template?.spec.containers[0];
+    expect(deployments.filter((deployment) => secretKeysOf(deployment).includes('change_events_secret')).map((deployment) => deployment.metadata.name).sort()).toEqual(['gateway', liveTv?.metadata.name].sort());
+    for (const deployment of deployments) {
+      const variables = deployment.spec?.template?.spec.containers.map(variablesOf) ?? [];
+      const holds = deployment === gateway || deployment === liveTv;
+      for (const variable of variables) {
+        expect(variable.CHANGE_EVENTS_SECRET_FILE, deployment.metadata.name).toBe(holds ? '/run/secrets/tv-backend/change_events_secret' : undefined);
+        if (deployment !== liveTv) expect(variable.CHANGE_EVENTS_URL, deployment.metadata.name).toBeUndefined();
+      }
+    }
+    // The URL names a Service of the gateway's pods, on the port that leads to the admin listener (not on the Ingress).
+    const url = new URL(variablesOf(liveTvContainer).CHANGE_EVENTS_URL ?? '');
+    expect(url.pathname).toBe(CHANGE_EVENTS_PATH);
+    const service = find('Service', url.hostname);
+    expect(service?.spec?.selector).toEqual(gateway?.spec?.selector?.matchLabels);
+    const port = service?.spec?.ports?.find((candidate) => candidate.port === Number(url.port));
+    expect(gatewayContainer?.ports?.find((candidate) => candidate.name === port?.targetPort)?.containerPort).toBe(Number(settings.ADMIN_PORT));
+    expect(find('Ingress', 'gateway')?.spec?.rules?.flatMap((rule) => rule.http.paths.map((path) => path.backend.service.port.name))).not.toContain(port?.name);
+    // The live TV service's settings load: it signs with the key the gateway checks with.
+    const files = secretFiles(secretKeysOf(liveTv as K8sResource));
+    const env = Object.fromEntries(Object.entries(variablesOf(liveTvContainer)).map(([name, value]) => [name, name.endsWith('_FILE') ? (files[value.split('/').at(-1) ?? ''] ?? '') : value]));
+    expect(serviceEnvironment(env).changeEvents).toEqual({ url: url.href, secret: readFileSync(files.change_events_secret ?? '', 'utf8').trimEnd() });
+  });
+
+  it('lets only the gateway (and each other) reach the services, only the gateway reach Redis, and only Prometheus and live TV the admin port', () => {
     const policies = resources.filter((resource) => resource.kind === 'NetworkPolicy');
     expect(policies.find((policy) => JSON.stringify(policy.spec?.podSelector) === '{}' && policy.spec?.ingress === undefined)?.spec?.policyTypes).toEqual(['Ingress']);
     const toServices = policies.find((policy) => policy.spec?.podSelector?.matchLabels?.['app.kubernetes.io/component'] === 'reference-service');
     expect(toServices?.spec?.ingress?.flatMap((rule) => rule.from?.map((from) => from.podSelector?.matchLabels) ?? [])).toEqual([{ 'app.kubernetes.io/component': 'gateway' }, { 'app.kubernetes.io/component': 'reference-service' }]);
     const toRedis = policies.find((policy) => policy.spec?.podSelector?.matchLabels?.['app.kubernetes.io/name'] === 'redis');
     expect(toRedis?.spec?.ingress).toEqual([{ from: [{ podSelector: { matchLabels: { 'app.kubernetes.io/component': 'gateway' } } }], ports: [{ port: 6379 }] }]);
+    // The gateway: its HTTP port from anywhere; the admin port from the monitoring namespace and the live TV pods only.
+    const toGateway = policies.find((policy) => policy.spec?.podSelector?.matchLabels?.['app.kubernetes.io/name'] === 'gateway');
+    expect(toGateway?.spec?.ingress).toEqual([
+      { ports: [{ port: Number(settings.PORT) }] },
+      { from: [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'monitoring' } } }], ports: [{ port: Number(settings.ADMIN_PORT) }] },
+      { from: [{ podSelector: { matchLabels: { 'app.kubernetes.io/name': 'live-tv-service' } } }], ports: [{ port: Number(settings.ADMIN_PORT) }] },
+    ]);
+    const selected = (labels: Record<string, string>) => deployments.filter((deployment) => Object.entries(labels).every(([key, value]) => deployment.spec?.template?.metadata.labels[key] === value)).map((deployment) => deployment.spec?.template?.spec.containers[0]?.command?.[2]);
+    expect(selected(toGateway?.spec?.ingress?.[2]?.from?.[0]?.podSelector?.matchLabels ?? {})).toEqual(['livetv']);
     // The labels those policies select by are the pods' own.
     expect(gateway?.spec?.template?.metadata.labels['app.kubernetes.io/component']).toBe('gateway');
     expect(deployments.filter((deployment) => deployment.spec?.template?.metadata.labels['app.kubernetes.io/component'] === 'reference-service')).toHaveLength(6);

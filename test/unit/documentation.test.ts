@@ -135,6 +135,10 @@ describe('docs/configuration.md', () => {
     ACCESS_TOKEN_TTL_SECONDS: (env) => env.accessTokenTtlSeconds,
     AUTH_TOKEN_ALGORITHM: (env) => env.tokenAlgorithm,
     LOG_LEVEL: (env) => env.logLevel,
+    CHANGE_EVENTS_URL: (env) => env.changeEvents?.url,
+    CHANGE_EVENTS_SECRET: (env) => env.changeEvents?.secret,
+    CHANGE_EVENTS_SECRET_FILE: () => undefined,
+    LIVETV_SLOT_SECONDS: (env) => env.livetvSlotMs,
   };
   /** The variables the services read as the gateway does (HOST is read by services/main.ts itself). */
   const SHARED_WITH_THE_GATEWAY = ['HOST', 'SERVICES_BASE_PORT', ...UPSTREAM_NAMES.map((name) => UPSTREAMS[name].envVar)];
