@@ -6,6 +6,8 @@ import { eventually } from './wait.js';
 /** What a subscription received, as its client library handed it over. */
 export interface Subscribed<T = Record<string, unknown>> {
   readonly results: { readonly data?: T | null; readonly errors?: readonly { readonly message: string; readonly extensions?: Record<string, unknown> }[] }[];
+  /** When each result arrived (performance.now()), in order. */
+  readonly arrivals: number[];
   /** Settles when the stream ends: `error` is what the client library failed with (a close, an HTTP error). */
   readonly ended: Promise<{ readonly error?: unknown }>;
   /** The client leaves (the stream is returned). */
@@ -23,9 +25,13 @@ export interface SubscribeOptions {
 
 function collect<T>(iterator: AsyncIterableIterator<unknown>, label: string): Subscribed<T> {
   const results: Subscribed<T>['results'][number][] = [];
+  const arrivals: number[] = [];
   const ended = (async () => {
     try {
-      for await (const result of iterator) results.push(result as Subscribed<T>['results'][number]);
+      for await (const result of iterator) {
+        arrivals.push(performance.now());
+        results.push(result as Subscribed<T>['results'][number]);
+      }
       return {};
     } catch (error) {
       return { error };
@@ -33,6 +39,7 @@ function collect<T>(iterator: AsyncIterableIterator<unknown>, label: string): Su
   })();
   return {
     results,
+    arrivals,
     ended,
     async stop() {
       await iterator.return?.();

@@ -312,12 +312,14 @@ export async function createGraphQLFace(config: GatewayConfig, { client, shared,
     logger,
     contextFor: ({ exchange, identity, authorization }, signal) => {
       const trace = exchange.state.peek('trace');
+      // A stream's upstream calls are not listed on its one access line: over hours they would pile up.
+      const { attempts: _attempts, ...caller } = callerOf(exchange, identity);
       return {
         requestId: exchange.state.get('requestId'),
         ...(trace ? { traceId: trace.traceId } : {}),
         reportOperation: () => undefined,
         sources,
-        caller: { ...callerOf(exchange, identity), ...(authorization !== undefined ? { authorization } : {}) },
+        caller: { ...caller, ...(authorization !== undefined ? { authorization } : {}) },
         ...(identity ? { user: identity } : {}),
         budget: { limit: config.graphqlMaxUpstreamCalls, used: 0 },
         cachePolicy: new ResponseCachePolicy(),

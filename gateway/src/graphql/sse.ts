@@ -1,11 +1,12 @@
 import type { HTTPGraphQLRequest } from '@apollo/server';
 import { createHandler, type Request as SseRequest } from 'graphql-sse';
 import Negotiator from 'negotiator';
-import type { ExecutionResult, GraphQLSchema } from 'graphql';
+import type { ExecutionArgs, ExecutionResult, GraphQLSchema } from 'graphql';
+import { correlationMembers, sendGraphQLErrors } from '../errors.js';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Identity } from '../auth/identity.js';
 import type { Exchange } from '../pipeline/pipeline.js';
-import { SubscriptionRefused, type Admitted, type Subscriptions } from './subscriptions.js';
+import { SubscriptionRefused, type Admitted, type SubscriptionParams, type Subscriptions } from './subscriptions.js';
 
 /** What a client that does not read may have waiting in this process before its stream is dropped. */
 export const MAX_UNSENT_BYTES = 256 * 1024;
@@ -20,35 +21,52 @@ export function wantsEventStream(req: IncomingMessage): boolean {
 }
 
 interface Raw {
-  readonly exchange: Exchange;
-  readonly identity: Identity | undefined;
+  readonly admitted: ExecutionArgs & { readonly contextValue: Admitted };
+}
+
+/** What the client sent, read from the request as the face read it (a POST's bounded JSON, a GET's bounded query string). */
+function paramsOf(request: HTTPGraphQLRequest): SubscriptionParams {
+  const refused = (message: string) => new SubscriptionRefused(400, [{ message, extensions: { code: 'BAD_REQUEST' } }]);
+  if (request.method === 'POST') {
+    const body = request.body as unknown;
+    if (typeof body !== 'object' || body === null || Array.isArray(body)) throw refused('POST one JSON object (Content-Type: application/json) with the subscription');
+    const { query, variables, operationName } = body as Record<string, unknown>;
+    return { query, variables, operationName };
+  }
+  const search = new URLSearchParams(request.search);
+  const json = (name: string): unknown => {
+    const text = search.get(name);
+    if (text === null) return undefined;
+    try {
+      return JSON.parse(text) as unknown;
+    } catch {
+      throw refused(`${name} must be JSON`);
+    }
+  };
+  return { query: search.get('query') ?? undefined, variables: json('variables'), operationName: search.get('operationName') ?? undefined };
 }
 
 /**
  * GraphQL over SSE (the graphql-sse protocol, distinct connections mode: one subscription per request,
  * POST or GET with `Accept: text/event-stream`), served by graphql-sse's handler on the request the
- * face has read and checked (body bounds, trusted documents). The stream carries a comment line every
- * 12 s (graphql-sse's), under common proxies' idle timeouts. A client that does not read is dropped
- * once MAX_UNSENT_BYTES wait for it; on shutdown every stream is closed without `complete`, so clients
- * subscribe again (to another replica).
+ * face has read and checked (body bounds, trusted documents) and admitted (refusals answered here, as a
+ * query's are). The stream carries a comment line every 12 s (graphql-sse's), under common proxies'
+ * idle timeouts. A client that does not read is dropped once MAX_UNSENT_BYTES wait for it; on shutdown
+ * every stream is closed without `complete`, so clients subscribe again (to another replica).
  */
 export class EventStreams {
   private readonly open = new Set<ServerResponse>();
   private readonly handler;
 
-  constructor(schema: GraphQLSchema, subscriptions: Subscriptions) {
+  constructor(
+    schema: GraphQLSchema,
+    private readonly subscriptions: Subscriptions,
+  ) {
     this.handler = createHandler<Raw, undefined, Admitted>({
       schema,
       // No reservations (single connection mode): every stream is its own request.
       authenticate: () => undefined,
-      onSubscribe(req, params) {
-        try {
-          return subscriptions.admit(params, { exchange: req.raw.exchange, identity: req.raw.identity, transport: 'sse' });
-        } catch (error) {
-          if (!(error instanceof SubscriptionRefused)) throw error;
-          return [JSON.stringify({ errors: error.errors }), { status: error.status, statusText: '', headers: { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' } }];
-        }
-      },
+      onSubscribe: (req) => req.raw.admitted,
       // Checked when admitted.
       validate: () => [],
       onNext: (_context, _req, result) => subscriptions.format(result as ExecutionResult),
@@ -58,14 +76,22 @@ export class EventStreams {
 
   /** Answers a request that wants an event stream. */
   async serve(exchange: Exchange, identity: Identity | undefined, request: HTTPGraphQLRequest): Promise<void> {
-    const { res } = exchange;
+    const { req, res } = exchange;
+    let admitted: Raw['admitted'];
+    try {
+      admitted = this.subscriptions.admit(paramsOf(request), { exchange, identity, transport: 'sse' });
+    } catch (error) {
+      if (!(error instanceof SubscriptionRefused)) throw error;
+      sendGraphQLErrors(req, res, error.status, error.errors.map((each) => ({ ...each, extensions: { ...each.extensions, ...correlationMembers({ requestId: exchange.state.get('requestId') }) } })));
+      return;
+    }
+    // graphql-sse is handed what was admitted, never the client's text to parse again.
     const sseRequest: SseRequest<Raw, undefined> = {
-      method: request.method,
-      url: `/graphql${request.search}`,
-      // graphql-sse compares Accept as a whole: the face decided already that this is an event stream.
-      headers: { get: (name) => (name.toLowerCase() === 'accept' ? EVENT_STREAM : (request.headers.get(name) ?? null)) },
-      body: request.method === 'POST' ? ((request.body ?? null) as SseRequest['body']) : null,
-      raw: { exchange, identity },
+      method: 'POST',
+      url: '/graphql',
+      headers: { get: (name) => ({ accept: EVENT_STREAM, 'content-type': 'application/json' })[name.toLowerCase()] ?? null },
+      body: { query: 'subscription' },
+      raw: { admitted },
       context: undefined,
     };
     const [body, init] = await this.handler(sseRequest);
