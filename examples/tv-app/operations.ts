@@ -55,3 +55,22 @@ export const Login = graphql(`
     }
   }
 `);
+
+/** The live guide kept current: what is on now on each channel, then each programme as it starts. */
+export const OnAir = graphql(`
+  subscription OnAir($channelIds: [ID!]!) {
+    nowPlaying(channelIds: $channelIds) {
+      channel {
+        id
+        number
+        name
+      }
+      program {
+        id
+        title
+        start
+        end
+      }
+    }
+  }
+`);

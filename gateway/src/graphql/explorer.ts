@@ -2,7 +2,7 @@ import { gzipSync } from 'node:zlib';
 import { appendVary } from '../cors.js';
 import type { Exchange } from '../pipeline/pipeline.js';
 
-/** What the explorer opens with: the demo logins, then what a TV app's home screen asks for. */
+/** What the explorer opens with: the demo logins, what a TV app's home screen asks for, and its live guide. */
 const EXAMPLE_OPERATIONS = `# The TV streaming gateway. Demo logins (development data):
 #   alice / alice-password   premium: every movie and channel
 #   bob / bob-password       no subscription: free content only
@@ -27,6 +27,15 @@ query HomeScreen {
   }
   channels { number name nowPlaying { title end } }
 }
+
+# A subscription: each channel's programme now, then the next as it starts. The response pane
+# shows the latest result; the run button, now "Stop", ends it.
+subscription OnAir {
+  nowPlaying(channelIds: ["c1", "c2"]) {
+    channel { name }
+    program { title end }
+  }
+}
 `;
 
 interface Page {
@@ -37,7 +46,19 @@ interface Page {
 async function renderPage(): Promise<Page> {
   // Loaded on the first visit only: GraphiQL and its editor are 9 MB of JavaScript, inlined in the page.
   const { renderGraphiQL } = await import('@graphql-yoga/render-graphiql');
-  const html = Buffer.from(renderGraphiQL({ title: 'TV gateway · GraphiQL', endpoint: '/graphql', defaultQuery: EXAMPLE_OPERATIONS, defaultHeaders: '{}', shouldPersistHeaders: false }));
+  const html = Buffer.from(
+    renderGraphiQL({
+      title: 'TV gateway · GraphiQL',
+      endpoint: '/graphql',
+      // GraphQL over SSE on /graphql itself (render-graphiql makes it the subscriptions endpoint): a GET with
+      // Accept: text/event-stream, the graphql-sse protocol's distinct connections mode, with the headers
+      // editor's Authorization. Not 'WS': GraphiQL sends no headers editor over a WebSocket.
+      subscriptionsProtocol: 'GRAPHQL_SSE',
+      defaultQuery: EXAMPLE_OPERATIONS,
+      defaultHeaders: '{}',
+      shouldPersistHeaders: false,
+    }),
+  );
   return { html, gzipped: gzipSync(html) };
 }
 
@@ -50,7 +71,7 @@ export function wantsExplorer({ req }: Exchange): boolean {
 
 /**
  * The GraphQL explorer of development: GraphiQL with every asset served by the gateway itself (nothing
- * from a CDN, so it works offline), opened on the demo logins and a home-screen query. Apollo Sandbox,
+ * from a CDN, so it works offline), opened on the demo logins, a home-screen query and a subscription. Apollo Sandbox,
  * which loads from Apollo's CDN, stays at /graphql?sandbox for those online.
  */
 export function createExplorer(): (exchange: Exchange) => Promise<void> {
