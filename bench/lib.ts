@@ -147,11 +147,11 @@ export interface Measurement {
  * Runs a module in its own process and waits until `readyUrl` answers (or the process exits). A module
  * of the product runs from the build, as in production (`gateway/src/main` is dist/gateway/src/main.js),
  * its log (stdout) going to /dev/null: reading it here would take CPU from what is measured. A
- * benchmark's own helper (`bench/….ts`) runs through tsx.
+ * benchmark's own helper (`bench/….ts`) runs through tsx. `nodeArgs` go to Node itself (`--inspect`).
  */
-export async function startProcess(entry: string, args: string[], env: NodeJS.ProcessEnv, readyUrl: string): Promise<ChildProcess> {
+export async function startProcess(entry: string, args: string[], env: NodeJS.ProcessEnv, readyUrl: string, nodeArgs: readonly string[] = []): Promise<ChildProcess> {
   const fromSource = entry.endsWith('.ts');
-  return startTracked({ label: entry, args: [...(fromSource ? ['--import', 'tsx', entry] : [`dist/${entry}.js`]), ...args], env: { ...process.env, ...env }, ipc: true, stdout: fromSource ? 'pipe' : 'ignore' }, readyUrl, (child) =>
+  return startTracked({ label: entry, args: [...nodeArgs, ...(fromSource ? ['--import', 'tsx', entry] : [`dist/${entry}.js`]), ...args], env: { ...process.env, ...env }, ipc: true, stdout: fromSource ? 'pipe' : 'ignore' }, readyUrl, (child) =>
     child.stderr?.on('data', (chunk: Buffer) => process.stderr.write(chunk)),
   );
 }

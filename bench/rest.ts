@@ -15,6 +15,8 @@ export interface Section {
   readonly rounds: readonly Measurement[];
   /** Lines of the summary: medians, ratios, targets. */
   readonly summary: readonly string[];
+  /** A table of its own instead of the rounds' (a section that measures no request rate). */
+  readonly table?: string;
 }
 
 interface Case {

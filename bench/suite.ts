@@ -1,13 +1,16 @@
 /**
  * `npm run bench`: the gateway measured side by side with the peers a team would pick instead, rounds
  * alternating in one run; every round is written to bench/RESULTS.md with the machine and its load.
- * Usage: npm run bench [-- --seconds 5 --rounds 3 --only rest|graphql|cluster]
+ * Usage: npm run bench [-- --seconds 5 --rounds 3 --only rest|graphql|cluster|subscriptions]
+ * A full run writes the file anew; with --only, the one section is replaced in it (each section follows
+ * a marker line), the others kept as they were, and the section says when it ran alone.
  */
-import { writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { ensurePeers, finish, machine, stopAfter, table } from './lib.js';
 import { clusterSection } from './cluster.js';
 import { graphqlSection } from './graphql-http.js';
 import { restSection, type Section } from './rest.js';
+import { subscriptionsSection } from './subscriptions.js';
 
 const argument = (name: string, fallback: number) => {
   const index = process.argv.indexOf(`--${name}`);
@@ -15,28 +18,64 @@ const argument = (name: string, fallback: number) => {
 };
 const seconds = argument('seconds', 5);
 const rounds = argument('rounds', 3);
-stopAfter((seconds * 20 * rounds + 400) * 1000);
+// The subscriptions section takes about a minute and a half whatever the seconds and rounds.
+stopAfter((seconds * 20 * rounds + 400 + 180) * 1000);
 
-ensurePeers();
+/** The sections in their order; `peers` when they measure bench/peers too (installed first, once). */
+const SECTIONS: readonly { readonly name: string; readonly run: () => Promise<Section>; readonly peers?: boolean }[] = [
+  { name: 'rest', run: () => restSection(seconds, rounds), peers: true },
+  { name: 'graphql', run: () => graphqlSection(seconds, rounds), peers: true },
+  { name: 'cluster', run: () => clusterSection(seconds, rounds) },
+  { name: 'subscriptions', run: () => subscriptionsSection() },
+];
+const RESULTS = new URL('./RESULTS.md', import.meta.url);
+/** The line each section of RESULTS.md starts with: what --only replaces. */
+const marker = (name: string) => `<!-- section: ${name} -->`;
+
+/** RESULTS.md as its header and its sections by name (a file without markers is all header: kept whole). */
+function readResults(): { header: string; sections: Map<string, string> } {
+  const text = existsSync(RESULTS) ? readFileSync(RESULTS, 'utf8') : '';
+  const [header = '', ...parts] = text.split(/^<!-- section: (\S+) -->\n/m);
+  const sections = new Map<string, string>();
+  for (let i = 0; i + 1 < parts.length; i += 2) sections.set(parts[i] as string, parts[i + 1] as string);
+  return { header, sections };
+}
+
+const render = (section: Section, note?: string) => [`## ${section.title}`, '', ...(note ? [note, ''] : []), ...section.summary.map((line) => `- ${line}`), '', section.table ?? table(section.rounds)].join('\n');
+
 const before = machine();
 const started = new Date();
 try {
   const only = process.argv.includes('--only') ? process.argv[process.argv.indexOf('--only') + 1] : undefined;
-  const sections: Section[] = [];
-  if (only === undefined || only === 'rest') sections.push(await restSection(seconds, rounds));
-  if (only === undefined || only === 'graphql') sections.push(await graphqlSection(seconds, rounds));
-  if (only === undefined || only === 'cluster') sections.push(await clusterSection(seconds, rounds));
-  const text = [
-    '# Benchmark results',
-    '',
-    `Written by \`npm run bench\` on ${started.toISOString()} (${rounds} alternating rounds of ${seconds} s per case, autocannon, loopback).`,
-    '',
-    `- machine before: ${before}`,
-    `- machine after: ${machine()}`,
-    '',
-    ...sections.flatMap((section) => [`## ${section.title}`, '', ...section.summary.map((line) => `- ${line}`), '', table(section.rounds), '']),
-  ].join('\n');
-  writeFileSync(new URL('./RESULTS.md', import.meta.url), text);
+  const chosen = SECTIONS.filter((section) => only === undefined || section.name === only);
+  if (chosen.length === 0) throw new Error(`--only: no section ${only ?? ''} (${SECTIONS.map((section) => section.name).join(', ')})`);
+  if (chosen.some((section) => section.peers)) ensurePeers();
+  const ran = new Map<string, Section>();
+  for (const section of chosen) ran.set(section.name, await section.run());
+  let header: string;
+  let sections: Map<string, string>;
+  if (only === undefined) {
+    header = [
+      '# Benchmark results',
+      '',
+      `Written by \`npm run bench\` on ${started.toISOString()} (${rounds} alternating rounds of ${seconds} s per case, autocannon, loopback).`,
+      '',
+      `- machine before: ${before}`,
+      `- machine after: ${machine()}`,
+      '',
+      '',
+    ].join('\n');
+    sections = new Map([...ran].map(([name, section]) => [name, render(section)]));
+  } else {
+    ({ header, sections } = readResults());
+    if (header.trim() === '') header = '# Benchmark results\n';
+    const note = `Run alone (\`npm run bench -- --only ${only}\`) on ${started.toISOString()}; machine before: ${before}; after: ${machine()}.`;
+    sections.set(only, render(ran.get(only) as Section, note));
+  }
+  // In the suite's order; a section the suite no longer has is kept, at the end.
+  const names = [...SECTIONS.map((section) => section.name).filter((name) => sections.has(name)), ...[...sections.keys()].filter((name) => !SECTIONS.some((section) => section.name === name))];
+  const text = [header.replace(/\n*$/, '\n\n'), ...names.map((name) => `${marker(name)}\n${(sections.get(name) ?? '').replace(/\n*$/, '\n\n')}`)].join('').replace(/\n+$/, '\n');
+  writeFileSync(RESULTS, text);
   console.log(text);
 } catch (error) {
   // finish() exits: the failure is printed here, or it would be lost.
