@@ -1,5 +1,4 @@
 import { createHash, randomUUID } from 'node:crypto';
-import { Repeater } from '@repeaterjs/repeater';
 import DataLoader from 'dataloader';
 import type { Change, Invalidations } from '../cluster/index.js';
 import type { Logger } from '../observability/logger.js';
@@ -7,6 +6,7 @@ import type { Channel, ChannelBatch, NowPlayingBatch, Program } from '../../../s
 import type { GatewayContext } from './contract/context.js';
 import { FellBehind, withOnAir, type LiveFeed, type NowPlayingUpdate } from './contract/live.js';
 import { callSource } from './contract/source.js';
+import { PullStream } from './pull-stream.js';
 
 /** A channel as read once for every listener on this replica; null when it is gone. */
 interface Snapshot {
@@ -35,62 +35,24 @@ const CHANNEL_CHANGES = new Set(['adminUpdateChannel', 'adminDeleteChannel']);
 const digestOf = (value: unknown) => createHash('sha256').update(JSON.stringify(value)).digest('base64url');
 
 /**
- * One consumer's stream: events pushed without waiting (held until its consumer starts reading), ended
- * with an error once it falls behind. `onStop` runs once, however it ends: returned, aborted, or ended here.
+ * One consumer's stream: events pushed without waiting, at most MAX_UNREAD of them unread; past that it
+ * fails with FellBehind (its client does not read). `onStop` runs once, however it ends.
  */
 class Listener<T> {
-  private unread = 0;
-  private push: ((value: T) => Promise<unknown>) | undefined;
-  private stop: ((error?: unknown) => void) | undefined;
-  private readonly early: T[] = [];
-  private endedEarly: { error?: Error } | undefined;
-  private stopped = false;
-  readonly stream: Repeater<T>;
+  readonly stream: PullStream<T>;
 
-  constructor(
-    private readonly onStop: () => void,
-    signal: AbortSignal,
-  ) {
-    signal.addEventListener('abort', () => this.end(), { once: true });
-    this.stream = new Repeater<T>(async (push, stop) => {
-      this.push = push;
-      this.stop = stop;
-      for (const value of this.early.splice(0)) this.send(value);
-      if (this.endedEarly) stop(this.endedEarly.error);
-      await stop;
-      this.stopOnce();
-    });
+  constructor(onStop: () => void, signal: AbortSignal) {
+    this.stream = new PullStream<T>(MAX_UNREAD, onStop, () => new FellBehind());
+    signal.addEventListener('abort', () => void this.stream.return(), { once: true });
   }
 
   send(value: T): void {
-    if (this.stopped) return;
-    if (++this.unread > MAX_UNREAD) {
-      this.end(new FellBehind());
-      return;
-    }
-    if (!this.push) {
-      this.early.push(value);
-      return;
-    }
-    this.push(value).then(
-      () => this.unread--,
-      () => undefined,
-    );
+    this.stream.push(value);
   }
 
   end(error?: Error): void {
-    if (this.stop) this.stop(error);
-    else {
-      this.endedEarly = error ? { error } : {};
-      // Never read: nothing will start the stream, so nothing is held for it either.
-      this.stopOnce();
-    }
-  }
-
-  private stopOnce(): void {
-    if (this.stopped) return;
-    this.stopped = true;
-    this.onStop();
+    if (error) this.stream.fail(error);
+    else this.stream.end();
   }
 }
 

@@ -1,3 +1,4 @@
+import { LRUCache } from 'lru-cache';
 import {
   createSourceEventStream,
   execute,
@@ -21,6 +22,7 @@ import { ConcurrencyGate } from '../ratelimit/concurrency.js';
 import { assertAffordable, subscriptionsOnlyRule } from './cost.js';
 import { MAX_OPERATION_NAME_LENGTH, type GatewayContext } from './contract/context.js';
 import { FellBehind } from './contract/live.js';
+import { PullStream } from './pull-stream.js';
 
 export type Transport = 'sse' | 'ws';
 
@@ -59,98 +61,16 @@ export type Admitted = {
   readonly operationName: string;
 };
 
-/**
- * The results of one subscription as its transport pulls them: one result waits at most (the next is
- * executed once it is taken), and `return()` ends the stream at once, a pull in progress included — an
- * async generator would wait for its next event first. `onOver` runs once, however the stream ends:
- * returned by its consumer, or ended here and drained.
- */
-class ResultStream implements AsyncIterableIterator<ExecutionResult> {
-  private readonly waiting: ExecutionResult[] = [];
-  private taker: ((result: IteratorResult<ExecutionResult>) => void) | undefined;
-  private taken: ((accepted: boolean) => void) | undefined;
-  private finished = false;
-  ended = false;
-  private signalOver: () => void = () => undefined;
-  /** Resolves (to undefined) once nothing more will be produced. */
-  readonly over = new Promise<undefined>((resolve) => (this.signalOver = () => resolve(undefined)));
-
-  constructor(private readonly onOver: () => void) {}
-
-  /** Hands a result on; resolves once it is taken (true), or the stream ended first (false). */
-  put(result: ExecutionResult): Promise<boolean> {
-    if (this.ended) return Promise.resolve(false);
-    if (this.taker) {
-      const take = this.taker;
-      this.taker = undefined;
-      take({ value: result, done: false });
-      return Promise.resolve(true);
-    }
-    this.waiting.push(result);
-    return new Promise((resolve) => (this.taken = resolve));
-  }
-
-  /** No more results after `last` (if any): the consumer gets what waits, then the end. */
-  end(last?: ExecutionResult): void {
-    if (this.ended) return;
-    this.ended = true;
-    this.signalOver();
-    this.taken?.(false);
-    this.taken = undefined;
-    if (last) this.waiting.push(last);
-    if (this.taker && this.waiting.length === 0) {
-      this.taker({ value: undefined, done: true });
-      this.taker = undefined;
-      this.finish();
-    } else if (this.taker) {
-      const take = this.taker;
-      this.taker = undefined;
-      take({ value: this.waiting.shift() as ExecutionResult, done: false });
-    }
-  }
-
-  next(): Promise<IteratorResult<ExecutionResult>> {
-    const value = this.waiting.shift();
-    if (value) {
-      this.taken?.(true);
-      this.taken = undefined;
-      return Promise.resolve({ value, done: false });
-    }
-    if (this.ended) {
-      this.finish();
-      return Promise.resolve({ value: undefined, done: true });
-    }
-    return new Promise((resolve) => (this.taker = resolve));
-  }
-
-  return(): Promise<IteratorResult<ExecutionResult>> {
-    this.end();
-    this.waiting.length = 0;
-    this.taker?.({ value: undefined, done: true });
-    this.taker = undefined;
-    this.finish();
-    return Promise.resolve({ value: undefined, done: true });
-  }
-
-  throw(): Promise<IteratorResult<ExecutionResult>> {
-    return this.return();
-  }
-
-  [Symbol.asyncIterator](): AsyncIterableIterator<ExecutionResult> {
-    return this;
-  }
-
-  private finish(): void {
-    if (this.finished) return;
-    this.finished = true;
-    this.onOver();
-  }
-}
-
 /** At most this many channels per `nowPlaying`. */
 export const MAX_CHANNELS_PER_SUBSCRIPTION = 50;
 
 const MAX_TOKENS = 1000;
+/**
+ * The valid subscription documents kept parsed: this much of their text, this many at most (a parsed
+ * document holds some ten times its text; the apps' few documents fit many times over).
+ */
+const MAX_DOCUMENT_BYTES = 512 * 1024;
+const MAX_DOCUMENTS = 1000;
 
 export interface SubscriptionsOptions {
   readonly schema: GraphQLSchema;
@@ -186,7 +106,7 @@ function asGraphQLError(error: unknown): GraphQLError {
   return new GraphQLError(original.message, { originalError: original });
 }
 
-const refusedWith = (status: number, message: string, code: string) => new SubscriptionRefused(status, [{ message, extensions: { code } }]);
+const refusedWith = (status: number, message: string, code: string, correlation: Record<string, unknown> = {}) => new SubscriptionRefused(status, [{ message, extensions: { code, ...correlation } }]);
 
 /**
  * GraphQL subscriptions, whatever carries them: each request checked as a plain one is (the document's
@@ -202,6 +122,8 @@ export class Subscriptions {
   private readonly open = new Set<(reason: EndReason) => void>();
   private readonly rules: readonly ValidationRule[];
   private closing = false;
+  /** Valid documents by their text, within MAX_DOCUMENT_BYTES of text (a document holds several times its text). */
+  private readonly documents = new LRUCache<string, DocumentNode>({ max: MAX_DOCUMENTS, maxSize: MAX_DOCUMENT_BYTES, sizeCalculation: (_document, text) => Math.max(1, text.length) });
 
   constructor(private readonly options: SubscriptionsOptions) {
     this.gate = new ConcurrencyGate(options.perClient);
@@ -221,16 +143,7 @@ export class Subscriptions {
     if (params.operationName !== undefined && params.operationName !== null && typeof params.operationName !== 'string') throw refused(400, 'operationName must be a string', 'BAD_REQUEST');
     const variables = params.variables ?? {};
     if (typeof variables !== 'object' || variables === null || Array.isArray(variables)) throw refused(400, 'variables must be an object', 'BAD_REQUEST');
-    let document: DocumentNode;
-    try {
-      document = parse(params.query, { maxTokens: MAX_TOKENS });
-    } catch (error) {
-      throw refused(400, error instanceof GraphQLError ? error.message : 'The query does not parse', 'GRAPHQL_PARSE_FAILED');
-    }
-    const invalid = validate(this.options.schema, document, [...this.rules], { maxErrors: 5 });
-    if (invalid.length > 0) {
-      throw new SubscriptionRefused(400, invalid.map((error) => ({ message: error.message, ...(error.locations ? { locations: error.locations } : {}), extensions: { code: 'GRAPHQL_VALIDATION_FAILED', ...correlation } })));
-    }
+    const document = this.validDocument(params.query, correlation);
     const operationName = typeof params.operationName === 'string' ? params.operationName : undefined;
     const operation = getOperationAST(document, operationName);
     if (!operation) throw refused(400, 'Name the operation to run (operationName)', 'OPERATION_RESOLUTION_FAILURE');
@@ -281,7 +194,8 @@ export class Subscriptions {
       reason = why;
       stream.end(last);
     };
-    const stream: ResultStream = new ResultStream(() => {
+    // One result waits at most: the next event is executed once it is taken.
+    const stream: PullStream<ExecutionResult> = new PullStream(1, () => {
       clearTimeout(expiry);
       this.open.delete(end);
       stopped.abort();
@@ -303,10 +217,11 @@ export class Subscriptions {
             () => end('expired', { errors: [asGraphQLError(new GatewayError('UNAUTHENTICATED', `The token expired at ${new Date(expiresAtMs).toISOString()}: subscribe again with a fresh token`))] }),
             Math.min(Math.max(expiresAtMs - Date.now(), 0), 2 ** 31 - 1),
           );
+    const over = stream.over();
     void (async () => {
       try {
         for (;;) {
-          const next = await Promise.race([iterator.next(), stream.over]);
+          const next = await Promise.race([iterator.next(), over]);
           // Over from outside (the client left, or end() above): the reason is set already.
           if (!next) return;
           if (next.done) {
@@ -324,6 +239,27 @@ export class Subscriptions {
       }
     })();
     return stream;
+  }
+
+  /**
+   * The query parsed and validated, once per text: apps send the same few documents, and a stream keeps
+   * its document for as long as it is open (thousands of copies of one would cost ~11 KB each).
+   */
+  private validDocument(query: string, correlation: { readonly requestId: string; readonly traceId?: string }): DocumentNode {
+    const known = this.documents.get(query);
+    if (known) return known;
+    let document: DocumentNode;
+    try {
+      document = parse(query, { maxTokens: MAX_TOKENS });
+    } catch (error) {
+      throw refusedWith(400, error instanceof GraphQLError ? error.message : 'The query does not parse', 'GRAPHQL_PARSE_FAILED', correlation);
+    }
+    const invalid = validate(this.options.schema, document, [...this.rules], { maxErrors: 5 });
+    if (invalid.length > 0) {
+      throw new SubscriptionRefused(400, invalid.map((error) => ({ message: error.message, ...(error.locations ? { locations: error.locations } : {}), extensions: { code: 'GRAPHQL_VALIDATION_FAILED', ...correlation } })));
+    }
+    this.documents.set(query, document);
+    return document;
   }
 
   /** How many streams are open on this replica. */
