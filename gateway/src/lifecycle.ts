@@ -78,6 +78,10 @@ export class Connections {
   private started(socket: Socket, res: ServerResponse): void {
     this.busy.set(socket, (this.busy.get(socket) ?? 0) + 1);
     res.once('close', () => {
+      // A response that closed with its connection (the client left mid-request) closes after the
+      // socket did: the connection is forgotten already, and must stay so (it held the socket, the
+      // request and the response for good).
+      if (socket.destroyed) return;
       this.busy.set(socket, (this.busy.get(socket) ?? 1) - 1);
       this.quietSince.set(socket, Date.now());
     });
@@ -90,14 +94,8 @@ export class Connections {
     }
   }
 
-  /** Open connections (a destroyed socket does not always get to emit 'close': it is not counted). */
+  /** Open connections. */
   get count(): number {
-    for (const socket of this.quietSince.keys()) {
-      if (socket.destroyed) {
-        this.quietSince.delete(socket);
-        this.busy.delete(socket);
-      }
-    }
     return this.quietSince.size;
   }
 
