@@ -294,6 +294,8 @@ export async function createGraphQLFace(config: GatewayConfig, { client, shared,
 
   // The feed's own reads: no client's identity, stopped when the gateway closes.
   const feedStopped = new AbortController();
+  // Every read in flight listens to it (two calls a read, reads of many channels at once).
+  setMaxListeners(0, feedStopped.signal);
   const live = new LiveChannels({
     invalidations: shared.invalidations,
     logger,
@@ -335,6 +337,8 @@ export async function createGraphQLFace(config: GatewayConfig, { client, shared,
     verifier,
     trusted: config.trustedDocuments,
     maxMessageBytes: config.graphqlInputs.bodyLimitBytes,
+    bounds: config.graphqlInputs,
+    logger,
     perConnection: config.subscriptions.perConnection,
     isOriginAllowed: originPolicy(config.corsOrigins),
     ...(requestLimits ? { requestLimits } : {}),

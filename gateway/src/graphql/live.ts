@@ -17,7 +17,10 @@ interface Snapshot {
   readonly programDigest: string;
 }
 
-/** Events a listener has not taken yet: past them it fell behind (it does not read), and its stream ends. */
+/**
+ * Events a listener has not taken yet: past them it fell behind (it does not read), and its stream ends.
+ * A `nowPlaying` of many channels gets two per channel (a first read emits one for each at once).
+ */
 const MAX_UNREAD = 32;
 /** The batch endpoints take at most 200 ids (their specs' maxItems). */
 const MAX_BATCH = 200;
@@ -41,8 +44,8 @@ const digestOf = (value: unknown) => createHash('sha256').update(JSON.stringify(
 class Listener<T> {
   readonly stream: PullStream<T>;
 
-  constructor(onStop: () => void, signal: AbortSignal) {
-    this.stream = new PullStream<T>(MAX_UNREAD, onStop, () => new FellBehind());
+  constructor(onStop: () => void, signal: AbortSignal, capacity = MAX_UNREAD) {
+    this.stream = new PullStream<T>(capacity, onStop, () => new FellBehind());
     signal.addEventListener('abort', () => void this.stream.return(), { once: true });
   }
 
@@ -64,6 +67,9 @@ interface Watched {
   first: Promise<Snapshot | null>;
   timer: NodeJS.Timeout | undefined;
   retryMs: number;
+  /** A read is on its way: a change meanwhile is read after it (`again`), never beside it (answers could cross). */
+  reading: boolean;
+  again: 'boundary' | 'change' | undefined;
 }
 
 export interface LiveChannelsOptions {
@@ -105,7 +111,7 @@ export class LiveChannels implements LiveFeed {
 
   nowPlaying(channelIds: readonly string[], signal: AbortSignal): AsyncIterableIterator<NowPlayingUpdate> {
     const ids = [...new Set(channelIds)];
-    const listener: Listener<NowPlayingUpdate> = new Listener(() => this.forget(ids, (watched) => watched.nowPlaying.delete(listener)), signal);
+    const listener: Listener<NowPlayingUpdate> = new Listener(() => this.forget(ids, (watched) => watched.nowPlaying.delete(listener)), signal, Math.max(MAX_UNREAD, 2 * ids.length));
     for (const id of ids) {
       const watched = this.watch(id);
       watched.nowPlaying.add(listener);
@@ -142,10 +148,14 @@ export class LiveChannels implements LiveFeed {
   private watch(id: string): Watched {
     const known = this.watched.get(id);
     if (known) return known;
-    const watched: Watched = { nowPlaying: new Set(), updated: new Set(), snapshot: undefined, first: Promise.resolve(null), timer: undefined, retryMs: FIRST_RETRY_MS };
+    const watched: Watched = { nowPlaying: new Set(), updated: new Set(), snapshot: undefined, first: Promise.resolve(null), timer: undefined, retryMs: FIRST_RETRY_MS, reading: true, again: undefined };
     this.watched.set(id, watched);
     watched.first = this.reads.load(id).then((snapshot) => {
-      if (this.watched.get(id) === watched) this.apply(id, watched, snapshot, 'first');
+      watched.reading = false;
+      if (this.watched.get(id) === watched) {
+        this.apply(id, watched, snapshot, 'first');
+        this.readAgain(id, watched);
+      }
       return snapshot;
     });
     // A first read that failed ends its listeners (above); the channel is read again by the next one.
@@ -180,25 +190,40 @@ export class LiveChannels implements LiveFeed {
   private refresh(id: string, reason: 'boundary' | 'change'): void {
     const watched = this.watched.get(id);
     if (!watched) return;
-    if (!watched.snapshot) {
-      // Changed while the first read was on its way: it may have read what was before.
-      void watched.first.then(() => this.refresh(id, reason), () => undefined);
+    if (watched.reading) {
+      // A read is on its way (the first, or another): it may have read what was before. One more after it.
+      watched.again = watched.again === 'change' ? 'change' : reason;
       return;
     }
     clearTimeout(watched.timer);
     watched.timer = undefined;
+    watched.again = undefined;
+    watched.reading = true;
     this.reads.load(id).then(
       (snapshot) => {
+        watched.reading = false;
         if (this.watched.get(id) !== watched) return;
         watched.retryMs = FIRST_RETRY_MS;
         this.apply(id, watched, snapshot, reason);
+        this.readAgain(id, watched);
       },
       (error: unknown) => {
+        watched.reading = false;
         if (this.watched.get(id) !== watched) return;
         this.options.logger.warn({ err: error, channelId: id }, 'a live channel could not be read: tried again');
-        this.retry(id, watched, reason);
+        // The retry reads whatever changed meanwhile too.
+        this.retry(id, watched, watched.again === 'change' ? 'change' : reason);
+        watched.again = undefined;
       },
     );
+  }
+
+  /** What changed while a read was on its way is read now. */
+  private readAgain(id: string, watched: Watched): void {
+    const again = watched.again;
+    if (again === undefined || this.watched.get(id) !== watched) return;
+    watched.again = undefined;
+    this.refresh(id, again);
   }
 
   private retry(id: string, watched: Watched, reason: 'boundary' | 'change'): void {

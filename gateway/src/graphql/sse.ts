@@ -15,7 +15,7 @@ const EVENT_STREAM = 'text/event-stream';
 
 /** Whether the client asks for an event stream (GraphQL over SSE) rather than one JSON answer. */
 export function wantsEventStream(req: IncomingMessage): boolean {
-  const accept = req.headers.accept;
+  const accept = req.headers.accept?.toLowerCase();
   if (accept === undefined || !accept.includes(EVENT_STREAM)) return false;
   return new Negotiator(req).mediaType(['application/graphql-response+json', 'application/json', EVENT_STREAM]) === EVENT_STREAM;
 }
@@ -30,8 +30,8 @@ function paramsOf(request: HTTPGraphQLRequest): SubscriptionParams {
   if (request.method === 'POST') {
     const body = request.body as unknown;
     if (typeof body !== 'object' || body === null || Array.isArray(body)) throw refused('POST one JSON object (Content-Type: application/json) with the subscription');
-    const { query, variables, operationName } = body as Record<string, unknown>;
-    return { query, variables, operationName };
+    const { query, variables, operationName, extensions } = body as Record<string, unknown>;
+    return { query, variables, operationName, extensions };
   }
   const search = new URLSearchParams(request.search);
   const json = (name: string): unknown => {
@@ -43,7 +43,7 @@ function paramsOf(request: HTTPGraphQLRequest): SubscriptionParams {
       throw refused(`${name} must be JSON`);
     }
   };
-  return { query: search.get('query') ?? undefined, variables: json('variables'), operationName: search.get('operationName') ?? undefined };
+  return { query: search.get('query') ?? undefined, variables: json('variables'), operationName: search.get('operationName') ?? undefined, extensions: json('extensions') };
 }
 
 /**

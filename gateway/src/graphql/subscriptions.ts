@@ -2,10 +2,22 @@ import { LRUCache } from 'lru-cache';
 import {
   createSourceEventStream,
   execute,
+  getArgumentValues,
+  getDirectiveValues,
   getOperationAST,
+  getVariableValues,
   GraphQLError,
+  GraphQLIncludeDirective,
+  GraphQLSkipDirective,
+  Kind,
   parse,
+  specifiedRules,
   validate,
+  type FieldNode,
+  type FragmentSpreadNode,
+  type InlineFragmentNode,
+  type OperationDefinitionNode,
+  type SelectionNode,
   type DocumentNode,
   type ExecutionArgs,
   type ExecutionResult,
@@ -34,6 +46,7 @@ export interface SubscriptionParams {
   readonly query?: unknown;
   readonly variables?: unknown;
   readonly operationName?: unknown;
+  readonly extensions?: unknown;
 }
 
 export interface Subscriber {
@@ -85,19 +98,41 @@ export interface SubscriptionsOptions {
   readonly logger: Logger;
 }
 
-/** The field arguments the schema's root fields may not exceed, checked once variables are known. */
-function assertArgumentsBounded(document: DocumentNode, variables: Readonly<Record<string, unknown>>): void {
-  const operation = getOperationAST(document);
-  for (const selection of operation?.selectionSet.selections ?? []) {
-    if (selection.kind !== 'Field' || selection.name.value !== 'nowPlaying') continue;
-    const argument = selection.arguments?.find((each) => each.name.value === 'channelIds');
-    const value = argument?.value;
-    const count = value?.kind === 'ListValue' ? value.values.length : value?.kind === 'Variable' ? (Array.isArray(variables[value.name.value]) ? (variables[value.name.value] as unknown[]).length : 1) : 1;
-    if (count > MAX_CHANNELS_PER_SUBSCRIPTION) {
-      throw new GatewayError('BAD_USER_INPUT', `nowPlaying follows at most ${MAX_CHANNELS_PER_SUBSCRIPTION} channels; this one asks for ${count}`);
-    }
-  }
+/**
+ * The one field a subscription selects at its root, as execution will see it: through inline fragments
+ * and fragment spreads, with @skip and @include applied (graphql-js's own rule counts fields before
+ * they do, and its source stream fails on a root left with none); undefined when there is not exactly one.
+ */
+function rootFieldOf(document: DocumentNode, operation: OperationDefinitionNode, variables: Record<string, unknown>): FieldNode | undefined {
+  const fragments = new Map(document.definitions.flatMap((definition) => (definition.kind === Kind.FRAGMENT_DEFINITION ? [[definition.name.value, definition] as const] : [])));
+  const included = (node: FieldNode | InlineFragmentNode | FragmentSpreadNode) =>
+    getDirectiveValues(GraphQLSkipDirective, node, variables)?.if !== true && getDirectiveValues(GraphQLIncludeDirective, node, variables)?.if !== false;
+  const seen = new Set<string>();
+  const collect = (selections: readonly SelectionNode[]): FieldNode[] =>
+    selections.flatMap((selection) => {
+      if (!included(selection)) return [];
+      if (selection.kind === Kind.FIELD) return [selection];
+      if (selection.kind === Kind.INLINE_FRAGMENT) return collect(selection.selectionSet.selections);
+      const fragment = seen.has(selection.name.value) ? undefined : fragments.get(selection.name.value);
+      seen.add(selection.name.value);
+      return fragment ? collect(fragment.selectionSet.selections) : [];
+    });
+  const fields = collect(operation.selectionSet.selections);
+  const [first] = fields;
+  return first && fields.every((field) => (field.alias ?? field.name).value === (first.alias ?? first.name).value) ? first : undefined;
 }
+
+/** The arguments the root field may not exceed, with the variables as coerced: at most 50 channels a `nowPlaying`. */
+function assertArgumentsBounded(schema: GraphQLSchema, field: FieldNode, variables: Record<string, unknown>): void {
+  const definition = schema.getSubscriptionType()?.getFields()[field.name.value];
+  if (field.name.value !== 'nowPlaying' || !definition) return;
+  const { channelIds } = getArgumentValues(definition, field, variables);
+  const count = Array.isArray(channelIds) ? channelIds.length : 1;
+  if (count > MAX_CHANNELS_PER_SUBSCRIPTION) throw new GatewayError('BAD_USER_INPUT', `nowPlaying follows at most ${MAX_CHANNELS_PER_SUBSCRIPTION} channels; this one asks for ${count}`);
+}
+
+/** A validation message without graphql-js's "Did you mean …?" (as graphql-armor's blockFieldSuggestion does for queries): no schema names for the guessing. */
+const withoutSuggestions = (message: string) => message.replace(/\s*Did you mean .*\?$/s, '');
 
 /** An error ending a stream, as the error formatter renders it (a catalogue error keeps its code; anything else is the gateway's fault). */
 function asGraphQLError(error: unknown): GraphQLError {
@@ -127,7 +162,7 @@ export class Subscriptions {
 
   constructor(private readonly options: SubscriptionsOptions) {
     this.gate = new ConcurrencyGate(options.perClient);
-    this.rules = [...options.rules, subscriptionsOnlyRule];
+    this.rules = [...specifiedRules, ...options.rules, subscriptionsOnlyRule];
   }
 
   /** Checks a request and holds its place among the client's streams; throws SubscriptionRefused. */
@@ -143,14 +178,23 @@ export class Subscriptions {
     if (params.operationName !== undefined && params.operationName !== null && typeof params.operationName !== 'string') throw refused(400, 'operationName must be a string', 'BAD_REQUEST');
     const variables = params.variables ?? {};
     if (typeof variables !== 'object' || variables === null || Array.isArray(variables)) throw refused(400, 'variables must be an object', 'BAD_REQUEST');
+    const { extensions } = params;
+    if (extensions !== undefined && extensions !== null && (typeof extensions !== 'object' || Array.isArray(extensions))) throw refused(400, 'extensions must be an object', 'BAD_REQUEST');
     const document = this.validDocument(params.query, correlation);
     const operationName = typeof params.operationName === 'string' ? params.operationName : undefined;
     const operation = getOperationAST(document, operationName);
     if (!operation) throw refused(400, 'Name the operation to run (operationName)', 'OPERATION_RESOLUTION_FAILURE');
+    if (subscriber.identity && subscriber.identity.expiresAtMs <= Date.now()) {
+      throw refused(401, `The token expired at ${new Date(subscriber.identity.expiresAtMs).toISOString()}: subscribe again with a fresh token`, 'UNAUTHENTICATED');
+    }
     try {
       assertAffordable(this.options.schema, document, operation, variables as Record<string, unknown>, this.options.maxCost);
-      assertArgumentsBounded(document, variables as Record<string, unknown>);
+      const coerced = getVariableValues(this.options.schema, operation.variableDefinitions ?? [], variables as Record<string, unknown>).coerced ?? {};
+      const field = rootFieldOf(document, operation, coerced);
+      if (!field) throw refused(400, 'A subscription selects exactly one field at its root, once @skip and @include apply', 'GRAPHQL_VALIDATION_FAILED');
+      assertArgumentsBounded(this.options.schema, field, coerced);
     } catch (error) {
+      if (error instanceof SubscriptionRefused) throw error;
       const original = error instanceof GraphQLError && error.originalError ? error.originalError : error;
       if (!(original instanceof GatewayError)) throw error;
       throw new SubscriptionRefused(original.status, [toGraphQLError(original, {}, { requestId: correlation.requestId, traceId: correlation.traceId })]);
@@ -199,7 +243,8 @@ export class Subscriptions {
       clearTimeout(expiry);
       this.open.delete(end);
       stopped.abort();
-      void iterator.return?.();
+      // Whatever the source's end says (an error it ended with, never read), it is over.
+      void iterator.return?.()?.catch(() => undefined);
       admitted.release();
       this.options.metrics.subscriptionClosed(transport);
       this.options.logger.info(
@@ -254,9 +299,17 @@ export class Subscriptions {
     } catch (error) {
       throw refusedWith(400, error instanceof GraphQLError ? error.message : 'The query does not parse', 'GRAPHQL_PARSE_FAILED', correlation);
     }
-    const invalid = validate(this.options.schema, document, [...this.rules], { maxErrors: 5 });
+    let invalid: readonly GraphQLError[];
+    try {
+      invalid = validate(this.options.schema, document, [...this.rules], { maxErrors: 5 });
+    } catch (error) {
+      // graphql-js's single-root-field rule evaluates @include without the variables, and throws when one
+      // is required: the document is the client's mistake all the same.
+      if (!(error instanceof GraphQLError)) throw error;
+      invalid = [error];
+    }
     if (invalid.length > 0) {
-      throw new SubscriptionRefused(400, invalid.map((error) => ({ message: error.message, ...(error.locations ? { locations: error.locations } : {}), extensions: { code: 'GRAPHQL_VALIDATION_FAILED', ...correlation } })));
+      throw new SubscriptionRefused(400, invalid.map((error) => ({ message: withoutSuggestions(error.message), ...(error.locations ? { locations: error.locations } : {}), extensions: { code: 'GRAPHQL_VALIDATION_FAILED', ...correlation } })));
     }
     this.documents.set(query, document);
     return document;
