@@ -109,6 +109,12 @@ export class EventStreams {
       this.open.delete(res);
       void body.return(undefined);
     });
+    // The request is answered: the stream goes on by itself (no pipeline step waits for it for hours,
+    // each holding its frame; its end is the response's close, which the access log and metrics follow).
+    void this.write(res, body);
+  }
+
+  private async write(res: ServerResponse, body: AsyncGenerator<string, void, undefined>): Promise<void> {
     try {
       for await (const chunk of body) {
         if (res.destroyed || res.writableEnded) break;
@@ -117,6 +123,9 @@ export class EventStreams {
           break;
         }
       }
+    } catch {
+      // The stream failed (graphql-sse's own error): the client sees its connection end, and resubscribes.
+      res.destroy();
     } finally {
       this.open.delete(res);
       if (!res.destroyed) res.end();
