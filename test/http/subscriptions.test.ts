@@ -124,7 +124,8 @@ describe('nowPlaying and channelUpdated over both transports', () => {
 
 describe('refused change events', () => {
   const secret = 'change-events-secret-for-this-test-0123456789';
-  const stack = useStack({ upstreams: 'reference', counting: true, env: { CHANGE_EVENTS_SECRET: secret } });
+  // Programmes ten days long: no boundary's read among the reads counted here.
+  const stack = useStack({ upstreams: 'reference', counting: true, env: { CHANGE_EVENTS_SECRET: secret }, serviceEnv: { LIVETV_SLOT_SECONDS: '864000' } });
 
   it('changes nothing for an event that is unsigned, signed with another key, stale, replayed or not a change', async () => {
     const watched = wsConnect(stack.gateway.url);
@@ -252,7 +253,7 @@ describe('limits and lifecycle', () => {
 });
 
 describe('RATE_LIMIT_PER_MINUTE on a WebSocket', () => {
-  const stack = useStack({ upstreams: 'reference', counting: true, env: { RATE_LIMIT_PER_MINUTE: '6' } });
+  const stack = useStack({ upstreams: 'reference', counting: true, env: { RATE_LIMIT_PER_MINUTE: '6' }, serviceEnv: { LIVETV_SLOT_SECONDS: '864000' } });
 
   it('draws a token for each subscribe message, so one connection cannot turn into a stream of upstream reads', async () => {
     const connection = wsConnect(stack.gateway.url);
