@@ -6,9 +6,11 @@
  * on PORT spreading connections over them.
  * Ctrl-C or SIGTERM stops every process, then exits 0.
  *
- * Each process is waited for until it serves or exits: a slow machine only makes the start slower. A
- * process that exits early fails the launch with what it printed; START_TIMEOUT_MS (default 120 s)
- * bounds the whole start and names whoever was still starting.
+ * Each process is waited for until it serves: a slow machine only makes the start slower.
+ * START_TIMEOUT_MS (default 120 s) bounds the whole start and names whoever was still starting.
+ * Every process is supervised (scripts/lib/supervisor.ts): one that exits is started again after a
+ * delay, as Compose's `restart: unless-stopped` does, each restart told in one line; one that keeps
+ * exiting before it serves (5 times in a row) stops the launch, or the running stack, with what it printed.
  */
 import { randomBytes } from 'node:crypto';
 import { accessSync, constants } from 'node:fs';
@@ -23,7 +25,8 @@ import { DEMO_USERS } from '../services/data/catalog.js';
 import { serviceEnvironment } from '../services/lib/environment.js';
 import { CHANGE_EVENTS_PATH } from '../shared/change-events.js';
 import { listenBalancer } from './lib/balancer.js';
-import { NotReadyError, spawnProcess, waitUntilReady, type Readiness, type SpawnedProcess } from './lib/processes.js';
+import { NotReadyError, spawnProcess, type Readiness, type SpawnedProcess } from './lib/processes.js';
+import { Supervised } from './lib/supervisor.js';
 import { answersPing } from './lib/redis.js';
 
 const STOP_TIMEOUT_MS = 10_000;
@@ -72,49 +75,64 @@ const gateways = mode === 'stack' ? [{ label: 'gateway', port }] : Array.from({ 
 /** Output lines are prefixed by their process's label, in a column one wider than the longest. */
 const labelWidth = Math.max(...[...UPSTREAM_NAMES, ...gateways.map(({ label }) => label)].map((label) => label.length)) + 1;
 
-interface Managed extends SpawnedProcess {
-  readonly readiness: Readiness;
-}
-
-const managed: Managed[] = [];
+const managed: Supervised[] = [];
 /** How long each process took to serve, in ms, by label. */
 const readyIn = new Map<string, number>();
-let redisServer: Managed | undefined;
+let redisServer: Supervised | undefined;
 let balancer: Server | undefined;
-let stopping = false;
+/** Aborted by Ctrl-C, SIGTERM or a failure: every process is being stopped, none restarted. */
+const stopping = new AbortController();
 
 function prefixLines(stream: NodeJS.ReadableStream | null, label: string, sink: NodeJS.WritableStream): void {
   if (!stream) return;
   createInterface({ input: stream }).on('line', (line) => sink.write(`${label.padEnd(labelWidth)}| ${line}\n`));
 }
 
-/** A process of this launch: its output shown under its label, stopped with the others, waited for by `readiness`. */
-function track(spawned: SpawnedProcess, readiness: Readiness): Managed {
-  prefixLines(spawned.child.stdout, spawned.label, process.stdout);
-  prefixLines(spawned.child.stderr, spawned.label, process.stderr);
-  const process_ = { ...spawned, readiness };
-  managed.push(process_);
-  return process_;
+/**
+ * A process of this launch, spawned at once by `spawn` (and again at each restart): its output shown
+ * under its label, waited for by `readiness`, restarted when it exits, stopped with the others.
+ */
+function supervise(label: string, spawn: () => SpawnedProcess, readiness: Readiness): Supervised {
+  const supervised = new Supervised({
+    label,
+    spawn: () => {
+      const spawned = spawn();
+      prefixLines(spawned.child.stdout, label, process.stdout);
+      prefixLines(spawned.child.stderr, label, process.stderr);
+      return spawned;
+    },
+    readiness,
+    startTimeoutMs: timeoutMs,
+    announce: (line) => process.stderr.write(`${line}\n`),
+    gaveUp: (reason) => {
+      process.stderr.write(`restart failed: ${reason}\n`);
+      void stopAll(1);
+    },
+    shutdown: stopping.signal,
+  });
+  managed.push(supervised);
+  return supervised;
 }
 
 /** Runs a module of this code base in its own process, the way this launcher runs (the build, or tsx). */
-function launch(label: string, module: string, url: string, args: string[] = [], processEnv = env): Managed {
-  return track(spawnProcess({ label, args: [...process.execArgv, `${CODE_ROOT}${module}${CODE_EXTENSION}`, ...args], env: processEnv, ipc: true }), { url: `${url}/health` });
+function launch(label: string, module: string, url: string, args: string[] = [], processEnv = env): Supervised {
+  return supervise(label, () => spawnProcess({ label, args: [...process.execArgv, `${CODE_ROOT}${module}${CODE_EXTENSION}`, ...args], env: processEnv, ipc: true }), { url: `${url}/health` });
 }
 
-async function waitReady(process_: Managed, signal: AbortSignal): Promise<void> {
-  readyIn.set(process_.label, await waitUntilReady({ ...process_.readiness, label: process_.label, child: process_.child, output: process_.output, signal }));
+async function waitReady(supervised: Supervised, limit: AbortSignal): Promise<void> {
+  readyIn.set(supervised.label, await supervised.start(limit));
 }
 
 /** SIGTERM to each (that still runs), and their exits. */
-const stopEach = (processes: readonly Managed[]) => Promise.all(processes.map((process_) => process_.stop()));
+const stopEach = (processes: readonly Supervised[]) => Promise.all(processes.map((supervised) => supervised.stop()));
 
 async function stopAll(exitCode: number): Promise<void> {
-  if (stopping) return;
-  stopping = true;
+  if (stopping.signal.aborted) return;
+  // First, before any process goes: Ctrl-C in a terminal reaches each of them too, and none may be restarted.
+  stopping.abort();
   balancer?.close();
   const killer = setTimeout(() => {
-    for (const { child } of managed) if (child.exitCode === null) child.kill('SIGKILL');
+    for (const { process: { child } } of managed) if (child.exitCode === null) child.kill('SIGKILL');
   }, STOP_TIMEOUT_MS);
   // Redis last: replicas that saw it go while they closed would each report it unreachable.
   await stopEach(managed.filter((process_) => process_ !== redisServer));
@@ -185,7 +203,8 @@ async function sharedRedis(signal: AbortSignal): Promise<SharedRedis> {
   // Never printed. On the command line only until redis-server replaces its process title, as it starts.
   const password = randomBytes(32).toString('hex');
   const args = ['--port', String(redisPort), '--bind', '127.0.0.1', '--requirepass', password, '--save', '', '--appendonly', 'no', '--loglevel', 'warning'];
-  redisServer = track(spawnProcess({ label: 'redis', command: 'redis-server', args, env }), { probe: () => answersPing(createConnection(redisPort, '127.0.0.1'), password) });
+  // A restart binds the same port with the same password: the replicas reconnect to it.
+  redisServer = supervise('redis', () => spawnProcess({ label: 'redis', command: 'redis-server', args, env }), { probe: () => answersPing(createConnection(redisPort, '127.0.0.1'), password) });
   await waitReady(redisServer, signal);
   return { kind: 'started', url: `redis://127.0.0.1:${redisPort}`, password };
 }
@@ -223,15 +242,7 @@ async function main(): Promise<void> {
   const gatewayEnv = redis ? withRedis(redis) : env;
   for (const gateway of gateways) launch(gateway.label, 'gateway/src/main', urlOf(gateway.port), [], { ...gatewayEnv, PORT: String(gateway.port) });
   if (mode === 'cluster') balancer = await listenBalancer(host, port, gateways.map((gateway) => ({ host: reachableHost, port: gateway.port })));
-  await Promise.all(managed.filter(({ label }) => !readyIn.has(label)).map((process_) => waitReady(process_, limit)));
-  // A process that dies after it was ready stops the whole stack: nothing runs half started.
-  for (const { label, exited } of managed) {
-    void exited.then((code) => {
-      if (stopping) return;
-      process.stderr.write(`${label} exited unexpectedly (code ${code ?? 'signal'}); stopping everything\n`);
-      void stopAll(1);
-    });
-  }
+  await Promise.all(managed.filter(({ label }) => !readyIn.has(label)).map((supervised) => waitReady(supervised, limit)));
 
   const lines = ['', ...managed.map(({ label }) => `  ${label} ready in ${((readyIn.get(label) ?? 0) / 1000).toFixed(1)} s`), `Ready in ${((performance.now() - started) / 1000).toFixed(1)} s.`];
   if (gateways.length > 0) {
@@ -250,16 +261,16 @@ async function main(): Promise<void> {
   for (const user of DEMO_USERS) {
     lines.push(`    ${user.username.padEnd(6)} / ${user.password.padEnd(15)} roles: ${user.roles.join(', ').padEnd(12)} plan: ${user.planId ?? 'none (free content only)'}`);
   }
-  lines.push('', 'Ctrl-C stops everything.', '');
+  lines.push('', 'A process that exits is restarted. Ctrl-C stops everything.', '');
   process.stdout.write(lines.join('\n'));
 }
 
 main().catch((error: unknown) => {
-  if (stopping) return;
+  if (stopping.signal.aborted) return;
   if (error instanceof NotReadyError && error.exitCode === undefined) {
     const starting = managed.filter(({ label }) => !readyIn.has(label));
     process.stderr.write(`start failed: still starting after ${timeoutMs / 1000} s (START_TIMEOUT_MS): ${starting.map(({ label }) => label).join(', ')}\n`);
-    for (const { label, output } of starting) process.stderr.write(`--- ${label} printed:\n${output() || '(nothing)'}\n`);
+    for (const { label, process: { output } } of starting) process.stderr.write(`--- ${label} printed:\n${output() || '(nothing)'}\n`);
   } else {
     process.stderr.write(`start failed: ${error instanceof Error ? error.message : String(error)}\n`);
   }

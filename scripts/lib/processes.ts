@@ -27,6 +27,17 @@ export type ReadinessWait = Readiness & {
 
 const POLL_MS = 25;
 
+/** How a process that exited ended: `code 1`, `signal SIGKILL`. */
+export function howItEnded(child: ChildProcess): string {
+  return child.exitCode === null ? `signal ${child.signalCode ?? ''}` : `code ${child.exitCode}`;
+}
+
+/** `; it printed:` and a process's recent output, for a message about it; nothing when it printed nothing. */
+export function printedSuffix(output: (() => string) | undefined): string {
+  const printed = output?.().trim();
+  return printed ? `; it printed:\n${printed}` : '';
+}
+
 function answers(url: string): Promise<boolean> {
   return fetch(url, { signal: AbortSignal.timeout(2000) }).then(
     async (response) => {
@@ -52,9 +63,7 @@ export async function waitUntilReady(wait: ReadinessWait): Promise<number> {
   try {
     for (;;) {
       if (child && (exited !== undefined || child.exitCode !== null || child.signalCode !== null)) {
-        const code = exited ?? child.exitCode;
-        const printed = output?.().trim();
-        throw new NotReadyError(`${label} exited (${code === null ? `signal ${child.signalCode ?? ''}` : `code ${code}`}) before it was ready${printed ? `; it printed:\n${printed}` : ''}`, code);
+        throw new NotReadyError(`${label} exited (${howItEnded(child)}) before it was ready${printedSuffix(output)}`, exited ?? child.exitCode);
       }
       if (signal?.aborted) throw new NotReadyError(`${label} was not ready yet: ${String(signal.reason ?? 'the wait was called off')}`);
       if (await serves()) return performance.now() - started;

@@ -1,4 +1,5 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { onTestFinished } from 'vitest';
 import { eventually, within } from './wait.js';
 
@@ -82,4 +83,30 @@ export function descendants(pid: number): number[] {
     return [];
   }
   return children.flatMap((child) => [child, ...descendants(child)]);
+}
+
+/** The command line a process was started with (Linux's /proc): its words. */
+export function commandOf(pid: number): string[] {
+  // Each word ends with a NUL: the split leaves an empty last word.
+  return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').slice(0, -1);
+}
+
+/** The environment a process started with (Linux's /proc): what the launcher handed it. */
+export function environmentOf(pid: number): Record<string, string> {
+  return Object.fromEntries(
+    readFileSync(`/proc/${pid}/environ`, 'utf8')
+      .split('\0')
+      .filter((entry) => entry.includes('='))
+      .map((entry) => [entry.slice(0, entry.indexOf('=')), entry.slice(entry.indexOf('=') + 1)]),
+  );
+}
+
+/** The process of a launched stack that runs the reference service `name` (its command line ends with its name). */
+export function serviceProcess(launched: Launched, name: string): number {
+  const found = descendants(launched.child.pid as number).filter((pid) => {
+    const command = commandOf(pid);
+    return command.at(-1) === name && command.at(-2)?.endsWith('services/main.js');
+  });
+  if (found.length !== 1) throw new Error(`expected one ${name} process below the launcher, found ${found.length}; it printed:\n${launched.output()}`);
+  return found[0] as number;
 }

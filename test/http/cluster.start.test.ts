@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { createConnection, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -7,12 +7,13 @@ import { Client } from 'undici';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { answersPing } from '../../scripts/lib/redis.js';
 import { UPSTREAM_NAMES, servicePort } from '../../shared/upstreams.js';
-import { allGone, descendants, launcher, npmRun } from '../helpers/launcher.js';
+import { allGone, commandOf, descendants, environmentOf, launcher, npmRun } from '../helpers/launcher.js';
 import { login } from '../helpers/login.js';
 import { sample, storeConnected } from '../helpers/metrics.js';
 import { freePortBlock } from '../helpers/ports.js';
 import { rawGet } from '../helpers/raw-http.js';
 import { startRedis } from '../helpers/redis.js';
+import { eventually } from '../helpers/wait.js';
 
 const REPLICAS = 3;
 
@@ -26,18 +27,6 @@ async function healthSince(urls: readonly string[], before: readonly number[]): 
   return Promise.all(urls.map(async (url, i) => (await healthAnswered(url)) - (before[i] ?? 0)));
 }
 
-/** The environment a process started with (Linux's /proc): what the launcher handed it. */
-function environmentOf(pid: number): Record<string, string> {
-  return Object.fromEntries(
-    readFileSync(`/proc/${pid}/environ`, 'utf8')
-      .split('\0')
-      .filter((entry) => entry.includes('='))
-      .map((entry) => [entry.slice(0, entry.indexOf('=')), entry.slice(entry.indexOf('=') + 1)]),
-  );
-}
-
-const commandOf = (pid: number) => readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
-
 /** A client that gives up at once on a server that is not there (no reconnection, no retry). */
 function redisClient(url: string, password?: string): Redis {
   const client = new Redis(url, { maxRetriesPerRequest: 0, retryStrategy: () => null, ...(password === undefined ? {} : { password }) });
@@ -49,7 +38,7 @@ function redisClient(url: string, password?: string): Redis {
 // Whole-stack process tests, as test/http/start.test.ts: nothing waits for a fixed time, only for the
 // stack to be ready or to exit.
 describe('npm run start:cluster', { timeout: 240_000 }, () => {
-  it('runs the services, a password-protected redis-server and three replicas behind one entry; connections go round-robin; SIGTERM stops everything', async () => {
+  it('runs the services, a password-protected redis-server and three replicas behind one entry; connections go round-robin; a Redis that dies is started again; SIGTERM stops everything', async () => {
     const base = await freePortBlock(7 + REPLICAS);
     const port = base + 6;
     const entry = `http://127.0.0.1:${port}`;
@@ -101,7 +90,16 @@ describe('npm run start:cluster', { timeout: 240_000 }, () => {
 
     // The launcher, the six services, redis-server and the replicas: all below npm, all gone after.
     expect(pids.length, text).toBeGreaterThanOrEqual(1 + UPSTREAM_NAMES.length + 1 + REPLICAS);
-    expect(pids.filter((pid) => commandOf(pid).some((part) => part.startsWith('redis-server')))).toHaveLength(1);
+    const redisPids = pids.filter((pid) => commandOf(pid).some((part) => part.startsWith('redis-server')));
+    expect(redisPids).toHaveLength(1);
+
+    // Redis dies: it is started again on its port, with its password, and the replicas find it again.
+    process.kill(redisPids[0] as number, 'SIGKILL');
+    await eventually(() => `redis to serve again; the launcher printed:\n${started.output()}`, () => /^redis serving again in \d+\.\d s$/m.test(started.output()));
+    expect(started.output()).toContain('redis exited (signal SIGKILL); restarting in 0.25 s (restart 1)\n');
+    expect(await answersPing(createConnection(redisPort, '127.0.0.1'), REDIS_PASSWORD)).toBe(true);
+    for (const url of replicas) await storeConnected(url);
+
     // SIGTERM to npm alone (the keep-alive connection still open): it passes it on to the launcher.
     started.child.kill('SIGTERM');
     expect(await started.exited(), started.output()).toBe(0);

@@ -88,12 +88,16 @@ describe('npm start', { timeout: 240_000 }, () => {
     }
   });
 
-  it('fails the launch at once, with what the failing process printed, when one exits while starting', async () => {
+  it('fails the launch, with what the failing process printed, when one keeps exiting while starting (5 times in a row)', async () => {
     const base = await freePortBlock(7);
-    // A setting the processes refuse at their start (not the launcher): each exits at once.
-    const started = launcher({ SERVICES_BASE_PORT: String(base), PORT: String(base + 6), OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:9', OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc' });
+    // A setting the gateway refuses at its start (not the launcher): it exits at once, at each restart too.
+    const started = launcher({ SERVICES_BASE_PORT: String(base), PORT: String(base + 6), UPSTREAM_TIMEOUT_MS: 'abc' });
     expect(await started.exited(), started.output()).toBe(1);
-    expect(started.output()).toMatch(/start failed: \w+ exited \(code 1\) before it was ready; it printed:\n.*OTEL_EXPORTER_OTLP_PROTOCOL=grpc is not supported/s);
+    for (const [nth, delay] of [[1, 0.25], [2, 0.5], [3, 1], [4, 2]]) {
+      expect(started.output()).toContain(`gateway exited (code 1) before it was ready; restarting in ${delay} s (restart ${nth})\n`);
+    }
+    expect(started.output()).not.toContain('(restart 5)');
+    expect(started.output()).toContain('start failed: gateway exited (code 1) before it was ready, 5 times in a row; it printed:\ngateway: configuration error: UPSTREAM_TIMEOUT_MS must be a whole number');
     expect(started.output()).not.toContain('Ctrl-C stops everything');
     await expect(fetch(`http://127.0.0.1:${base + 6}/health`)).rejects.toThrow();
   });
