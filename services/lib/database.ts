@@ -169,7 +169,10 @@ const SERVER_WAIT_MS = 30_000;
 const NOT_UP_YET = new Set(['ECONNREFUSED', 'ECONNRESET', 'ENOTFOUND', 'EAI_AGAIN', '57P03']);
 
 async function connectPostgres(settings: Extract<DatabaseSettings, { kind: 'postgres' }>, log: Logger): Promise<Connection> {
-  const pool = new pg.Pool({ connectionString: settings.url, ...(settings.password ? { password: settings.password } : {}), connectionTimeoutMillis: 10_000 });
+  // The password goes into the URL: node-postgres lets a URL's parts win over the options beside it.
+  const url = new URL(settings.url);
+  if (settings.password) url.password = encodeURIComponent(settings.password);
+  const pool = new pg.Pool({ connectionString: url.href, connectionTimeoutMillis: 10_000 });
   // A connection that breaks while idle (the server restarted) is dropped from the pool; without a listener it would end the process.
   pool.on('error', (error) => log.warn({ err: error }, 'an idle database connection failed'));
   const giveUpAt = Date.now() + SERVER_WAIT_MS;

@@ -1,5 +1,6 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { delimiter, dirname, join } from 'node:path';
 import pg from 'pg';
@@ -37,7 +38,9 @@ function postgresUser(): { uid: number; gid: number } {
 }
 
 export interface RunningPostgres {
-  /** A new, empty database of its own, for one test: its URL. */
+  /** The `postgres` user's password: the server asks it of every connection. */
+  readonly password: string;
+  /** A new, empty database of its own, for one test: its URL, the password in it. */
   createDatabase(): Promise<string>;
   stop(): Promise<void>;
 }
@@ -45,7 +48,7 @@ export interface RunningPostgres {
 /**
  * A real Postgres server of the test's own: a cluster made in a temporary directory (initdb), on a free
  * loopback port, no Unix socket, fsync off (a test's data needs no crash safety); as the `postgres` user
- * when the tests run as root. Trust authentication, loopback only.
+ * when the tests run as root. It asks a password (SCRAM), as a deployed one does.
  */
 export async function startPostgres(): Promise<RunningPostgres> {
   const binaries = serverBinaries();
@@ -53,7 +56,11 @@ export async function startPostgres(): Promise<RunningPostgres> {
   const directory = mkdtempSync(join(tmpdir(), 'postgres-test-'));
   if (runAs) chownSync(directory, runAs.uid, runAs.gid);
   const data = join(directory, 'data');
-  execFileSync(join(binaries, 'initdb'), ['-D', data, '-U', 'postgres', '--auth=trust', '--encoding=UTF8', '--no-locale', '--no-sync'], { stdio: 'pipe', timeout: INITDB_MS, ...runAs });
+  const password = randomBytes(12).toString('hex');
+  const passwordFile = join(directory, 'password');
+  writeFileSync(passwordFile, password);
+  if (runAs) chownSync(passwordFile, runAs.uid, runAs.gid);
+  execFileSync(join(binaries, 'initdb'), ['-D', data, '-U', 'postgres', `--pwfile=${passwordFile}`, '--auth=scram-sha-256', '--encoding=UTF8', '--no-locale', '--no-sync'], { stdio: 'pipe', timeout: INITDB_MS, ...runAs });
   const port = await freePortBlock(1);
   const settings = ['listen_addresses=127.0.0.1', 'unix_socket_directories=', 'fsync=off', 'synchronous_commit=off', 'full_page_writes=off', 'max_connections=200'];
   const child: ChildProcess = spawn(join(binaries, 'postgres'), ['-D', data, '-p', String(port), ...settings.flatMap((setting) => ['-c', setting])], { stdio: ['ignore', 'ignore', 'pipe'], ...runAs });
@@ -62,7 +69,7 @@ export async function startPostgres(): Promise<RunningPostgres> {
   // Whatever happens to this process, its server goes with it.
   const kill = () => child.kill('SIGKILL');
   process.once('exit', kill);
-  const url = (database: string) => `postgres://postgres@127.0.0.1:${port}/${database}`;
+  const url = (database: string) => `postgres://postgres:${password}@127.0.0.1:${port}/${database}`;
   const admin = new pg.Pool({ connectionString: url('postgres'), max: 2 });
   // Its connections end with the server: nothing to report.
   admin.on('error', () => undefined);
@@ -71,6 +78,7 @@ export async function startPostgres(): Promise<RunningPostgres> {
   await Promise.race([eventually(() => `postgres on port ${port} to answer; it printed:\n${output}`, () => admin.query('select 1').then(() => true)), exited]);
   let databases = 0;
   return {
+    password,
     async createDatabase() {
       const name = `test_${++databases}`;
       await admin.query(`create database ${pg.escapeIdentifier(name)}`);

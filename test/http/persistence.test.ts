@@ -6,7 +6,7 @@
  * two by user management dying halfway leaves no account half made.
  */
 import { createServer, request, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -261,5 +261,20 @@ describe.each(BACKENDS)('the reference services on $name', (backend) => {
       expect(await accountOf(storage.url, 'frank')).toEqual({ credential: 'active', profile: true });
       expect((await fetch(`${gateway.url}/auth/login`, json({ username: 'frank', password: 'frank-password' }))).status).toBe(200);
     });
+  });
+});
+
+describe('the reference services on a Postgres server that asks a password', () => {
+  it('take it from DATABASE_PASSWORD_FILE (a Compose or Kubernetes secret), over a URL without one, and refuse to start without it', async () => {
+    const url = new URL(await postgres.createDatabase());
+    url.password = '';
+    const file = join(temporaryDirectory(), 'db_password');
+    writeFileSync(file, `${postgres.password}\n`);
+    const stack = await startStack({ upstreams: 'reference', serviceEnv: { DATABASE_URL: url.href, DATABASE_PASSWORD_FILE: file } });
+    onTestFinished(() => stack.close());
+    expect((await fetch(`${stack.gateway.url}/auth/login`, json({ username: 'alice', password: 'alice-password' }))).status).toBe(200);
+    const refused = startStack({ upstreams: 'reference', serviceEnv: { DATABASE_URL: url.href } });
+    await expect(refused).rejects.toThrow(new RegExp(`^cannot use the database at 127\\.0\\.0\\.1:${url.port} \\(DATABASE_URL\\)`));
+    await expect(refused).rejects.not.toThrow(postgres.password);
   });
 });
