@@ -3,9 +3,8 @@
  * that the next start begins again from the demo data. Refused while a service holds it (stop
  * `npm start` first), and with DATABASE_URL set: a real server's data is for its operator to drop.
  */
-import { removeDirectory } from '../services/lib/embedded.js';
+import { embeddedDirectory, removeDirectory } from '../services/lib/embedded.js';
 import { serviceEnvironment } from '../services/lib/environment.js';
-import { UPSTREAM_NAMES } from '../shared/upstreams.js';
 
 try {
   const { database } = serviceEnvironment();
@@ -13,8 +12,8 @@ try {
   if (database.kind === 'memory') {
     console.log('DATA_DIR=memory:// keeps nothing: nothing to reset');
   } else {
-    const removed = UPSTREAM_NAMES.filter((name) => removeDirectory(`${database.dataDir}/${name}`));
-    console.log(removed.length > 0 ? `removed the data of ${removed.join(', ')} from ${database.dataDir}: the next start begins from the demo data` : `no data in ${database.dataDir}`);
+    const removed = removeDirectory(embeddedDirectory(database.dataDir));
+    console.log(removed ? `removed the services' data from ${database.dataDir}: the next start begins from the demo data` : `no data in ${database.dataDir}`);
   }
 } catch (error) {
   console.error(`reset-data failed: ${error instanceof Error ? error.message : String(error)}`);

@@ -8,7 +8,7 @@ import { DEFAULT_SERVICES_BASE_PORT, UPSTREAM_NAMES, UPSTREAMS, referenceService
 
 /**
  * Where the services keep their data: DATABASE_URL's Postgres (DATABASE_PASSWORD over the URL's), else
- * the embedded one (PGlite) with a directory per service under DATA_DIR, or nothing kept with `memory://`.
+ * the embedded one (PGlite) kept in DATA_DIR, or in memory (nothing kept) with `memory://`.
  */
 export type DatabaseSettings =
   | { readonly kind: 'postgres'; readonly url: string; readonly password?: string }
