@@ -1,6 +1,7 @@
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
+import { dirname, join, normalize } from 'node:path';
+import { gunzipSync } from 'node:zlib';
 import { PGlite } from '@electric-sql/pglite';
 import { DIST } from '../../shared/paths.js';
 
@@ -47,17 +48,41 @@ export async function writeBaseTemplate(): Promise<void> {
 }
 
 /** The build's template, or none (then PGlite runs initdb). */
-function baseTemplate(): Blob | undefined {
+function baseTemplate(): Buffer | undefined {
   try {
-    return new Blob([readFileSync(baseTemplatePath())]);
+    return readFileSync(baseTemplatePath());
   } catch {
     return undefined;
   }
 }
 
+/**
+ * Unpacks the template (a gzipped tar of PGlite's making: directories and files) into `directory`, with
+ * no PGlite started: a first start of an embedded database on disk then starts PGlite once, not twice.
+ */
+function unpack(packed: Buffer, directory: string): void {
+  const tar = gunzipSync(packed);
+  const field = (at: number, length: number) => tar.subarray(at, at + length).toString('latin1').replace(/\0.*$/s, '');
+  for (let at = 0; at + 512 <= tar.length && tar[at] !== 0; ) {
+    const prefix = field(at + 345, 155);
+    const path = normalize(join(directory, `${prefix}/${field(at, 100)}`));
+    const size = parseInt(field(at + 124, 12).trim() || '0', 8);
+    const mode = parseInt(field(at + 100, 8).trim() || '600', 8);
+    if (!path.startsWith(`${directory}/`)) throw new Error(`the embedded database's template holds ${path}, outside its directory`);
+    const type = field(at + 156, 1);
+    if (type === '5') mkdirSync(path, { recursive: true, mode });
+    else if (type === '0' || type === '') {
+      mkdirSync(dirname(path), { recursive: true });
+      writeFileSync(path, tar.subarray(at + 512, at + 512 + size), { mode });
+    }
+    at += 512 + Math.ceil(size / 512) * 512;
+  }
+}
+
 /** An embedded database that keeps nothing: from `template` (a packed data directory) when given, else from the build's. */
 export function openInMemory(template?: Blob): Promise<PGlite> {
-  const loadDataDir = template ?? baseTemplate();
+  const base = template ? undefined : baseTemplate();
+  const loadDataDir = template ?? (base ? new Blob([new Uint8Array(base)]) : undefined);
   return PGlite.create({ postgresqlconf: SETTINGS, ...(loadDataDir ? { loadDataDir } : {}) });
 }
 
@@ -112,7 +137,8 @@ export async function openDirectory(directory: string): Promise<EmbeddedDatabase
       rmSync(partial, { recursive: true, force: true });
       rmSync(directory, { recursive: true, force: true });
       const template = baseTemplate();
-      await (await PGlite.create(partial, { postgresqlconf: SETTINGS, ...(template ? { loadDataDir: template } : {}) })).close();
+      if (template) unpack(template, partial);
+      else await (await PGlite.create(partial, { postgresqlconf: SETTINGS })).close();
       renameSync(partial, directory);
     }
     const pglite = await PGlite.create(directory, { postgresqlconf: SETTINGS });

@@ -13,9 +13,9 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { spawnProcess, waitUntilReady, type SpawnedProcess } from '../../scripts/lib/processes.js';
-import { embeddedDirectory, openDirectory } from '../../services/lib/embedded.js';
+import { openInMemory } from '../../services/lib/embedded.js';
 import { serveEmbedded } from '../../services/lib/embedded-server.js';
-import { serviceEnvironment } from '../../services/lib/environment.js';
+import { IN_MEMORY, serviceEnvironment } from '../../services/lib/environment.js';
 import { startService, type RunningService } from '../../services/registry.js';
 import { UPSTREAM_NAMES, type UpstreamName } from '../../shared/upstreams.js';
 import { startGateway } from '../helpers/gateway.js';
@@ -42,7 +42,11 @@ interface ServedStorage {
 
 interface Backend {
   readonly name: string;
+  /** Storage that outlives the services (a restart finds it). */
   storage(): Promise<Storage>;
+  /** Storage for one run of the services, migrated already where that is cheaper (the tests' default). */
+  throwaway(): Promise<Storage>;
+  /** An empty database served to other processes. */
   served(): Promise<ServedStorage>;
 }
 
@@ -59,15 +63,16 @@ const BACKENDS: readonly Backend[] = [
   {
     name: 'the embedded database (PGlite)',
     storage: () => Promise.resolve({ direct: { DATA_DIR: temporaryDirectory() }, close: () => Promise.resolve() }),
-    // As `npm start` serves it to the services' processes (services/database.ts).
+    throwaway: () => Promise.resolve({ direct: { DATA_DIR: IN_MEMORY }, close: () => Promise.resolve() }),
+    // As `npm start` serves it to the services' processes (services/database.ts), kept in memory here.
     async served() {
-      const embedded = await openDirectory(embeddedDirectory(temporaryDirectory()));
-      const server = await serveEmbedded(embedded.pglite, '127.0.0.1', 0);
+      const pglite = await openInMemory();
+      const server = await serveEmbedded(pglite, '127.0.0.1', 0);
       return {
         url: `postgres://postgres@127.0.0.1:${server.port}/postgres`,
         close: async () => {
           await server.close();
-          await embedded.close();
+          await pglite.close();
         },
       };
     },
@@ -76,6 +81,9 @@ const BACKENDS: readonly Backend[] = [
     name: 'a real Postgres server',
     async storage() {
       return { direct: { DATABASE_URL: await postgres.createDatabase() }, close: () => Promise.resolve() };
+    },
+    async throwaway() {
+      return this.storage();
     },
     async served() {
       return { url: await postgres.createDatabase(), close: () => Promise.resolve() };
@@ -172,7 +180,7 @@ describe.each(BACKENDS)('the reference services on $name', (backend) => {
   });
 
   it('give one of 50 simultaneous registrations of one username its 201, and the other 49 a 409: one account', async () => {
-    const storage = await backend.storage();
+    const storage = await backend.throwaway();
     onTestFinished(() => storage.close());
     const stack = await startStack({ upstreams: 'reference', serviceEnv: storage.direct });
     onTestFinished(() => stack.close());
