@@ -27,6 +27,8 @@ COPY package.json package-lock.json ./
 COPY .meshrc.yaml ./
 COPY schemas ./schemas
 COPY gateway/src/graphql/contract/schema.graphql ./gateway/src/graphql/contract/schema.graphql
+# The services' migrations, applied as they start.
+COPY services/migrations ./services/migrations
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
 # The image's own `node` user, by number: Kubernetes' runAsNonRoot can only verify a numeric user.

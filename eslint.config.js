@@ -55,7 +55,7 @@ export default tseslint.config(
           ],
           patterns: [
             {
-              regex: '/(helpers/(stack|recording-upstream|counting-proxy|ports|process|redis|raw-http|otlp-receiver|login|graphql)|services/registry|scripts/lib/processes)\\.js$',
+              regex: '/(helpers/(stack|recording-upstream|counting-proxy|ports|process|redis|postgres|raw-http|otlp-receiver|login|graphql)|services/(registry|lib/database|lib/embedded|lib/embedded-server)|scripts/lib/processes)\\.js$',
               allowTypeImports: true,
               message: UNIT_TIER,
             },

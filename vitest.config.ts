@@ -25,6 +25,9 @@ export default defineConfig({
       },
     ],
     sequence: shuffled,
+    // Whatever a test starts keeps its data in memory, never in the project's .data/ (which `npm start` uses):
+    // the processes a test spawns inherit this; the in-process services are given it (test/helpers/stack.ts).
+    env: { DATA_DIR: 'memory://' },
     testTimeout: 30_000,
     hookTimeout: 60_000,
     // The http tier's suites start real servers; two workers match the two cores here.

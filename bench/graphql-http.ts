@@ -8,9 +8,9 @@
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { referenceServiceUrls, specPath, UPSTREAM_NAMES, UPSTREAMS, servicePort } from '../shared/upstreams.js';
+import { referenceServiceUrls, specPath, UPSTREAM_NAMES, UPSTREAMS } from '../shared/upstreams.js';
 import { freePortBlock } from '../test/helpers/ports.js';
-import { measure, median, PEERS_DIR, processStats, restedRssMb, startPeer, startProcess, type Measurement } from './lib.js';
+import { measure, median, PEERS_DIR, processStats, restedRssMb, startPeer, startProcess, startServices, type Measurement } from './lib.js';
 import type { Section } from './rest.js';
 
 interface Workload {
@@ -75,9 +75,9 @@ interface Target {
 }
 
 export async function graphqlSection(seconds: number, rounds: number): Promise<Section> {
-  const base = await freePortBlock(9);
+  const base = await freePortBlock(10);
   const env: NodeJS.ProcessEnv = { SERVICES_BASE_PORT: String(base), NODE_ENV: 'production', LOG_LEVEL: 'info', RATE_LIMIT_PER_MINUTE: '0', JWT_SECRET_KEY: SECRET };
-  await Promise.all(UPSTREAM_NAMES.map((name) => startProcess('services/main', [name], env, `http://127.0.0.1:${servicePort(name, base)}/health`)));
+  await startServices(base, base + 9, env);
   const gateways = [
     { label: 'gateway, cache off', url: `http://127.0.0.1:${base + 6}`, env: { ...env, PORT: String(base + 6), UPSTREAM_CACHE_MAX_BYTES: '0' } },
     { label: 'gateway, cache on', url: `http://127.0.0.1:${base + 7}`, env: { ...env, PORT: String(base + 7) } },

@@ -13,6 +13,7 @@ import { protect } from '../gateway/src/graphql/permissions.js';
 import { createLogger } from '../gateway/src/observability/logger.js';
 import { createGateway } from '../gateway/src/server.js';
 import { upstreamEnvironment } from '../shared/upstreams.js';
+import { IN_MEMORY } from '../services/lib/environment.js';
 import { startReferenceServices } from '../services/registry.js';
 
 const argument = (name: string, fallback: number) => {
@@ -27,7 +28,7 @@ setTimeout(() => {
   process.exit(1);
 }, 5 * 60_000).unref();
 
-const stack = await startReferenceServices({ anyPorts: true, env: {} });
+const stack = await startReferenceServices({ anyPorts: true, env: { DATA_DIR: IN_MEMORY } });
 const upstreamEnv = upstreamEnvironment(stack.urls);
 const gateway = await createGateway(loadConfig({ LOG_LEVEL: 'silent', ...upstreamEnv }), createLogger({ level: 'silent' }));
 if (!gateway.graphql) throw new Error('the gateway has no GraphQL face');

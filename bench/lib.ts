@@ -6,6 +6,7 @@ import autocannon from 'autocannon';
 import { createConnection } from 'node:net';
 import { spawnProcess, waitUntilReady, type Readiness, type SpawnOptions } from '../scripts/lib/processes.js';
 import { answersPing } from '../scripts/lib/redis.js';
+import { UPSTREAM_NAMES, servicePort, type UpstreamName } from '../shared/upstreams.js';
 
 /** The peers' own package: installed here on first use, never by the project's `npm ci` (~540 MB). */
 export const PEERS_DIR = fileURLToPath(new URL('./peers/', import.meta.url));
@@ -154,6 +155,40 @@ export async function startProcess(entry: string, args: string[], env: NodeJS.Pr
   return startTracked({ label: entry, args: [...nodeArgs, ...(fromSource ? ['--import', 'tsx', entry] : [`dist/${entry}.js`]), ...args], env: { ...process.env, ...env }, ipc: true, stdout: fromSource ? 'pipe' : 'ignore' }, readyUrl, (child) =>
     child.stderr?.on('data', (chunk: Buffer) => process.stderr.write(chunk)),
   );
+}
+
+/** Whether something accepts connections on a loopback port. */
+function acceptsConnections(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = createConnection(port, '127.0.0.1');
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+  });
+}
+
+/**
+ * The six reference services, each in its own process, on the block from `base`, keeping their data as
+ * `npm start` has them keep it: in the embedded database's own process (on `databasePort`, in memory:
+ * a benchmark keeps nothing), unless `env` gives a DATABASE_URL. A build from before the services kept
+ * data has no such process: its services start alone. Answers each process's pid.
+ */
+export async function startServices(base: number, databasePort: number, env: NodeJS.ProcessEnv): Promise<Partial<Record<UpstreamName | 'database', number>>> {
+  const pids: Partial<Record<UpstreamName | 'database', number>> = {};
+  let servicesEnv: NodeJS.ProcessEnv = { ...env, SERVICES_BASE_PORT: String(base) };
+  if (!env.DATABASE_URL && existsSync('dist/services/database.js')) {
+    const database = await startTracked({ label: 'database', args: ['dist/services/database.js', String(databasePort)], env: { ...process.env, ...env, DATA_DIR: 'memory://' }, ipc: true, stdout: 'ignore' }, { probe: () => acceptsConnections(databasePort) });
+    pids.database = database.pid;
+    servicesEnv = { ...servicesEnv, DATABASE_URL: `postgres://postgres@127.0.0.1:${databasePort}/postgres` };
+  }
+  await Promise.all(
+    UPSTREAM_NAMES.map(async (name) => {
+      pids[name] = (await startProcess('services/main', [name], servicesEnv, `http://127.0.0.1:${servicePort(name, base)}/health`)).pid;
+    }),
+  );
+  return pids;
 }
 
 export interface RequestShape {

@@ -1,5 +1,6 @@
 // `npm run build`: the TypeScript sources compiled to dist/ (esbuild, one file each: type checks are
-// `npm run typecheck`'s), then the Mesh's source schemas generated ahead of time (dist/mesh-artifacts/).
+// `npm run typecheck`'s), then the Mesh's source schemas generated ahead of time (dist/mesh-artifacts/),
+// and the embedded database's template (dist/pglite/).
 // With --if-stale it does only what is out of date, so `npm start` can run it every time.
 // Plain JavaScript: it must run before anything is compiled, with nothing but Node and esbuild.
 import { createHash } from 'node:crypto';
@@ -68,4 +69,14 @@ if (!ifStale || !artifactsAreCurrent()) {
   const built = await mesh.loadMesh(referenceServiceUrls(DEFAULT_SERVICES_BASE_PORT), fetch, createLogger({ level: 'warn' }), 'write');
   built.destroy();
   console.log(`build: Mesh artifacts in ${relative(ROOT, MESH_ARTIFACTS)}/ in ${Math.round(performance.now() - meshStarted)} ms`);
+}
+
+// The embedded database's template: an initialised, empty Postgres cluster, made once per PGlite version
+// by the compiled services (which know where it goes). A service's first start unpacks it instead of
+// running initdb, seconds of CPU each.
+const { baseTemplateIsCurrent, writeBaseTemplate } = await compiled('services/lib/embedded.js');
+if (!baseTemplateIsCurrent()) {
+  const templateStarted = performance.now();
+  await writeBaseTemplate();
+  console.log(`build: the embedded database's template in ${relative(ROOT, DIST)}/pglite/ in ${Math.round(performance.now() - templateStarted)} ms`);
 }

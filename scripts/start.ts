@@ -79,6 +79,7 @@ const managed: Supervised[] = [];
 /** How long each process took to serve, in ms, by label. */
 const readyIn = new Map<string, number>();
 let redisServer: Supervised | undefined;
+let databaseServer: Supervised | undefined;
 let balancer: Server | undefined;
 /** Aborted by Ctrl-C, SIGTERM or a failure: every process is being stopped, none restarted. */
 const stopping = new AbortController();
@@ -134,9 +135,10 @@ async function stopAll(exitCode: number): Promise<void> {
   const killer = setTimeout(() => {
     for (const { process: { child } } of managed) if (child.exitCode === null) child.kill('SIGKILL');
   }, STOP_TIMEOUT_MS);
-  // Redis last: replicas that saw it go while they closed would each report it unreachable.
-  await stopEach(managed.filter((process_) => process_ !== redisServer));
-  if (redisServer) await stopEach([redisServer]);
+  // Redis and the database last: processes that saw them go while they closed would each report them unreachable.
+  const last = [redisServer, databaseServer].filter((process_) => process_ !== undefined);
+  await stopEach(managed.filter((process_) => !last.includes(process_)));
+  await stopEach(last);
   clearTimeout(killer);
   process.exit(exitCode);
 }
@@ -228,10 +230,47 @@ function describeRedis(redis: SharedRedis): string {
   }
 }
 
+/** Whether something accepts connections on a loopback port. */
+function acceptsConnections(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = createConnection(port, '127.0.0.1');
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+  });
+}
+
+/**
+ * With no DATABASE_URL, the embedded database: its directory is one process's, so a process of its own
+ * holds it and serves it to the services' processes over the Postgres protocol (services/database.ts).
+ * The services wait for it as they would for a real server.
+ */
+async function launchDatabase(): Promise<void> {
+  const databasePort = await freeLoopbackPort();
+  const args = [...process.execArgv, `${CODE_ROOT}services/database${CODE_EXTENSION}`, String(databasePort)];
+  databaseServer = supervise('database', () => spawnProcess({ label: 'database', args, env, ipc: true }), { probe: () => acceptsConnections(databasePort) });
+  env.DATABASE_URL = `postgres://postgres@127.0.0.1:${databasePort}/postgres`;
+}
+
+function describeDatabase(): string {
+  const { database } = serviceEnv;
+  switch (database.kind) {
+    case 'postgres':
+      return 'DATABASE_URL of the environment';
+    case 'memory':
+      return 'embedded (PGlite), in memory: nothing is kept';
+    case 'embedded':
+      return `embedded (PGlite), kept in ${database.dataDir}   (npm run reset-data empties it)`;
+  }
+}
+
 async function main(): Promise<void> {
   await ensurePortsFree();
   const started = performance.now();
   const limit = AbortSignal.timeout(timeoutMs);
+  if (serviceEnv.database.kind !== 'postgres') await launchDatabase();
   for (const name of UPSTREAM_NAMES) launch(name, 'services/main', serviceEnv.urls[name], [name]);
   // The replicas start once their Redis answers: they would otherwise each report it down, then up again.
   const redis = mode === 'cluster' ? await sharedRedis(limit) : undefined;
@@ -257,6 +296,7 @@ async function main(): Promise<void> {
     lines.push(`  Redis       ${describeRedis(redis)}`);
   }
   for (const name of UPSTREAM_NAMES) lines.push(`  ${UPSTREAMS[name].title.padEnd(18)} ${serviceEnv.urls[name]}`);
+  lines.push(`  ${'Database'.padEnd(18)} ${describeDatabase()}`);
   lines.push('', '  Demo logins (POST /auth/login):');
   for (const user of DEMO_USERS) {
     lines.push(`    ${user.username.padEnd(6)} / ${user.password.padEnd(15)} roles: ${user.roles.join(', ').padEnd(12)} plan: ${user.planId ?? 'none (free content only)'}`);

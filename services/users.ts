@@ -1,65 +1,72 @@
 import type { operations } from '../shared/api/users.js';
 import type { User } from '../shared/records.js';
+import { ROLES } from '../shared/upstreams.js';
 import { DEMO_USERS } from './data/catalog.js';
-import { foundOr404, HttpError } from './lib/errors.js';
+import { sql, type Database, type Queryable } from './lib/database.js';
+import { found, HttpError } from './lib/errors.js';
 import { requireCaller } from './lib/identity.js';
 import { defaulted, defineService } from './lib/service.js';
-import { ROLES } from '../shared/upstreams.js';
 
-interface UsersState {
-  readonly users: Map<string, User>;
-}
+/** A profile's columns, as the spec's User. */
+const USER = sql`id, username, email, roles`;
+
+const profileOf = (db: Queryable, id: string) => db.row<User>(sql`select ${USER} from users.profiles where id = ${id}`);
 
 /** This service is the user store: a caller's roles are read from it, not from the token. */
 const currentRoles =
-  ({ users }: UsersState) =>
-  (id: string): readonly string[] =>
-    users.get(id)?.roles ?? [];
+  ({ db }: { db: Database }) =>
+  async (id: string): Promise<readonly string[]> =>
+    (await profileOf(db, id))?.roles ?? [];
 
 export const usersService = defineService<operations>()({
   name: 'users',
+  database: {
+    async seed(tx) {
+      for (const { id, username, email, roles } of DEMO_USERS) await tx.rows(sql`insert into users.profiles (id, username, email, roles) values (${id}, ${username}, ${email}, ${roles})`);
+    },
+  },
   currentRoles,
-  state: (): UsersState => ({ users: new Map(DEMO_USERS.map(({ id, username, email, roles }) => [id, { id, username, email, roles: [...roles] }])) }),
+  state: (_env, db) => ({ db }),
   handlers: {
-    me: ({ headers }, { state }) => ({ body: foundOr404(state.users, requireCaller(headers).id, 'User') }),
+    me: async ({ headers }, { state: { db } }) => ({ body: found(await profileOf(db, requireCaller(headers).id), 'User') }),
 
-    updateMe({ headers, body }, { state }) {
-      const user = foundOr404(state.users, requireCaller(headers).id, 'User');
-      if (body.email !== undefined) user.email = body.email;
-      return { body: user };
+    async updateMe({ headers, body }, { state: { db } }) {
+      const { id } = requireCaller(headers);
+      const updated = body.email === undefined ? await profileOf(db, id) : await db.row<User>(sql`update users.profiles set email = ${body.email} where id = ${id} returning ${USER}`);
+      return { body: found(updated, 'User') };
     },
 
-    usersByIds({ headers, query }, { state }) {
+    async usersByIds({ headers, query }, { state }) {
       const caller = requireCaller(headers);
       const ids = [...new Set(query.ids)];
-      if (!currentRoles(state)(caller.id).includes(ROLES.admin) && ids.some((id) => id !== caller.id)) {
+      if (!(await currentRoles(state)(caller.id)).includes(ROLES.admin) && ids.some((id) => id !== caller.id)) {
         throw new HttpError(403, 'Only admins may read other users');
       }
-      return { body: { items: ids.flatMap((id) => state.users.get(id) ?? []) } };
+      const users = new Map((await state.db.rows<User>(sql`select ${USER} from users.profiles where id = any(${ids})`)).map((user) => [user.id, user]));
+      return { body: { items: ids.flatMap((id) => users.get(id) ?? []) } };
     },
 
-    adminUsers({ query }, { state }) {
-      const limit = defaulted(query.limit);
-      const offset = defaulted(query.offset);
-      const ordered = [...state.users.values()].sort((a, b) => Number(a.id) - Number(b.id));
-      return { body: ordered.slice(offset, offset + limit) };
-    },
+    // Ordered by id as a number (the ids are numbers): shorter first, then as text.
+    adminUsers: async ({ query }, { state: { db } }) => ({
+      body: await db.rows<User>(sql`select ${USER} from users.profiles order by length(id), id limit ${defaulted(query.limit)} offset ${defaulted(query.offset)}`),
+    }),
 
-    adminSetUserRoles({ params, body }, { state }) {
-      const user = foundOr404(state.users, params.id, 'User');
-      user.roles = [...body.roles];
-      return { body: user };
-    },
+    adminSetUserRoles: async ({ params, body }, { state: { db } }) => ({
+      body: found(await db.row<User>(sql`update users.profiles set roles = ${body.roles} where id = ${params.id} returning ${USER}`), 'User'),
+    }),
 
-    createUserProfile({ body: { id, username, email } }, { state }) {
-      if (state.users.has(id) || [...state.users.values()].some((user) => user.username === username)) {
-        throw new HttpError(409, 'User already exists');
-      }
-      const user: User = { id, username, email, roles: [ROLES.user] };
-      state.users.set(id, user);
+    async createUserProfile({ body: { id, username, email } }, { state: { db } }) {
+      // The id and the username are each unique: of two registrations of either, one loses here, whatever the timing.
+      const user = await db.row<User>(sql`insert into users.profiles (id, username, email, roles) values (${id}, ${username}, ${email}, ${[ROLES.user]}) on conflict do nothing returning ${USER}`);
+      if (!user) throw new HttpError(409, 'User already exists');
       return { status: 201, body: user };
     },
 
-    userProfile: ({ params }, { state }) => ({ body: foundOr404(state.users, params.id, 'User') }),
+    async deleteUserProfile({ params }, { state: { db } }) {
+      await db.rows(sql`delete from users.profiles where id = ${params.id}`);
+      return { status: 204 };
+    },
+
+    userProfile: async ({ params }, { state: { db } }) => ({ body: found(await profileOf(db, params.id), 'User') }),
   },
 });

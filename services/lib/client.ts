@@ -15,9 +15,9 @@ export interface ServiceCall<T> {
 const CALL_TIMEOUT_MS = 5000;
 
 /**
- * Calls another reference service, in the caller's trace, and answers its JSON body. A service that
- * cannot be reached, does not answer in time or answers a status the caller did not expect makes this
- * service answer 503 naming it, never the network error's text.
+ * Calls another reference service, in the caller's trace, and answers its JSON body (nothing for a
+ * 204). A service that cannot be reached, does not answer in time or answers a status the caller did
+ * not expect makes this service answer 503 naming it, never the network error's text.
  */
 export async function callService<T>(env: ServiceEnvironment, upstream: UpstreamName, path: string, call: ServiceCall<T> = {}): Promise<T> {
   const { title } = UPSTREAMS[upstream];
@@ -36,6 +36,7 @@ export async function callService<T>(env: ServiceEnvironment, upstream: Upstream
   }).catch((error: unknown) => {
     throw Object.assign(unavailable, { cause: error });
   });
+  if (answer.status === 204) return undefined as T;
   if (answer.status >= 200 && answer.status < 300) {
     try {
       return JSON.parse(answer.text) as T;

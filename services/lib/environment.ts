@@ -1,8 +1,22 @@
+import { resolve } from 'node:path';
 // The gateway's development key, so `npm start` works with no configuration.
 import { DEVELOPMENT_JWT_SECRET } from '../../shared/development.js';
+import { PROJECT_ROOT } from '../../shared/paths.js';
 import { LOG_LEVELS, type LogLevel } from '../../shared/settings.js';
 import { withSecretFiles } from '../../shared/secret-files.js';
 import { DEFAULT_SERVICES_BASE_PORT, UPSTREAM_NAMES, UPSTREAMS, referenceServiceUrls, type UpstreamUrls } from '../../shared/upstreams.js';
+
+/**
+ * Where the services keep their data: DATABASE_URL's Postgres (DATABASE_PASSWORD over the URL's), else
+ * the embedded one (PGlite) kept in DATA_DIR, or in memory (nothing kept) with `memory://`.
+ */
+export type DatabaseSettings =
+  | { readonly kind: 'postgres'; readonly url: string; readonly password?: string }
+  | { readonly kind: 'embedded'; readonly dataDir: string }
+  | { readonly kind: 'memory' };
+
+/** DATA_DIR's value for an embedded database that keeps nothing (tests, throwaway demos). */
+export const IN_MEMORY = 'memory://';
 
 /** What the reference services read from the environment. They are demo services: defaults everywhere. */
 export interface ServiceEnvironment {
@@ -25,6 +39,7 @@ export interface ServiceEnvironment {
   changeEvents?: { readonly url: string; readonly secret: string };
   /** LIVETV_SLOT_SECONDS: every channel's programmes this long (demos, tests); unset, 30 to 120 minutes by channel. */
   readonly livetvSlotMs?: number;
+  readonly database: DatabaseSettings;
 }
 
 function integerFrom(value: string | undefined, fallback: number, name: string): number {
@@ -47,8 +62,25 @@ function logLevelFrom(value: string | undefined): LogLevel {
   return level;
 }
 
+function databaseFrom(env: NodeJS.ProcessEnv): DatabaseSettings {
+  const url = env.DATABASE_URL;
+  if (url) {
+    let protocol: string;
+    try {
+      protocol = new URL(url).protocol;
+    } catch {
+      throw new Error('DATABASE_URL must be a postgres:// URL');
+    }
+    if (protocol !== 'postgres:' && protocol !== 'postgresql:') throw new Error('DATABASE_URL must be a postgres:// URL');
+    return { kind: 'postgres', url, ...(env.DATABASE_PASSWORD ? { password: env.DATABASE_PASSWORD } : {}) };
+  }
+  if (env.DATA_DIR === IN_MEMORY) return { kind: 'memory' };
+  // The default is the project's own (git-ignored), wherever the command runs from; a given path is the caller's.
+  return { kind: 'embedded', dataDir: env.DATA_DIR ? resolve(env.DATA_DIR) : `${PROJECT_ROOT}.data` };
+}
+
 /** The services' secrets: each may be given as `NAME_FILE` (Docker and Kubernetes secrets). */
-const SECRET_VARIABLES = ['JWT_SECRET_KEY', 'PLAYBACK_SIGNING_KEY', 'CHANGE_EVENTS_SECRET'];
+const SECRET_VARIABLES = ['JWT_SECRET_KEY', 'PLAYBACK_SIGNING_KEY', 'CHANGE_EVENTS_SECRET', 'DATABASE_URL', 'DATABASE_PASSWORD'];
 
 /** Every variable a reference service reads (besides tracing's, as the gateway reads them). */
 export const SERVICE_VARIABLES: ReadonlySet<string> = new Set([
@@ -63,6 +95,7 @@ export const SERVICE_VARIABLES: ReadonlySet<string> = new Set([
   'LOG_LEVEL',
   'CHANGE_EVENTS_URL',
   'LIVETV_SLOT_SECONDS',
+  'DATA_DIR',
 ]);
 
 export function serviceEnvironment(given: NodeJS.ProcessEnv = process.env): ServiceEnvironment {
@@ -85,5 +118,6 @@ export function serviceEnvironment(given: NodeJS.ProcessEnv = process.env): Serv
     logLevel: logLevelFrom(env.LOG_LEVEL),
     ...(env.CHANGE_EVENTS_URL && env.CHANGE_EVENTS_SECRET ? { changeEvents: { url: env.CHANGE_EVENTS_URL, secret: env.CHANGE_EVENTS_SECRET } } : {}),
     ...(env.LIVETV_SLOT_SECONDS ? { livetvSlotMs: integerFrom(env.LIVETV_SLOT_SECONDS, 1, 'LIVETV_SLOT_SECONDS') * 1000 } : {}),
+    database: databaseFrom(env),
   };
 }

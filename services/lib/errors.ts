@@ -3,8 +3,9 @@ export class HttpError extends Error {
   constructor(
     readonly status: number,
     readonly detail: string,
+    options?: ErrorOptions,
   ) {
-    super(detail);
+    super(detail, options);
     this.name = 'HttpError';
   }
 }
@@ -23,9 +24,8 @@ export class ValidationFailed extends Error {
   }
 }
 
-/** The entry stored under `id`, or a 404 naming what was not found ("Movie not found"). */
-export function foundOr404<T>(entries: ReadonlyMap<string, T>, id: string, what: string): T {
-  const entry = entries.get(id);
+/** The entry found, or a 404 naming what was not found ("Movie not found"). */
+export function found<T>(entry: T | undefined, what: string): T {
   if (entry === undefined) throw new HttpError(404, `${what} not found`);
   return entry;
 }

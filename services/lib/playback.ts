@@ -23,9 +23,9 @@ export function signedPlaybackUrl(path: string, userId: string, signingKey: stri
  * Where the caller may play a movie or a channel: 401 without a caller, then 404 from `find` when there
  * is no such content, then 403 unless rights management says the caller is entitled.
  */
-export async function playbackFor(env: ServiceEnvironment, headers: IncomingHttpHeaders, kind: ContentKind, find: () => { readonly id: string }): Promise<Playback> {
+export async function playbackFor(env: ServiceEnvironment, headers: IncomingHttpHeaders, kind: ContentKind, find: () => Promise<{ readonly id: string }>): Promise<Playback> {
   const caller = requireCaller(headers);
-  const { id } = find();
+  const { id } = await find();
   await requireEntitlement(env, headers, contentId(kind, id), kind);
   return signedPlaybackUrl(`${CDN_PATHS[kind]}/${id}`, caller.id, env.playbackSigningKey);
 }

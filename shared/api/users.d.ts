@@ -97,7 +97,8 @@ export interface paths {
         get: operations["userProfile"];
         put?: never;
         post?: never;
-        delete?: never;
+        /** Remove a profile whose account could not be created (the authentication service undoing a registration that failed halfway); removing one that is not there is no error */
+        delete: operations["deleteUserProfile"];
         options?: never;
         head?: never;
         patch?: never;
@@ -397,6 +398,26 @@ export interface operations {
                 };
             };
             404: components["responses"]["NotFound"];
+        };
+    };
+    deleteUserProfile: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: components["parameters"]["UserId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description There is no such profile (any more) */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
         };
     };
     usersHealth: {

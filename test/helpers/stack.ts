@@ -1,3 +1,4 @@
+import { IN_MEMORY } from '../../services/lib/environment.js';
 import { startReferenceServices, type ReferenceServices } from '../../services/registry.js';
 import type { GatewayOptions } from '../../gateway/src/server.js';
 import type { Logger } from '../../gateway/src/observability/logger.js';
@@ -68,7 +69,7 @@ function closing(gateways: readonly RunningGateway[], ...rest: { close(): Promis
  */
 export async function startStack<const Options extends StackOptions>(options: Options): Promise<StackOf<Options>> {
   if (options.upstreams === 'reference') {
-    const services = await startReferenceServices({ anyPorts: true, env: { LOG_LEVEL: 'silent', JWT_SECRET_KEY: TEST_SECRET, ...options.serviceEnv } });
+    const services = await startReferenceServices({ anyPorts: true, env: { LOG_LEVEL: 'silent', JWT_SECRET_KEY: TEST_SECRET, DATA_DIR: IN_MEMORY, ...options.serviceEnv } });
     const counting = options.counting ? await startCountingProxies(services.urls) : undefined;
     const gateways = await startGateways(counting?.urls ?? services.urls, options);
     const stack: ReferenceStack = { services, counting, gateway: gateways[0] as RunningGateway, gateways, close: closing(gateways, ...(counting ? [counting] : []), services) };

@@ -59,6 +59,8 @@ beforeAll(() => {
   copies.push(template);
   for (const entry of ['package.json', 'package-lock.json', '.meshrc.yaml', 'shared', 'gateway', 'services', 'scripts', 'schemas']) cpSync(join(ROOT, entry), join(template, entry), { recursive: true });
   symlinkSync(join(ROOT, 'node_modules'), join(template, 'node_modules'));
+  // The embedded database's template (made once per PGlite version, seconds of initdb) is not what this file is about.
+  cpSync(join(ROOT, 'dist/pglite'), join(template, 'dist/pglite'), { recursive: true });
   firstBuild = build(template);
 });
 afterAll(() => {

@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished, vi } from 'vitest';
+import { IN_MEMORY } from '../../services/lib/environment.js';
 import { startReferenceServices, type ReferenceServices } from '../../services/registry.js';
 import type { RunningGateway } from '../helpers/gateway.js';
 import { useStack } from '../helpers/stack.js';
@@ -273,7 +274,7 @@ describe('the reference services say honestly what may be cached', () => {
   let services: ReferenceServices;
 
   beforeAll(async () => {
-    services = await startReferenceServices({ anyPorts: true });
+    services = await startReferenceServices({ anyPorts: true, env: { ...process.env, DATA_DIR: IN_MEMORY } });
   });
   afterAll(() => services.close());
 

@@ -8,6 +8,7 @@
 import { createHash } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { describe, expect, it } from 'vitest';
+import { IN_MEMORY } from '../../services/lib/environment.js';
 import { startReferenceServices } from '../../services/registry.js';
 import { upstreamEnvironment } from '../../shared/upstreams.js';
 import { startCountingProxies } from '../helpers/counting-proxy.js';
@@ -32,7 +33,7 @@ interface Cluster {
 }
 
 async function startCluster(): Promise<Cluster> {
-  const services = await startReferenceServices({ anyPorts: true, env: { LOG_LEVEL: 'silent', JWT_SECRET_KEY: TEST_SECRET } });
+  const services = await startReferenceServices({ anyPorts: true, env: { LOG_LEVEL: 'silent', JWT_SECRET_KEY: TEST_SECRET, DATA_DIR: IN_MEMORY } });
   const counting = await startCountingProxies(services.urls);
   let redis = await startRedis({ password: PASSWORD });
   const port = Number(new URL(redis.url).port);

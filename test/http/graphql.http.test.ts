@@ -4,6 +4,7 @@ import { SUBSCRIPTIONS_ELSEWHERE } from '../../gateway/src/graphql/cost.js';
 import { useStack } from '../helpers/stack.js';
 import { startGateway, type RunningGateway } from '../helpers/gateway.js';
 import { expectOnlyErrorHiding, graphql, onlyError } from '../helpers/graphql.js';
+import { IN_MEMORY } from '../../services/lib/environment.js';
 import { startReferenceServices, type ReferenceServices } from '../../services/registry.js';
 import { TEST_SECRET, userToken } from '../helpers/tokens.js';
 
@@ -14,7 +15,7 @@ describe('GraphQL over HTTP', () => {
   let gateway: RunningGateway;
 
   beforeAll(async () => {
-    stack = await startReferenceServices({ anyPorts: true, env: {} });
+    stack = await startReferenceServices({ anyPorts: true, env: { DATA_DIR: IN_MEMORY } });
     gateway = await startGateway(stack.urls, { NODE_ENV: 'development' });
   });
 

@@ -7,6 +7,7 @@ import meshLogger, { routeMeshLogsTo } from '../../gateway/src/graphql/library-l
 import { createLogger } from '../../gateway/src/observability/logger.js';
 import { redactValue, REDACTED, scrubText } from '../../gateway/src/observability/redact.js';
 import { upstreamEnvironment } from '../../shared/upstreams.js';
+import { IN_MEMORY } from '../../services/lib/environment.js';
 import { startReferenceServices, type ReferenceServices } from '../../services/registry.js';
 import { captureLog, startGateway } from '../helpers/gateway.js';
 import { graphql } from '../helpers/graphql.js';
@@ -261,7 +262,7 @@ describe('no secret in any log line at debug, through both faces (a gateway proc
   let gateway: GatewayProcess;
 
   beforeAll(async () => {
-    services = await startReferenceServices({ anyPorts: true, env: { JWT_SECRET_KEY: TEST_SECRET, LOG_LEVEL: 'silent' } });
+    services = await startReferenceServices({ anyPorts: true, env: { JWT_SECRET_KEY: TEST_SECRET, LOG_LEVEL: 'silent', DATA_DIR: IN_MEMORY } });
     // Production, from the build, as deployed (at debug, so that Mesh would say if it regenerated anything).
     gateway = await spawnGateway({ NODE_ENV: 'production', JWT_SECRET_KEY: TEST_SECRET, LOG_LEVEL: 'debug', LOG_FORMAT: 'json', RATE_LIMIT_PER_MINUTE: '0', REGISTRATIONS_PER_HOUR: '0', ...upstreamEnvironment(services.urls) });
   });

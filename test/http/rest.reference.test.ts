@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { exportJWK, generateKeyPair, SignJWT } from 'jose';
-import { serviceEnvironment } from '../../services/lib/environment.js';
+import { IN_MEMORY, serviceEnvironment } from '../../services/lib/environment.js';
 import { startService, type RunningService } from '../../services/registry.js';
 import { useStack } from '../helpers/stack.js';
 import { login } from '../helpers/login.js';
@@ -84,7 +84,7 @@ describe('JWKS verification against the reference authentication service in ES25
   let jwksGateway: RunningGateway;
 
   beforeAll(async () => {
-    const env = serviceEnvironment({ AUTH_TOKEN_ALGORITHM: 'ES256' });
+    const env = serviceEnvironment({ AUTH_TOKEN_ALGORITHM: 'ES256', DATA_DIR: IN_MEMORY });
     env.urls.users = fx.services.urls.users;
     auth = await startService('auth', env, '127.0.0.1', 0);
     // Keys are rotated on purpose here, in any order of the tests: every unknown kid may fetch the key set.

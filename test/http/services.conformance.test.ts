@@ -5,7 +5,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { createLocalJWKSet, decodeJwt, decodeProtectedHeader, jwtVerify } from 'jose';
 import { UPSTREAM_NAMES, UPSTREAMS, type UpstreamName } from '../../shared/upstreams.js';
 import { DEVELOPMENT_JWT_SECRET } from '../../shared/development.js';
-import { serviceEnvironment } from '../../services/lib/environment.js';
+import { IN_MEMORY, serviceEnvironment } from '../../services/lib/environment.js';
 import { startReferenceServices, startService, type ReferenceServices } from '../../services/registry.js';
 import { useFixture } from '../helpers/fixture.js';
 import { SpecCheckedClient } from '../helpers/openapi.js';
@@ -26,7 +26,7 @@ interface Services {
 function useServices(): Services {
   return useFixture(
     async () => {
-      const stack = await startReferenceServices({ anyPorts: true, env: { LOG_LEVEL: 'silent' } });
+      const stack = await startReferenceServices({ anyPorts: true, env: { LOG_LEVEL: 'silent', DATA_DIR: IN_MEMORY } });
       const client = {} as Record<UpstreamName, SpecCheckedClient>;
       for (const name of UPSTREAM_NAMES) client[name] = await SpecCheckedClient.create(name, stack.urls[name], covered[name]);
       return { stack, client };
@@ -157,7 +157,7 @@ describe('authentication', () => {
   });
 
   it('in ES256 mode signs with a published key, publishes the next one ahead, and rotates to it', async () => {
-    const env = serviceEnvironment({ AUTH_TOKEN_ALGORITHM: 'ES256' });
+    const env = serviceEnvironment({ AUTH_TOKEN_ALGORITHM: 'ES256', DATA_DIR: IN_MEMORY });
     env.urls.users = fx.stack.urls.users;
     const es256 = await startService('auth', env, '127.0.0.1', 0);
     try {
@@ -222,12 +222,16 @@ describe('user management', () => {
     expect(await fx.client.users.call('PUT', '/admin/users/2/roles', { headers: ADMIN, json: { roles: 'admin' } })).toMatchObject({ status: 422 });
   });
 
-  it('serves the internal profile operations used by authentication', async () => {
+  it('serves the internal profile operations used by authentication (and its undoing of a registration)', async () => {
     expect(await fx.client.users.call('GET', '/internal/users/3')).toMatchObject({ status: 200, body: { roles: ['user', 'admin'] } });
     expect(await fx.client.users.call('GET', '/internal/users/999')).toMatchObject({ status: 404 });
     expect(await fx.client.users.call('POST', '/internal/users', { json: { id: '1', username: 'dup', email: 'd@example.com' } })).toMatchObject({ status: 409 });
     expect(await fx.client.users.call('POST', '/internal/users', { json: { id: '77' } })).toMatchObject({ status: 422 });
     expect(await fx.client.users.call('POST', '/internal/users', { json: { id: '77', username: 'dave', email: 'dave@example.com' } })).toMatchObject({ status: 201 });
+    // Undoing a registration: the profile goes, and removing it again (or one never made) is no error.
+    expect(await fx.client.users.call('DELETE', '/internal/users/77')).toMatchObject({ status: 204 });
+    expect(await fx.client.users.call('GET', '/internal/users/77')).toMatchObject({ status: 404 });
+    expect(await fx.client.users.call('DELETE', '/internal/users/77')).toMatchObject({ status: 204 });
   });
 });
 

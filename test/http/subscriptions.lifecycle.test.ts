@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { documentId } from '../../gateway/src/trusted-documents.js';
+import { IN_MEMORY } from '../../services/lib/environment.js';
 import { startReferenceServices } from '../../services/registry.js';
 import { upstreamEnvironment } from '../../shared/upstreams.js';
 import { useFixture } from '../helpers/fixture.js';
@@ -84,7 +85,7 @@ describe('two replicas sharing a Redis', () => {
 
 describe('SIGTERM to a gateway process with open streams', () => {
   it('closes every stream once it stops taking requests (SSE without complete, WebSockets with 1001), and exits 0 within SHUTDOWN_GRACE_MS', async () => {
-    const services = await startReferenceServices({ anyPorts: true, env: { LOG_LEVEL: 'silent', JWT_SECRET_KEY: TEST_SECRET } });
+    const services = await startReferenceServices({ anyPorts: true, env: { LOG_LEVEL: 'silent', JWT_SECRET_KEY: TEST_SECRET, DATA_DIR: IN_MEMORY } });
     onTestFinished(() => services.close());
     const gateway = await spawnGateway({ JWT_SECRET_KEY: TEST_SECRET, LOG_LEVEL: 'info', LOG_FORMAT: 'json', SHUTDOWN_DRAIN_MS: '300', SHUTDOWN_GRACE_MS: '8000', ...upstreamEnvironment(services.urls) });
     onTestFinished(async () => {

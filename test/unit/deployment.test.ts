@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { Deployment } from 'kubernetes-models/apps/v1/Deployment';
+import { StatefulSet } from 'kubernetes-models/apps/v1/StatefulSet';
 import { HorizontalPodAutoscaler } from 'kubernetes-models/autoscaling/v2/HorizontalPodAutoscaler';
 import { Ingress } from 'kubernetes-models/networking.k8s.io/v1/Ingress';
 import { NetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1/NetworkPolicy';
@@ -78,9 +79,13 @@ describe('the Docker image', () => {
     }
   });
 
+  it('ships the services’ migrations, which they apply as they start', () => {
+    expect(copies(runtime)).toContainEqual({ sources: ['services/migrations'], destination: './services/migrations' });
+  });
+
   it('keeps tests, benchmarks, dependencies, secrets and .env files out of the build context', () => {
     const ignored = readFileSync(`${ROOT}.dockerignore`, 'utf8').split('\n');
-    for (const entry of ['node_modules', 'test', 'bench', 'dist', '.env', 'secrets', '.git']) expect(ignored, entry).toContain(entry);
+    for (const entry of ['node_modules', 'test', 'bench', 'dist', '.env', 'secrets', '.git', '.data']) expect(ignored, entry).toContain(entry);
   });
 });
 
@@ -91,6 +96,8 @@ interface ComposeFile {
     command?: string[];
     ports?: string[];
     environment?: Record<string, string>;
+    volumes?: string[];
+    user?: string;
     healthcheck?: { test: string[] };
     depends_on?: Record<string, { condition: string }>;
     secrets?: string[];
@@ -178,7 +185,8 @@ describe('the Compose file', () => {
     for (const [name, service] of Object.entries(services)) {
       for (const secret of service.secrets ?? []) expect(compose.secrets[secret], `${name}: ${secret}`).toBeDefined();
       for (const [variable, value] of Object.entries(service.environment ?? {})) {
-        expect(['JWT_SECRET_KEY', 'REDIS_PASSWORD', 'PLAYBACK_SIGNING_KEY', 'CHANGE_EVENTS_SECRET'], `${name}: ${variable}`).not.toContain(variable);
+        expect(['JWT_SECRET_KEY', 'REDIS_PASSWORD', 'PLAYBACK_SIGNING_KEY', 'CHANGE_EVENTS_SECRET', 'DATABASE_PASSWORD', 'POSTGRES_PASSWORD'], `${name}: ${variable}`).not.toContain(variable);
+        if (variable === 'DATABASE_URL') expect(new URL(value).password, `${name}: ${variable}`).toBe('');
         if (variable.endsWith('_FILE')) expect(service.secrets?.map((secret) => `/run/secrets/${secret}`), `${name}: ${variable}`).toContain(value);
       }
     }
@@ -202,6 +210,27 @@ describe('the Compose file', () => {
       for (const variable of Object.keys(service?.environment ?? {})) {
         expect(SERVICE_VARIABLES.has(variable) || variable.startsWith('OTEL_'), `${name}: ${variable}`).toBe(true);
       }
+    }
+  });
+
+  it('gives the services that keep data the design’s Postgres: postgres:17-alpine, a volume, pg_isready, its password a secret both ends read, healthy before they start', () => {
+    const db = services.db;
+    expect(db?.image).toBe('postgres:17-alpine');
+    expect(db?.volumes).toEqual(['pg_data:/var/lib/postgresql/data']);
+    expect(db?.healthcheck?.test).toEqual(['CMD-SHELL', 'pg_isready -U tv -d tv_streaming_db']);
+    expect(db?.environment).toEqual({ POSTGRES_DB: 'tv_streaming_db', POSTGRES_USER: 'tv', POSTGRES_PASSWORD_FILE: '/run/secrets/db_password' });
+    expect([db?.user, db?.read_only, db?.cap_drop]).toEqual(['70:70', true, ['ALL']]);
+    expect(db?.ports).toBeUndefined();
+    for (const { upstream, name, service } of reference) {
+      // A service keeps data when it has migrations.
+      if (!existsSync(`${ROOT}services/migrations/${upstream}`)) {
+        expect([service?.environment?.DATABASE_URL, service?.secrets, service?.depends_on], name).toEqual([undefined, ['jwt_secret_key', 'playback_signing_key'], undefined]);
+        continue;
+      }
+      expect(service?.depends_on, name).toEqual({ db: { condition: 'service_healthy' } });
+      const files = secretFiles(service?.secrets ?? []);
+      const env = Object.fromEntries(Object.entries(service?.environment ?? {}).map(([variable, value]) => [variable, variable.endsWith('_FILE') ? (files[value.replace('/run/secrets/', '')] ?? '') : withDefaults(value)]));
+      expect(serviceEnvironment(env).database, name).toEqual({ kind: 'postgres', url: 'postgres://tv@db:5432/tv_streaming_db', password: readFileSync(files.db_password ?? '', 'utf8').trimEnd() });
     }
   });
 
@@ -244,8 +273,9 @@ describe('the Compose file', () => {
 
 interface K8sContainer {
   name: string;
+  image?: string;
   command?: string[];
-  env?: { name: string; value: string }[];
+  env?: { name: string; value?: string; valueFrom?: { secretKeyRef?: { name: string; key: string } } }[];
   envFrom?: { configMapRef: { name: string } }[];
   ports?: { name: string; containerPort: number }[];
   readinessProbe?: { httpGet?: { path: string; port: string } };
@@ -296,7 +326,7 @@ describe('the Kubernetes manifests (deploy/k8s, a Kustomize base)', () => {
   const variablesOf = (container: K8sContainer | undefined): Record<string, string> => Object.assign(
     {},
     ...(container?.envFrom ?? []).map((source) => find('ConfigMap', source.configMapRef.name)?.data ?? {}),
-    ...(container?.env ?? []).map((variable) => ({ [variable.name]: variable.value })),
+    ...(container?.env ?? []).map((variable) => ({ [variable.name]: variable.value ?? '' })),
   ) as Record<string, string>;
   /** The keys of the Secret a deployment's pods mount. */
   const secretKeysOf = (deployment: K8sResource) => (deployment.spec?.template?.spec.volumes ?? []).flatMap((volume) => volume.secret?.items.map((item) => item.key) ?? []);
@@ -308,7 +338,7 @@ describe('the Kubernetes manifests (deploy/k8s, a Kustomize base)', () => {
   });
 
   it('holds only resources valid against the Kubernetes API schemas (kubernetes-models, offline)', () => {
-    const models: Record<string, new (data: never) => { validate(): void }> = { Namespace, ConfigMap, Service, Deployment, HorizontalPodAutoscaler, PodDisruptionBudget, NetworkPolicy, Ingress };
+    const models: Record<string, new (data: never) => { validate(): void }> = { Namespace, ConfigMap, Service, Deployment, StatefulSet, HorizontalPodAutoscaler, PodDisruptionBudget, NetworkPolicy, Ingress };
     for (const resource of resources) {
       const Model = models[resource.kind];
       expect(Model, resource.kind).toBeDefined();
@@ -428,6 +458,30 @@ describe('the Kubernetes manifests (deploy/k8s, a Kustomize base)', () => {
     const files = secretFiles(secretKeysOf(liveTv as K8sResource));
     const env = Object.fromEntries(Object.entries(variablesOf(liveTvContainer)).map(([name, value]) => [name, name.endsWith('_FILE') ? (files[value.split('/').at(-1) ?? ''] ?? '') : value]));
     expect(serviceEnvironment(env).changeEvents).toEqual({ url: url.href, secret: readFileSync(files.change_events_secret ?? '', 'utf8').trimEnd() });
+  });
+
+  it('gives the services that keep data DATABASE_URL from the tv-database Secret, and has an example Postgres: one instance, its own volume, reached by the services alone', () => {
+    for (const upstream of UPSTREAM_NAMES) {
+      const container = deployments.find((deployment) => deployment.spec?.template?.spec.containers[0]?.command?.[2] === upstream)?.spec?.template?.spec.containers[0];
+      const url = container?.env?.find((variable) => variable.name === 'DATABASE_URL');
+      // A service keeps data when it has migrations.
+      expect(url?.valueFrom, upstream).toEqual(existsSync(`${ROOT}services/migrations/${upstream}`) ? { secretKeyRef: { name: 'tv-database', key: 'url' } } : undefined);
+    }
+    const postgres = find('StatefulSet', 'postgres') as (K8sResource & { spec: { serviceName: string; volumeClaimTemplates: { metadata: { name: string } }[] } }) | undefined;
+    const pod = postgres?.spec?.template?.spec;
+    const container = pod?.containers[0];
+    expect(postgres?.spec?.replicas).toBe(1);
+    expect(container?.image).toBe('postgres:17-alpine');
+    expect(postgres?.spec.volumeClaimTemplates.map((claim) => claim.metadata.name)).toEqual(['data']);
+    expect(container?.volumeMounts).toContainEqual({ name: 'data', mountPath: '/var/lib/postgresql/data' });
+    expect(variablesOf(container)).toMatchObject({ POSTGRES_DB: 'tv_streaming_db', POSTGRES_USER: 'tv', POSTGRES_PASSWORD_FILE: '/run/secrets/tv-database/password', PGDATA: '/var/lib/postgresql/data/pgdata' });
+    expect(pod?.volumes?.find((volume) => volume.name === 'secrets')?.secret).toEqual({ secretName: 'tv-database', items: [{ key: 'password', path: 'password' }] });
+    expect(pod?.securityContext?.runAsNonRoot).toBe(true);
+    expect(container?.securityContext).toEqual({ allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } });
+    expect(find('Service', postgres?.spec.serviceName ?? '')?.spec?.ports).toEqual([{ name: 'postgres', port: 5432, targetPort: 'postgres' }]);
+    const toPostgres = resources.find((resource) => resource.kind === 'NetworkPolicy' && resource.spec?.podSelector?.matchLabels?.['app.kubernetes.io/name'] === 'postgres');
+    expect(toPostgres?.spec?.ingress).toEqual([{ from: [{ podSelector: { matchLabels: { 'app.kubernetes.io/component': 'reference-service' } } }], ports: [{ port: 5432 }] }]);
+    expect(readFileSync(`${K8S}postgres.yaml`, 'utf8')).toMatch(/Prefer a managed database/);
   });
 
   it('lets only the gateway (and each other) reach the services, only the gateway reach Redis, and only Prometheus and live TV the admin port', () => {

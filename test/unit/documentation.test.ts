@@ -4,7 +4,7 @@
  * (The tables of routes, errors, services and metrics are checked by the tests of those components.)
  */
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { dirname, join, relative } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { CONFIG_VARIABLES, loadConfig, NODE_ENVS, readEnvironment, type NodeEnv } from '../../gateway/src/config.js';
 import { SERVICE_VARIABLES, serviceEnvironment, type ServiceEnvironment } from '../../services/lib/environment.js';
@@ -139,6 +139,12 @@ describe('docs/configuration.md', () => {
     CHANGE_EVENTS_SECRET: (env) => env.changeEvents?.secret,
     CHANGE_EVENTS_SECRET_FILE: () => undefined,
     LIVETV_SLOT_SECONDS: (env) => env.livetvSlotMs,
+    DATABASE_URL: (env) => (env.database.kind === 'postgres' ? env.database.url : undefined),
+    DATABASE_PASSWORD: (env) => (env.database.kind === 'postgres' ? env.database.password : undefined),
+    DATABASE_URL_FILE: () => undefined,
+    DATABASE_PASSWORD_FILE: () => undefined,
+    // Shown as the project's own directory, wherever the project is.
+    DATA_DIR: (env) => (env.database.kind === 'embedded' ? relative(PROJECT_ROOT, env.database.dataDir) : undefined),
   };
   /** The variables the services read as the gateway does (HOST is read by services/main.ts itself). */
   const SHARED_WITH_THE_GATEWAY = ['HOST', 'SERVICES_BASE_PORT', ...UPSTREAM_NAMES.map((name) => UPSTREAMS[name].envVar)];
