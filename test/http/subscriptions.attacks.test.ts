@@ -12,6 +12,7 @@ import { connect, type AddressInfo, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished, vi } from 'vitest';
 import WebSocket from 'ws';
 import { CHANGE_EVENTS_PATH, signChangeEvent } from '../../shared/change-events.js';
+import { IN_MEMORY } from '../../services/lib/environment.js';
 import { startReferenceServices } from '../../services/registry.js';
 import { captureLog, startGateway, type CapturedLog } from '../helpers/gateway.js';
 import { sample } from '../helpers/metrics.js';
@@ -766,7 +767,7 @@ const HEAVY = `subscription Heavy { channelUpdated(id: "c14") { id name ${Array.
 
 /** The reference services, a counting proxy in front of each, and the built gateway as its own process (its crash is what it shows). */
 async function gatewayProcess(): Promise<{ gateway: Awaited<ReturnType<typeof spawnGateway>>; counting: Awaited<ReturnType<typeof startCountingProxies>>; exitedAt: () => number | undefined }> {
-  const services = await startReferenceServices({ anyPorts: true, env: { LOG_LEVEL: 'silent', JWT_SECRET_KEY: TEST_SECRET } });
+  const services = await startReferenceServices({ anyPorts: true, env: { LOG_LEVEL: 'silent', JWT_SECRET_KEY: TEST_SECRET, DATA_DIR: IN_MEMORY } });
   onTestFinished(() => services.close());
   const counting = await startCountingProxies(services.urls);
   onTestFinished(() => counting.close());
@@ -1123,7 +1124,7 @@ describe('two gateways sharing a Redis, no proxy trusted, live TV behind a switc
   const deployment = useFixture(
     async () => {
       const redis = await startRedis();
-      const services = await startReferenceServices({ anyPorts: true, env: { LOG_LEVEL: 'silent', JWT_SECRET_KEY: TEST_SECRET, LIVETV_SLOT_SECONDS: '2' } });
+      const services = await startReferenceServices({ anyPorts: true, env: { LOG_LEVEL: 'silent', JWT_SECRET_KEY: TEST_SECRET, DATA_DIR: IN_MEMORY, LIVETV_SLOT_SECONDS: '2' } });
       const livetv = await switchableProxy(services.urls.livetv);
       const log = captureLog('info');
       // Neither trusts a proxy: every test client is 127.0.0.1 to them, whatever X-Forwarded-For says.
