@@ -75,7 +75,7 @@ class Undoing {
       await this.db.rows(sql`delete from auth.credentials where user_id = ${userId} and status = 'pending'`);
     } catch (error) {
       if (this.stopped) return;
-      const delayMs = Math.min(500 * 2 ** attempt, UNDO_RETRY_MAX_MS);
+      const delayMs = Math.min(200 * 2 ** attempt, UNDO_RETRY_MAX_MS);
       this.log.warn({ err: error, userId, attempt }, `a registration that failed halfway is not undone yet: trying again in ${delayMs} ms`);
       const timer = setTimeout(() => {
         this.timers.delete(timer);

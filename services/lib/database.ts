@@ -206,8 +206,9 @@ async function connectEmbedded(open: () => Promise<EmbeddedDatabase>): Promise<C
 }
 
 /**
- * An in-memory database with every given schema migrated and seeded, packed: made once a process, then
- * each in-memory database of the process starts as a copy of it (the tests start many).
+ * An in-memory database with every given schema migrated and seeded, packed: made once a process (from
+ * the build's demo database, so mostly already done), then each in-memory database of the process
+ * starts as a copy of it (the tests start many).
  */
 const migratedTemplates = new Map<string, Promise<Blob>>();
 function migratedTemplate(schemas: readonly (readonly [UpstreamName, ServiceSchema])[], log: Logger): Promise<Blob> {
@@ -215,16 +216,11 @@ function migratedTemplate(schemas: readonly (readonly [UpstreamName, ServiceSche
   let template = migratedTemplates.get(key);
   if (!template) {
     template = (async () => {
-      const { openInMemory } = await import('./embedded.js');
-      const pglite = await openInMemory();
-      const pool = await poolOver(pglite);
+      const pglite = await (await import('./embedded.js')).openInMemory();
       try {
-        for (const [name, schema] of schemas) await migrate(pool, name, schema, log);
-        // Written to the files first: a copy that must replay the log starts its sequences further on (ids m67, not m51).
-        await pglite.exec('checkpoint');
+        await migrateAll(pglite, schemas, log);
         return await pglite.dumpDataDir('none');
       } finally {
-        await pool.end();
         await pglite.close();
       }
     })();
@@ -232,6 +228,30 @@ function migratedTemplate(schemas: readonly (readonly [UpstreamName, ServiceSche
     migratedTemplates.set(key, template);
   }
   return template;
+}
+
+/** Applies every given schema's migrations and demo data to an embedded database, then writes them to its files. */
+async function migrateAll(pglite: PGlite, schemas: readonly (readonly [UpstreamName, ServiceSchema])[], log: Logger): Promise<void> {
+  const pool = await poolOver(pglite);
+  try {
+    for (const [name, schema] of schemas) await migrate(pool, name, schema, log);
+  } finally {
+    await pool.end();
+  }
+  // Written to its files: a copy that must replay the log starts its sequences further on (ids m67, not m51).
+  await pglite.exec('checkpoint');
+}
+
+/** The build's demo database: every given schema migrated and seeded, from the empty cluster (`inputs`: what it is made from). */
+export async function writeDemoDatabase(schemas: readonly (readonly [UpstreamName, ServiceSchema])[], log: Logger, inputs: string): Promise<void> {
+  const { openInMemory, writeDemoTemplate } = await import('./embedded.js');
+  const pglite = await openInMemory('empty');
+  try {
+    await migrateAll(pglite, schemas, log);
+    await writeDemoTemplate(pglite, inputs);
+  } finally {
+    await pglite.close();
+  }
 }
 
 /** The databases of the services of one process. */
