@@ -7,6 +7,7 @@ import { PROJECT_ROOT } from '../../shared/paths.js';
 import type { UpstreamName } from '../../shared/upstreams.js';
 import type { EmbeddedDatabase } from './embedded.js';
 import type { DatabaseSettings } from './environment.js';
+import { identifier, Sql, sql } from './sql.js';
 
 /*
  * The services' data, in Postgres: one database, a schema per service (named as the service), made by
@@ -14,35 +15,6 @@ import type { DatabaseSettings } from './environment.js';
  * (DATABASE_URL, a connection pool) and on the embedded one (PGlite, its single connection seen as a
  * pool of one through its node-postgres adapter): the services query both through node-postgres.
  */
-
-/**
- * A statement made with the `sql` tag: what it interpolates is sent as parameters ($1, $2…), never as
- * text, but for statements nested in it (spliced in, their parameters numbered on) and identifiers.
- */
-export class Sql {
-  constructor(
-    private readonly strings: readonly string[],
-    private readonly values: readonly unknown[],
-  ) {}
-
-  /** Its text and parameters, as node-postgres sends them. */
-  render(): { text: string; values: unknown[] } {
-    const values: unknown[] = [];
-    const text = (statement: Sql): string => {
-      let rendered = statement.strings[0] ?? '';
-      statement.values.forEach((value, index) => {
-        rendered += (value instanceof Sql ? text(value) : `$${values.push(value)}`) + (statement.strings[index + 1] ?? '');
-      });
-      return rendered;
-    };
-    return { text: text(this), values };
-  }
-}
-
-export const sql = (strings: TemplateStringsArray, ...values: unknown[]): Sql => new Sql(strings, values);
-
-/** A name (a schema's) quoted as an identifier, to splice into a statement. */
-export const identifier = (name: string): Sql => new Sql([pg.escapeIdentifier(name)], []);
 
 /** Where statements run: the database, or one transaction of it. */
 export interface Queryable {
