@@ -71,12 +71,27 @@ if (!ifStale || !artifactsAreCurrent()) {
   console.log(`build: Mesh artifacts in ${relative(ROOT, MESH_ARTIFACTS)}/ in ${Math.round(performance.now() - meshStarted)} ms`);
 }
 
-// The embedded database's template: an initialised, empty Postgres cluster, made once per PGlite version
-// by the compiled services (which know where it goes). A service's first start unpacks it instead of
-// running initdb, seconds of CPU each.
-const { baseTemplateIsCurrent, writeBaseTemplate } = await compiled('services/lib/embedded.js');
+// The embedded database's templates, made by the compiled services (which know where they go): the empty
+// cluster, once per PGlite version (initdb, seconds), and from it the demo database, every service's
+// schema migrated and its demo data written, again whenever what it is made from changes. A first start
+// unpacks one instead of running initdb, migrations and seeds.
+const { baseTemplateIsCurrent, demoTemplateIsCurrent, writeBaseTemplate } = await compiled('services/lib/embedded.js');
 if (!baseTemplateIsCurrent()) {
   const templateStarted = performance.now();
   await writeBaseTemplate();
-  console.log(`build: the embedded database's template in ${relative(ROOT, DIST)}/pglite/ in ${Math.round(performance.now() - templateStarted)} ms`);
+  console.log(`build: the embedded database's empty cluster in ${relative(ROOT, DIST)}/pglite/ in ${Math.round(performance.now() - templateStarted)} ms`);
+}
+const demoSources = ['services/data', 'services'].flatMap((dir) =>
+  readdirSync(join(ROOT, dir), { withFileTypes: true }).flatMap((entry) => (entry.isFile() ? [join(dir, entry.name)] : [])),
+);
+const demoHash = createHash('sha256');
+for (const file of [...demoSources.sort(), 'services/lib/database.ts', 'package-lock.json']) demoHash.update(`${file}\0`).update(readFileSync(join(ROOT, file))).update('\0');
+for (const service of readdirSync(join(ROOT, 'services/migrations'))) {
+  for (const file of readdirSync(join(ROOT, 'services/migrations', service)).sort()) demoHash.update(`${service}/${file}\0`).update(readFileSync(join(ROOT, 'services/migrations', service, file))).update('\0');
+}
+const demoInputs = demoHash.digest('hex');
+if (!demoTemplateIsCurrent(demoInputs)) {
+  const demoStarted = performance.now();
+  await (await compiled('services/registry.js')).writeDemoTemplate(demoInputs);
+  console.log(`build: the embedded database's demo data in ${relative(ROOT, DIST)}/pglite/ in ${Math.round(performance.now() - demoStarted)} ms`);
 }

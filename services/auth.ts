@@ -4,7 +4,8 @@ import type { operations } from '../shared/api/auth.js';
 import type { Token, User } from '../shared/records.js';
 import { DEMO_USERS } from './data/catalog.js';
 import { callService } from './lib/client.js';
-import { sql, type Database } from './lib/database.js';
+import type { Database } from './lib/database.js';
+import { sql } from './lib/sql.js';
 import type { ServiceEnvironment } from './lib/environment.js';
 import { HttpError } from './lib/errors.js';
 import { defineService } from './lib/service.js';
@@ -75,7 +76,7 @@ class Undoing {
       await this.db.rows(sql`delete from auth.credentials where user_id = ${userId} and status = 'pending'`);
     } catch (error) {
       if (this.stopped) return;
-      const delayMs = Math.min(500 * 2 ** attempt, UNDO_RETRY_MAX_MS);
+      const delayMs = Math.min(200 * 2 ** attempt, UNDO_RETRY_MAX_MS);
       this.log.warn({ err: error, userId, attempt }, `a registration that failed halfway is not undone yet: trying again in ${delayMs} ms`);
       const timer = setTimeout(() => {
         this.timers.delete(timer);

@@ -1,6 +1,6 @@
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Logger } from 'pino';
+import { pino, type Logger } from 'pino';
 import { UPSTREAM_NAMES, servicePort, type UpstreamName, type UpstreamUrls } from '../shared/upstreams.js';
 import { authService } from './auth.js';
 import { livetvService } from './livetv.js';
@@ -8,7 +8,7 @@ import { ondemandService } from './ondemand.js';
 import { rightsService } from './rights.js';
 import { searchService } from './search.js';
 import { usersService } from './users.js';
-import { openDatabases, type Databases, type ServiceSchema } from './lib/database.js';
+import { openDatabases, writeDemoDatabase, type Databases, type ServiceSchema } from './lib/database.js';
 import { serviceEnvironment, type ServiceEnvironment } from './lib/environment.js';
 import { jsonLogger } from './lib/log.js';
 import { createServiceServer, type ServiceDefinition } from './lib/service.js';
@@ -27,6 +27,11 @@ const SCHEMAS = UPSTREAM_NAMES.flatMap((name) => {
   const { database } = SERVICES[name];
   return database ? [[name, database] as const] : [];
 }) satisfies (readonly [UpstreamName, ServiceSchema])[];
+
+/** Makes the build's demo database (dist/pglite/): every service's schema migrated and its demo data written. */
+export function writeDemoTemplate(inputs: string): Promise<void> {
+  return writeDemoDatabase(SCHEMAS, pino({ level: 'warn' }), inputs);
+}
 
 /** The databases of the services started with `env`, in this process (see openDatabases). */
 export function databasesFor(env: ServiceEnvironment, logger: Logger): Databases {

@@ -7,6 +7,7 @@ import { PROJECT_ROOT } from '../../shared/paths.js';
 import type { UpstreamName } from '../../shared/upstreams.js';
 import type { EmbeddedDatabase } from './embedded.js';
 import type { DatabaseSettings } from './environment.js';
+import { identifier, Sql, sql } from './sql.js';
 
 /*
  * The services' data, in Postgres: one database, a schema per service (named as the service), made by
@@ -14,35 +15,6 @@ import type { DatabaseSettings } from './environment.js';
  * (DATABASE_URL, a connection pool) and on the embedded one (PGlite, its single connection seen as a
  * pool of one through its node-postgres adapter): the services query both through node-postgres.
  */
-
-/**
- * A statement made with the `sql` tag: what it interpolates is sent as parameters ($1, $2…), never as
- * text, but for statements nested in it (spliced in, their parameters numbered on) and identifiers.
- */
-export class Sql {
-  constructor(
-    private readonly strings: readonly string[],
-    private readonly values: readonly unknown[],
-  ) {}
-
-  /** Its text and parameters, as node-postgres sends them. */
-  render(): { text: string; values: unknown[] } {
-    const values: unknown[] = [];
-    const text = (statement: Sql): string => {
-      let rendered = statement.strings[0] ?? '';
-      statement.values.forEach((value, index) => {
-        rendered += (value instanceof Sql ? text(value) : `$${values.push(value)}`) + (statement.strings[index + 1] ?? '');
-      });
-      return rendered;
-    };
-    return { text: text(this), values };
-  }
-}
-
-export const sql = (strings: TemplateStringsArray, ...values: unknown[]): Sql => new Sql(strings, values);
-
-/** A name (a schema's) quoted as an identifier, to splice into a statement. */
-export const identifier = (name: string): Sql => new Sql([pg.escapeIdentifier(name)], []);
 
 /** Where statements run: the database, or one transaction of it. */
 export interface Queryable {
@@ -206,8 +178,9 @@ async function connectEmbedded(open: () => Promise<EmbeddedDatabase>): Promise<C
 }
 
 /**
- * An in-memory database with every given schema migrated and seeded, packed: made once a process, then
- * each in-memory database of the process starts as a copy of it (the tests start many).
+ * An in-memory database with every given schema migrated and seeded, packed: made once a process (from
+ * the build's demo database, so mostly already done), then each in-memory database of the process
+ * starts as a copy of it (the tests start many).
  */
 const migratedTemplates = new Map<string, Promise<Blob>>();
 function migratedTemplate(schemas: readonly (readonly [UpstreamName, ServiceSchema])[], log: Logger): Promise<Blob> {
@@ -215,16 +188,11 @@ function migratedTemplate(schemas: readonly (readonly [UpstreamName, ServiceSche
   let template = migratedTemplates.get(key);
   if (!template) {
     template = (async () => {
-      const { openInMemory } = await import('./embedded.js');
-      const pglite = await openInMemory();
-      const pool = await poolOver(pglite);
+      const pglite = await (await import('./embedded.js')).openInMemory();
       try {
-        for (const [name, schema] of schemas) await migrate(pool, name, schema, log);
-        // Written to the files first: a copy that must replay the log starts its sequences further on (ids m67, not m51).
-        await pglite.exec('checkpoint');
+        await migrateAll(pglite, schemas, log);
         return await pglite.dumpDataDir('none');
       } finally {
-        await pool.end();
         await pglite.close();
       }
     })();
@@ -232,6 +200,30 @@ function migratedTemplate(schemas: readonly (readonly [UpstreamName, ServiceSche
     migratedTemplates.set(key, template);
   }
   return template;
+}
+
+/** Applies every given schema's migrations and demo data to an embedded database, then writes them to its files. */
+async function migrateAll(pglite: PGlite, schemas: readonly (readonly [UpstreamName, ServiceSchema])[], log: Logger): Promise<void> {
+  const pool = await poolOver(pglite);
+  try {
+    for (const [name, schema] of schemas) await migrate(pool, name, schema, log);
+  } finally {
+    await pool.end();
+  }
+  // Written to its files: a copy that must replay the log starts its sequences further on (ids m67, not m51).
+  await pglite.exec('checkpoint');
+}
+
+/** The build's demo database: every given schema migrated and seeded, from the empty cluster (`inputs`: what it is made from). */
+export async function writeDemoDatabase(schemas: readonly (readonly [UpstreamName, ServiceSchema])[], log: Logger, inputs: string): Promise<void> {
+  const { openInMemory, writeDemoTemplate } = await import('./embedded.js');
+  const pglite = await openInMemory('empty');
+  try {
+    await migrateAll(pglite, schemas, log);
+    await writeDemoTemplate(pglite, inputs);
+  } finally {
+    await pglite.close();
+  }
 }
 
 /** The databases of the services of one process. */

@@ -1,4 +1,4 @@
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join, normalize } from 'node:path';
 import { gunzipSync } from 'node:zlib';
@@ -7,9 +7,10 @@ import { DIST } from '../../shared/paths.js';
 
 /*
  * The embedded Postgres: PGlite (Postgres compiled to WebAssembly) in this process, one connection.
- * A fresh database is never made by PGlite's initdb at start (seconds of CPU, many more when five
- * services do it at once): it is unpacked from a template the build makes once per PGlite version
- * (an initialised, empty cluster); without one it falls back to initdb.
+ * A fresh database is never made by PGlite's initdb at start (seconds of CPU, many more on a busy
+ * machine): it is unpacked from a template the build makes, the demo database (every service's schema
+ * migrated and its demo data written), else an empty cluster (made once per PGlite version); without
+ * either it falls back to initdb. The services then apply whatever migration the template lacks.
  */
 
 /** Postgres settings for a small embedded database: the default 128 MB of shared buffers would be most of its memory. */
@@ -22,38 +23,62 @@ function pgliteVersion(): string {
   return (JSON.parse(readFileSync(join(directory, 'package.json'), 'utf8')) as { version: string }).version;
 }
 
-/** Where the build keeps the template for the installed PGlite. */
-export function baseTemplatePath(): string {
-  return `${DIST}pglite/base-${pgliteVersion()}.tar.gz`;
-}
+const TEMPLATES = `${DIST}pglite/`;
+/** The empty cluster, for the installed PGlite. */
+const baseTemplatePath = () => `${TEMPLATES}base-${pgliteVersion()}.tar.gz`;
+/** The demo database, and what it was made from (a digest the build computes). */
+const DEMO_TEMPLATE = `${TEMPLATES}demo.tar.gz`;
+const DEMO_INPUTS = `${TEMPLATES}demo.inputs`;
 
 export function baseTemplateIsCurrent(): boolean {
   return existsSync(baseTemplatePath());
 }
 
-/** Makes the template (the build runs this when it is missing): initdb once, packed. */
+export function demoTemplateIsCurrent(inputs: string): boolean {
+  try {
+    return readFileSync(DEMO_INPUTS, 'utf8') === inputs && existsSync(DEMO_TEMPLATE);
+  } catch {
+    return false;
+  }
+}
+
+/** Packs a database as a template, written whole then renamed: a process that starts meanwhile never reads half of one. */
+async function writeTemplate(database: PGlite, path: string): Promise<void> {
+  // Written to its files first: a copy that must replay the log starts its sequences further on (ids m67, not m51).
+  await database.exec('checkpoint');
+  const packed = Buffer.from(await (await database.dumpDataDir('gzip')).arrayBuffer());
+  mkdirSync(dirname(path), { recursive: true });
+  writeFileSync(`${path}.partial`, packed);
+  renameSync(`${path}.partial`, path);
+}
+
+/** Makes the empty cluster's template (the build runs this when it is missing): initdb once. */
 export async function writeBaseTemplate(): Promise<void> {
-  const path = baseTemplatePath();
   const database = await PGlite.create({ postgresqlconf: SETTINGS });
   try {
-    const packed = Buffer.from(await (await database.dumpDataDir('gzip')).arrayBuffer());
-    rmSync(dirname(path), { recursive: true, force: true });
-    mkdirSync(dirname(path), { recursive: true });
-    // Written whole, then renamed: a process that starts meanwhile never reads half a template.
-    writeFileSync(`${path}.partial`, packed);
-    renameSync(`${path}.partial`, path);
+    for (const stale of existsSync(TEMPLATES) ? readdirSync(TEMPLATES).filter((file) => file.startsWith('base-')) : []) rmSync(`${TEMPLATES}${stale}`);
+    await writeTemplate(database, baseTemplatePath());
   } finally {
     await database.close();
   }
 }
 
-/** The build's template, or none (then PGlite runs initdb). */
-function baseTemplate(): Buffer | undefined {
-  try {
-    return readFileSync(baseTemplatePath());
-  } catch {
-    return undefined;
+/** Makes the demo database's template from `database` (the build's, migrated and seeded), recording what it was made from. */
+export async function writeDemoTemplate(database: PGlite, inputs: string): Promise<void> {
+  await writeTemplate(database, DEMO_TEMPLATE);
+  writeFileSync(DEMO_INPUTS, inputs);
+}
+
+/** The build's template: the demo database, or the empty cluster (`empty`), or either when the other is missing; none: PGlite runs initdb. */
+function template(empty: boolean): Buffer | undefined {
+  for (const path of empty ? [baseTemplatePath()] : [DEMO_TEMPLATE, baseTemplatePath()]) {
+    try {
+      return readFileSync(path);
+    } catch {
+      // The next one.
+    }
   }
+  return undefined;
 }
 
 /**
@@ -79,10 +104,13 @@ function unpack(packed: Buffer, directory: string): void {
   }
 }
 
-/** An embedded database that keeps nothing: from `template` (a packed data directory) when given, else from the build's. */
-export function openInMemory(template?: Blob): Promise<PGlite> {
-  const base = template ? undefined : baseTemplate();
-  const loadDataDir = template ?? (base ? new Blob([new Uint8Array(base)]) : undefined);
+/**
+ * An embedded database that keeps nothing: a copy of `from` (a packed data directory), or of the build's
+ * demo database, or (`empty`) of the empty cluster.
+ */
+export function openInMemory(from?: Blob | 'empty'): Promise<PGlite> {
+  const packed = from instanceof Blob ? undefined : template(from === 'empty');
+  const loadDataDir = from instanceof Blob ? from : packed && new Blob([new Uint8Array(packed)]);
   return PGlite.create({ postgresqlconf: SETTINGS, ...(loadDataDir ? { loadDataDir } : {}) });
 }
 
@@ -136,8 +164,8 @@ export async function openDirectory(directory: string): Promise<EmbeddedDatabase
       const partial = `${directory}.partial`;
       rmSync(partial, { recursive: true, force: true });
       rmSync(directory, { recursive: true, force: true });
-      const template = baseTemplate();
-      if (template) unpack(template, partial);
+      const packed = template(false);
+      if (packed) unpack(packed, partial);
       else await (await PGlite.create(partial, { postgresqlconf: SETTINGS })).close();
       renameSync(partial, directory);
     }

@@ -16,8 +16,8 @@ import { spawnProcess, waitUntilReady, type SpawnedProcess } from '../../scripts
 import { openInMemory } from '../../services/lib/embedded.js';
 import { serveEmbedded } from '../../services/lib/embedded-server.js';
 import { IN_MEMORY, serviceEnvironment } from '../../services/lib/environment.js';
-import { startService, type RunningService } from '../../services/registry.js';
-import { UPSTREAM_NAMES, type UpstreamName } from '../../shared/upstreams.js';
+import { startService } from '../../services/registry.js';
+import type { UpstreamName } from '../../shared/upstreams.js';
 import { startGateway } from '../helpers/gateway.js';
 import { graphql } from '../helpers/graphql.js';
 import { login } from '../helpers/login.js';
@@ -46,8 +46,8 @@ interface Backend {
   storage(): Promise<Storage>;
   /** Storage for one run of the services, migrated already where that is cheaper (the tests' default). */
   throwaway(): Promise<Storage>;
-  /** An empty database served to other processes. */
-  served(): Promise<ServedStorage>;
+  /** A database served to other processes: `empty`, or with the demo data already where that is cheaper. */
+  served(empty: boolean): Promise<ServedStorage>;
 }
 
 /** A temporary directory, removed when the test is over. */
@@ -65,8 +65,8 @@ const BACKENDS: readonly Backend[] = [
     storage: () => Promise.resolve({ direct: { DATA_DIR: temporaryDirectory() }, close: () => Promise.resolve() }),
     throwaway: () => Promise.resolve({ direct: { DATA_DIR: IN_MEMORY }, close: () => Promise.resolve() }),
     // As `npm start` serves it to the services' processes (services/database.ts), kept in memory here.
-    async served() {
-      const pglite = await openInMemory();
+    async served(empty) {
+      const pglite = await openInMemory(empty ? 'empty' : undefined);
       const server = await serveEmbedded(pglite, '127.0.0.1', 0);
       return {
         url: `postgres://postgres@127.0.0.1:${server.port}/postgres`,
@@ -160,7 +160,7 @@ describe.each(BACKENDS)('the reference services on $name', (backend) => {
   });
 
   it('apply each migration, and the demo data, once, when three replicas of three services start together on an empty database', async () => {
-    const storage = await backend.served();
+    const storage = await backend.served(true);
     onTestFinished(() => storage.close());
     const env = serviceEnvironment({ LOG_LEVEL: 'silent', JWT_SECRET_KEY: TEST_SECRET, DATABASE_URL: storage.url });
     const names: UpstreamName[] = ['auth', 'users', 'rights'];
@@ -235,18 +235,17 @@ describe.each(BACKENDS)('the reference services on $name', (backend) => {
     }
 
     it.each(['before', 'after'] as const)('%s making the profile: a clear 503, no account half made, and the name free again once it is back', async (when) => {
-      const storage = await backend.served();
+      const storage = await backend.served(false);
       onTestFinished(() => storage.close());
       const usersPort = await freePortBlock(1);
       const users = await spawnUsers(usersPort, storage.url);
       const proxy = await killingProxy(usersPort, () => users.child.kill('SIGKILL'), when);
-      // Authentication and the others in this process, authentication calling user management through the proxy.
+      // Authentication in this process, calling user management through the proxy; a REST gateway in front of both.
       const env = serviceEnvironment({ LOG_LEVEL: 'silent', JWT_SECRET_KEY: TEST_SECRET, DATABASE_URL: storage.url });
-      const others = await Promise.all(UPSTREAM_NAMES.filter((name) => name !== 'users').map((name) => startService(name, env, '127.0.0.1', 0)));
-      onTestFinished(() => Promise.all(others.map((service) => service.close())).then(() => undefined));
-      const urls = Object.fromEntries(others.map((service: RunningService) => [service.name, service.url]));
       env.urls.users = `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`;
-      const gateway = await startGateway({ ...env.urls, ...urls, users: `http://127.0.0.1:${usersPort}` }, { JWT_SECRET_KEY: TEST_SECRET });
+      const auth = await startService('auth', env, '127.0.0.1', 0);
+      onTestFinished(() => auth.close());
+      const gateway = await startGateway({ ...env.urls, auth: auth.url, users: `http://127.0.0.1:${usersPort}` }, { JWT_SECRET_KEY: TEST_SECRET }, { graphql: false });
       onTestFinished(() => gateway.close());
       const register = () => fetch(`${gateway.url}/auth/register`, json({ username: 'frank', password: 'frank-password', email: 'frank@example.com' }));
 
