@@ -110,3 +110,12 @@ export function serviceProcess(launched: Launched, name: string): number {
   if (found.length !== 1) throw new Error(`expected one ${name} process below the launcher, found ${found.length}; it printed:\n${launched.output()}`);
   return found[0] as number;
 }
+
+/** The launcher's own process (below npm, when run as `npm run`; the launched process itself otherwise). */
+export function launcherProcess(launched: Launched): number {
+  const pid = launched.child.pid as number;
+  if (commandOf(pid).some((word) => word.endsWith('scripts/start.js'))) return pid;
+  const found = descendants(pid).filter((child) => commandOf(child).some((word) => word.endsWith('scripts/start.js')));
+  if (found.length !== 1) throw new Error(`expected one launcher process, found ${found.length}; it printed:\n${launched.output()}`);
+  return found[0] as number;
+}

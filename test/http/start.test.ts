@@ -1,19 +1,45 @@
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { createServer as createHttpServer } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it, onTestFinished } from 'vitest';
-import { UPSTREAM_NAMES, servicePort } from '../../shared/upstreams.js';
-import { allGone, descendants, launcher, npmRun } from '../helpers/launcher.js';
+import { restartDelay } from '../../scripts/lib/supervisor.js';
+import { UPSTREAM_NAMES, servicePort, type UpstreamName } from '../../shared/upstreams.js';
+import { allGone, commandOf, descendants, environmentOf, launcher, launcherProcess, npmRun, serviceProcess } from '../helpers/launcher.js';
 import { freePortBlock } from '../helpers/ports.js';
-import { graphql } from '../helpers/graphql.js';
+import { graphql, onlyError } from '../helpers/graphql.js';
 import { login } from '../helpers/login.js';
 import { OtlpReceiver, traceChain } from '../helpers/otlp-receiver.js';
+import { eventually, WAIT_MS } from '../helpers/wait.js';
+
+/** A field of live TV and one of on demand, in one query. */
+const QUERY = '{ channels { id } movies(limit: 1) { total } }';
+
+/** Whether nothing listens on `url` any more (a killed process's port refuses at once). */
+const refused = (url: string) => fetch(url).then(() => false, () => true);
+
+const escaped = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+
+const json = (body: unknown) => ({ method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+/** An admin, as the gateway vouches for one to the services. */
+const ADMIN = { 'x-user-id': '3', 'x-user-roles': 'user,admin' };
+
+/** `npm run reset-data` on `dataDir`: its exit code and what it printed. */
+function resetData(dataDir: string): { status: number | null; output: string } {
+  const run = spawnSync(process.execPath, ['dist/scripts/reset-data.js'], { env: { ...process.env, DATA_DIR: dataDir }, encoding: 'utf8', timeout: WAIT_MS });
+  return { status: run.status, output: run.stdout + run.stderr };
+}
 
 // Whole-stack process tests on a two-core machine shared with the other suites: nothing here waits for
-// a fixed time, only for the stack to be ready or to exit (the timeout only keeps a hung run bounded).
+// a fixed time, only for the stack to be ready, to answer, or to exit (the timeout only keeps a hung run
+// bounded). A whole stack costs about 10 s of CPU to start: each launch here tells a user's whole story.
 describe('npm start', { timeout: 240_000 }, () => {
-  it('runs six services and the gateway, prints URLs and logins, traces a request across processes, and stops cleanly on Ctrl-C', async () => {
+  it('runs six services and the gateway, prints URLs and logins, traces a request across processes, restarts a service that dies (the gateway answering what it can meanwhile), and stops cleanly on Ctrl-C', async () => {
     const base = await freePortBlock(7);
     const port = base + 6;
+    const gateway = `http://127.0.0.1:${port}`;
     const receiver = await OtlpReceiver.start();
     onTestFinished(() => receiver.close());
     const started = npmRun('start', { SERVICES_BASE_PORT: String(base), PORT: String(port), OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url, OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json', OTEL_BSP_SCHEDULE_DELAY: '50' });
@@ -34,7 +60,6 @@ describe('npm start', { timeout: 240_000 }, () => {
     }
 
     // Every process exports its spans: gateway → rights → on-demand is one trace.
-    const gateway = `http://127.0.0.1:${port}`;
     const answer = await graphql(gateway, 'query Shelf { movies(limit: 2) { items { id entitlement { canPlay } } } }', { token: await login(gateway, 'bob'), headers: { 'x-request-id': 'whole-stack' } });
     expect(answer.errors).toBeUndefined();
     expect(await traceChain(receiver, 'whole-stack', 'ondemand-service', 'GET /ondemand/movies/batch')).toEqual([
@@ -47,26 +72,105 @@ describe('npm start', { timeout: 240_000 }, () => {
       'ondemand-service: GET /ondemand/movies/batch',
     ]);
 
+
+    // A service dies: it is started again as it was, the gateway answering what it can meanwhile.
+    const launcherPid = launcherProcess(started);
+    const token = await login(gateway, 'alice');
+    const channels = () => fetch(`${gateway}/livetv/channels`, { headers: { authorization: `Bearer ${token}` } });
+    const killed = serviceProcess(started, 'livetv');
+    const startedAs = { command: commandOf(killed), environment: environmentOf(killed) };
+    // The launcher is held still while live TV is down (it restarts it within a second or so), so that
+    // the gateway is asked in between, however slow this machine.
+    process.kill(launcherPid, 'SIGSTOP');
+    try {
+      process.kill(killed, 'SIGKILL');
+      await eventually('live TV to stop listening', () => refused(`http://127.0.0.1:${servicePort('livetv', base)}/health`));
+      const partial = await graphql(gateway, QUERY);
+      expect(partial.data, partial.text).toEqual({ channels: null, movies: { total: expect.any(Number) } });
+      expect(onlyError(partial)).toMatchObject({ code: 'UPSTREAM_UNAVAILABLE', path: ['channels'] });
+      const unavailable = await channels();
+      expect(unavailable.status).toBe(503);
+      expect(await unavailable.json()).toMatchObject({ code: 'UPSTREAM_UNAVAILABLE' });
+    } finally {
+      process.kill(launcherPid, 'SIGCONT');
+    }
+    await eventually(() => `live TV to serve again; the launcher printed:\n${started.output()}`, () => /^livetv serving again in \d+\.\d s$/m.test(started.output()));
+    expect(started.output()).toContain('livetv exited (signal SIGKILL); restarting in 0.25 s (restart 1)\n');
+    // Another process, started as the first was: its command line and environment (so its port) the same.
+    const restarted = serviceProcess(started, 'livetv');
+    expect(restarted).not.toBe(killed);
+    expect({ command: commandOf(restarted), environment: environmentOf(restarted) }).toEqual(startedAs);
+    const full = await eventually('the gateway to answer every field again', async () => {
+      const again = await graphql(gateway, QUERY);
+      return again.errors === undefined && again;
+    });
+    expect((full.data?.channels as unknown[]).length).toBeGreaterThan(0);
+    expect((await channels()).status).toBe(200);
+    expect(started.child.exitCode, started.output()).toBeNull();
+
     const pids = descendants(started.child.pid as number);
-    expect(pids.length, started.output()).toBeGreaterThanOrEqual(8);
+    expect(pids.length, started.output()).toBeGreaterThanOrEqual(9);
     process.kill(-(started.child.pid as number), 'SIGINT');
     expect(await started.exited(), started.output()).toBe(0);
     await allGone(pids);
+    // Ctrl-C reached every process: none was restarted as it stopped.
+    expect(started.output().match(/restarting in/g)).toHaveLength(1);
   });
 
-  it('start:services runs the six services alone; SIGTERM to npm alone stops every process, exit 0', async () => {
+  it('start:services keeps an account and a movie across a restart in DATA_DIR; SIGTERM to npm alone stops every process; a service that keeps failing as it restarts stops everything, exit 1 with what it printed; reset-data empties DATA_DIR, never while it is in use', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'start-data-'));
+    onTestFinished(() => rmSync(dataDir, { recursive: true, force: true }));
     const base = await freePortBlock(7);
-    const started = npmRun('start:services', { SERVICES_BASE_PORT: String(base), PORT: String(base + 6) });
-    await started.banner();
-    expect(started.output()).not.toContain('Gateway');
-    expect((await fetch(`http://127.0.0.1:${servicePort('ondemand', base)}/ondemand/movies?limit=1`)).status).toBe(200);
-    await expect(fetch(`http://127.0.0.1:${base + 6}/health`)).rejects.toThrow();
-    const pids = descendants(started.child.pid as number);
-    expect(pids.length, started.output()).toBeGreaterThanOrEqual(7);
-    started.child.kill('SIGTERM');
-    expect(await started.exited(), started.output()).toBe(0);
+    const url = (name: UpstreamName, path: string) => `http://127.0.0.1:${servicePort(name, base)}${path}`;
+    const env = { SERVICES_BASE_PORT: String(base), PORT: String(base + 6), DATA_DIR: dataDir };
+
+    const first = npmRun('start:services', env);
+    await first.banner();
+    expect(first.output()).not.toContain('Gateway');
+    expect(first.output()).toMatch(/database ready in \d+\.\d s/);
+    expect(first.output()).toContain(`embedded (PGlite), kept in ${dataDir}`);
+    expect(await refused(`http://127.0.0.1:${base + 6}/health`)).toBe(true);
+    const registered = await fetch(url('auth', '/auth/register'), json({ username: 'grace', password: 'grace-password', email: 'grace@example.com' }));
+    expect(registered.status).toBe(201);
+    const added = await fetch(url('ondemand', '/admin/ondemand/movies'), { ...json({ title: 'Still Here', genres: ['drama'], free: true }), headers: { 'content-type': 'application/json', ...ADMIN } });
+    const { id } = (await added.json()) as { id: string };
+    const firstPids = descendants(first.child.pid as number);
+    expect(firstPids.length, first.output()).toBeGreaterThanOrEqual(8);
+    // SIGTERM to npm alone (as a process manager sends it): every process stops, exit 0.
+    first.child.kill('SIGTERM');
+    expect(await first.exited(), first.output()).toBe(0);
+    await allGone(firstPids);
+    expect(await refused(url('auth', '/health'))).toBe(true);
+
+    const secrets = mkdtempSync(join(tmpdir(), 'start-secrets-'));
+    const keyFile = join(secrets, 'playback-signing-key');
+    writeFileSync(keyFile, 'a-playback-signing-key\n');
+    const second = launcher({ ...env, PLAYBACK_SIGNING_KEY_FILE: keyFile }, ['--services-only']);
+    await second.banner();
+    expect((await fetch(url('auth', '/auth/login'), json({ username: 'grace', password: 'grace-password' }))).status).toBe(200);
+    expect(await (await fetch(url('ondemand', `/ondemand/movies/${id}`))).json()).toMatchObject({ id, title: 'Still Here' });
+    // The demo data was written once.
+    expect(await (await fetch(url('ondemand', '/ondemand/movies?limit=1'))).json()).toMatchObject({ total: 51 });
+    const inUse = resetData(dataDir);
+    expect(inUse.status).toBe(1);
+    expect(inUse.output).toMatch(/in use by process \d+ \(one process at a time: stop it first\)/);
+
+    // Its secret file is gone (a volume unmounted, say): live TV cannot start again.
+    const pids = descendants(second.child.pid as number);
+    rmSync(secrets, { recursive: true });
+    process.kill(serviceProcess(second, 'livetv'), 'SIGKILL');
+    expect(await second.exited(), second.output()).toBe(1);
+    const output = second.output();
+    expect(output).toContain('livetv exited (signal SIGKILL); restarting in 0.25 s (restart 1)\n');
+    for (const nth of [2, 3, 4, 5]) expect(output).toContain(`livetv exited (code 1) before it was ready; restarting in ${restartDelay(nth) / 1000} s (restart ${nth})\n`);
+    expect(output).toMatch(new RegExp(`^restart failed: livetv exited \\(code 1\\) before it was ready, 5 times in a row; it printed:\\n(.+\\n)*?${escaped(`PLAYBACK_SIGNING_KEY_FILE: cannot read ${keyFile} (ENOENT)`)}$`, 'm'));
+    expect(output).not.toContain('restart 6');
     await allGone(pids);
-    await expect(fetch(`http://127.0.0.1:${base}/health`)).rejects.toThrow();
+    expect(await refused(url('auth', '/health'))).toBe(true);
+
+    const reset = resetData(dataDir);
+    expect(reset, reset.output).toMatchObject({ status: 0 });
+    expect(existsSync(join(dataDir, 'pgdata'))).toBe(false);
   });
 
   it('refuses to start over a port already taken, even by something that answers /health, and starts nothing', async () => {
