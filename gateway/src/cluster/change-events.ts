@@ -10,6 +10,7 @@ import { KEY_PREFIX } from './keys.js';
 import type { SharedRedis } from './redis.js';
 
 /** Event ids remembered in this process (against replays); Redis remembers them for every replica. */
+// Counted as a size, not `max`: lru-cache would allocate its arrays for all of them up front.
 const MAX_REMEMBERED_IDS = 100_000;
 
 export interface ChangeEventsOptions {
@@ -30,7 +31,7 @@ export interface ChangeEventsOptions {
  * re-read what they follow. On the admin port when there is one (the public port otherwise).
  */
 export function changeEventsPlugin(options: ChangeEventsOptions): GatewayPlugin {
-  const seen = new LRUCache<string, true>({ max: MAX_REMEMBERED_IDS, ttl: 2 * CHANGE_EVENT_TOLERANCE_SECONDS * 1000 });
+  const seen = new LRUCache<string, true>({ maxSize: MAX_REMEMBERED_IDS, sizeCalculation: () => 1, ttl: 2 * CHANGE_EVENT_TOLERANCE_SECONDS * 1000 });
   const policy: BodyPolicy = { ...options.body, limitBytes: MAX_CHANGE_EVENT_BYTES };
 
   /** Whether `id` is new here and, with Redis, on every replica. */
