@@ -36,6 +36,20 @@ describe('the token bucket', () => {
     expect((await limiter.take('k', start + 2000)).allowed).toBe(true);
     expect((await limiter.take('other', start)).allowed).toBe(true);
   });
+
+  it('remembers at most 100,000 clients: the least recently seen is forgotten (a fresh bucket), the rest are kept', async () => {
+    const limiter = new MemoryRateLimiter(bucketShape(1));
+    const start = 1_000_000;
+    expect((await limiter.take('first', start)).allowed).toBe(true);
+    expect((await limiter.take('kept', start)).allowed).toBe(true);
+    for (let i = 0; i < 99_998; i++) await limiter.take(`client-${i}`, start);
+    // 100,000 clients: 'first' (seen again now) and 'kept' are still remembered, their one token spent.
+    expect((await limiter.take('first', start)).allowed).toBe(false);
+    await limiter.take('one-more', start);
+    // 'kept' was the least recently seen: forgotten, so it starts again with a full bucket.
+    expect((await limiter.take('kept', start)).allowed).toBe(true);
+    expect((await limiter.take('first', start)).allowed).toBe(false);
+  });
 });
 
 describe('rate limiting in one gateway', () => {
