@@ -14,10 +14,9 @@ import { cpus, loadavg } from 'node:os';
 import WebSocket from 'ws';
 import { servicePort, UPSTREAM_NAMES, UPSTREAMS } from '../shared/upstreams.js';
 import { freePortBlock } from '../test/helpers/ports.js';
-import { processStats, startProcess } from './lib.js';
+import { BENCH_SECRET, processStats, startProcess } from './lib.js';
 import type { Section } from './rest.js';
 
-const SECRET = 'bench-secret-that-is-long-enough-for-hs256-keys';
 /** The subscriber counts compared: what the live feed costs upstream must not grow with them. */
 const COUNTS = [100, 1000] as const;
 /** Edits timed per count. */
@@ -232,7 +231,7 @@ export async function subscriptionsSection(): Promise<Section> {
   // Ports: 0–5 the reference services; 6 the counting proxy in front of live TV; 7 the gateway; 8 its inspector; 9 a bare node:http server, 10 its inspector.
   const url = (offset: number) => `http://127.0.0.1:${base + offset}`;
   // Programmes a day long: a boundary in the window would add a read and an event of its own among the timed ones.
-  const env: NodeJS.ProcessEnv = { SERVICES_BASE_PORT: String(base), NODE_ENV: 'production', LOG_LEVEL: 'info', RATE_LIMIT_PER_MINUTE: '0', JWT_SECRET_KEY: SECRET, LIVETV_SLOT_SECONDS: '86400' };
+  const env: NodeJS.ProcessEnv = { SERVICES_BASE_PORT: String(base), NODE_ENV: 'production', LOG_LEVEL: 'info', RATE_LIMIT_PER_MINUTE: '0', JWT_SECRET_KEY: BENCH_SECRET, LIVETV_SLOT_SECONDS: '86400' };
   await Promise.all(UPSTREAM_NAMES.map((name) => startProcess('services/main', [name], env, `http://127.0.0.1:${servicePort(name, base)}/health`)));
   await startProcess('bench/counting-proxy.ts', [String(base + 6), `http://127.0.0.1:${servicePort('livetv', base)}`], {}, `${url(6)}/__calls`);
   const gatewayUrl = url(7);

@@ -9,7 +9,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { ensurePeers, finish, machine, stopAfter, table } from './lib.js';
 import { clusterSection } from './cluster.js';
 import { graphqlSection } from './graphql-http.js';
-import { restSection, type Section } from './rest.js';
+import { pacedSeconds, restSection, type Section } from './rest.js';
 import { subscriptionsSection } from './subscriptions.js';
 
 const argument = (name: string, fallback: number) => {
@@ -18,8 +18,9 @@ const argument = (name: string, fallback: number) => {
 };
 const seconds = argument('seconds', 5);
 const rounds = argument('rounds', 3);
-// The subscriptions section takes about a minute and a half whatever the seconds and rounds.
-stopAfter((seconds * 20 * rounds + 400 + 180) * 1000);
+// About 50 cases each round, at full load and at a fixed rate; then start-ups, rests and the
+// subscriptions section (about a minute and a half whatever the seconds and rounds), generously.
+stopAfter((rounds * (seconds + pacedSeconds(seconds)) * 50 + 900) * 1000);
 
 /** The sections in their order; `peers` when they measure bench/peers too (installed first, once). */
 const SECTIONS: readonly { readonly name: string; readonly run: () => Promise<Section>; readonly peers?: boolean }[] = [
@@ -41,7 +42,16 @@ function readResults(): { header: string; sections: Map<string, string> } {
   return { header, sections };
 }
 
-const render = (section: Section, note?: string) => [`## ${section.title}`, '', ...(note ? [note, ''] : []), ...section.summary.map((line) => `- ${line}`), '', section.table ?? table(section.rounds)].join('\n');
+const render = (section: Section, note?: string) =>
+  [
+    `## ${section.title}`,
+    '',
+    ...(note ? [note, ''] : []),
+    ...section.summary.map((line) => `- ${line}`),
+    '',
+    section.table ?? table(section.rounds),
+    ...(section.paced ? ['', '### The same cases at a fixed request rate', '', table(section.paced)] : []),
+  ].join('\n');
 
 const before = machine();
 const started = new Date();
@@ -58,7 +68,7 @@ try {
     header = [
       '# Benchmark results',
       '',
-      `Written by \`npm run bench\` on ${started.toISOString()} (${rounds} alternating rounds of ${seconds} s per case, autocannon, loopback).`,
+      `Written by \`npm run bench\` on ${started.toISOString()} in ${Math.round((Date.now() - started.getTime()) / 60_000)} minutes: ${rounds} alternating rounds of ${seconds} s per case at full load (autocannon, 32 connections, loopback), then ${rounds} of ${pacedSeconds(seconds)} s per case at a fixed rate (fewer seconds: a p99 over thousands of requests needs no more; an even open-loop pace over 32 connections, latency counted from when each request was due). "1,000 users": each request's token drawn at random from 1,000 users signed with the bench secret; "1 user": one token for all; "anonymous": none.`,
       '',
       `- machine before: ${before}`,
       `- machine after: ${machine()}`,
