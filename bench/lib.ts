@@ -213,9 +213,12 @@ export interface Users {
 /** How many distinct users the many-users cases draw from, as many apps' clients do. */
 export const POOL_SIZE = 1000;
 
+/** The `sub` of the pool's user `index`. */
+export const userSub = (index: number) => `bench-user-${index + 1}`;
+
 /** The two kinds of callers every workload is measured with: one user, and POOL_SIZE users (distinct `sub`). */
 export async function userPools(): Promise<{ readonly one: Users; readonly many: Users }> {
-  const tokens = await Promise.all(Array.from({ length: POOL_SIZE }, (_, index) => signToken(`bench-user-${index + 1}`)));
+  const tokens = await Promise.all(Array.from({ length: POOL_SIZE }, (_, index) => signToken(userSub(index))));
   return { one: { label: '1 user', tokens: tokens.slice(0, 1) }, many: { label: `${POOL_SIZE.toLocaleString('en')} users`, tokens } };
 }
 
@@ -297,16 +300,16 @@ async function pace(load: Load, seconds: number, rate: number): Promise<Run> {
     latencies.push(performance.now() - dueMs);
   };
   const inFlight: Promise<void>[] = [];
+  const dueAt = (index: number) => started + (index * 1000) / rate;
   await new Promise<void>((resolve) => {
-    // Timers fire at best each millisecond: every tick sends what has fallen due since the last.
-    const timer = setInterval(() => {
-      const due = Math.min(total, Math.floor(((performance.now() - started) * rate) / 1000));
-      while (inFlight.length < due) inFlight.push(send(started + (inFlight.length * 1000) / rate));
-      if (inFlight.length === total) {
-        clearInterval(timer);
-        resolve();
-      }
-    }, 1);
+    // A timer for the next request's time (timers fire a millisecond late at best: each sends all that has fallen due).
+    const tick = () => {
+      const now = performance.now();
+      while (inFlight.length < total && dueAt(inFlight.length) <= now) inFlight.push(send(dueAt(inFlight.length)));
+      if (inFlight.length === total) resolve();
+      else setTimeout(tick, dueAt(inFlight.length) - now);
+    };
+    tick();
   });
   await Promise.all(inFlight);
   await pool.close();

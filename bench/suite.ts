@@ -1,7 +1,7 @@
 /**
  * `npm run bench`: the gateway measured side by side with the peers a team would pick instead, rounds
  * alternating in one run; every round is written to bench/RESULTS.md with the machine and its load.
- * Usage: npm run bench [-- --seconds 5 --rounds 3 --only rest|graphql|cluster|subscriptions]
+ * Usage: npm run bench [-- --seconds 4 --rounds 3 --only rest|graphql|cluster|subscriptions]
  * A full run writes the file anew; with --only, the one section is replaced in it (each section follows
  * a marker line), the others kept as they were, and the section says when it ran alone.
  */
@@ -16,7 +16,7 @@ const argument = (name: string, fallback: number) => {
   const index = process.argv.indexOf(`--${name}`);
   return index === -1 ? fallback : Number(process.argv[index + 1]);
 };
-const seconds = argument('seconds', 5);
+const seconds = argument('seconds', 4);
 const rounds = argument('rounds', 3);
 // About 50 cases each round, at full load and at a fixed rate; then start-ups, rests and the
 // subscriptions section (about a minute and a half whatever the seconds and rounds), generously.
