@@ -344,6 +344,16 @@ export function table(rows: readonly Measurement[]): string {
   return lines.join('\n');
 }
 
+/**
+ * A figure against its target, in words: met, or missed and by how much. A ratio (×) must reach its
+ * target unless `atMost`; a cost (ms, MB, KB) must not exceed it.
+ */
+export function verdict(value: number, target: number, { unit = '×', atMost = false, digits = 2 }: { unit?: string; atMost?: boolean; digits?: number } = {}): string {
+  const text = `target ${atMost ? '≤' : '≥'} ${unit === '×' ? target.toFixed(1) : target}${unit}`;
+  if (atMost ? value <= target : value >= target) return `${text} met`;
+  return `${text} missed by ${Math.abs(value - target).toFixed(digits)}${unit} (${Math.abs((value / target - 1) * 100).toFixed(0)}% ${atMost ? 'over' : 'short'})`;
+}
+
 /** The median of the rounds of a case. */
 export function median(values: readonly number[]): number {
   const sorted = [...values].sort((a, b) => a - b);

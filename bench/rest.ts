@@ -10,7 +10,7 @@
  */
 import { UPSTREAM_NAMES, UPSTREAMS } from '../shared/upstreams.js';
 import { freePortBlock } from '../test/helpers/ports.js';
-import { BENCH_SECRET, measure, median, processStats, startNginx, startPeer, startProcess, startRedisServer, userPools, type Measurement, type Users } from './lib.js';
+import { BENCH_SECRET, measure, median, processStats, startNginx, startPeer, startProcess, startRedisServer, userPools, verdict, type Measurement, type Users } from './lib.js';
 
 export interface Section {
   readonly title: string;
@@ -38,11 +38,6 @@ const PACE_SHARE = 0.5;
 
 /** Seconds each case runs at a fixed rate: a p99 of thousands of requests needs fewer seconds than a maximum. */
 export const pacedSeconds = (seconds: number) => Math.max(2, Math.ceil(seconds / 2));
-
-/** `value` against `target` in words: met, or missed and by how much. */
-export function verdict(value: number, target: number): string {
-  return value >= target ? `target ≥ ${target.toFixed(1)}× met` : `target ≥ ${target.toFixed(1)}× missed by ${(target - value).toFixed(2)}× (${((1 - value / target) * 100).toFixed(0)}% short)`;
-}
 
 /** The medians of a case's rounds, found by the end of their labels. */
 export function mediansOf(rows: readonly Measurement[], label: string): { rate: number; p50: number; p99: number; cpu: number | undefined; client: number } {
