@@ -211,7 +211,7 @@ export interface Users {
 }
 
 /** How many distinct users the many-users cases draw from, as many apps' clients do. */
-export const POOL_SIZE = 1000;
+const POOL_SIZE = 1000;
 
 /** The `sub` of the pool's user `index`. */
 export const userSub = (index: number) => `bench-user-${index + 1}`;

@@ -36,7 +36,7 @@ const TARGETS = { fastify: 2.0, nginx: 0.4 } as const;
 /** The fixed rate of the latency cases, as a share of the Fastify peer's most with 1,000 users. */
 const PACE_SHARE = 0.5;
 
-/** Seconds each case runs at a fixed rate: a p99 of thousands of requests needs fewer seconds than a maximum. */
+/** Seconds each case runs at a fixed rate: fewer than at full load, to keep the whole run near 20 minutes (its p99 is the median of the rounds'). */
 export const pacedSeconds = (seconds: number) => Math.max(2, Math.ceil(seconds / 2));
 
 /** The medians of a case's rounds, found by the end of their labels. */

@@ -68,7 +68,7 @@ try {
     header = [
       '# Benchmark results',
       '',
-      `Written by \`npm run bench\` on ${started.toISOString()} in ${Math.round((Date.now() - started.getTime()) / 60_000)} minutes: ${rounds} alternating rounds of ${seconds} s per case at full load (autocannon, 32 connections, loopback), then ${rounds} of ${pacedSeconds(seconds)} s per case at a fixed rate (fewer seconds: a p99 over thousands of requests needs no more; an even open-loop pace over 32 connections, latency counted from when each request was due). "1,000 users": each request's token drawn at random from 1,000 users signed with the bench secret; "1 user": one token for all; "anonymous": none.`,
+      `Written by \`npm run bench\` on ${started.toISOString()} in ${Math.round((Date.now() - started.getTime()) / 60_000)} minutes: ${rounds} alternating rounds of ${seconds} s per case at full load (autocannon, 32 connections, loopback), then ${rounds} of ${pacedSeconds(seconds)} s per case at a fixed rate (fewer seconds, to keep the whole run near 20 minutes: each p99 is the median of the rounds'; an even open-loop pace over up to 32 connections, latency counted from when each request was due). "1,000 users": each request's token drawn at random from 1,000 users signed with the bench secret; "1 user": one token for all; "anonymous": none.`,
       '',
       `- machine before: ${before}`,
       `- machine after: ${machine()}`,
