@@ -12,9 +12,9 @@ import { Agent, request, type ClientRequest } from 'node:http';
 import { readFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import WebSocket from 'ws';
-import { servicePort, UPSTREAM_NAMES, UPSTREAMS } from '../shared/upstreams.js';
+import { servicePort, UPSTREAMS } from '../shared/upstreams.js';
 import { freePortBlock } from '../test/helpers/ports.js';
-import { BENCH_SECRET, processStats, startProcess, verdict } from './lib.js';
+import { BENCH_SECRET, processStats, startProcess, startServices, verdict } from './lib.js';
 import type { Section } from './rest.js';
 
 /** The subscriber counts compared: what the live feed costs upstream must not grow with them. */
@@ -227,12 +227,13 @@ interface Row {
 }
 
 export async function subscriptionsSection(): Promise<Section> {
-  const base = await freePortBlock(11);
-  // Ports: 0–5 the reference services; 6 the counting proxy in front of live TV; 7 the gateway; 8 its inspector; 9 a bare node:http server, 10 its inspector.
+  const base = await freePortBlock(12);
+  // Ports: 0–5 the reference services; 6 the counting proxy in front of live TV; 7 the gateway; 8 its inspector; 9 a bare node:http server, 10 its inspector; 11 the services' database.
   const url = (offset: number) => `http://127.0.0.1:${base + offset}`;
   // Programmes a day long: a boundary in the window would add a read and an event of its own among the timed ones.
   const env: NodeJS.ProcessEnv = { SERVICES_BASE_PORT: String(base), NODE_ENV: 'production', LOG_LEVEL: 'info', RATE_LIMIT_PER_MINUTE: '0', JWT_SECRET_KEY: BENCH_SECRET, LIVETV_SLOT_SECONDS: '86400' };
-  await Promise.all(UPSTREAM_NAMES.map((name) => startProcess('services/main', [name], env, `http://127.0.0.1:${servicePort(name, base)}/health`)));
+  // With their database in a process of its own, in memory: services opening the embedded one each would refuse to share it.
+  await startServices(base, base + 11, env);
   await startProcess('bench/counting-proxy.ts', [String(base + 6), `http://127.0.0.1:${servicePort('livetv', base)}`], {}, `${url(6)}/__calls`);
   const gatewayUrl = url(7);
   // Every subscriber comes from 127.0.0.1: the per-client limit (20 by default) would refuse all past the 20th.

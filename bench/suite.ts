@@ -61,7 +61,16 @@ try {
   if (chosen.length === 0) throw new Error(`--only: no section ${only ?? ''} (${SECTIONS.map((section) => section.name).join(', ')})`);
   if (chosen.some((section) => section.peers)) ensurePeers();
   const ran = new Map<string, Section>();
-  for (const section of chosen) ran.set(section.name, await section.run());
+  for (const section of chosen) {
+    try {
+      ran.set(section.name, await section.run());
+    } catch (error) {
+      // The sections that ran are still written: a late failure must not throw a quarter of an hour of rounds away.
+      console.error(error);
+      process.exitCode = 1;
+      ran.set(section.name, { title: `${section.name}: failed`, rounds: [], summary: [`the section failed: ${error instanceof Error ? error.message.split('\n')[0] : String(error)}`], table: '' });
+    }
+  }
   let header: string;
   let sections: Map<string, string>;
   if (only === undefined) {
