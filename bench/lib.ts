@@ -3,6 +3,8 @@ import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
+import { SignJWT } from 'jose';
+import { Pool } from 'undici';
 import { createConnection } from 'node:net';
 import { spawnProcess, waitUntilReady, type Readiness, type SpawnOptions } from '../scripts/lib/processes.js';
 import { answersPing } from '../scripts/lib/redis.js';
@@ -136,12 +138,15 @@ export function finish(): never {
 
 export interface Measurement {
   readonly label: string;
+  /** Requests answered per second: the most the case serves, or what it kept up with at a fixed rate. */
   readonly requestsPerSecond: number;
   readonly p50Ms: number;
   readonly p99Ms: number;
   readonly non2xx: number;
   /** CPU time of the measured process per request, when its pid was given. */
   readonly cpuUsPerRequest?: number;
+  /** This process's own CPU per request: the load generator shares the two cores with what it measures. */
+  readonly clientCpuUsPerRequest: number;
 }
 
 /**
@@ -191,30 +196,162 @@ export async function startServices(base: number, databasePort: number, env: Nod
   return pids;
 }
 
+/** The HS256 secret every benchmark's gateways and peers verify tokens with. */
+export const BENCH_SECRET = 'bench-secret-that-is-long-enough-for-hs256-keys';
+
+/** A token for user `sub`, signed with the benchmarks' secret, valid for two hours (longer than any run). */
+export function signToken(sub: string, roles: readonly string[] = ['user']): Promise<string> {
+  return new SignJWT({ roles: [...roles] }).setProtectedHeader({ alg: 'HS256' }).setSubject(sub).setExpirationTime('2h').sign(new TextEncoder().encode(BENCH_SECRET));
+}
+
+/** Who sends a case's requests: one token for all, or each request's drawn from a pool of users. */
+export interface Users {
+  readonly label: string;
+  readonly tokens: readonly string[];
+}
+
+/** How many distinct users the many-users cases draw from, as many apps' clients do. */
+const POOL_SIZE = 1000;
+
+/** The `sub` of the pool's user `index`. */
+export const userSub = (index: number) => `bench-user-${index + 1}`;
+
+/** The two kinds of callers every workload is measured with: one user, and POOL_SIZE users (distinct `sub`). */
+export async function userPools(): Promise<{ readonly one: Users; readonly many: Users }> {
+  const tokens = await Promise.all(Array.from({ length: POOL_SIZE }, (_, index) => signToken(userSub(index))));
+  return { one: { label: '1 user', tokens: tokens.slice(0, 1) }, many: { label: `${POOL_SIZE.toLocaleString('en')} users`, tokens } };
+}
+
 export interface RequestShape {
   readonly method: 'GET' | 'POST';
   readonly body?: string;
 }
 
-export async function measure(label: string, url: string, headers: Record<string, string> = {}, seconds = 5, connections = 32, shape: RequestShape = { method: 'GET' }, pid?: number): Promise<Measurement> {
-  const before = processStats(pid);
-  const result = await autocannon({ url, headers, connections, duration: seconds, pipelining: 1, method: shape.method, ...(shape.body ? { body: shape.body } : {}) });
-  const after = processStats(pid);
-  const requests = result.requests.total;
+export interface Load {
+  readonly url: string;
+  readonly headers?: Record<string, string>;
+  /** Each request carries `authorization: Bearer <token>` drawn at random from these (none: no token). */
+  readonly tokens?: readonly string[];
+  readonly seconds?: number;
+  readonly shape?: RequestShape;
+  /** The measured process, for its CPU per request. */
+  readonly pid?: number | undefined;
+  /** Requests per second, sent at an even pace whatever the answers take; absent: as many as 32 connections get answered. */
+  readonly rate?: number;
+}
+
+const CONNECTIONS = 32;
+
+/** One of `tokens` at random, as the header a request carries. */
+export const bearerFrom = (tokens: readonly string[]) => ({ authorization: `Bearer ${tokens[Math.floor(Math.random() * tokens.length)] ?? ''}` });
+
+interface Run {
+  readonly requests: number;
+  readonly seconds: number;
+  readonly p50Ms: number;
+  readonly p99Ms: number;
+  readonly failed: number;
+}
+
+/**
+ * As many requests as CONNECTIONS keep-alive connections get answered (autocannon). A single token is part
+ * of the request autocannon builds once; a pool's token is drawn per request in `setupRequest`, which
+ * makes autocannon build each request again (~5 µs of this process's CPU, shown beside the cases').
+ */
+async function saturate(load: Load, seconds: number): Promise<Run> {
+  const { url, headers = {}, tokens = [], shape = { method: 'GET' } } = load;
+  const single = tokens.length === 1 ? bearerFrom(tokens) : {};
+  const result = await autocannon({
+    url,
+    headers: { ...headers, ...single },
+    connections: CONNECTIONS,
+    duration: seconds,
+    pipelining: 1,
+    method: shape.method,
+    ...(shape.body ? { body: shape.body } : {}),
+    ...(tokens.length > 1 ? { requests: [{ setupRequest: (request) => ({ ...request, headers: { ...request.headers, ...bearerFrom(tokens) } }) }] } : {}),
+  });
+  return { requests: result.requests.total, seconds, p50Ms: result.latency.p50, p99Ms: result.latency.p99, failed: result.non2xx + result.errors + result.timeouts };
+}
+
+/**
+ * `rate` requests a second, each sent at its time whatever the earlier ones take (an open loop: users do
+ * not wait for each other), over at most CONNECTIONS keep-alive connections; a request's latency counts
+ * from when it was due, so a server that falls behind shows it in full. autocannon's own rate options
+ * send each connection's quota back to back at the start of every second and then pause: that measures
+ * bursts at full load, not a steady rate.
+ */
+async function pace(load: Load, seconds: number, rate: number): Promise<Run> {
+  const { url, headers = {}, tokens = [], shape = { method: 'GET' } } = load;
+  const target = new URL(url);
+  const pool = new Pool(target.origin, { connections: CONNECTIONS, pipelining: 1 });
+  const total = Math.round(rate * seconds);
+  const latencies: number[] = [];
+  let failed = 0;
+  const started = performance.now();
+  const send = async (dueMs: number) => {
+    try {
+      const answer = await pool.request({ path: `${target.pathname}${target.search}`, method: shape.method, headers: { ...headers, ...(tokens.length > 0 ? bearerFrom(tokens) : {}) }, body: shape.body ?? null });
+      await answer.body.dump();
+      if (answer.statusCode >= 300) failed += 1;
+    } catch {
+      failed += 1;
+    }
+    latencies.push(performance.now() - dueMs);
+  };
+  const inFlight: Promise<void>[] = [];
+  const dueAt = (index: number) => started + (index * 1000) / rate;
+  await new Promise<void>((resolve) => {
+    // A timer for the next request's time (timers fire a millisecond late at best: each sends all that has fallen due).
+    const tick = () => {
+      const now = performance.now();
+      while (inFlight.length < total && dueAt(inFlight.length) <= now) inFlight.push(send(dueAt(inFlight.length)));
+      if (inFlight.length === total) resolve();
+      else setTimeout(tick, dueAt(inFlight.length) - now);
+    };
+    tick();
+  });
+  await Promise.all(inFlight);
+  await pool.close();
+  latencies.sort((a, b) => a - b);
+  const at = (fraction: number) => Math.round((latencies[Math.min(latencies.length - 1, Math.floor(latencies.length * fraction))] ?? 0) * 10) / 10;
+  return { requests: total, seconds: (performance.now() - started) / 1000, p50Ms: at(0.5), p99Ms: at(0.99), failed };
+}
+
+/** A case measured once: at full load, or at `load.rate` requests a second. */
+export async function measure(label: string, load: Load): Promise<Measurement> {
+  const seconds = load.seconds ?? 5;
+  const before = processStats(load.pid);
+  const clientBefore = process.cpuUsage();
+  const run = load.rate === undefined ? await saturate(load, seconds) : await pace(load, seconds, load.rate);
+  const client = process.cpuUsage(clientBefore);
+  const after = processStats(load.pid);
+  const perRequest = (us: number) => Math.round(us / Math.max(1, run.requests));
   return {
     label,
-    requestsPerSecond: Math.round(result.requests.average),
-    p50Ms: result.latency.p50,
-    p99Ms: result.latency.p99,
-    non2xx: result.non2xx + result.errors + result.timeouts,
-    ...(before && after && requests > 0 ? { cpuUsPerRequest: Math.round(((after.cpuMs - before.cpuMs) * 1000) / requests) } : {}),
+    requestsPerSecond: Math.round(run.requests / run.seconds),
+    p50Ms: run.p50Ms,
+    p99Ms: run.p99Ms,
+    non2xx: run.failed,
+    clientCpuUsPerRequest: perRequest(client.user + client.system),
+    ...(before && after && run.requests > 0 ? { cpuUsPerRequest: perRequest((after.cpuMs - before.cpuMs) * 1000) } : {}),
   };
 }
 
 export function table(rows: readonly Measurement[]): string {
-  const lines = ['| case | req/s | p50 ms | p99 ms | CPU µs/request | non-2xx/errors |', '| --- | ---: | ---: | ---: | ---: | ---: |'];
-  for (const row of rows) lines.push(`| ${row.label} | ${row.requestsPerSecond} | ${row.p50Ms} | ${row.p99Ms} | ${row.cpuUsPerRequest ?? ''} | ${row.non2xx} |`);
+  const lines = ['| case | req/s | p50 ms | p99 ms | CPU µs/request | load generator CPU µs/request | non-2xx/errors |', '| --- | ---: | ---: | ---: | ---: | ---: | ---: |'];
+  for (const row of rows) lines.push(`| ${row.label} | ${row.requestsPerSecond} | ${row.p50Ms} | ${row.p99Ms} | ${row.cpuUsPerRequest ?? ''} | ${row.clientCpuUsPerRequest} | ${row.non2xx} |`);
   return lines.join('\n');
+}
+
+/**
+ * A figure against its target, in words: met, or missed and by how much. A ratio (×) must reach its
+ * target unless `atMost`; a cost (ms, MB, KB) must not exceed it.
+ */
+export function verdict(value: number, target: number, { unit = '×', atMost = false, digits = 2 }: { unit?: string; atMost?: boolean; digits?: number } = {}): string {
+  const text = `target ${atMost ? '≤' : '≥'} ${unit === '×' ? target.toFixed(1) : target}${unit}`;
+  if (atMost ? value <= target : value >= target) return `${text} met`;
+  return `${text} missed by ${Math.abs(value - target).toFixed(digits)}${unit} (${Math.abs((value / target - 1) * 100).toFixed(0)}% ${atMost ? 'over' : 'short'})`;
 }
 
 /** The median of the rounds of a case. */

@@ -1,18 +1,22 @@
 /**
- * The REST section: an authenticated GET /ondemand/movies/m1 (one token, a small JSON upstream) through
- * the gateway as it runs in production (JSON access lines at info), beside the upstream alone, nginx as
- * a plain reverse proxy (when installed) and a Fastify + @fastify/http-proxy + jose gateway that
- * verifies the token on every request; then the gateway's own options (no access log, tracing at 100%,
- * rate limiting in memory and in Redis). Rounds alternate, so machine noise hits every case.
+ * The REST section: an authenticated GET /ondemand/movies/m1 (a small JSON upstream) through the gateway
+ * as it runs in production (JSON access lines at info), beside the upstream alone, nginx as a plain
+ * reverse proxy (when installed) and a Fastify + @fastify/http-proxy + jose gateway that verifies the
+ * token on every request; then the gateway's own options (no access log, tracing at 100%, rate limiting
+ * in memory and in Redis). Every case that carries a token runs with one user's, and with each request's
+ * drawn from 1,000 users: the headline is the gateway with coalescing off and 1,000 users. Each case is
+ * measured at full load, rounds alternating so machine noise hits every case, then at one fixed rate
+ * (half the Fastify peer's most with 1,000 users) for its latency under load.
  */
-import { SignJWT } from 'jose';
 import { UPSTREAM_NAMES, UPSTREAMS } from '../shared/upstreams.js';
 import { freePortBlock } from '../test/helpers/ports.js';
-import { measure, median, processStats, startNginx, startPeer, startProcess, startRedisServer, type Measurement } from './lib.js';
+import { BENCH_SECRET, measure, median, processStats, startNginx, startPeer, startProcess, startRedisServer, userPools, verdict, type Measurement, type Users } from './lib.js';
 
 export interface Section {
   readonly title: string;
   readonly rounds: readonly Measurement[];
+  /** The cases again at a fixed request rate (named in each label): latency under load, not at the limit. */
+  readonly paced?: readonly Measurement[];
   /** Lines of the summary: medians, ratios, targets. */
   readonly summary: readonly string[];
   /** A table of its own instead of the rounds' (a section that measures no request rate). */
@@ -22,67 +26,113 @@ export interface Section {
 interface Case {
   readonly label: string;
   readonly url: string;
-  readonly headers: Record<string, string>;
+  readonly users?: Users;
   readonly pid?: number;
 }
 
-const SECRET = 'bench-secret-that-is-long-enough-for-hs256-keys';
 const PATH = '/ondemand/movies/m1';
+/** The targets of issue 24, against the peers, with 1,000 users and coalescing off. */
+const TARGETS = { fastify: 2.0, nginx: 0.4 } as const;
+/** The fixed rate of the latency cases, as a share of the Fastify peer's most with 1,000 users. */
+const PACE_SHARE = 0.5;
+
+/** Seconds each case runs at a fixed rate: fewer than at full load, to keep the whole run near 20 minutes (its p99 is the median of the rounds'). */
+export const pacedSeconds = (seconds: number) => Math.max(2, Math.ceil(seconds / 2));
+
+/** The medians of a case's rounds, found by the end of their labels. */
+export function mediansOf(rows: readonly Measurement[], label: string): { rate: number; p50: number; p99: number; cpu: number | undefined; client: number } {
+  const mine = rows.filter((row) => row.label.endsWith(`: ${label}`));
+  const cpus = mine.flatMap((row) => (row.cpuUsPerRequest === undefined ? [] : [row.cpuUsPerRequest]));
+  return {
+    rate: median(mine.map((row) => row.requestsPerSecond)),
+    p50: median(mine.map((row) => row.p50Ms)),
+    p99: median(mine.map((row) => row.p99Ms)),
+    cpu: cpus.length === 0 ? undefined : Math.round(median(cpus)),
+    client: Math.round(median(mine.map((row) => row.clientCpuUsPerRequest))),
+  };
+}
 
 export async function restSection(seconds: number, rounds: number): Promise<Section> {
   const base = await freePortBlock(11);
   // Ports: 0 upstream, 1 gateway, 2 Fastify, 3 nginx, 4–8 gateway variants, 9 OTLP sink, 10 Redis.
   const url = (offset: number) => `http://127.0.0.1:${base + offset}`;
-  await startProcess('bench/upstream-stub.ts', [String(base)], {}, url(0));
+  const upstream = await startProcess('bench/upstream-stub.ts', [String(base)], {}, url(0));
   await startProcess('bench/otlp-sink.ts', [String(base + 9)], {}, url(9));
-  const env: NodeJS.ProcessEnv = { PORT: String(base + 1), JWT_SECRET_KEY: SECRET, LOG_LEVEL: 'info', NODE_ENV: 'production', RATE_LIMIT_PER_MINUTE: '0' };
+  const env: NodeJS.ProcessEnv = { PORT: String(base + 1), JWT_SECRET_KEY: BENCH_SECRET, LOG_LEVEL: 'info', NODE_ENV: 'production', RATE_LIMIT_PER_MINUTE: '0' };
   for (const name of UPSTREAM_NAMES) env[UPSTREAMS[name].envVar] = url(0);
   const redis = await startRedisServer(base + 10);
   const gateway = await startProcess('gateway/src/main', [], env, `${url(1)}/health`);
-  const fastify = await startPeer('fastify-gateway.mjs', [String(base + 2), url(0), SECRET], `${url(2)}/health`);
+  const fastify = await startPeer('fastify-gateway.mjs', [String(base + 2), url(0), BENCH_SECRET], `${url(2)}/health`);
   const nginx = await startNginx(base + 3, url(0));
   const quiet = await startProcess('gateway/src/main', [], { ...env, PORT: String(base + 4), ACCESS_LOG: 'false' }, `${url(4)}/health`);
   const traced = await startProcess('gateway/src/main', [], { ...env, PORT: String(base + 5), OTEL_EXPORTER_OTLP_ENDPOINT: url(9), OTEL_TRACES_SAMPLER: 'always_on' }, `${url(5)}/health`);
   const limited = await startProcess('gateway/src/main', [], { ...env, PORT: String(base + 6), RATE_LIMIT_PER_MINUTE: '10000000' }, `${url(6)}/health`);
   const shared = await startProcess('gateway/src/main', [], { ...env, PORT: String(base + 7), RATE_LIMIT_PER_MINUTE: '10000000', REDIS_URL: redis.url }, `${url(7)}/health`);
-  // Every client here asks the same URL with the same token at once: coalescing shares calls; without it, each is a call.
+  // With one user, every client asks the same URL with the same token at once: coalescing shares calls; without it, each is a call.
   const uncoalesced = await startProcess('gateway/src/main', [], { ...env, PORT: String(base + 8), UPSTREAM_COALESCING: 'false' }, `${url(8)}/health`);
 
-  const token = await new SignJWT({ roles: ['user'] }).setProtectedHeader({ alg: 'HS256' }).setSubject('1').setExpirationTime('2h').sign(new TextEncoder().encode(SECRET));
-  const auth = { authorization: `Bearer ${token}` };
+  const { one, many } = await userPools();
   const pid = (child: { pid?: number | undefined }) => (child.pid === undefined ? {} : { pid: child.pid });
+  const both = (label: string, offset: number, child: { pid?: number | undefined }): Case[] => [one, many].map((users) => ({ label: `${label}, ${users.label}`, url: url(offset), users, ...pid(child) }));
+  const labels = {
+    nginx: `nginx (1 worker), reverse proxy, ${many.label}`,
+    fastify: `Fastify + http-proxy + jose, ${many.label}`,
+    gateway: `gateway, ${many.label}`,
+    headline: `gateway, coalescing off, ${many.label}`,
+  };
   const cases: Case[] = [
-    { label: 'upstream alone', url: url(0), headers: {} },
-    ...(nginx ? [{ label: 'nginx (1 worker), reverse proxy', url: url(3), headers: auth, ...pid(nginx) }] : []),
-    { label: 'Fastify + http-proxy + jose', url: url(2), headers: auth, ...pid(fastify) },
-    { label: 'gateway', url: url(1), headers: auth, ...pid(gateway) },
-    { label: 'gateway, coalescing off', url: url(8), headers: auth, ...pid(uncoalesced) },
-    { label: 'gateway, no access log', url: url(4), headers: auth, ...pid(quiet) },
-    { label: 'gateway, tracing 100% (OTLP)', url: url(5), headers: auth, ...pid(traced) },
-    { label: 'gateway, rate limit in memory', url: url(6), headers: auth, ...pid(limited) },
-    { label: 'gateway, rate limit in Redis', url: url(7), headers: auth, ...pid(shared) },
+    { label: 'upstream alone', url: url(0), ...pid(upstream) },
+    // nginx passes the token on without reading it: one user or many costs it the same.
+    ...(nginx ? [{ label: labels.nginx, url: url(3), users: many, ...pid(nginx) }] : []),
+    ...both('Fastify + http-proxy + jose', 2, fastify),
+    ...both('gateway', 1, gateway),
+    ...both('gateway, coalescing off', 8, uncoalesced),
+    // The options, each beside the gateway with the same 1,000 users.
+    { label: `gateway, no access log, ${many.label}`, url: url(4), users: many, ...pid(quiet) },
+    { label: `gateway, tracing 100% (OTLP), ${many.label}`, url: url(5), users: many, ...pid(traced) },
+    { label: `gateway, rate limit in memory, ${many.label}`, url: url(6), users: many, ...pid(limited) },
+    { label: `gateway, rate limit in Redis, ${many.label}`, url: url(7), users: many, ...pid(shared) },
   ];
-  for (const entry of cases) await measure('warm-up', `${entry.url}${PATH}`, entry.headers, 2);
+  const loadOf = (entry: Case, extra: { seconds: number; rate?: number }) => ({ url: `${entry.url}${PATH}`, ...(entry.users ? { tokens: entry.users.tokens } : {}), ...(entry.pid === undefined ? {} : { pid: entry.pid }), ...extra });
+  for (const entry of cases) await measure('warm-up', loadOf(entry, { seconds: 1 }));
   const results: Measurement[] = [];
   for (let round = 1; round <= rounds; round++) {
     const order = round % 2 === 1 ? cases : [...cases].reverse();
-    for (const entry of order) results.push(await measure(`round ${round}: ${entry.label}`, `${entry.url}${PATH}`, entry.headers, seconds, 32, { method: 'GET' }, entry.pid));
+    for (const entry of order) results.push(await measure(`round ${round}: ${entry.label}`, loadOf(entry, { seconds })));
+  }
+  const at = (label: string) => mediansOf(results, label);
+  const rate = Math.max(1, Math.round(at(labels.fastify).rate * PACE_SHARE));
+  const paced: Measurement[] = [];
+  for (let round = 1; round <= rounds; round++) {
+    const order = round % 2 === 1 ? cases : [...cases].reverse();
+    for (const entry of order) paced.push(await measure(`round ${round}, ${rate} req/s: ${entry.label}`, loadOf(entry, { seconds: pacedSeconds(seconds), rate })));
   }
 
-  const medianOf = (label: string) => median(results.filter((row) => row.label.endsWith(`: ${label}`)).map((row) => row.requestsPerSecond));
-  const gatewayRate = medianOf('gateway');
-  const ratio = (label: string) => gatewayRate / medianOf(label);
-  const uncoalescedRate = medianOf('gateway, coalescing off');
+  const pacedAt = (label: string) => mediansOf(paced, label);
+  const describe = (label: string) => {
+    const full = at(label);
+    const steady = pacedAt(label);
+    return `${Math.round(full.rate)} req/s, ${full.cpu ?? '?'} µs CPU/request; at ${rate} req/s p50 ${steady.p50} ms, p99 ${steady.p99} ms`;
+  };
+  const headline = at(labels.headline).rate;
+  const versus = (peer: string, target: number) => {
+    const ratio = headline / at(peer).rate;
+    return `${ratio.toFixed(2)}× (${verdict(ratio, target)})`;
+  };
+  const gatewayRate = at(labels.gateway).rate;
   const summary = [
-    `gateway (production settings, access log on): median ${Math.round(gatewayRate)} req/s, RSS after ${processStats(gateway.pid)?.rssMb ?? '?'} MB`,
-    `gateway ÷ Fastify + http-proxy + jose: ${ratio('Fastify + http-proxy + jose').toFixed(2)}× (target ≥ 2.0×); with coalescing off ${(uncoalescedRate / medianOf('Fastify + http-proxy + jose')).toFixed(2)}×`,
-    nginx
-      ? `gateway ÷ nginx: ${ratio('nginx (1 worker), reverse proxy').toFixed(2)}× (target ≥ 0.3×); with coalescing off ${(uncoalescedRate / medianOf('nginx (1 worker), reverse proxy')).toFixed(2)}×`
-      : 'nginx is not installed: no nginx comparison',
-    `gateway ÷ upstream alone: ${ratio('upstream alone').toFixed(3)}×`,
-    ...['gateway, coalescing off', 'gateway, no access log', 'gateway, tracing 100% (OTLP)', 'gateway, rate limit in memory', 'gateway, rate limit in Redis'].map(
-      (label) => `${label}: median ${Math.round(medianOf(label))} req/s (${((medianOf(label) / gatewayRate - 1) * 100).toFixed(0)}% beside the gateway's)`,
-    ),
+    `headline, gateway with coalescing off and ${many.label} (access log on, production settings): ${describe(labels.headline)}; RSS after ${processStats(uncoalesced.pid)?.rssMb ?? '?'} MB`,
+    `Fastify + http-proxy + jose, ${many.label}: ${describe(labels.fastify)}; the gateway ÷ it: ${versus(labels.fastify, TARGETS.fastify)}`,
+    nginx ? `nginx (1 worker), ${many.label}: ${describe(labels.nginx)}; the gateway ÷ it: ${versus(labels.nginx, TARGETS.nginx)}` : 'nginx is not installed (apt-get install nginx): no nginx comparison',
+    `upstream alone: ${describe('upstream alone')}`,
+    `latency at a fixed ${rate} req/s (${PACE_SHARE * 100}% of the Fastify peer's most with ${many.label}) for every case, ${pacedSeconds(seconds)} s a round, open loop: latency counted from when each request was due`,
+    ...[`gateway, ${one.label}`, `gateway, coalescing off, ${one.label}`, `Fastify + http-proxy + jose, ${one.label}`, labels.gateway].map((label) => `${label}: ${describe(label)}`),
+    ...['no access log', 'tracing 100% (OTLP)', 'rate limit in memory', 'rate limit in Redis'].map((option) => {
+      const label = `gateway, ${option}, ${many.label}`;
+      return `${label}: ${describe(label)} (${((at(label).rate / gatewayRate - 1) * 100).toFixed(0)}% beside the gateway's with ${many.label})`;
+    }),
+    `the load generator's own CPU (it shares the cores): ${at(`gateway, ${one.label}`).client} µs per request with one token, ${at(labels.gateway).client} µs drawing from ${many.label}`,
   ];
-  return { title: `REST: authenticated GET ${PATH}, 32 connections, ${seconds} s per case`, rounds: results, summary };
+  return { title: `REST: authenticated GET ${PATH}, 32 connections, ${seconds} s per case`, rounds: results, paced, summary };
 }
+

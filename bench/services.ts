@@ -33,10 +33,10 @@ try {
   const base = await freePortBlock(7);
   const pids = await startServices(base, base + 6, { NODE_ENV: 'production', LOG_LEVEL: 'warn' });
   const url = (call: (typeof CALLS)[number]) => `http://127.0.0.1:${servicePort(call.service, base)}${call.path}`;
-  for (const call of CALLS) await measure('warm-up', url(call), call.headers, 1, 32);
+  for (const call of CALLS) await measure('warm-up', { url: url(call), headers: call.headers, seconds: 1 });
   const results: Measurement[] = [];
   for (let round = 1; round <= rounds; round++) {
-    for (const call of CALLS) results.push(await measure(`round ${round}: ${call.name}`, url(call), call.headers, seconds, 32, { method: 'GET' }, pids[call.service]));
+    for (const call of CALLS) results.push(await measure(`round ${round}: ${call.name}`, { url: url(call), headers: call.headers, seconds, pid: pids[call.service] }));
   }
   console.log(`machine before: ${before}\nmachine after: ${machine()}\n`);
   for (const call of CALLS) console.log(`- ${call.name}: median ${median(results.filter((row) => row.label.endsWith(`: ${call.name}`)).map((row) => row.requestsPerSecond))} req/s`);

@@ -1,7 +1,7 @@
 /**
  * `npm run bench`: the gateway measured side by side with the peers a team would pick instead, rounds
  * alternating in one run; every round is written to bench/RESULTS.md with the machine and its load.
- * Usage: npm run bench [-- --seconds 5 --rounds 3 --only rest|graphql|cluster|subscriptions]
+ * Usage: npm run bench [-- --seconds 4 --rounds 3 --only rest|graphql|cluster|subscriptions]
  * A full run writes the file anew; with --only, the one section is replaced in it (each section follows
  * a marker line), the others kept as they were, and the section says when it ran alone.
  */
@@ -9,17 +9,18 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { ensurePeers, finish, machine, stopAfter, table } from './lib.js';
 import { clusterSection } from './cluster.js';
 import { graphqlSection } from './graphql-http.js';
-import { restSection, type Section } from './rest.js';
+import { pacedSeconds, restSection, type Section } from './rest.js';
 import { subscriptionsSection } from './subscriptions.js';
 
 const argument = (name: string, fallback: number) => {
   const index = process.argv.indexOf(`--${name}`);
   return index === -1 ? fallback : Number(process.argv[index + 1]);
 };
-const seconds = argument('seconds', 5);
+const seconds = argument('seconds', 4);
 const rounds = argument('rounds', 3);
-// The subscriptions section takes about a minute and a half whatever the seconds and rounds.
-stopAfter((seconds * 20 * rounds + 400 + 180) * 1000);
+// About 50 cases each round, at full load and at a fixed rate; then start-ups, rests and the
+// subscriptions section (about a minute and a half whatever the seconds and rounds), generously.
+stopAfter((rounds * (seconds + pacedSeconds(seconds)) * 50 + 900) * 1000);
 
 /** The sections in their order; `peers` when they measure bench/peers too (installed first, once). */
 const SECTIONS: readonly { readonly name: string; readonly run: () => Promise<Section>; readonly peers?: boolean }[] = [
@@ -41,7 +42,16 @@ function readResults(): { header: string; sections: Map<string, string> } {
   return { header, sections };
 }
 
-const render = (section: Section, note?: string) => [`## ${section.title}`, '', ...(note ? [note, ''] : []), ...section.summary.map((line) => `- ${line}`), '', section.table ?? table(section.rounds)].join('\n');
+const render = (section: Section, note?: string) =>
+  [
+    `## ${section.title}`,
+    '',
+    ...(note ? [note, ''] : []),
+    ...section.summary.map((line) => `- ${line}`),
+    '',
+    section.table ?? table(section.rounds),
+    ...(section.paced ? ['', '### The same cases at a fixed request rate', '', table(section.paced)] : []),
+  ].join('\n');
 
 const before = machine();
 const started = new Date();
@@ -51,14 +61,23 @@ try {
   if (chosen.length === 0) throw new Error(`--only: no section ${only ?? ''} (${SECTIONS.map((section) => section.name).join(', ')})`);
   if (chosen.some((section) => section.peers)) ensurePeers();
   const ran = new Map<string, Section>();
-  for (const section of chosen) ran.set(section.name, await section.run());
+  for (const section of chosen) {
+    try {
+      ran.set(section.name, await section.run());
+    } catch (error) {
+      // The sections that ran are still written: a late failure must not throw a quarter of an hour of rounds away.
+      console.error(error);
+      process.exitCode = 1;
+      ran.set(section.name, { title: `${section.name}: failed`, rounds: [], summary: [`the section failed: ${error instanceof Error ? error.message.split('\n')[0] : String(error)}`], table: '' });
+    }
+  }
   let header: string;
   let sections: Map<string, string>;
   if (only === undefined) {
     header = [
       '# Benchmark results',
       '',
-      `Written by \`npm run bench\` on ${started.toISOString()} (${rounds} alternating rounds of ${seconds} s per case, autocannon, loopback).`,
+      `Written by \`npm run bench\` on ${started.toISOString()} in ${Math.round((Date.now() - started.getTime()) / 60_000)} minutes: ${rounds} alternating rounds of ${seconds} s per case at full load (autocannon, 32 connections, loopback), then ${rounds} of ${pacedSeconds(seconds)} s per case at a fixed rate (fewer seconds, to keep the whole run near 20 minutes: each p99 is the median of the rounds'; an even open-loop pace over up to 32 connections, latency counted from when each request was due). "1,000 users": each request's token drawn at random from 1,000 users signed with the bench secret; "1 user": one token for all; "anonymous": none.`,
       '',
       `- machine before: ${before}`,
       `- machine after: ${machine()}`,
