@@ -14,6 +14,8 @@ const NONE_LISTED: ReadonlySet<string> = new Set();
 function connectionListed(headers: Record<string, HeaderValue>): ReadonlySet<string> {
   const connection = headers.connection;
   if (connection === undefined) return NONE_LISTED;
+  // `keep-alive` (what every pooled upstream answer says) names a header that is hop-by-hop anyway.
+  if (typeof connection === 'string' && HOP_BY_HOP.has(connection.trim().toLowerCase())) return NONE_LISTED;
   const listed = new Set<string>();
   for (const value of Array.isArray(connection) ? connection : [connection]) {
     for (const name of value.split(',')) {
