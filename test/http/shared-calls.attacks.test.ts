@@ -15,7 +15,7 @@ import { sample, upstreamCallsSince } from '../helpers/metrics.js';
 import type { RecordingUpstream } from '../helpers/recording-upstream.js';
 import { useStack } from '../helpers/stack.js';
 import { adminToken, userToken } from '../helpers/tokens.js';
-import { WAIT } from '../helpers/wait.js';
+import { eventually, WAIT } from '../helpers/wait.js';
 
 type Face = 'rest' | 'graphql';
 const FACES: readonly Face[] = ['rest', 'graphql'];
@@ -220,6 +220,62 @@ describe('a caller that cannot keep up with a shared answer', () => {
       slow.socket.destroy();
       fast.socket.destroy();
     }
+  });
+});
+
+describe('coalescing and who is calling: only calls identical for the upstream share one', () => {
+  // The second gateway trusts one proxy in front of it: X-Forwarded-For names the client.
+  const fx = useStack({ gateways: [{}, { TRUST_PROXY_HOPS: '1' }], perTest: true });
+  let alice: string;
+  let aliceAsAdmin: string;
+  let bob: string;
+  beforeAll(async () => {
+    [alice, aliceAsAdmin, bob] = await Promise.all([userToken('1'), adminToken('1'), userToken('2')]);
+  });
+
+  /** The upstream keeps every call until the test answers it, each answer naming what that call said of its caller. */
+  function held(): [IncomingMessage, ServerResponse][] {
+    const calls: [IncomingMessage, ServerResponse][] = [];
+    fx.upstreams.upstreams.ondemand.behaviour = (req, res) => void calls.push([req, res]);
+    return calls;
+  }
+  const answerAll = (calls: readonly [IncomingMessage, ServerResponse][]) => {
+    for (const [req, res] of calls) {
+      const { 'x-user-id': id, 'x-user-roles': roles, 'x-forwarded-for': from } = req.headers;
+      json(res, { id: 'm1', title: `${String(id)} ${String(roles)} ${String(from)}`, genres: [], free: true }, { 'cache-control': 'no-store' });
+    }
+  };
+  const movie = (baseUrl: string, token: string, headers: Record<string, string> = {}) =>
+    later(fetch(`${baseUrl}/ondemand/movies/m1?who`, { headers: { authorization: `Bearer ${token}`, ...headers } }).then(async (response) => ((await response.json()) as { title: string }).title));
+
+  it('two identities asking the same at once make a call each, each with its own identity headers; one identity shares its call', async () => {
+    const calls = held();
+    const joins = await joinsSince(fx.gateway.url, 'ondemand');
+    // Alice as a user twice, alice with another role (the same subject), bob twice.
+    const answers = [alice, alice, aliceAsAdmin, bob, bob].map((token) => movie(fx.gateway.url, token));
+    await eventually('three calls at the upstream and two joined', async () => calls.length === 3 && (await joins()) === 2);
+    const seen = calls.map(([req]) => [req.headers['x-user-id'], req.headers['x-user-roles'], req.headers.authorization]);
+    expect(seen).toEqual(
+      expect.arrayContaining([
+        ['1', 'user', `Bearer ${alice}`],
+        ['1', 'user,admin', `Bearer ${aliceAsAdmin}`],
+        ['2', 'user', `Bearer ${bob}`],
+      ]),
+    );
+    answerAll(calls);
+    expect(await Promise.all(answers)).toEqual(['1 user 127.0.0.1', '1 user 127.0.0.1', '1 user,admin 127.0.0.1', '2 user 127.0.0.1', '2 user 127.0.0.1']);
+  });
+
+  it('one identity at two client addresses makes a call for each address (an upstream may answer by where its client is)', async () => {
+    const [, behindProxy] = fx.gateways;
+    if (!behindProxy) throw new Error('the stack has a second gateway');
+    const calls = held();
+    const joins = await joinsSince(behindProxy.url, 'ondemand');
+    const answers = ['203.0.113.1', '203.0.113.2', '203.0.113.1'].map((client) => movie(behindProxy.url, alice, { 'x-forwarded-for': client }));
+    await eventually('two calls at the upstream and one joined', async () => calls.length === 2 && (await joins()) === 1);
+    expect(calls.map(([req]) => req.headers['x-forwarded-for']).sort()).toEqual(['203.0.113.1, 127.0.0.1', '203.0.113.2, 127.0.0.1']);
+    answerAll(calls);
+    expect(await Promise.all(answers)).toEqual(['1 user 203.0.113.1, 127.0.0.1', '1 user 203.0.113.2, 127.0.0.1', '1 user 203.0.113.1, 127.0.0.1']);
   });
 });
 

@@ -1,4 +1,5 @@
-import { describe, expect, it } from 'vitest';
+import { createHmac } from 'node:crypto';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { TokenCache } from '../../gateway/src/auth/token-cache.js';
 import { createTokenVerifier } from '../../gateway/src/auth/verifier.js';
 import { loadConfig } from '../../gateway/src/config.js';
@@ -65,5 +66,84 @@ describe('the token verifier', () => {
     const token = await signToken({ sub: '5', exp }, { expiresIn: null });
     expect((await verifier.verify(token)).expiresAtMs).toBe(exp * 1000);
     expect(verifier.cache.get(token, exp * 1000)).toBeUndefined();
+  });
+});
+
+describe('the verified-token cache, from an attacker\'s side', () => {
+  const config = loadConfig({ JWT_SECRET_KEY: TEST_SECRET }).jwt;
+  afterEach(() => vi.useRealTimers());
+
+  /** What verifying says at this moment: the subject, or the refusal's detail. */
+  const outcome = (verifier: Awaited<ReturnType<typeof createTokenVerifier>>, token: string) =>
+    verifier.verify(token).then(
+      (identity) => identity.sub,
+      (error: unknown) => (error instanceof GatewayError ? error.message : error),
+    );
+
+  it('never accepts an expired token longer than a verification would: the cache stops serving it at its exp', async () => {
+    vi.useFakeTimers({ toFake: ['Date'] });
+    const exp = Math.floor(Date.now() / 1000) + 60;
+    const token = await signToken({ sub: '5', exp }, { expiresIn: null });
+    const cached = await createTokenVerifier(config);
+    expect(await outcome(cached, token)).toBe('5');
+    expect(cached.cache.size).toBe(1);
+    // Just before, at, and past exp (jose allows 5 s of clock tolerance, the same with the cache or without it).
+    for (const [atMs, expected] of [
+      [exp * 1000 - 1, '5'],
+      [exp * 1000, '5'],
+      [exp * 1000 + 5000, 'Token has expired'],
+      [exp * 1000 + 3_600_000, 'Token has expired'],
+    ] as const) {
+      vi.setSystemTime(atMs);
+      expect(await outcome(await createTokenVerifier(config), token), `verified afresh at exp ${(atMs - exp * 1000) / 1000} s`).toBe(expected);
+      expect(await outcome(cached, token), `through the cache at exp ${(atMs - exp * 1000) / 1000} s`).toBe(expected);
+      if (atMs >= exp * 1000) expect(cached.cache.get(token)).toBeUndefined();
+    }
+  });
+
+  it('never serves a token with a bad signature from the cache, however close it is to one it holds', async () => {
+    const verifier = await createTokenVerifier(config);
+    const token = await signToken({ sub: '5', roles: ['user'] });
+    await verifier.verify(token);
+    const [header = '', payload = '', signature = ''] = token.split('.');
+    const otherPayload = Buffer.from(JSON.stringify({ ...(JSON.parse(Buffer.from(payload, 'base64url').toString()) as object), roles: ['user', 'admin'] })).toString('base64url');
+    const forgeries = {
+      'its signature altered': `${header}.${payload}.${signature.startsWith('A') ? 'B' : 'A'}${signature.slice(1)}`,
+      'its claims with another signature': await signToken({ sub: '5', roles: ['user'] }, { secret: 'some-other-secret-that-is-long-enough-too' }),
+      'other claims under its signature': `${header}.${otherPayload}.${signature}`,
+      'no signature': `${header}.${payload}.`,
+    };
+    for (const [forgery, forged] of Object.entries(forgeries)) {
+      for (let attempt = 0; attempt < 2; attempt++) {
+        await expect(verifier.verify(forged), forgery).rejects.toBeInstanceOf(GatewayError);
+        expect(verifier.cache.get(forged), forgery).toBeUndefined();
+      }
+    }
+    expect(verifier.cache.size).toBe(1);
+    expect((await verifier.verify(token)).roles).toEqual(['user']);
+  });
+
+  it('stays bounded under 100,000 distinct valid tokens', () => {
+    const cache = new TokenCache();
+    const later = Date.now() + 60_000;
+    for (let i = 0; i < 100_000; i++) cache.set(`token-${i}`, { sub: String(i), roles: ['user'], expiresAtMs: later });
+    expect(cache.size).toBe(10_000);
+    expect(cache.get('token-99999')?.sub).toBe('99999');
+    expect(cache.get('token-0')).toBeUndefined();
+  });
+
+  it('is the bound the verifier keeps: distinct tokens past it evict the least recently used, each still verified', async () => {
+    const verifier = await createTokenVerifier(config, { cache: new TokenCache(100) });
+    // HS256 signed here with node:crypto: a few hundred tokens in milliseconds.
+    const encode = (value: object) => Buffer.from(JSON.stringify(value)).toString('base64url');
+    const exp = Math.floor(Date.now() / 1000) + 3600;
+    const tokens = Array.from({ length: 300 }, (_, i) => {
+      const unsigned = `${encode({ alg: 'HS256', typ: 'JWT' })}.${encode({ sub: String(i), roles: ['user'], exp })}`;
+      return `${unsigned}.${createHmac('sha256', TEST_SECRET).update(unsigned).digest('base64url')}`;
+    });
+    for (const token of tokens) await verifier.verify(token);
+    expect(verifier.cache.size).toBe(100);
+    expect(verifier.cache.get(tokens[0] ?? '')).toBeUndefined();
+    expect((await verifier.verify(tokens[0] ?? '')).sub).toBe('0');
   });
 });

@@ -35,16 +35,22 @@ export function authenticationRequired(detail = 'Authentication required'): Gate
 
 /**
  * The caller from `Authorization: Bearer <jwt>`: anonymous without the header; a header that is sent
- * must hold a valid bearer token. Only the catalogue's errors become a refusal: anything else is a bug
- * and goes on up.
+ * must hold a valid bearer token. A token verified before is recognised without a promise (most
+ * requests: an app sends the same token until it expires). Only the catalogue's errors become a
+ * refusal: anything else is a bug and goes on up.
  */
-export async function authenticate(headers: IncomingHttpHeaders, verifier: TokenVerifier): Promise<AuthOutcome> {
+export function authenticate(headers: IncomingHttpHeaders, verifier: TokenVerifier): AuthOutcome | Promise<AuthOutcome> {
   const authorization = headers.authorization;
   if (authorization === undefined) return ANONYMOUS;
   // Another scheme (Basic, say) is no token at all: a plain challenge, no error code (RFC 6750 3.1).
   if (!BEARER_SCHEME.test(authorization)) return { kind: 'refused', error: authenticationRequired('Only Bearer tokens are accepted') };
   const token = BEARER.exec(authorization)?.[1];
   if (!token) return { kind: 'refused', error: invalidToken('The Authorization header must be Bearer and one token') };
+  const known = verifier.cache.get(token);
+  return known ? { kind: 'verified', identity: known } : verified(token, verifier);
+}
+
+async function verified(token: string, verifier: TokenVerifier): Promise<AuthOutcome> {
   try {
     return { kind: 'verified', identity: await verifier.verify(token) };
   } catch (error) {
@@ -69,10 +75,21 @@ export function authenticationPlugin(verifier: TokenVerifier): GatewayPlugin {
   return {
     name: 'authentication',
     phases: {
-      async authenticate({ req, state }) {
+      authenticate({ req, state }) {
         const access = accessOf(state.get('route'));
-        state.set('auth', access === undefined || access === 'public' ? UNCHECKED : await authenticate(req.headers, verifier));
-        return undefined;
+        if (access === undefined || access === 'public') {
+          state.set('auth', UNCHECKED);
+          return undefined;
+        }
+        const outcome = authenticate(req.headers, verifier);
+        if (!(outcome instanceof Promise)) {
+          state.set('auth', outcome);
+          return undefined;
+        }
+        return outcome.then((settled) => {
+          state.set('auth', settled);
+          return undefined;
+        });
       },
     },
   };

@@ -2,7 +2,7 @@ import type { Socket } from 'node:net';
 import { rawPathOf, responseStatus, type Exchange, type GatewayPlugin } from '../pipeline/pipeline.js';
 import { bodyBytesReceived } from '../request-body.js';
 import { AttemptLog, type CacheLayer, type UpstreamAttempt } from './attempts.js';
-import { trustedChild, type Logger } from './logger.js';
+import { trustedInfoWriter, type Logger } from './logger.js';
 import { routeLabel, secondsSince } from './metrics.js';
 import { scrubText } from './redact.js';
 
@@ -93,7 +93,7 @@ export function accessLineOf({ req, res, state }: Exchange, durationMs: number, 
  * only: no header, query string or body is ever in it.
  */
 export function accessLogPlugin(logger: Logger, settleMs: number): GatewayPlugin {
-  const access = trustedChild(logger);
+  const writeLine = trustedInfoWriter(logger);
   return {
     name: 'access-log',
     phases: {
@@ -109,7 +109,7 @@ export function accessLogPlugin(logger: Logger, settleMs: number): GatewayPlugin
       const bytesOut = Math.max(0, bytesWritten(exchange.req.socket) - (exchange.state.peek('bytesWrittenBefore') ?? 0));
       const write = () => {
         const line = accessLineOf(exchange, durationMs, bytesOut);
-        access.info(line, `${line.method} ${line.path} ${line.status} ${line.durationMs} ms`);
+        writeLine(line, `${line.method} ${line.path} ${line.status} ${line.durationMs} ms`);
       };
       const attempts = exchange.state.peek('upstreamAttempts');
       if (!attempts || attempts.settled) {

@@ -14,9 +14,6 @@ export interface LoggerOptions {
   readonly destination?: DestinationStream;
 }
 
-/** A logger whose lines the gateway builds itself from safe values (the access log): no redaction pass. */
-const TRUSTED_LOGGER = Symbol('trusted logger');
-
 /** ISO 8601 times, formatted once per millisecond (a busy gateway logs many lines in each). */
 let lastMs = 0;
 let lastTime = '';
@@ -82,8 +79,7 @@ export function createLogger({ level, format = 'json', destination }: LoggerOpti
     },
     hooks: {
       logMethod(this: Logger, args: unknown[], method: (...rest: unknown[]) => void) {
-        if ((this as unknown as Record<symbol, unknown>)[TRUSTED_LOGGER] === true) method.apply(this, args);
-        else method.apply(this, args.map((arg) => (typeof arg === 'string' ? scrubText(arg) : arg)));
+        method.apply(this, args.map((arg) => (typeof arg === 'string' ? scrubText(arg) : arg)));
       },
     },
   };
@@ -92,10 +88,18 @@ export function createLogger({ level, format = 'json', destination }: LoggerOpti
 }
 
 /**
- * A child of `logger` for lines whose fields the gateway builds itself from values it made safe (the
- * access line): they skip the redaction pass, which a line per request would pay for every time.
+ * Writes `info` lines of `logger` whose fields and message the gateway builds itself from values it
+ * made safe (the access line, one per request): the line pino writes — level, time, the logger's
+ * bindings, the fields (undefined ones left out), the message — made by one JSON.stringify, skipping
+ * pino's per-line work (the redaction pass, hooks, a serialiser looked up for every field).
  */
-export function trustedChild(logger: Logger): Logger {
-  const child = logger.child({}, { formatters: { log: (object: object) => object } });
-  return Object.defineProperty(child, TRUSTED_LOGGER, { value: true });
+export function trustedInfoWriter(logger: Logger): (fields: object, message: string) => void {
+  const internals = logger as unknown as Record<symbol, unknown>;
+  const stream = internals[pino.symbols.streamSym] as DestinationStream;
+  const bindings = internals[pino.symbols.chindingsSym] as string;
+  return (fields, message) => {
+    if (!logger.isLevelEnabled('info')) return;
+    const json = JSON.stringify(fields);
+    stream.write(`{"level":"info"${isoTime()}${bindings}${json === '{}' ? '' : `,${json.slice(1, -1)}`},"msg":${JSON.stringify(message)}}\n`);
+  };
 }

@@ -38,7 +38,7 @@ interface Series {
   readonly duration: { observe(value: number): void };
 }
 
-function cached(cache: Map<string, Series>, key: string, create: () => Series): Series {
+function cached<T>(cache: Map<string, T>, key: string, create: () => T): T {
   let series = cache.get(key);
   if (!series) {
     series = create();
@@ -223,8 +223,12 @@ export class GatewayMetrics {
     series.duration.observe(seconds);
   }
 
+  // Every upstream GET is looked up in the cache: its counters are looked up once per label combination too.
+  private readonly lookupCounters = new Map<string, { inc(): void }>();
+  private readonly sharedLookupCounters = new Map<string, { inc(): void }>();
+
   observeCacheLookup(service: UpstreamName, result: 'hit' | 'miss'): void {
-    this.cacheLookups.labels(service, result).inc();
+    cached(this.lookupCounters, `${service} ${result}`, () => this.cacheLookups.labels(service, result)).inc();
   }
 
   observeCoalesced(service: UpstreamName): void {
@@ -304,7 +308,7 @@ export class GatewayMetrics {
   }
 
   observeSharedCacheLookup(cache: SharedCacheName, layer: CacheLayer, result: 'hit' | 'miss'): void {
-    this.sharedCacheLookups.labels(cache, layer, result).inc();
+    cached(this.sharedLookupCounters, `${cache} ${layer} ${result}`, () => this.sharedCacheLookups.labels(cache, layer, result)).inc();
   }
 
   /** `connection`: one of the Redis connection owner's (cluster/redis.ts). */

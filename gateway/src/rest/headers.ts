@@ -8,10 +8,16 @@ const GATEWAY_OWNED = new Set(['host', 'authorization', 'x-user-id', 'x-user-rol
 
 type HeaderValue = string | string[] | undefined;
 
-function connectionListed(headers: Record<string, HeaderValue>): Set<string> {
-  const listed = new Set<string>();
+/** The common case, no `Connection` header: nothing listed, and no set made for it. */
+const NONE_LISTED: ReadonlySet<string> = new Set();
+
+function connectionListed(headers: Record<string, HeaderValue>): ReadonlySet<string> {
   const connection = headers.connection;
-  for (const value of Array.isArray(connection) ? connection : [connection ?? '']) {
+  if (connection === undefined) return NONE_LISTED;
+  // `keep-alive` (what every pooled upstream answer says) names a header that is hop-by-hop anyway.
+  if (typeof connection === 'string' && HOP_BY_HOP.has(connection.trim().toLowerCase())) return NONE_LISTED;
+  const listed = new Set<string>();
+  for (const value of Array.isArray(connection) ? connection : [connection]) {
     for (const name of value.split(',')) {
       const trimmed = name.trim().toLowerCase();
       if (trimmed !== '') listed.add(trimmed);
@@ -21,16 +27,19 @@ function connectionListed(headers: Record<string, HeaderValue>): Set<string> {
 }
 
 /**
- * A copy without hop-by-hop headers, those named in `Connection`, and any in `drop` — spelled with
- * underscores too (`x_user_id`): some servers read those as the dashed name.
+ * A copy without hop-by-hop headers, those named in `Connection`, any in `drop` — spelled with
+ * underscores too (`x_user_id`): some servers read those as the dashed name — and any `also` matches.
+ * One pass and one object: it runs twice for every request relayed.
  */
-function withoutHopByHop(headers: Record<string, HeaderValue>, drop: ReadonlySet<string> = new Set()): Record<string, string | string[]> {
+function withoutHopByHop(headers: Record<string, HeaderValue>, drop: ReadonlySet<string>, also?: RegExp): Record<string, string | string[]> {
   const listed = connectionListed(headers);
   const kept: Record<string, string | string[]> = {};
-  for (const [name, value] of Object.entries(headers)) {
+  for (const name of Object.keys(headers)) {
+    const value = headers[name];
+    if (value === undefined) continue;
     const lower = name.toLowerCase();
-    const dashed = lower.replaceAll('_', '-');
-    if (value === undefined || HOP_BY_HOP.has(dashed) || listed.has(lower) || drop.has(dashed)) continue;
+    const dashed = lower.includes('_') ? lower.replaceAll('_', '-') : lower;
+    if (HOP_BY_HOP.has(dashed) || drop.has(dashed) || (listed !== NONE_LISTED && listed.has(lower)) || also?.test(lower) === true) continue;
     kept[lower] = value;
   }
   return kept;
@@ -80,19 +89,19 @@ const CDN_CACHE_HEADER = /^(?:[a-z0-9-]*-)?cdn-cache-control$|^surrogate-control
  * dropped, so a CDN never keeps it for anyone else, whatever the upstream said.
  */
 export function privateCacheControl(upstream: HeaderValue): string {
-  const kept = directives([upstream ?? ''].flat().join(',')).filter((directive) => !AUDIENCE_DIRECTIVE.test(directive));
+  if (upstream === undefined) return 'private';
+  const kept = directives([upstream].flat().join(',')).filter((directive) => !AUDIENCE_DIRECTIVE.test(directive));
   return ['private', ...kept].join(', ');
 }
 
 /**
  * What the client receives of the upstream's status and headers. A 204 carries no Content-Length (RFC
  * 9110 8.6: a client that believed one would wait for a body that never comes); an answer made for
- * one caller (`personal`) says `private`.
+ * one caller (`personal`) says `private`, and loses the headers a CDN in front would obey over
+ * Cache-Control (RFC 9213's CDN-Cache-Control and its vendor forms, Surrogate-Control).
  */
 export function clientResponseHeaders(status: number, upstream: Record<string, HeaderValue>, personal: boolean): Record<string, string | string[]> {
-  const all = withoutHopByHop(upstream, GATEWAY_RESPONSE_HEADERS);
-  // A CDN obeys these over Cache-Control (RFC 9213's CDN-Cache-Control and its vendor forms, Surrogate-Control).
-  const headers = personal ? Object.fromEntries(Object.entries(all).filter(([name]) => !CDN_CACHE_HEADER.test(name))) : all;
+  const headers = withoutHopByHop(upstream, GATEWAY_RESPONSE_HEADERS, personal ? CDN_CACHE_HEADER : undefined);
   if (status === 204) delete headers['content-length'];
   if (personal) headers['cache-control'] = privateCacheControl(headers['cache-control']);
   return headers;

@@ -66,8 +66,13 @@ class RelayHandler implements Dispatcher.DispatchHandler {
     }
     // An answer to a request with credentials is that caller's: every route that needs a token, any other one was sent to.
     const personal = this.call.caller.identity !== undefined || this.call.caller.authorization !== undefined;
-    const { vary, ...relayed } = clientResponseHeaders(statusCode, headers, personal);
-    if (vary !== undefined) appendVary(this.res, vary);
+    const relayed = clientResponseHeaders(statusCode, headers, personal);
+    // Vary is merged with the gateway's own (CORS), not replaced by the upstream's.
+    const { vary } = relayed;
+    if (vary !== undefined) {
+      delete relayed.vary;
+      appendVary(this.res, vary);
+    }
     this.relaying = true;
     this.res.writeHead(statusCode, relayed);
     // These statuses have no body (RFC 9110 15.3.5, 15.4.5): whatever an upstream sends after one is not relayed.

@@ -40,18 +40,37 @@ export function accessOf(route: Route): Access | undefined {
   return undefined;
 }
 
-function restRoute(req: IncomingMessage): Route {
-  let target: RequestTarget;
-  try {
-    target = normaliseTarget(req.url ?? '');
-  } catch (error) {
-    if (error instanceof GatewayError) return { face: 'rest', target: error };
-    throw error;
+type RestRoute = Extract<Route, { readonly face: 'rest' }>;
+
+/**
+ * How many method and path pairs the routing of recent requests is kept for: most requests ask a path
+ * asked just before (an app's clients ask the same pages), whose normalisation and route-table search
+ * need not be made again. Bounded (a client may send any number of paths): emptied when full.
+ */
+const REMEMBERED_PATHS = 1024;
+
+function restRoute(req: IncomingMessage, remembered: Map<string, RestRoute>): RestRoute {
+  const url = req.url ?? '';
+  const queryStart = url.indexOf('?');
+  // What the routing depends on: the method and the path; the query is carried along as it came.
+  const key = `${req.method ?? ''} ${queryStart === -1 ? url : url.slice(0, queryStart)}`;
+  let route = remembered.get(key);
+  if (!route) {
+    let target: RequestTarget;
+    try {
+      target = normaliseTarget(url);
+    } catch (error) {
+      if (error instanceof GatewayError) return { face: 'rest', target: error };
+      throw error;
+    }
+    const rule = findRoute(target.path);
+    const access = accessFor(target.path, rule);
+    const operation = rule && operationReached(rule.upstream, req.method ?? '', target.path);
+    route = { face: 'rest', target: { path: target.path, query: '' }, ...(rule ? { rule } : {}), ...(access ? { access } : {}), ...(operation ? { operation } : {}) };
+    if (remembered.size >= REMEMBERED_PATHS) remembered.clear();
+    remembered.set(key, route);
   }
-  const rule = findRoute(target.path);
-  const access = accessFor(target.path, rule);
-  const operation = rule && operationReached(rule.upstream, req.method ?? '', target.path);
-  return { face: 'rest', target, ...(rule ? { rule } : {}), ...(access ? { access } : {}), ...(operation ? { operation } : {}) };
+  return queryStart === -1 ? route : { ...route, target: { path: (route.target as RequestTarget).path, query: url.slice(queryStart + 1) } };
 }
 
 /**
@@ -60,11 +79,12 @@ function restRoute(req: IncomingMessage): Route {
  * contract's order. Without a GraphQL face, /graphql is a path like any other.
  */
 export function routingPlugin(options: { readonly graphql: boolean }): GatewayPlugin {
+  const remembered = new Map<string, RestRoute>();
   return {
     name: 'routing',
     phases: {
       route({ req, state }) {
-        state.set('route', options.graphql && rawPathOf(req) === GRAPHQL_PATH ? { face: 'graphql' } : restRoute(req));
+        state.set('route', options.graphql && rawPathOf(req) === GRAPHQL_PATH ? { face: 'graphql' } : restRoute(req, remembered));
         return undefined;
       },
     },

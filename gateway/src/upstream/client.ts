@@ -161,6 +161,8 @@ async function readCapped(body: UpstreamResponse['body'], limit: number): Promis
 
 interface Upstream {
   readonly dispatcher: Dispatcher;
+  /** The composed chain's entry, read once: the dispatcher compose() returns is a Proxy, a trap on every read. */
+  readonly dispatch: Dispatcher['dispatch'];
   readonly pool: Pool;
   readonly origin: string;
   /** The upstream URL's path, put in front of every call's path. */
@@ -238,7 +240,7 @@ export class UpstreamClient {
         forwardingInterceptor(),
         pathSafetyInterceptor(),
       );
-      return [name, { dispatcher, pool, origin: url.origin, basePath: url.pathname.replace(/\/$/, '') }];
+      return [name, { dispatcher, dispatch: dispatcher.dispatch, pool, origin: url.origin, basePath: url.pathname.replace(/\/$/, '') }];
     });
     this.upstreams = Object.fromEntries(entries) as Record<UpstreamName, Upstream>;
   }
@@ -304,7 +306,7 @@ export class UpstreamClient {
     const refuse = (to: Dispatcher.DispatchHandler, error: unknown) => to.onResponseError?.(undefined as unknown as Dispatcher.DispatchController, error as Error);
     const send = (to: Dispatcher.DispatchHandler) => {
       try {
-        this.upstreams[upstream].dispatcher.dispatch(this.optionsFor(upstream, call), to);
+        this.upstreams[upstream].dispatch(this.optionsFor(upstream, call), to);
       } catch (error) {
         refuse(to, error);
       }

@@ -7,15 +7,19 @@ import type { Controller, Headers } from './handler.js';
 
 const COALESCED_METHODS = new Set(['GET', 'HEAD']);
 
-/** Headers that differ per client request without changing the answer: not part of what makes two calls the same. */
-const PER_REQUEST_HEADERS = new Set(['x-request-id', 'traceparent', 'tracestate', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host']);
+/**
+ * Headers that differ per client request without changing the answer: not part of what makes two calls
+ * the same. `X-Forwarded-*` are not among them: they say where the client is, which an upstream may
+ * answer by (rights by region, limits per address), so two clients at different addresses never share.
+ */
+const PER_REQUEST_HEADERS = new Set(['x-request-id', 'traceparent', 'tracestate']);
 
 /**
  * What makes two calls one, or undefined for a call that is never shared (another method, a body): all
  * the upstream receives — method, origin, path and query, every header but the per-request ones, so
- * `Authorization` and the identity headers too — and how the answer is read (redirects, body cap,
- * timeouts), so that each caller gets the answer it would have got alone; and the upstream's generation
- * as this replica knows it, so that a call made after a change (through this replica, or heard on the
+ * `Authorization`, the identity headers and the client's address too — and how the answer is read
+ * (redirects, body cap, timeouts), so that each caller gets the answer it would have got alone; and the
+ * upstream's generation as this replica knows it, so that a call made after a change (through this replica, or heard on the
  * bus) never joins one made before it, whose answer may predate the change.
  */
 function keyOf(options: Dispatcher.DispatchOptions, call: UpstreamCall, generation: string): string | undefined {

@@ -6,13 +6,14 @@ import { callOf, type Caller } from '../call.js';
 export const IDENTITY_HEADERS = ['authorization', 'x-user-id', 'x-user-roles'] as const;
 
 /**
- * The headers the gateway itself sets on every upstream call, REST and GraphQL alike: the caller's
- * Authorization as sent, the identity from its verified token (`X-User-ID`, `X-User-Roles`; none for an
- * anonymous caller), the request id, where the request came from (`X-Forwarded-*`), and a trusted
- * client's trace context (when the gateway traces, the call's own span replaces it).
+ * The headers the gateway itself sets on every upstream call, REST and GraphQL alike, written over
+ * `headers`: the caller's Authorization as sent, the identity from its verified token (`X-User-ID`,
+ * `X-User-Roles`; none for an anonymous caller), the request id, where the request came from
+ * (`X-Forwarded-*`), and a trusted client's trace context (when the gateway traces, the call's own span
+ * replaces it).
  */
-export function gatewayHeaders(caller: Caller): Record<string, string> {
-  const headers: Record<string, string> = { [REQUEST_ID_HEADER]: caller.requestId };
+function setGatewayHeaders(caller: Caller, headers: Record<string, string | string[]>): Record<string, string | string[]> {
+  headers[REQUEST_ID_HEADER] = caller.requestId;
   if (caller.forwarded) {
     headers['x-forwarded-for'] = caller.forwarded.forwardedFor;
     headers['x-forwarded-proto'] = caller.forwarded.proto;
@@ -30,10 +31,10 @@ export function gatewayHeaders(caller: Caller): Record<string, string> {
   return headers;
 }
 
-/** Adds the gateway's own headers to the face's, replacing any of the same name. */
+/** Adds the gateway's own headers to (a copy of) the face's, replacing any of the same name. */
 export function forwardingInterceptor(): Dispatcher.DispatcherComposeInterceptor {
   return (dispatch) => (options, handler) => {
     const call = callOf(options);
-    return dispatch({ ...options, headers: { ...call.headers, ...gatewayHeaders(call.caller) } }, handler);
+    return dispatch({ ...options, headers: setGatewayHeaders(call.caller, { ...call.headers }) }, handler);
   };
 }
