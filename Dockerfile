@@ -37,4 +37,6 @@ EXPOSE 4000
 # The gateway drains on SIGTERM (SHUTDOWN_DRAIN_MS, then SHUTDOWN_GRACE_MS): give it that long to stop.
 STOPSIGNAL SIGTERM
 HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=3 CMD ["node", "dist/scripts/healthcheck.js"]
-CMD ["node", "dist/gateway/src/main.js"]
+# The gateway's Node flags (shared/node-flags.ts): its heap sized for the container, so that it does not keep
+# the garbage of a load resident once the load is over (docs/operations.md#memory).
+CMD ["node", "--max-old-space-size=256", "dist/gateway/src/main.js"]

@@ -8,6 +8,7 @@ import { Pool } from 'undici';
 import { createConnection } from 'node:net';
 import { spawnProcess, waitUntilReady, type Readiness, type SpawnOptions } from '../scripts/lib/processes.js';
 import { answersPing } from '../scripts/lib/redis.js';
+import { GATEWAY_NODE_FLAGS } from '../shared/node-flags.js';
 import { UPSTREAM_NAMES, servicePort, type UpstreamName } from '../shared/upstreams.js';
 
 /** The peers' own package: installed here on first use, never by the project's `npm ci` (~540 MB). */
@@ -153,11 +154,13 @@ export interface Measurement {
  * Runs a module in its own process and waits until `readyUrl` answers (or the process exits). A module
  * of the product runs from the build, as in production (`gateway/src/main` is dist/gateway/src/main.js),
  * its log (stdout) going to /dev/null: reading it here would take CPU from what is measured. A
- * benchmark's own helper (`bench/….ts`) runs through tsx. `nodeArgs` go to Node itself (`--inspect`).
+ * benchmark's own helper (`bench/….ts`) runs through tsx. `nodeArgs` go to Node itself (`--inspect`),
+ * after the gateway's own flags when it is the gateway (shared/node-flags.ts).
  */
 export async function startProcess(entry: string, args: string[], env: NodeJS.ProcessEnv, readyUrl: string, nodeArgs: readonly string[] = []): Promise<ChildProcess> {
   const fromSource = entry.endsWith('.ts');
-  return startTracked({ label: entry, args: [...nodeArgs, ...(fromSource ? ['--import', 'tsx', entry] : [`dist/${entry}.js`]), ...args], env: { ...process.env, ...env }, ipc: true, stdout: fromSource ? 'pipe' : 'ignore' }, readyUrl, (child) =>
+  const flags = entry === 'gateway/src/main' ? [...GATEWAY_NODE_FLAGS, ...nodeArgs] : nodeArgs;
+  return startTracked({ label: entry, args: [...flags, ...(fromSource ? ['--import', 'tsx', entry] : [`dist/${entry}.js`]), ...args], env: { ...process.env, ...env }, ipc: true, stdout: fromSource ? 'pipe' : 'ignore' }, readyUrl, (child) =>
     child.stderr?.on('data', (chunk: Buffer) => process.stderr.write(chunk)),
   );
 }

@@ -24,6 +24,7 @@ import { UPSTREAM_NAMES, UPSTREAMS, servicePort } from '../shared/upstreams.js';
 import { DEMO_USERS } from '../services/data/catalog.js';
 import { serviceEnvironment } from '../services/lib/environment.js';
 import { CHANGE_EVENTS_PATH } from '../shared/change-events.js';
+import { GATEWAY_NODE_FLAGS } from '../shared/node-flags.js';
 import { listenBalancer } from './lib/balancer.js';
 import { NotReadyError, spawnProcess, type Readiness, type SpawnedProcess } from './lib/processes.js';
 import { Supervised } from './lib/supervisor.js';
@@ -115,9 +116,9 @@ function supervise(label: string, spawn: () => SpawnedProcess, readiness: Readin
   return supervised;
 }
 
-/** Runs a module of this code base in its own process, the way this launcher runs (the build, or tsx). */
-function launch(label: string, module: string, url: string, args: string[] = [], processEnv = env): Supervised {
-  return supervise(label, () => spawnProcess({ label, args: [...process.execArgv, `${CODE_ROOT}${module}${CODE_EXTENSION}`, ...args], env: processEnv, ipc: true }), { url: `${url}/health` });
+/** Runs a module of this code base in its own process, the way this launcher runs (the build, or tsx), with `nodeFlags` for Node. */
+function launch(label: string, module: string, url: string, args: string[] = [], processEnv = env, nodeFlags: readonly string[] = []): Supervised {
+  return supervise(label, () => spawnProcess({ label, args: [...process.execArgv, ...nodeFlags, `${CODE_ROOT}${module}${CODE_EXTENSION}`, ...args], env: processEnv, ipc: true }), { url: `${url}/health` });
 }
 
 async function waitReady(supervised: Supervised, limit: AbortSignal): Promise<void> {
@@ -279,7 +280,7 @@ async function main(): Promise<void> {
   }
   // A gateway needs no upstream to start (readiness tells when they answer), so all start at once.
   const gatewayEnv = redis ? withRedis(redis) : env;
-  for (const gateway of gateways) launch(gateway.label, 'gateway/src/main', urlOf(gateway.port), [], { ...gatewayEnv, PORT: String(gateway.port) });
+  for (const gateway of gateways) launch(gateway.label, 'gateway/src/main', urlOf(gateway.port), [], { ...gatewayEnv, PORT: String(gateway.port) }, GATEWAY_NODE_FLAGS);
   if (mode === 'cluster') balancer = await listenBalancer(host, port, gateways.map((gateway) => ({ host: reachableHost, port: gateway.port })));
   await Promise.all(managed.filter(({ label }) => !readyIn.has(label)).map((supervised) => waitReady(supervised, limit)));
 

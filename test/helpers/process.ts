@@ -1,5 +1,6 @@
 import { execFileSync, type ExecFileSyncOptions } from 'node:child_process';
 import { spawnProcess, waitUntilReady, type SpawnedProcess } from '../../scripts/lib/processes.js';
+import { GATEWAY_NODE_FLAGS } from '../../shared/node-flags.js';
 import { freePortBlock } from './ports.js';
 import { WAIT_MS, waitingFor, within } from './wait.js';
 
@@ -12,7 +13,7 @@ export interface GatewayProcess extends SpawnedProcess {
 }
 
 /**
- * The built gateway (dist/) as its own process, on a free port, with exactly `env` (plus PATH, PORT, and
+ * The built gateway (dist/) as its own process, with its Node flags as production runs it, on a free port, with exactly `env` (plus PATH, PORT, and
  * SHUTDOWN_DRAIN_MS=0 unless `env` sets it: a test's stop does not wait out a load balancer): for what
  * only a process shows — its log on stdout, its exit, its process-wide tracer. Resolves once /health
  * answers; fails with its output if it exits first, or saying so after WAIT_MS (and kills it). Its
@@ -21,7 +22,7 @@ export interface GatewayProcess extends SpawnedProcess {
 export async function spawnGateway(env: NodeJS.ProcessEnv, script = 'dist/gateway/src/main.js', args: readonly string[] = []): Promise<GatewayProcess> {
   const port = env.PORT ?? String(await freePortBlock(1));
   const url = `http://127.0.0.1:${port}`;
-  const spawned = spawnProcess({ label: script, args: [script, ...args], env: { PATH: process.env.PATH, SHUTDOWN_DRAIN_MS: '0', ...env, PORT: port } });
+  const spawned = spawnProcess({ label: script, args: [...GATEWAY_NODE_FLAGS, script, ...args], env: { PATH: process.env.PATH, SHUTDOWN_DRAIN_MS: '0', ...env, PORT: port } });
   const lines: string[] = [];
   let partial = '';
   spawned.child.stdout?.on('data', (chunk: Buffer) => {

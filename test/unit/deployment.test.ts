@@ -21,6 +21,7 @@ import { Service } from 'kubernetes-models/v1/Service';
 import { parse, parseAllDocuments } from 'yaml';
 import { CONFIG_VARIABLES, loadConfig } from '../../gateway/src/config.js';
 import { CHANGE_EVENTS_PATH } from '../../shared/change-events.js';
+import { GATEWAY_NODE_FLAGS } from '../../shared/node-flags.js';
 import { UPSTREAM_NAMES, UPSTREAMS, servicePort } from '../../shared/upstreams.js';
 import { SERVICE_VARIABLES, serviceEnvironment } from '../../services/lib/environment.js';
 
@@ -45,7 +46,12 @@ describe('the Docker image', () => {
     expect(runtime).not.toMatch(/^RUN npm (ci|install)/m);
     expect(runtime).toMatch(/^COPY --from=build \/app\/node_modules \.\/node_modules$/m);
     expect(runtime).toMatch(/^COPY --from=build \/app\/dist \.\/dist$/m);
-    expect(runtime).toContain('CMD ["node", "dist/gateway/src/main.js"]');
+    expect(JSON.parse(/^CMD (\[.*\])$/m.exec(runtime)?.[1] ?? '[]')).toEqual(['node', ...GATEWAY_NODE_FLAGS, 'dist/gateway/src/main.js']);
+    // The same flags for `npm run start:gateway` (the launcher, the benchmarks and the tests import them).
+    const { scripts } = JSON.parse(readFileSync(`${ROOT}package.json`, 'utf8')) as { scripts: Record<string, string> };
+    expect(scripts['start:gateway']).toMatch(new RegExp(`&& exec node ${GATEWAY_NODE_FLAGS.join(' ')} dist/gateway/src/main\\.js$`));
+    // A heap limit that bounds how much garbage the old generation keeps (shared/node-flags.ts).
+    expect(GATEWAY_NODE_FLAGS).toContain('--max-old-space-size=256');
     expect(existsSync(`${ROOT}dist/gateway/src/main.js`)).toBe(true);
     expect(runtime).not.toMatch(/tsx|typescript|vitest/);
     // The build's own command, as CI runs it.
