@@ -101,21 +101,20 @@ export function environmentOf(pid: number): Record<string, string> {
   );
 }
 
+/** The one process of a launched stack (the launched process itself included) whose command line `matches`. */
+function onlyProcess(launched: Launched, what: string, matches: (command: string[]) => boolean): number {
+  const pid = launched.child.pid as number;
+  const found = [pid, ...descendants(pid)].filter((candidate) => matches(commandOf(candidate)));
+  if (found.length !== 1) throw new Error(`expected one ${what} process, found ${found.length}; it printed:\n${launched.output()}`);
+  return found[0] as number;
+}
+
 /** The process of a launched stack that runs the reference service `name` (its command line ends with its name). */
 export function serviceProcess(launched: Launched, name: string): number {
-  const found = descendants(launched.child.pid as number).filter((pid) => {
-    const command = commandOf(pid);
-    return command.at(-1) === name && command.at(-2)?.endsWith('services/main.js');
-  });
-  if (found.length !== 1) throw new Error(`expected one ${name} process below the launcher, found ${found.length}; it printed:\n${launched.output()}`);
-  return found[0] as number;
+  return onlyProcess(launched, name, (command) => command.at(-1) === name && command.at(-2)?.endsWith('services/main.js') === true);
 }
 
 /** The launcher's own process (below npm, when run as `npm run`; the launched process itself otherwise). */
 export function launcherProcess(launched: Launched): number {
-  const pid = launched.child.pid as number;
-  if (commandOf(pid).some((word) => word.endsWith('scripts/start.js'))) return pid;
-  const found = descendants(pid).filter((child) => commandOf(child).some((word) => word.endsWith('scripts/start.js')));
-  if (found.length !== 1) throw new Error(`expected one launcher process, found ${found.length}; it printed:\n${launched.output()}`);
-  return found[0] as number;
+  return onlyProcess(launched, 'launcher', (command) => command.some((word) => word.endsWith('scripts/start.js')));
 }
