@@ -8,6 +8,8 @@
  * measured at full load, rounds alternating so machine noise hits every case, then at one fixed rate
  * (half the Fastify peer's most with 1,000 users) for its latency under load.
  */
+import { getHeapStatistics } from 'node:v8';
+import { GATEWAY_NODE_FLAGS } from '../shared/node-flags.js';
 import { UPSTREAM_NAMES, UPSTREAMS } from '../shared/upstreams.js';
 import { freePortBlock } from '../test/helpers/ports.js';
 import { BENCH_SECRET, measure, median, processStats, startNginx, startPeer, startProcess, startRedisServer, userPools, verdict, type Measurement, type Users } from './lib.js';
@@ -33,6 +35,11 @@ interface Case {
 const PATH = '/ondemand/movies/m1';
 /** The targets of issue 24, against the peers, with 1,000 users and coalescing off. */
 const TARGETS = { fastify: 2.0, nginx: 0.4 } as const;
+/** Issue 24: the gateway's heap limit may cost at most this share of its throughput. */
+const HEAP_COST_BUDGET = 0.05;
+/** V8's own heap limit on this machine: the benchmark runs without the gateway's flag. */
+const V8_DEFAULT_HEAP_MB = Math.round(getHeapStatistics().heap_size_limit / 1024 / 1024);
+const GATEWAY_HEAP_FLAG = GATEWAY_NODE_FLAGS.find((flag) => flag.startsWith('--max-old-space-size')) ?? 'heap limit';
 /** The fixed rate of the latency cases, as a share of the Fastify peer's most with 1,000 users. */
 const PACE_SHARE = 0.5;
 
@@ -53,8 +60,8 @@ export function mediansOf(rows: readonly Measurement[], label: string): { rate: 
 }
 
 export async function restSection(seconds: number, rounds: number): Promise<Section> {
-  const base = await freePortBlock(11);
-  // Ports: 0 upstream, 1 gateway, 2 Fastify, 3 nginx, 4–8 gateway variants, 9 OTLP sink, 10 Redis.
+  const base = await freePortBlock(12);
+  // Ports: 0 upstream, 1 gateway, 2 Fastify, 3 nginx, 4–8 and 11 gateway variants, 9 OTLP sink, 10 Redis.
   const url = (offset: number) => `http://127.0.0.1:${base + offset}`;
   const upstream = await startProcess('bench/upstream-stub.ts', [String(base)], {}, url(0));
   await startProcess('bench/otlp-sink.ts', [String(base + 9)], {}, url(9));
@@ -70,6 +77,8 @@ export async function restSection(seconds: number, rounds: number): Promise<Sect
   const shared = await startProcess('gateway/src/main', [], { ...env, PORT: String(base + 7), RATE_LIMIT_PER_MINUTE: '10000000', REDIS_URL: redis.url }, `${url(7)}/health`);
   // With one user, every client asks the same URL with the same token at once: coalescing shares calls; without it, each is a call.
   const uncoalesced = await startProcess('gateway/src/main', [], { ...env, PORT: String(base + 8), UPSTREAM_COALESCING: 'false' }, `${url(8)}/health`);
+  // The headline again with the heap limit V8 picks for this machine (this process runs without the gateway's flag; a later flag wins): what the gateway's 256 MB limit costs.
+  const defaultHeap = await startProcess('gateway/src/main', [], { ...env, PORT: String(base + 11), UPSTREAM_COALESCING: 'false' }, `${url(11)}/health`, [`--max-old-space-size=${V8_DEFAULT_HEAP_MB}`]);
 
   const { one, many } = await userPools();
   const pid = (child: { pid?: number | undefined }) => (child.pid === undefined ? {} : { pid: child.pid });
@@ -79,6 +88,7 @@ export async function restSection(seconds: number, rounds: number): Promise<Sect
     fastify: `Fastify + http-proxy + jose, ${many.label}`,
     gateway: `gateway, ${many.label}`,
     headline: `gateway, coalescing off, ${many.label}`,
+    defaultHeap: `gateway, coalescing off, V8's default heap (${V8_DEFAULT_HEAP_MB} MB), ${many.label}`,
   };
   const cases: Case[] = [
     { label: 'upstream alone', url: url(0), ...pid(upstream) },
@@ -87,6 +97,7 @@ export async function restSection(seconds: number, rounds: number): Promise<Sect
     ...both('Fastify + http-proxy + jose', 2, fastify),
     ...both('gateway', 1, gateway),
     ...both('gateway, coalescing off', 8, uncoalesced),
+    { label: labels.defaultHeap, url: url(11), users: many, ...pid(defaultHeap) },
     // The options, each beside the gateway with the same 1,000 users.
     { label: `gateway, no access log, ${many.label}`, url: url(4), users: many, ...pid(quiet) },
     { label: `gateway, tracing 100% (OTLP), ${many.label}`, url: url(5), users: many, ...pid(traced) },
@@ -120,6 +131,10 @@ export async function restSection(seconds: number, rounds: number): Promise<Sect
     return `${ratio.toFixed(2)}× (${verdict(ratio, target)})`;
   };
   const gatewayRate = at(labels.gateway).rate;
+  const heapCost = () => {
+    const cost = 1 - headline / at(labels.defaultHeap).rate;
+    return `${(cost * 100).toFixed(1)}% (${cost <= HEAP_COST_BUDGET ? 'met' : 'missed'})`;
+  };
   const summary = [
     `headline, gateway with coalescing off and ${many.label} (access log on, production settings): ${describe(labels.headline)}; RSS after ${processStats(uncoalesced.pid)?.rssMb ?? '?'} MB`,
     `Fastify + http-proxy + jose, ${many.label}: ${describe(labels.fastify)}; the gateway ÷ it: ${versus(labels.fastify, TARGETS.fastify)}`,
@@ -131,6 +146,7 @@ export async function restSection(seconds: number, rounds: number): Promise<Sect
       const label = `gateway, ${option}, ${many.label}`;
       return `${label}: ${describe(label)} (${((at(label).rate / gatewayRate - 1) * 100).toFixed(0)}% beside the gateway's with ${many.label})`;
     }),
+    `${labels.defaultHeap}: ${describe(labels.defaultHeap)}; RSS after ${processStats(defaultHeap.pid)?.rssMb ?? '?'} MB; the gateway's ${GATEWAY_HEAP_FLAG} costs ${heapCost()} of its throughput (budget ≤ ${HEAP_COST_BUDGET * 100}%)`,
     `the load generator's own CPU (it shares the cores): ${at(`gateway, ${one.label}`).client} µs per request with one token, ${at(labels.gateway).client} µs drawing from ${many.label}`,
   ];
   return { title: `REST: authenticated GET ${PATH}, 32 connections, ${seconds} s per case`, rounds: results, paced, summary };
