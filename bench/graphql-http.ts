@@ -166,7 +166,7 @@ export async function graphqlSection(seconds: number, rounds: number): Promise<S
     );
   }
   summary.push(
-    `${HIVE_CACHED}: @graphql-mesh/plugin-response-cache through its \`responseCaching\` option, each response kept for the least max-age of its upstream answers as the gateway's, keyed by the caller's token (anonymous callers share); the gateway's response cache keeps anonymous responses only, and its upstream cache shares public upstream answers between all callers`,
+    `${HIVE_CACHED}: @graphql-mesh/plugin-response-cache through its \`responseCaching\` option, each response kept for the least max-age of its upstream answers as the gateway's, keyed by the caller's token (anonymous callers share); the gateway's response cache too (a token's responses answered to that token only, for the same lifetimes, never past the token's expiry), and its upstream cache shares public upstream answers between all callers`,
     `the load generator's own CPU (it shares the cores): ${at(variants[0] as Variant, 'gateway, cache on').client} µs per request (${variants[0]?.name ?? ''}), ${at(variants[1] as Variant, 'gateway, cache on').client} µs (${variants[1]?.name ?? ''})`,
   );
   const afterLoad = targets.map((target) => `${target.label} ${processStats(target.pid)?.rssMb ?? '?'} MB`);

@@ -93,8 +93,9 @@ export interface GatewayConfig {
    */
   readonly graphqlInputs: GraphQLInputBounds & { readonly bodyLimitBytes: number };
   /**
-   * GRAPHQL_RESPONSE_CACHE_MAX_BYTES: whole anonymous GraphQL responses that may be shared
-   * (`Cache-Control: public`) kept in memory for their lifetime (0: off; off too with the shared cache of
+   * GRAPHQL_RESPONSE_CACHE_MAX_BYTES: whole GraphQL responses kept in memory for their lifetime, half for
+   * anonymous ones that may be shared (`Cache-Control: public`), half for those to a token
+   * (`Cache-Control: private`, answered to that token only) (0: off; off too with the shared cache of
    * upstream answers, whose invalidation it follows).
    */
   readonly graphqlResponseCacheMaxBytes: number;

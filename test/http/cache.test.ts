@@ -8,7 +8,7 @@ import { useStack } from '../helpers/stack.js';
 import { graphql } from '../helpers/graphql.js';
 import { sample } from '../helpers/metrics.js';
 import { eventually } from '../helpers/wait.js';
-import { adminToken, userToken } from '../helpers/tokens.js';
+import { adminToken, signToken, userToken } from '../helpers/tokens.js';
 
 /** An upstream answer naming who asked (X-User-ID), with the given Cache-Control and extra headers. */
 function answering(cacheControl: string, extra: Record<string, string> = {}, status = 200) {
@@ -146,8 +146,10 @@ describe('GraphQL and the cache: Cache-Control for CDNs, the response cache, inv
     expect(second.data).toEqual({ plans: [{ id: 'basic' }] });
     expect(fx.upstreams.upstreams.rights.requests).toHaveLength(1);
 
+    // With a token: for that caller's own cache only, never a CDN's.
     const authenticated = await request(`${fx.gateway.url}/graphql`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${await userToken()}` }, body: JSON.stringify({ query: '{ plans { id } }' }) });
-    expect(authenticated.headers['cache-control']).toBe('no-store');
+    expect(authenticated.headers['cache-control']).toMatch(/^private, max-age=(300|299)$/);
+    expect(String(authenticated.headers.vary)).toMatch(/\bauthorization\b/i);
     await authenticated.body.text();
   });
 
@@ -176,7 +178,8 @@ describe('GraphQL and the cache: Cache-Control for CDNs, the response cache, inv
     expect((await graphql(fx.gateway.url, '{ me { id } }', { token: one })).data).toEqual({ me: { id: '1' } });
     expect((await graphql(fx.gateway.url, '{ me { id } }', { token: two })).data).toEqual({ me: { id: '2' } });
     expect((await graphql(fx.gateway.url, '{ me { id } }', { token: one })).data).toEqual({ me: { id: '1' } });
-    expect(fx.upstreams.upstreams.users.requests).toHaveLength(3);
+    // The third is token one's own stored response.
+    expect(fx.upstreams.upstreams.users.requests.map((seen) => seen.headers['x-user-id'])).toEqual(['1', '2']);
   });
 
   it('answers an anonymous query again whole from the response cache, with its Age, counted as an operation', async () => {
@@ -201,7 +204,7 @@ describe('GraphQL and the cache: Cache-Control for CDNs, the response cache, inv
     expect((await operations()) - before).toBe(2);
   });
 
-  it('never answers from it a request with a token, nor stores what a token was answered', async () => {
+  it('keeps apart what anonymous and authenticated requests were answered: neither is ever answered from the other’s', async () => {
     fx.upstreams.upstreams.rights.behaviour = plans('public, max-age=300');
     const token = await userToken();
     const ask = async (authorization?: string) => {
@@ -210,11 +213,12 @@ describe('GraphQL and the cache: Cache-Control for CDNs, the response cache, inv
       return response.headers;
     };
     expect((await ask(`Bearer ${token}`)).age).toBeUndefined();
-    expect((await ask(`Bearer ${token}`)).age).toBeUndefined();
-    // The anonymous request finds nothing stored by the authenticated ones.
+    // The anonymous request finds nothing stored by the authenticated one, and the other way round.
     expect((await ask()).age).toBeUndefined();
     expect((await ask()).age).toBeDefined();
-    expect((await ask(`Bearer ${token}`)).age).toBeUndefined();
+    expect((await ask(`Bearer ${token}`)).age).toBeDefined();
+    expect((await ask(`Bearer ${await userToken('2')}`)).age).toBeUndefined();
+    expect(fx.upstreams.upstreams.rights.requests.length).toBeGreaterThanOrEqual(1);
   });
 
   it('never stores an answer with an error or a private part', async () => {
@@ -267,6 +271,206 @@ describe('GraphQL and the cache: Cache-Control for CDNs, the response cache, inv
     fx.upstreams.upstreams.ondemand.behaviour = movie('after');
     expect((await graphql(fx.gateway.url, query)).data).toEqual({ movie: { title: 'after' } });
     expect(fx.upstreams.upstreams.ondemand.requests).toHaveLength(3);
+  });
+});
+
+/** An upstream's JSON answer. */
+const json = (res: ServerResponse, body: unknown, headers: Record<string, string> = {}, status = 200) =>
+  void res.writeHead(status, { 'content-type': 'application/json', ...headers }).end(JSON.stringify(body));
+
+/** What a GraphQL client got: status, headers, body. */
+async function ask(baseUrl: string, query: string, token?: string, extra: Record<string, string> = {}) {
+  const response = await request(`${baseUrl}/graphql`, { method: 'POST', headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}), ...extra }, body: JSON.stringify({ query }) });
+  const body = (await response.body.json()) as { data?: Record<string, unknown> | null; errors?: { extensions: { code: string } }[] };
+  return { status: response.statusCode, headers: response.headers, body };
+}
+
+/** user management's `me`, for whoever the gateway said asks (X-User-ID, X-User-Roles), with the given Cache-Control. */
+const meAnswering = (cacheControl: string, username = 'someone') => (req: IncomingMessage, res: ServerResponse) =>
+  json(res, { id: req.headers['x-user-id'], username, roles: String(req.headers['x-user-roles']).split(',') }, { 'cache-control': cacheControl });
+
+const ME = '{ me { id roles } }';
+const meOf = (answer: Awaited<ReturnType<typeof ask>>) => answer.body.data?.me as { id: string; roles: string[] } | undefined;
+
+describe('the GraphQL response cache per identity, from the attacker’s side', () => {
+  const fx = useStack({ perTest: true });
+
+  it('answers a token’s response again to that token alone, private, with its Age; two users never see each other’s; the REST face never reaches it', async () => {
+    const users = fx.upstreams.upstreams.users;
+    users.behaviour = meAnswering('private, max-age=60');
+    const [alice, bob] = await Promise.all([userToken('1'), userToken('2')]);
+    const first = await ask(fx.gateway.url, ME, alice);
+    expect(meOf(first)?.id).toBe('1');
+    expect(first.headers['cache-control']).toMatch(/^private, max-age=(60|59)$/);
+    expect(String(first.headers.vary)).toMatch(/\bauthorization\b/i);
+    expect(first.headers.age).toBeUndefined();
+    expect(meOf(await ask(fx.gateway.url, ME, bob))?.id).toBe('2');
+    for (const [token, id] of [[alice, '1'], [bob, '2'], [alice, '1']] as const) {
+      const again = await ask(fx.gateway.url, ME, token);
+      expect(meOf(again)?.id).toBe(id);
+      expect(again.headers.age).toBeDefined();
+      expect(again.headers['cache-control']).toBe(first.headers['cache-control']);
+    }
+    expect(users.requests.map((seen) => [seen.headers['x-user-id'], seen.headers.authorization])).toEqual([
+      ['1', `Bearer ${alice}`],
+      ['2', `Bearer ${bob}`],
+    ]);
+    // REST asks the upstream itself (a private answer is kept by no shared cache).
+    const rest = await request(`${fx.gateway.url}/users/me`, { headers: { authorization: `Bearer ${alice}` } });
+    expect(((await rest.body.json()) as { id: string }).id).toBe('1');
+    expect(users.requests).toHaveLength(3);
+  });
+
+  it('keeps a user’s and an admin’s token of the same subject apart', async () => {
+    const users = fx.upstreams.upstreams.users;
+    users.behaviour = meAnswering('private, max-age=60');
+    const [asUser, asAdmin] = await Promise.all([userToken('1'), adminToken('1')]);
+    for (let round = 0; round < 2; round++) {
+      expect(meOf(await ask(fx.gateway.url, ME, asUser))?.roles).toEqual(['user']);
+      expect(meOf(await ask(fx.gateway.url, ME, asAdmin))?.roles).toEqual(['user', 'admin']);
+    }
+    expect(users.requests.map((seen) => seen.headers['x-user-roles'])).toEqual(['user', 'user,admin']);
+  });
+
+  it('never answers a token past its expiry: nothing is kept longer than the token, and an expired token is refused', async () => {
+    // The gateway runs in this process: its clocks (token checks, the cache) follow the test's Date.
+    // Real time again before the stack closes (afterEach runs before onTestFinished's callbacks).
+    vi.useFakeTimers({ toFake: ['Date'] });
+    try {
+      vi.setSystemTime(Math.floor(Date.now() / 1000) * 1000);
+      const users = fx.upstreams.upstreams.users;
+      users.behaviour = meAnswering('private, max-age=600');
+      const token = await signToken({ sub: '1', roles: ['user'] }, { expiresIn: '60s' });
+      const first = await ask(fx.gateway.url, ME, token);
+      expect(first.headers['cache-control']).toBe('private, max-age=60');
+      vi.setSystemTime(Date.now() + 59_000);
+      const kept = await ask(fx.gateway.url, ME, token);
+      expect(kept.headers.age).toBe('59');
+      expect(kept.headers['cache-control']).toBe('private, max-age=60');
+      expect(users.requests).toHaveLength(1);
+      // Its expiry passed (within the verifier's clock tolerance the token is still accepted): asked again, kept no more.
+      vi.setSystemTime(Date.now() + 2_000);
+      const after = await ask(fx.gateway.url, ME, token);
+      expect(after.headers.age).toBeUndefined();
+      expect(after.headers['cache-control']).toBe('no-store');
+      expect(users.requests).toHaveLength(2);
+      vi.setSystemTime(Date.now() + 10_000);
+      const expired = await ask(fx.gateway.url, ME, token);
+      expect(expired.status).toBe(401);
+      expect(expired.body.errors?.[0]?.extensions.code).toBe('UNAUTHENTICATED');
+      expect(users.requests).toHaveLength(2);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it('answers concurrent first requests of two users each with their own: one upstream call each, then their own entries', async () => {
+    const users = fx.upstreams.upstreams.users;
+    const held: [IncomingMessage, ServerResponse][] = [];
+    users.behaviour = (req, res) => void held.push([req, res]);
+    const [alice, bob] = await Promise.all([userToken('1'), userToken('2')]);
+    const tokens = [alice, bob, alice, bob, alice, bob];
+    const answers = Promise.all(tokens.map((token) => ask(fx.gateway.url, ME, token)));
+    const joined = async () => sample(await (await fetch(`${fx.gateway.url}/metrics`)).text(), 'gateway_upstream_coalesced_total', { service: 'users' }) ?? 0;
+    await eventually('one call at user management for each user, the four other requests joined', async () => held.length === 2 && (await joined()) === 4);
+    // Answered in the other order than asked: each call's answer is its own caller's.
+    for (const [req, res] of [...held].reverse()) meAnswering('private, max-age=60')(req, res);
+    expect((await answers).map((answer) => meOf(answer)?.id)).toEqual(['1', '2', '1', '2', '1', '2']);
+    users.behaviour = (_req, res) => json(res, { id: 'nobody', username: 'nobody', roles: [] }, { 'cache-control': 'no-store' });
+    for (const [token, id] of [[alice, '1'], [bob, '2']] as const) {
+      const again = await ask(fx.gateway.url, ME, token);
+      expect(meOf(again)?.id).toBe(id);
+      expect(again.headers.age).toBeDefined();
+    }
+    expect(users.requests).toHaveLength(2);
+  });
+
+  it('drops a user’s entitlements when a grant through the REST face succeeds, and asks again', async () => {
+    const ENTITLED = '{ movies(limit: 2) { items { id entitlement { canPlay reason } } } }';
+    let granted = false;
+    fx.upstreams.upstreams.ondemand.behaviour = (_req, res) =>
+      json(res, { items: ['m1', 'm2'].map((id) => ({ id, title: id, genres: [], free: false })), total: 2 }, { 'cache-control': 'public, max-age=60' });
+    fx.upstreams.upstreams.rights.behaviour = (req, res) => {
+      if (req.method === 'POST') {
+        granted = true;
+        return json(res, { id: 'g1', userId: '2', contentId: 'movie:m1' }, {}, 201);
+      }
+      const canPlay = (id: string) => granted && id === 'movie:m1';
+      const ids = decodeURIComponent(new URL(req.url ?? '', 'http://rights').searchParams.get('contentIds') ?? '').split(',');
+      json(res, { items: ids.map((contentId) => ({ contentId, canPlay: canPlay(contentId), reason: canPlay(contentId) ? 'grant' : 'subscription_required' })) }, { 'cache-control': 'private, max-age=10' });
+    };
+    const bob = await userToken('2');
+    const canPlay = (answer: Awaited<ReturnType<typeof ask>>) => (answer.body.data?.movies as { items: { entitlement: { canPlay: boolean } }[] }).items.map((item) => item.entitlement.canPlay);
+    const first = await ask(fx.gateway.url, ENTITLED, bob);
+    expect(canPlay(first)).toEqual([false, false]);
+    expect(first.headers['cache-control']).toMatch(/^private, max-age=(10|9)$/);
+    expect((await ask(fx.gateway.url, ENTITLED, bob)).headers.age).toBeDefined();
+    const reads = () => fx.upstreams.upstreams.rights.requests.filter((seen) => seen.method === 'GET').length;
+    expect(reads()).toBe(1);
+
+    const grant = await request(`${fx.gateway.url}/admin/rights/entitlements`, { method: 'POST', headers: { authorization: `Bearer ${await adminToken()}`, 'content-type': 'application/json' }, body: JSON.stringify({ userId: '2', contentId: 'movie:m1' }) });
+    expect(grant.statusCode).toBe(201);
+    await grant.body.text();
+    const after = await ask(fx.gateway.url, ENTITLED, bob);
+    expect(after.headers.age).toBeUndefined();
+    expect(canPlay(after)).toEqual([true, false]);
+    expect(reads()).toBe(2);
+  });
+
+  it('never keeps an answer with an error, a no-store or no-cache part, a Vary, or no lifetime, for a token either', async () => {
+    const token = await userToken('1');
+    const users = fx.upstreams.upstreams.users;
+    for (const [cacheControl, extra] of [['private, no-store, max-age=60', {}], ['private, no-cache, max-age=60', {}], ['private', {}], ['max-age=60', {}], ['private, max-age=60', { vary: 'accept-language' }]] as const) {
+      const before = users.requests.length;
+      users.behaviour = (req, res) => json(res, { id: req.headers['x-user-id'], username: 'u', roles: ['user'] }, { 'cache-control': cacheControl, ...extra });
+      for (let round = 0; round < 2; round++) {
+        const answer = await ask(fx.gateway.url, `{ me { id } } # ${cacheControl} ${JSON.stringify(extra)}`, token);
+        expect(answer.headers['cache-control'], cacheControl).toBe('no-store');
+        expect(answer.headers.age, cacheControl).toBeUndefined();
+      }
+      expect(users.requests.length - before, cacheControl).toBe(2);
+    }
+    // A field that failed: the other field's private answer is not kept with it.
+    users.behaviour = meAnswering('private, max-age=60');
+    fx.upstreams.upstreams.rights.behaviour = (_req, res) => void res.writeHead(503).end();
+    for (let round = 0; round < 2; round++) {
+      const answer = await ask(fx.gateway.url, '{ me { id subscription { planId } } }', token);
+      expect(answer.body.errors).toHaveLength(1);
+      expect(answer.headers.age).toBeUndefined();
+    }
+  });
+});
+
+describe('the GraphQL response cache per identity, bounded', () => {
+  // 64 KiB in all: half for anonymous responses, half for those of callers with tokens, a sixteenth of that for any one subject.
+  const fx = useStack({ env: { GRAPHQL_RESPONSE_CACHE_MAX_BYTES: String(64 * 1024) }, perTest: true });
+
+  it('lets no subject, with many tokens and many queries, evict another user’s responses or the anonymous ones; a response too large for a subject’s share is never kept', async () => {
+    fx.upstreams.upstreams.users.behaviour = (req, res) => meAnswering('private, max-age=60', `user${String(req.headers['x-user-id'])}-${'x'.repeat(1000)}`)(req, res);
+    fx.upstreams.upstreams.rights.behaviour = (_req, res) => json(res, [{ id: 'basic', name: 'Basic' }], { 'cache-control': 'public, max-age=300' });
+    const [alice, bob] = await Promise.all([userToken('1'), userToken('2')]);
+    const victims = [[alice, '1'], [bob, '2']] as const;
+    for (const [token] of victims) await ask(fx.gateway.url, '{ me { id username } }', token);
+    await ask(fx.gateway.url, '{ plans { id } }');
+
+    // One subject, five tokens, 30 different queries each (aliases): some 150 KB of responses.
+    const attacker = await Promise.all(Array.from({ length: 5 }, (_, index) => signToken({ sub: '666', roles: ['user'], jti: `attack-${index}` })));
+    for (const [index, token] of attacker.entries()) {
+      for (let query = 0; query < 30; query++) expect((await ask(fx.gateway.url, `{ q${index}_${query}: me { id username } }`, token)).status).toBe(200);
+    }
+    const usersCalls = fx.upstreams.upstreams.users.requests.length;
+    for (const [token, id] of victims) {
+      const again = await ask(fx.gateway.url, '{ me { id username } }', token);
+      expect((again.body.data?.me as { id: string }).id).toBe(id);
+      expect(again.headers.age, `user ${id}'s response still kept`).toBeDefined();
+    }
+    expect((await ask(fx.gateway.url, '{ plans { id } }')).headers.age).toBeDefined();
+    expect(fx.upstreams.upstreams.users.requests.length).toBe(usersCalls);
+
+    // Larger than one subject's share (2 KiB here): answered, never kept.
+    fx.upstreams.upstreams.users.behaviour = (req, res) => meAnswering('private, max-age=60', 'x'.repeat(4000))(req, res);
+    const carol = await userToken('4');
+    for (let round = 0; round < 2; round++) expect((await ask(fx.gateway.url, '{ me { id username } }', carol)).headers.age).toBeUndefined();
   });
 });
 

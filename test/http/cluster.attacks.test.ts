@@ -24,7 +24,7 @@ import { sample } from '../helpers/metrics.js';
 import type { RecordingUpstream } from '../helpers/recording-upstream.js';
 import { useRedis, type RunningRedis } from '../helpers/redis.js';
 import { useStack, type RecordingStack } from '../helpers/stack.js';
-import { adminToken, userToken } from '../helpers/tokens.js';
+import { adminToken, signToken, userToken } from '../helpers/tokens.js';
 import { eventually, within } from '../helpers/wait.js';
 
 const json = (res: ServerResponse, body: unknown, headers: Record<string, string> = {}, status = 200) =>
@@ -1090,5 +1090,46 @@ describe('TRUSTED_DOCUMENTS_MODE=require on every replica', () => {
       expect(await response.json()).toEqual({ data: { channels: [] } });
     }
     expect(sha256(text)).toBe(id.replace(/^sha256:/, ''));
+  });
+});
+
+describe('bounds per identity: what one subject makes the replicas keep of its GraphQL responses', () => {
+  // Half of it for the responses to tokens (32 KiB), a sixteenth of that half for any one subject (2 KiB).
+  const RESPONSE_MAX_BYTES = 64 * 1024;
+  const { inspect, fx } = useCluster({ GRAPHQL_RESPONSE_CACHE_MAX_BYTES: String(RESPONSE_MAX_BYTES) });
+
+  it('keeps one subject, whatever its tokens, queries and replicas, within its share in Redis, and another user’s response stays shared', async () => {
+    const [a, b] = replicas(fx);
+    await allListening(fx.gateways);
+    const users = fx.upstreams.upstreams.users;
+    users.behaviour = (req, res) => json(res, { id: req.headers['x-user-id'], username: `u${String(req.headers['x-user-id'])}-${'x'.repeat(900)}`, roles: ['user'] }, { 'cache-control': 'private, max-age=60' });
+    const alice = await userToken('alice');
+    const query = '{ me { id username } }';
+    expect((await graphql(a.url, query, { token: alice })).data).toMatchObject({ me: { id: 'alice' } });
+    await eventually('alice’s response in Redis', async () => (await inspect.zcard('gateway:graphql_response:personal:index')) === 1);
+
+    // One subject, four tokens, 60 distinct queries over the three replicas: some 60 KB of responses.
+    const attacker = await Promise.all([0, 1, 2, 3].map((index) => signToken({ sub: 'mallory', roles: ['user'], jti: `t${index}` })));
+    for (let index = 0; index < 60; index += 1) {
+      const answer = await graphql((fx.gateways[index % 3] as RunningGateway).url, `{ q${index}: me { id username } }`, { token: attacker[index % 4] as string });
+      expect(answer.data).toMatchObject({ [`q${index}`]: { id: 'mallory' } });
+    }
+    for (const gateway of fx.gateways) await settled(gateway, fx.upstreams.upstreams.livetv, inspect);
+    const held = await expectWithinBounds(inspect, 'graphql_response:personal', RESPONSE_MAX_BYTES / 2, 1024 * 1024);
+    const mallory = await inspect.zrange(`gateway:graphql_response:personal:owner:${sha256('mallory', 'base64url')}`, 0, -1);
+    const sizes = await inspect.hmget('gateway:graphql_response:personal:sizes', ...mallory);
+    const kept = sizes.filter((size) => size !== null).map(Number);
+    expect(kept.length).toBeGreaterThan(0);
+    expect(kept.reduce((sum, size) => sum + size, 0)).toBeLessThanOrEqual(RESPONSE_MAX_BYTES / 2 / 16);
+    // Alice's and mallory's latest: nothing else.
+    expect(held.entries).toBeLessThanOrEqual(1 + kept.length);
+
+    // Alice through B: from Redis, no upstream call.
+    const calls = users.requests.length;
+    const hits = async () => sample(await metrics(b), 'gateway_cache_lookups_total', { cache: 'graphql_response', layer: 'shared', result: 'hit' }) ?? 0;
+    const before = await hits();
+    expect((await graphql(b.url, query, { token: alice })).data).toMatchObject({ me: { id: 'alice' } });
+    expect(await hits()).toBe(before + 1);
+    expect(users.requests).toHaveLength(calls);
   });
 });

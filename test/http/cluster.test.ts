@@ -172,6 +172,57 @@ describe('three gateway processes on one Redis with a password', () => {
     for (const gateway of [a, b, c]) expect(await graphqlTitle(gateway, 'm13')).toBe('Edited through B');
   });
 
+  it('shares a token’s GraphQL response between replicas, to that token alone, never writing a token to Redis; a write through another replica outdates it on all', async () => {
+    const [a, b, c] = cluster.gateways as [GatewayProcess, GatewayProcess, GatewayProcess];
+    await allListening(cluster);
+    const [alice, bob] = await Promise.all([userToken('1'), userToken('2')]);
+    const playable = async (gateway: GatewayProcess, token: string) => {
+      const response = await fetch(`${gateway.url}/graphql`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+        body: JSON.stringify({ query: '{ movies(limit: 4) { items { id entitlement { canPlay } } } }' }),
+      });
+      expect(response.status).toBe(200);
+      const { data } = (await response.json()) as { data: { movies: { items: { id: string; entitlement: { canPlay: boolean } }[] } } };
+      return { age: response.headers.get('age'), canPlay: Object.fromEntries(data.movies.items.map((item) => [item.id, item.entitlement.canPlay])) };
+    };
+    const stored = await cluster.inspect.zcard('gateway:graphql_response:personal:index');
+    const first = await playable(a, bob);
+    // Bob has no plan: the free m1 only.
+    expect(first.canPlay).toMatchObject({ m1: true, m2: false });
+    await sharedEntries(cluster, 'graphql_response:personal', stored + 1);
+    const calls = cluster.counting.calls.length;
+    expect(await playable(b, bob)).toEqual({ age: expect.any(String), canPlay: first.canPlay });
+    expect(cluster.counting.calls.length).toBe(calls);
+    // Alice on the same replica: her own answer (premium), from the upstreams.
+    expect((await playable(b, alice)).canPlay).toMatchObject({ m1: true, m2: true });
+    expect(cluster.counting.calls.length).toBeGreaterThan(calls);
+
+    // Whoever reads Redis finds no token, nor a token's signature.
+    const written: string[] = [];
+    for (const key of await cluster.inspect.keys('gateway:*')) {
+      written.push(key);
+      const type = await cluster.inspect.type(key);
+      if (type === 'string') written.push((await cluster.inspect.getBuffer(key))?.toString('latin1') ?? '');
+      if (type === 'hash') written.push(JSON.stringify(await cluster.inspect.hgetall(key)));
+      if (type === 'zset') written.push(JSON.stringify(await cluster.inspect.zrange(key, 0, -1)));
+    }
+    for (const token of [alice, bob]) {
+      const signature = token.split('.')[2] ?? token;
+      expect(written.filter((text) => text.includes(token) || text.includes(signature))).toEqual([]);
+    }
+
+    // An admin grants bob m2 through C: A and B stop answering his stored response.
+    const grant = await fetch(`${c.url}/admin/rights/entitlements`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${await adminToken()}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ userId: '2', contentId: 'movie:m2' }),
+    });
+    expect(grant.status).toBe(201);
+    for (const gateway of [a, b]) await eventually(`${gateway.url} to show bob's grant`, async () => (await playable(gateway, bob)).canPlay.m2 === true);
+    for (const gateway of [a, b, c]) expect((await playable(gateway, bob)).canPlay).toMatchObject({ m1: true, m2: true });
+  });
+
   it('knows on every replica a persisted query registered on one', async () => {
     const [a, b, c] = cluster.gateways as [GatewayProcess, GatewayProcess, GatewayProcess];
     await allListening(cluster);

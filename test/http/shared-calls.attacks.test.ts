@@ -277,6 +277,32 @@ describe('coalescing and who is calling: only calls identical for the upstream s
     answerAll(calls);
     expect(await Promise.all(answers)).toEqual(['1 user 203.0.113.1, 127.0.0.1', '1 user 203.0.113.2, 127.0.0.1', '1 user 203.0.113.1, 127.0.0.1']);
   });
+
+  it.each(['anonymous', 'alice'] as const)('GraphQL, %s: two client addresses asking the same at once make a call each, each carrying its own address', async (who) => {
+    const [, behindProxy] = fx.gateways;
+    if (!behindProxy) throw new Error('the stack has a second gateway');
+    const calls = held();
+    const joins = await joinsSince(behindProxy.url, 'ondemand');
+    const title = (client: string) =>
+      later(
+        fetch(`${behindProxy.url}/graphql`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', 'x-forwarded-for': client, ...(who === 'alice' ? { authorization: `Bearer ${alice}` } : {}) },
+          body: JSON.stringify({ query: '{ movie(id: "m1") { title } }' }),
+        }).then(async (response) => ((await response.json()) as { data: { movie: { title: string } } }).data.movie.title),
+      );
+    const answers = ['203.0.113.1', '203.0.113.2', '203.0.113.1'].map(title);
+    await eventually('two calls at the upstream and one joined', async () => calls.length === 2 && (await joins()) === 1);
+    expect(calls.map(([req]) => req.headers['x-forwarded-for']).sort()).toEqual(['203.0.113.1, 127.0.0.1', '203.0.113.2, 127.0.0.1']);
+    expect(calls.map(([req]) => req.url)).toEqual(['/ondemand/movies/batch?ids=m1', '/ondemand/movies/batch?ids=m1']);
+    // Each call answered with what it said of its caller.
+    for (const [req, res] of calls) {
+      const { 'x-user-id': id, 'x-forwarded-for': from } = req.headers;
+      json(res, { items: [{ id: 'm1', title: `${String(id)} ${String(from)}`, genres: [], free: true }] }, { 'cache-control': 'no-store' });
+    }
+    const id = who === 'alice' ? '1' : 'undefined';
+    expect(await Promise.all(answers)).toEqual([`${id} 203.0.113.1, 127.0.0.1`, `${id} 203.0.113.2, 127.0.0.1`, `${id} 203.0.113.1, 127.0.0.1`]);
+  });
 });
 
 describe('the shared cache and the identity the gateway adds', () => {
@@ -314,7 +340,7 @@ describe('the shared cache and the identity the gateway adds', () => {
   });
 });
 
-describe('authenticated REST answers go out private; GraphQL ones no-store', () => {
+describe('authenticated answers go out private, on both faces', () => {
   const fx = useStack({});
   const SHAREABLE = 'public, max-age=60, s-maxage=600, must-revalidate';
   let user: string;
@@ -348,7 +374,7 @@ describe('authenticated REST answers go out private; GraphQL ones no-store', () 
     await Promise.all([withToken, anonymous, authenticated].map((response) => response.text()));
   });
 
-  it('GraphQL: an answer made of public upstream answers is no-store for a token, public only for anonymous requests', async () => {
+  it('GraphQL: an answer made of public upstream answers is private for a token (and varies on it), public only for anonymous requests', async () => {
     // The shared cache reads Date.now: it stands still until the test ends, so a stored answer ages by
     // nothing; on a whole second, so that the upstream's Date header (whole seconds) adds no age either.
     vi.useFakeTimers({ toFake: ['Date'] });
@@ -357,7 +383,8 @@ describe('authenticated REST answers go out private; GraphQL ones no-store', () 
     fx.upstreams.upstreams.rights.behaviour = (_req, res) => json(res, [{ id: 'basic', name: 'Basic' }], { 'cache-control': 'public, s-maxage=300' });
     const ask = (headers: Record<string, string>) => fetch(`${fx.gateway.url}/graphql`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify({ query: '{ plans { id } }' }) });
     const authenticated = await ask({ authorization: `Bearer ${user}` });
-    expect(authenticated.headers.get('cache-control')).toBe('no-store');
+    expect(authenticated.headers.get('cache-control')).toBe('private, max-age=300');
+    expect(authenticated.headers.get('vary')).toMatch(/\bauthorization\b/i);
     const anonymous = await ask({});
     expect(anonymous.headers.get('cache-control')).toBe('public, max-age=300');
     await Promise.all([authenticated.text(), anonymous.text()]);

@@ -39,6 +39,9 @@ export interface EntryBounds {
  * entries stored longest ago are dropped. Not those closest to expiry: a client that fills the cache with
  * long-lived answers would have every shorter-lived one dropped as it is stored, for as long as they live.
  * (Entries of a version that kept no order are dropped by expiry, after the ordered ones.)
+ * With a sixth key, the entry's owner (a sorted set of its entries by when they were stored) and ARGV 5
+ * and 6, the most bytes and entries one owner may have: the owner's entries that are gone no longer count,
+ * and while it is over either, its own entries stored longest ago are dropped first, before anyone else's.
  */
 const STORE = `
 local t = redis.call('TIME')
@@ -60,6 +63,31 @@ redis.call('ZADD', KEYS[2], now + ttl, KEYS[1])
 redis.call('ZADD', KEYS[5], now, KEYS[1])
 redis.call('HSET', KEYS[3], KEYS[1], size)
 local total = redis.call('INCRBY', KEYS[4], size)
+if KEYS[6] then
+  redis.call('ZADD', KEYS[6], now, KEYS[1])
+  if redis.call('PTTL', KEYS[6]) < ttl then redis.call('PEXPIRE', KEYS[6], ttl) end
+  local held, bytes = {}, 0
+  for _, key in ipairs(redis.call('ZRANGE', KEYS[6], 0, -1)) do
+    local kept = redis.call('HGET', KEYS[3], key)
+    if kept then
+      table.insert(held, key)
+      bytes = bytes + tonumber(kept)
+    else
+      redis.call('ZREM', KEYS[6], key)
+    end
+  end
+  local count = #held
+  for _, oldest in ipairs(held) do
+    if count <= tonumber(ARGV[6]) and bytes <= tonumber(ARGV[5]) then break end
+    if oldest ~= KEYS[1] then
+      count = count - 1
+      bytes = bytes - tonumber(redis.call('HGET', KEYS[3], oldest) or '0')
+      redis.call('DEL', oldest)
+      redis.call('ZREM', KEYS[6], oldest)
+      total = forget(oldest)
+    end
+  end
+end
 -- At most 100 evictions a call, so one call stays short (a bound lowered by a deploy is reached over a few stores).
 local evicted = 0
 while (total > tonumber(ARGV[3]) or redis.call('ZCARD', KEYS[2]) > tonumber(ARGV[4])) and evicted < 100 do
@@ -73,6 +101,15 @@ return total
 `;
 
 type Store = (entry: string, index: string, sizes: string, total: string, order: string, value: Buffer, ttlMs: number, maxBytes: number, maxEntries: number) => Promise<number>;
+type StoreOwned = (entry: string, index: string, sizes: string, total: string, order: string, owner: string, value: Buffer, ttlMs: number, maxBytes: number, maxEntries: number, ownerBytes: number, ownerEntries: number) => Promise<number>;
+
+/** Whose entry it is, and how much one owner may keep: an owner over it loses its own oldest entries, not anyone else's. */
+export interface EntryOwner {
+  /** Not a credential: it is part of a key in Redis (a digest of the subject, say). */
+  readonly owner: string;
+  readonly maxBytes: number;
+  readonly maxEntries: number;
+}
 
 /**
  * One cache's entries in Redis, shared by every replica: bounded in bytes per entry, in total and in
@@ -83,17 +120,22 @@ type Store = (entry: string, index: string, sizes: string, total: string, order:
  */
 export class SharedEntries {
   private readonly store: Store;
+  private readonly storeOwned: StoreOwned;
   private readonly prefix: string;
 
+  /** `part`: a cache kept in two parts, each bounded apart (its keys under `<name>:<part>:`). */
   constructor(
     private readonly redis: SharedRedis,
     readonly name: SharedCacheName,
     readonly bounds: EntryBounds,
+    part?: string,
   ) {
-    this.prefix = `${KEY_PREFIX}${name}:`;
+    this.prefix = `${KEY_PREFIX}${name}:${part === undefined ? '' : `${part}:`}`;
     redis.commands.defineCommand('storeEntry', { numberOfKeys: 5, lua: STORE });
-    const commands = redis.commands as unknown as { storeEntry: Store };
+    redis.commands.defineCommand('storeOwnedEntry', { numberOfKeys: 6, lua: STORE });
+    const commands = redis.commands as unknown as { storeEntry: Store; storeOwnedEntry: StoreOwned };
     this.store = commands.storeEntry.bind(redis.commands);
+    this.storeOwned = commands.storeOwnedEntry.bind(redis.commands);
   }
 
   private keyOf(key: string): string {
@@ -116,10 +158,14 @@ export class SharedEntries {
     }
   }
 
-  /** Keeps `value` under `key` for `ttlMs`, unless it is larger than an entry may be; never waits for Redis. */
-  set(key: string, value: Buffer, ttlMs: number): void {
+  /** Keeps `value` under `key` for `ttlMs`, unless it is larger than an entry may be, within its owner's bounds when it has one; never waits for Redis. */
+  set(key: string, value: Buffer, ttlMs: number, owned?: EntryOwner): void {
     if (value.length > this.bounds.maxEntryBytes || ttlMs < 1 || !this.redis.writable) return;
     const { maxBytes, maxEntries } = this.bounds;
-    this.redis.answer(this.name, () => this.store(this.keyOf(key), `${this.prefix}index`, `${this.prefix}sizes`, `${this.prefix}total`, `${this.prefix}order`, value, Math.ceil(ttlMs), maxBytes, maxEntries)).catch(() => undefined);
+    const keys = [this.keyOf(key), `${this.prefix}index`, `${this.prefix}sizes`, `${this.prefix}total`, `${this.prefix}order`] as const;
+    const stored = owned
+      ? () => this.storeOwned(...keys, `${this.prefix}owner:${owned.owner}`, value, Math.ceil(ttlMs), maxBytes, maxEntries, owned.maxBytes, owned.maxEntries)
+      : () => this.store(...keys, value, Math.ceil(ttlMs), maxBytes, maxEntries);
+    this.redis.answer(this.name, stored).catch(() => undefined);
   }
 }

@@ -6,7 +6,7 @@ import { LocalInvalidations, RedisInvalidations, type BusStatus, type Invalidati
 import type { EntryBounds, SharedEntries } from './entries.js';
 import type { RedisConnection, SharedRedis } from './redis.js';
 
-export type { EntryBounds, SharedEntries } from './entries.js';
+export type { EntryBounds, EntryOwner, SharedEntries } from './entries.js';
 export { isCurrent, isStamp, stampOf, type Change, type Generations, type InvalidationListener, type Invalidations, type Stamp } from './bus.js';
 export { isHeader } from './entries.js';
 
@@ -19,8 +19,8 @@ export interface SharedState {
   /** Absent without REDIS_URL. */
   readonly redis: SharedRedis | undefined;
   readonly invalidations: Invalidations;
-  /** The entries of `cache` in Redis, within `bounds`; undefined without REDIS_URL. */
-  entries(cache: SharedCacheName, bounds: EntryBounds): SharedEntries | undefined;
+  /** The entries of `cache` (or of one `part` of it) in Redis, within `bounds`; undefined without REDIS_URL. */
+  entries(cache: SharedCacheName, bounds: EntryBounds, part?: string): SharedEntries | undefined;
   /** What `/ready`'s details say. */
   details(): { readonly redis?: Readonly<Record<RedisConnection, 'up' | 'down'>>; readonly bus: BusStatus };
   readonly plugin: GatewayPlugin;
@@ -44,7 +44,7 @@ export async function sharedState(config: GatewayConfig, logger: Logger, metrics
   return {
     redis,
     invalidations,
-    entries: (cache, bounds) => new SharedEntries(redis, cache, bounds),
+    entries: (cache, bounds, part) => new SharedEntries(redis, cache, bounds, part),
     details: () => ({ redis: redis.status, bus: invalidations.status }),
     plugin: {
       name: 'shared-state',

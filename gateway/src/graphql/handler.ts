@@ -174,6 +174,21 @@ function replay(exchange: Exchange, stored: StoredResponse, age: number): void {
   res.end(stored.body);
 }
 
+/** The response cache, in memory and (with REDIS_URL) in Redis, where each of its two parts (anonymous, personal) gets half the bytes. */
+function responseCacheOf(config: GatewayConfig, shared: SharedState, observers: GraphQLObservers): GraphQLResponseCache {
+  const { maxEntryBytes } = config.upstreamCache;
+  const part = { maxBytes: Math.floor(config.graphqlResponseCacheMaxBytes / 2), maxEntryBytes, maxEntries: MAX_STORED_RESPONSES };
+  const anonymous = shared.entries('graphql_response', part);
+  const personal = shared.entries('graphql_response', part, 'personal');
+  return new GraphQLResponseCache({
+    maxBytes: config.graphqlResponseCacheMaxBytes,
+    maxEntryBytes,
+    invalidations: shared.invalidations,
+    ...(anonymous && personal ? { shared: { anonymous, personal } } : {}),
+    onLookup: (layer, result) => observers.metrics.observeSharedCacheLookup('graphql_response', layer, result),
+  });
+}
+
 export interface GraphQLFace {
   readonly mesh: MeshRuntime;
   /** The live channels subscriptions follow, and the streams open on this replica. */
@@ -344,16 +359,7 @@ export async function createGraphQLFace(config: GatewayConfig, { client, shared,
     ...(requestLimits ? { requestLimits } : {}),
   });
 
-  const responseCacheBounds = { maxBytes: config.graphqlResponseCacheMaxBytes, maxEntryBytes: config.upstreamCache.maxEntryBytes };
-  const responseCache =
-    config.graphqlResponseCacheMaxBytes > 0 && client.cache
-      ? new GraphQLResponseCache({
-          ...responseCacheBounds,
-          invalidations: shared.invalidations,
-          ...sharedLayer(shared.entries('graphql_response', { ...responseCacheBounds, maxEntries: MAX_STORED_RESPONSES })),
-          onLookup: (layer, result) => observers.metrics.observeSharedCacheLookup('graphql_response', layer, result),
-        })
-      : undefined;
+  const responseCache = config.graphqlResponseCacheMaxBytes > 0 && client.cache ? responseCacheOf(config, shared, observers) : undefined;
   const explorer = config.graphqlIntrospection ? createExplorer() : undefined;
   const bodyPolicy: BodyPolicy = { ...config.body, limitBytes: Math.min(config.body.limitBytes, config.graphqlInputs.bodyLimitBytes) };
 
@@ -409,8 +415,9 @@ export async function createGraphQLFace(config: GatewayConfig, { client, shared,
       name: 'response-cache',
       async run(turn) {
         const { req } = turn.exchange;
-        if (!responseCache || turn.identity !== undefined || req.headers.authorization !== undefined) return undefined;
-        const key = responseCache.keyOf(turn.request.method, req.headers, turn.request.search, turn.text);
+        // A token is always verified before this step (a refused one failed the `read` step): only a verified caller's is keyed by it.
+        if (!responseCache || (turn.identity === undefined && req.headers.authorization !== undefined)) return undefined;
+        const key = responseCache.keyOf(turn.request.method, req.headers, turn.request.search, turn.text, turn.identity);
         const lookedUpAt = responseCache.generations();
         const found = await responseCache.get(key);
         if (!found) {

@@ -62,8 +62,11 @@ export function observabilityPlugin({ metrics, tracing }: GraphQLObservers): Apo
         async willSendResponse({ response }) {
           if (response.body.kind !== 'single') return;
           const { errors, data } = response.body.singleResult;
-          const anonymous = contextValue.user === undefined && contextValue.caller.authorization === undefined;
-          response.http.headers.set('cache-control', contextValue.cachePolicy.header(anonymous, (errors?.length ?? 0) > 0));
+          const credentials = contextValue.user !== undefined || contextValue.caller.authorization !== undefined;
+          const cacheControl = contextValue.cachePolicy.header({ identity: contextValue.user, credentials, failed: (errors?.length ?? 0) > 0, now: Date.now() });
+          response.http.headers.set('cache-control', cacheControl);
+          // A private cache (a browser's) must not answer one token with what another was given.
+          if (cacheControl.startsWith('private')) response.http.headers.set('vary', [response.http.headers.get('vary'), 'authorization'].filter(Boolean).join(', '));
           const codes: string[] = [];
           for (const error of errors ?? []) {
             const extensions = error.extensions as Record<string, unknown>;
