@@ -40,6 +40,8 @@ describe('the shared cache of upstream answers (RFC 9111) and coalescing', () =>
     expect(calls()).toBe(1);
     expect(second.body).toEqual(first.body);
     expect(second.headers['cache-control']).toBe('private, max-age=60');
+    // A browser shared by alice and bob keeps each one's answer apart.
+    expect(String(second.headers.vary)).toMatch(/\bauthorization\b/i);
     expect(Number(second.headers.age)).toBeGreaterThanOrEqual(0);
     const metrics = await (await fetch(`${fx.gateway.url}/metrics`)).text();
     expect(sample(metrics, 'gateway_upstream_cache_lookups_total', { service: 'ondemand', result: 'hit' })).toBeGreaterThanOrEqual(1);

@@ -97,12 +97,16 @@ export function privateCacheControl(upstream: HeaderValue): string {
 /**
  * What the client receives of the upstream's status and headers. A 204 carries no Content-Length (RFC
  * 9110 8.6: a client that believed one would wait for a body that never comes); an answer made for
- * one caller (`personal`) says `private`, and loses the headers a CDN in front would obey over
+ * one caller (`personal`) says `private`, varies on `Authorization`, and loses the headers a CDN in front would obey over
  * Cache-Control (RFC 9213's CDN-Cache-Control and its vendor forms, Surrogate-Control).
  */
 export function clientResponseHeaders(status: number, upstream: Record<string, HeaderValue>, personal: boolean): Record<string, string | string[]> {
   const headers = withoutHopByHop(upstream, GATEWAY_RESPONSE_HEADERS, personal ? CDN_CACHE_HEADER : undefined);
   if (status === 204) delete headers['content-length'];
-  if (personal) headers['cache-control'] = privateCacheControl(headers['cache-control']);
+  if (personal) {
+    headers['cache-control'] = privateCacheControl(headers['cache-control']);
+    // A browser shared by two accounts must not answer the second from what the first was sent.
+    headers.vary = headers.vary === undefined ? 'Authorization' : `${[headers.vary].flat().join(', ')}, Authorization`;
+  }
   return headers;
 }
