@@ -28,7 +28,5 @@ function run(label, command, buffered) {
   });
 }
 
-// The checks at a lower priority: they finish long before the suite, on the CPU its waits leave, rather
-// than slowing the processes whose starts it waits for.
-const codes = await Promise.all([run('checks (types, lint)', `nice -n 10 ${scripts.check}`, true), run('tests', suite.map((word) => `'${word}'`).join(' '), false)]);
+const codes = await Promise.all([run('checks (types, lint)', scripts.check, true), run('tests', suite.map((word) => `'${word}'`).join(' '), false)]);
 process.exitCode = codes.find((code) => code !== 0) ?? 0;
