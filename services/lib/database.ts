@@ -178,12 +178,13 @@ async function connectEmbedded(open: () => Promise<EmbeddedDatabase>): Promise<C
 }
 
 /**
- * An in-memory database with every given schema migrated and seeded, packed: made once a process (from
- * the build's demo database, so mostly already done), then each in-memory database of the process
- * starts as a copy of it (the tests start many).
+ * An in-memory database with every given schema migrated and seeded, made once a process (from the
+ * build's demo database, so mostly already done) and kept open: each in-memory database of the process
+ * is a clone of it (the tests start many), which reads the files it has not changed from it, so it
+ * stays open as long as the process.
  */
-const migratedTemplates = new Map<string, Promise<Blob>>();
-function migratedTemplate(schemas: readonly (readonly [UpstreamName, ServiceSchema])[], log: Logger): Promise<Blob> {
+const migratedTemplates = new Map<string, Promise<PGlite>>();
+function migratedTemplate(schemas: readonly (readonly [UpstreamName, ServiceSchema])[], log: Logger): Promise<PGlite> {
   const key = schemas.map(([name]) => name).join(',');
   let template = migratedTemplates.get(key);
   if (!template) {
@@ -191,9 +192,10 @@ function migratedTemplate(schemas: readonly (readonly [UpstreamName, ServiceSche
       const pglite = await (await import('./embedded.js')).openInMemory();
       try {
         await migrateAll(pglite, schemas, log);
-        return await pglite.dumpDataDir('none');
-      } finally {
+        return pglite;
+      } catch (error) {
         await pglite.close();
+        throw error;
       }
     })();
     template.catch(() => migratedTemplates.delete(key));
@@ -249,8 +251,8 @@ export function openDatabases(settings: DatabaseSettings, log: Logger, schemas: 
       // PGlite is loaded only where it runs: the services of `npm start` reach theirs as a server.
       case 'memory':
         return connectEmbedded(async () => {
-          const template = schemas.length > 0 ? await migratedTemplate(schemas, log) : undefined;
-          const pglite = await (await import('./embedded.js')).openInMemory(template);
+          const { cloneOf, openInMemory } = await import('./embedded.js');
+          const pglite = schemas.length > 0 ? await cloneOf(await migratedTemplate(schemas, log)) : await openInMemory();
           return { pglite, close: () => pglite.close() };
         });
       case 'embedded':

@@ -104,14 +104,21 @@ function unpack(packed: Buffer, directory: string): void {
   }
 }
 
+/** An embedded database that keeps nothing: a copy of the build's demo database, or (`empty`) of the empty cluster. */
+export function openInMemory(from?: 'empty'): Promise<PGlite> {
+  const packed = template(from === 'empty');
+  return PGlite.create({ postgresqlconf: SETTINGS, ...(packed ? { loadDataDir: new Blob([new Uint8Array(packed)]) } : {}) });
+}
+
 /**
- * An embedded database that keeps nothing: a copy of `from` (a packed data directory), or of the build's
- * demo database, or (`empty`) of the empty cluster.
+ * A copy of an open in-memory database (PGlite's clone(): about half the CPU of opening one from a
+ * template, nothing unpacked), which reads the files it has not changed from `template`: that stays
+ * open as long as the copy.
  */
-export function openInMemory(from?: Blob | 'empty'): Promise<PGlite> {
-  const packed = from instanceof Blob ? undefined : template(from === 'empty');
-  const loadDataDir = from instanceof Blob ? from : packed && new Blob([new Uint8Array(packed)]);
-  return PGlite.create({ postgresqlconf: SETTINGS, ...(loadDataDir ? { loadDataDir } : {}) });
+export async function cloneOf(template: PGlite): Promise<PGlite> {
+  const copy = await template.clone();
+  if (!(copy instanceof PGlite)) throw new Error('PGlite.clone() answered something other than a PGlite');
+  return copy;
 }
 
 /**

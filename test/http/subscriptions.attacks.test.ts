@@ -612,7 +612,8 @@ describe('abandoned, repeated, concurrent', () => {
     try {
       await eventually('ten open', () => open() === 10);
       await eventually('no channel watched', () => live() === 0);
-      const reads = stack.counting.calls.length;
+      // Those naming a ghost: a call another test left in flight may end after the reset.
+      const reads = stack.counting.calls.filter((call) => call.url.includes('ghost-')).length;
       // One read (two calls) a subscription at most, each a batch of its 50 ids.
       expect(reads).toBeLessThanOrEqual(20);
       // A change that names no channel re-reads every watched one: with one known channel watched, that read is
@@ -1135,6 +1136,12 @@ describe('two gateways sharing a Redis, no proxy trusted, live TV behind a switc
         startGateway({ ...services.urls, livetv: livetv.url }, { ...env, UPSTREAM_CACHE_MAX_BYTES: '0' }, { logger: log.logger }),
         startGateway({ ...services.urls, livetv: livetv.url }, { ...env, SUBSCRIPTIONS_PER_CLIENT: '3' }),
       ]);
+      // Until a gateway reaches Redis it remembers change events in its own memory: a replayed one would pass.
+      const redisUp = async (url: string) => {
+        const series = (await (await fetch(`${url}/metrics`)).text()).split('\n').filter((line) => line.startsWith('gateway_redis_up{'));
+        return series.length > 0 && series.every((line) => line.endsWith(' 1'));
+      };
+      await Promise.all(gateways.map((gateway) => eventually(`${gateway.url} to reach Redis`, () => redisUp(gateway.url))));
       return { redis, services, livetv, log, gateways };
     },
     async ({ redis, services, livetv, gateways }) => {
