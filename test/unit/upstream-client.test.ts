@@ -250,10 +250,11 @@ describe('what a REST client receives of an upstream answer', () => {
     expect(privateCacheControl(upstream)).toBe(expected);
   });
 
-  it('a 204 carries no Content-Length; other statuses keep theirs; an answer for anyone keeps its Cache-Control', () => {
+  it('a 204 carries no Content-Length; other statuses keep theirs; an answer for anyone keeps its Cache-Control, one for a caller says private and varies on Authorization', () => {
     const upstream = { 'content-length': '5', 'content-type': 'text/plain', 'cache-control': 'public, max-age=60' };
     expect(clientResponseHeaders(204, upstream, false)).toEqual({ 'content-type': 'text/plain', 'cache-control': 'public, max-age=60' });
     expect(clientResponseHeaders(200, upstream, false)).toEqual(upstream);
-    expect(clientResponseHeaders(200, upstream, true)).toEqual({ ...upstream, 'cache-control': 'private, max-age=60' });
+    expect(clientResponseHeaders(200, upstream, true)).toEqual({ ...upstream, 'cache-control': 'private, max-age=60', vary: 'Authorization' });
+    expect(clientResponseHeaders(200, { ...upstream, vary: ['Accept-Encoding', 'Accept'] }, true).vary).toBe('Accept-Encoding, Accept, Authorization');
   });
 });
