@@ -33,8 +33,41 @@ const GRAPHQL_ERROR_CODES: ReadonlySet<string> = new Set([...Object.keys(ERROR_K
 
 const DURATION_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 
+/**
+ * A count of one label set kept as a plain number and added to its prom-client counter when the metrics
+ * are read: prom-client checks and hashes the labels on every increment, and these count every request.
+ */
+class Tally {
+  private pending = 0;
+
+  constructor(private readonly counter: { inc(value: number): void }) {}
+
+  inc(): void {
+    this.pending += 1;
+  }
+
+  flush(): void {
+    if (this.pending === 0) return;
+    this.counter.inc(this.pending);
+    this.pending = 0;
+  }
+}
+
+/** The tallies of one counter, by label set; `collect` hands them to it whenever it is read. */
+class Tallies {
+  private readonly byKey = new Map<string, Tally>();
+
+  get(key: string, create: () => { inc(value: number): void }): Tally {
+    return cached(this.byKey, key, () => new Tally(create()));
+  }
+
+  readonly collect = (): void => {
+    for (const tally of this.byKey.values()) tally.flush();
+  };
+}
+
 interface Series {
-  readonly count: { inc(): void };
+  readonly count: Tally;
   readonly duration: { observe(value: number): void };
 }
 
@@ -54,11 +87,18 @@ function cached<T>(cache: Map<string, T>, key: string, create: () => T): T {
 export class GatewayMetrics {
   readonly registry = new Registry();
 
+  // Counted on every request: added to their counters when the metrics are read (see Tally).
+  private readonly requestTallies = new Tallies();
+  private readonly upstreamTallies = new Tallies();
+  private readonly lookupTallies = new Tallies();
+  private readonly sharedLookupTallies = new Tallies();
+
   private readonly httpRequests = new Counter({
     name: 'gateway_http_requests_total',
     help: 'Requests the gateway answered, by route (a route-table prefix, /graphql, /health, ... or "unmatched"), method and status.',
     labelNames: ['route', 'method', 'status'] as const,
     registers: [this.registry],
+    collect: this.requestTallies.collect,
   });
 
   private readonly httpDuration = new Histogram({
@@ -74,6 +114,7 @@ export class GatewayMetrics {
     help: 'Calls the gateway made to an upstream, REST and GraphQL alike, by service, method and status (or timeout / unreachable / truncated / too_large / aborted / error).',
     labelNames: ['service', 'method', 'status'] as const,
     registers: [this.registry],
+    collect: this.upstreamTallies.collect,
   });
 
   private readonly upstreamDuration = new Histogram({
@@ -102,6 +143,7 @@ export class GatewayMetrics {
     help: 'Lookups in the shared cache of upstream answers (GET and HEAD calls), by service: hit (stored, fresh or to revalidate) or miss.',
     labelNames: ['service', 'result'] as const,
     registers: [this.registry],
+    collect: this.lookupTallies.collect,
   });
 
   private readonly coalesced = new Counter({
@@ -144,6 +186,7 @@ export class GatewayMetrics {
     help: 'Lookups in the gateway\'s caches, by cache (upstream, graphql_response, persisted_queries), layer (local: this process; shared: Redis, with REDIS_URL) and result (hit or miss).',
     labelNames: ['cache', 'layer', 'result'] as const,
     registers: [this.registry],
+    collect: this.sharedLookupTallies.collect,
   });
 
   private readonly redisUp = new Gauge({
@@ -207,7 +250,7 @@ export class GatewayMetrics {
 
   observeRequest(route: string, method: string, status: number, seconds: number): void {
     const series = cached(this.requestSeries, `${route} ${method} ${status}`, () => ({
-      count: this.httpRequests.labels(route, method, String(status)),
+      count: this.requestTallies.get(`${route} ${method} ${status}`, () => this.httpRequests.labels(route, method, String(status))),
       duration: this.httpDuration.labels(route, method),
     }));
     series.count.inc();
@@ -216,19 +259,16 @@ export class GatewayMetrics {
 
   observeUpstream(service: UpstreamName, method: string, outcome: UpstreamOutcome, seconds: number): void {
     const series = cached(this.upstreamSeries, `${service} ${method} ${outcome}`, () => ({
-      count: this.upstreamRequests.labels(service, method, String(outcome)),
+      count: this.upstreamTallies.get(`${service} ${method} ${outcome}`, () => this.upstreamRequests.labels(service, method, String(outcome))),
       duration: this.upstreamDuration.labels(service, method),
     }));
     series.count.inc();
     series.duration.observe(seconds);
   }
 
-  // Every upstream GET is looked up in the cache: its counters are looked up once per label combination too.
-  private readonly lookupCounters = new Map<string, { inc(): void }>();
-  private readonly sharedLookupCounters = new Map<string, { inc(): void }>();
-
+  // Every upstream GET is looked up in the cache: counted as requests are.
   observeCacheLookup(service: UpstreamName, result: 'hit' | 'miss'): void {
-    cached(this.lookupCounters, `${service} ${result}`, () => this.cacheLookups.labels(service, result)).inc();
+    this.lookupTallies.get(`${service} ${result}`, () => this.cacheLookups.labels(service, result)).inc();
   }
 
   observeCoalesced(service: UpstreamName): void {
@@ -308,7 +348,7 @@ export class GatewayMetrics {
   }
 
   observeSharedCacheLookup(cache: SharedCacheName, layer: CacheLayer, result: 'hit' | 'miss'): void {
-    cached(this.sharedLookupCounters, `${cache} ${layer} ${result}`, () => this.sharedCacheLookups.labels(cache, layer, result)).inc();
+    this.sharedLookupTallies.get(`${cache} ${layer} ${result}`, () => this.sharedCacheLookups.labels(cache, layer, result)).inc();
   }
 
   /** `connection`: one of the Redis connection owner's (cluster/redis.ts). */
