@@ -93,7 +93,8 @@ export function createPipeline(plugins: readonly GatewayPlugin[], onError: (exch
     async run(req, res) {
       const exchange: Exchange = { req, res, state: new RequestState(), started: process.hrtime.bigint() };
       if (responders.length > 0) {
-        res.once('close', () => {
+        // A response closes once: a plain listener, without the wrapper `once` makes for every request.
+        res.on('close', () => {
           for (const respond of responders) respond(exchange);
         });
       }
