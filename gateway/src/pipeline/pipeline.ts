@@ -99,8 +99,9 @@ export function createPipeline(plugins: readonly GatewayPlugin[], onError: (exch
         });
       }
       try {
-        for (const step of steps) {
-          const result = step.run(exchange);
+        // An index, not an iterator: the loop is suspended at the face's await, and a suspended iterator is an object per request.
+        for (let index = 0; index < steps.length; index++) {
+          const result = (steps[index] as (typeof steps)[number]).run(exchange);
           if ((isPromise(result) ? await result : result) === ANSWERED) return;
         }
         throw new Error('no phase answered the request');
