@@ -2,20 +2,21 @@ import type { Identity } from './auth/identity.js';
 import { ANSWERED, type Exchange, type GatewayPlugin, type StepResult } from './pipeline/pipeline.js';
 import type { Caller } from './upstream/call.js';
 
-/** A face answers every request routed to it (or throws the catalogue's error). */
+/** A face answers every request routed to it (or throws the catalogue's error, at once or as the rejection). */
 export type Face = (exchange: Exchange) => Promise<void>;
+
+const answered = (): StepResult => ANSWERED;
 
 /** The last phase: the face the route chose answers. */
 export function facesPlugin(faces: { readonly rest: Face; readonly graphql?: Face }): GatewayPlugin {
   return {
     name: 'faces',
     phases: {
-      async face(exchange): Promise<StepResult> {
+      face(exchange): Promise<StepResult> {
         const route = exchange.state.get('route');
         const face = route.face === 'rest' ? faces.rest : route.face === 'graphql' ? faces.graphql : undefined;
         if (!face) throw new Error(`no face answers a route of the ${route.face} face`);
-        await face(exchange);
-        return ANSWERED;
+        return face(exchange).then(answered);
       },
     },
   };

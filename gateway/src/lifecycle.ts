@@ -77,7 +77,8 @@ export class Connections {
 
   private started(socket: Socket, res: ServerResponse): void {
     this.busy.set(socket, (this.busy.get(socket) ?? 0) + 1);
-    res.once('close', () => {
+    // A response closes once: a plain listener, without the wrapper `once` makes for every request.
+    res.on('close', () => {
       // A response that closed with its connection (the client left mid-request) closes after the
       // socket did: the connection is forgotten already, and must stay so (it held the socket, the
       // request and the response for good).

@@ -33,19 +33,61 @@ const GRAPHQL_ERROR_CODES: ReadonlySet<string> = new Set([...Object.keys(ERROR_K
 
 const DURATION_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 
+/**
+ * A count of one label set kept as a plain number and added to its prom-client counter when the metrics
+ * are read: prom-client checks and hashes the labels on every increment, and these count every request.
+ */
+class Tally {
+  private pending = 0;
+
+  constructor(private readonly counter: { inc(value: number): void }) {}
+
+  inc(): void {
+    this.pending += 1;
+  }
+
+  flush(): void {
+    if (this.pending === 0) return;
+    this.counter.inc(this.pending);
+    this.pending = 0;
+  }
+}
+
+type Label = string | number;
+
+/**
+ * What is kept per label set of metrics observed on every request, found through one Map per label:
+ * finding it makes no key string. `all` lists everything made, for reading it at a scrape.
+ */
+class SeriesTable<T> {
+  private readonly root = new Map<Label, Map<Label, Map<Label, T>>>();
+  readonly all: T[] = [];
+
+  constructor(private readonly create: (a: string, b: string, c: string) => T) {}
+
+  get(a: Label, b: Label, c: Label = ''): T {
+    let byB = this.root.get(a);
+    if (!byB) this.root.set(a, (byB = new Map()));
+    let byC = byB.get(b);
+    if (!byC) byB.set(b, (byC = new Map()));
+    let series = byC.get(c);
+    if (!series) {
+      series = this.create(String(a), String(b), String(c));
+      byC.set(c, series);
+      this.all.push(series);
+    }
+    return series;
+  }
+}
+
 interface Series {
-  readonly count: { inc(): void };
+  readonly count: Tally;
   readonly duration: { observe(value: number): void };
 }
 
-function cached<T>(cache: Map<string, T>, key: string, create: () => T): T {
-  let series = cache.get(key);
-  if (!series) {
-    series = create();
-    cache.set(key, series);
-  }
-  return series;
-}
+const flushAll = (tallies: readonly Tally[]) => {
+  for (const tally of tallies) tally.flush();
+};
 
 /**
  * The contract's Prometheus metrics, in a registry of this gateway's own (tests run several gateways in
@@ -54,11 +96,24 @@ function cached<T>(cache: Map<string, T>, key: string, create: () => T): T {
 export class GatewayMetrics {
   readonly registry = new Registry();
 
+  // Observed on every request: counts are added to their counters when the metrics are read (see Tally).
+  private readonly requestSeries: SeriesTable<Series> = new SeriesTable((route, method, status) => ({
+    count: new Tally(this.httpRequests.labels(route, method, status)),
+    duration: this.httpDuration.labels(route, method),
+  }));
+  private readonly upstreamSeries: SeriesTable<Series> = new SeriesTable((service, method, outcome) => ({
+    count: new Tally(this.upstreamRequests.labels(service, method, outcome)),
+    duration: this.upstreamDuration.labels(service, method),
+  }));
+  private readonly lookupTallies: SeriesTable<Tally> = new SeriesTable((service, result) => new Tally(this.cacheLookups.labels(service, result)));
+  private readonly sharedLookupTallies: SeriesTable<Tally> = new SeriesTable((cache, layer, result) => new Tally(this.sharedCacheLookups.labels(cache, layer, result)));
+
   private readonly httpRequests = new Counter({
     name: 'gateway_http_requests_total',
     help: 'Requests the gateway answered, by route (a route-table prefix, /graphql, /health, ... or "unmatched"), method and status.',
     labelNames: ['route', 'method', 'status'] as const,
     registers: [this.registry],
+    collect: (): void => flushAll(this.requestSeries.all.map((series) => series.count)),
   });
 
   private readonly httpDuration = new Histogram({
@@ -74,6 +129,7 @@ export class GatewayMetrics {
     help: 'Calls the gateway made to an upstream, REST and GraphQL alike, by service, method and status (or timeout / unreachable / truncated / too_large / aborted / error).',
     labelNames: ['service', 'method', 'status'] as const,
     registers: [this.registry],
+    collect: (): void => flushAll(this.upstreamSeries.all.map((series) => series.count)),
   });
 
   private readonly upstreamDuration = new Histogram({
@@ -102,6 +158,7 @@ export class GatewayMetrics {
     help: 'Lookups in the shared cache of upstream answers (GET and HEAD calls), by service: hit (stored, fresh or to revalidate) or miss.',
     labelNames: ['service', 'result'] as const,
     registers: [this.registry],
+    collect: (): void => flushAll(this.lookupTallies.all),
   });
 
   private readonly coalesced = new Counter({
@@ -144,6 +201,7 @@ export class GatewayMetrics {
     help: 'Lookups in the gateway\'s caches, by cache (upstream, graphql_response, persisted_queries), layer (local: this process; shared: Redis, with REDIS_URL) and result (hit or miss).',
     labelNames: ['cache', 'layer', 'result'] as const,
     registers: [this.registry],
+    collect: (): void => flushAll(this.sharedLookupTallies.all),
   });
 
   private readonly redisUp = new Gauge({
@@ -201,34 +259,21 @@ export class GatewayMetrics {
     for (const name of ['active_handles_total', 'active_requests_total', 'active_resources_total']) this.registry.removeSingleMetric(`gateway_nodejs_${name}`);
   }
 
-  // Label children are looked up once per label combination: this runs on every request.
-  private readonly requestSeries = new Map<string, Series>();
-  private readonly upstreamSeries = new Map<string, Series>();
-
   observeRequest(route: string, method: string, status: number, seconds: number): void {
-    const series = cached(this.requestSeries, `${route} ${method} ${status}`, () => ({
-      count: this.httpRequests.labels(route, method, String(status)),
-      duration: this.httpDuration.labels(route, method),
-    }));
+    const series = this.requestSeries.get(route, method, status);
     series.count.inc();
     series.duration.observe(seconds);
   }
 
   observeUpstream(service: UpstreamName, method: string, outcome: UpstreamOutcome, seconds: number): void {
-    const series = cached(this.upstreamSeries, `${service} ${method} ${outcome}`, () => ({
-      count: this.upstreamRequests.labels(service, method, String(outcome)),
-      duration: this.upstreamDuration.labels(service, method),
-    }));
+    const series = this.upstreamSeries.get(service, method, outcome);
     series.count.inc();
     series.duration.observe(seconds);
   }
 
-  // Every upstream GET is looked up in the cache: its counters are looked up once per label combination too.
-  private readonly lookupCounters = new Map<string, { inc(): void }>();
-  private readonly sharedLookupCounters = new Map<string, { inc(): void }>();
-
+  // Every upstream GET is looked up in the cache: counted as requests are.
   observeCacheLookup(service: UpstreamName, result: 'hit' | 'miss'): void {
-    cached(this.lookupCounters, `${service} ${result}`, () => this.cacheLookups.labels(service, result)).inc();
+    this.lookupTallies.get(service, result).inc();
   }
 
   observeCoalesced(service: UpstreamName): void {
@@ -308,7 +353,7 @@ export class GatewayMetrics {
   }
 
   observeSharedCacheLookup(cache: SharedCacheName, layer: CacheLayer, result: 'hit' | 'miss'): void {
-    cached(this.sharedLookupCounters, `${cache} ${layer} ${result}`, () => this.sharedCacheLookups.labels(cache, layer, result)).inc();
+    this.sharedLookupTallies.get(cache, layer, result).inc();
   }
 
   /** `connection`: one of the Redis connection owner's (cluster/redis.ts). */

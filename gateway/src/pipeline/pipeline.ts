@@ -93,13 +93,15 @@ export function createPipeline(plugins: readonly GatewayPlugin[], onError: (exch
     async run(req, res) {
       const exchange: Exchange = { req, res, state: new RequestState(), started: process.hrtime.bigint() };
       if (responders.length > 0) {
-        res.once('close', () => {
+        // A response closes once: a plain listener, without the wrapper `once` makes for every request.
+        res.on('close', () => {
           for (const respond of responders) respond(exchange);
         });
       }
       try {
-        for (const step of steps) {
-          const result = step.run(exchange);
+        // An index, not an iterator: the loop is suspended at the face's await, and a suspended iterator is an object per request.
+        for (let index = 0; index < steps.length; index++) {
+          const result = (steps[index] as (typeof steps)[number]).run(exchange);
           if ((isPromise(result) ? await result : result) === ANSWERED) return;
         }
         throw new Error('no phase answered the request');

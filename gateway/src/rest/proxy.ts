@@ -43,7 +43,8 @@ class RelayHandler implements Dispatcher.DispatchHandler {
         else resolve();
       };
     });
-    res.once('close', this.onClientClose);
+    // A response closes once: a plain listener, without the wrapper `once` makes for every request.
+    res.on('close', this.onClientClose);
   }
 
   private readonly onClientClose = () => {

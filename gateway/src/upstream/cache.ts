@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { Writable } from 'node:stream';
 import { cacheStores, interceptors, type Dispatcher } from 'undici';
 import { LRUCache } from 'lru-cache';
-import { isCurrent, isHeader, isStamp, stampOf, type Invalidations, type SharedEntries, type Stamp } from '../cluster/index.js';
+import { isCurrent, isHeader, isStamp, stampOf, type Generations, type Invalidations, type SharedEntries, type Stamp } from '../cluster/index.js';
 import type { UpstreamName } from '../../../shared/upstreams.js';
 import { callOf, type UpstreamCall } from './call.js';
 import type { CacheLayer } from '../observability/attempts.js';
@@ -141,12 +141,12 @@ export class UpstreamCache implements CacheStore {
   /** The call whose lookup is being made: undici's cache asks the store synchronously as the call is dispatched. */
   private calling: UpstreamCall | undefined;
   /**
-   * The stamp of each lookup, until an answer to it is stored (a miss, or a stale hit revalidated): by the
+   * The generations at each lookup (the bus's snapshot, kept as it is: its upstream's count is the stamp), until an answer to it is stored (a miss, or a stale hit revalidated): by the
    * request's own key (undici hands the store the same object for its lookup and its answer), not by path.
    * By path, a lookup made after a change replaced the stamp of another caller's made before it, and that
    * caller's answer, older than the change, was stored as current.
    */
-  private readonly lookedUp = new WeakMap<CacheKey, Stamp>();
+  private readonly lookedUp = new WeakMap<CacheKey, Generations>();
 
   constructor(private readonly options: UpstreamCacheOptions) {
     this.local = new cacheStores.MemoryCacheStore({ maxSize: options.maxBytes, maxEntrySize: options.maxEntryBytes, maxCount: MAX_ENTRIES });
@@ -161,11 +161,11 @@ export class UpstreamCache implements CacheStore {
     options.invalidations.onTrust((trusted) => trusted || this.dropLocal(() => true));
   }
 
-  /** Dispatches `call` (undici's cache interceptor looks it up on the way): a hit is in its request's access line. */
-  lookingUp<T>(call: UpstreamCall | undefined, dispatch: () => T): T {
-    this.calling = call;
+  /** Dispatches a call (undici's cache interceptor looks it up on the way): a hit is in its request's access line. */
+  lookingUp(dispatch: Dispatcher['dispatch'], options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
+    this.calling = callOf(options);
     try {
-      return dispatch();
+      return dispatch(options, handler);
     } finally {
       this.calling = undefined;
     }
@@ -175,7 +175,7 @@ export class UpstreamCache implements CacheStore {
     const upstream = this.options.upstreamOf(key.origin);
     if (!upstream || !this.options.invalidations.trusted) return undefined;
     const call = this.calling;
-    this.lookedUp.set(key, stampOf(this.options.invalidations.generations(), [upstream]));
+    this.lookedUp.set(key, this.options.invalidations.generations());
     const found = this.local.get(key) as Awaited<ReturnType<CacheStore['get']>>;
     this.options.onLookup?.(upstream, 'local', found ? 'hit' : 'miss');
     if (found) return answered(call, upstream, 'local', found, performance.now());
@@ -212,7 +212,9 @@ export class UpstreamCache implements CacheStore {
     // alone: the gateway adds the identity itself (X-User-ID), which no upstream would have to Vary on.
     if (!value.cacheControlDirectives?.public && IDENTITY_HEADERS.some((name) => key.headers?.[name] !== undefined)) return undefined;
     const id = idOf(key);
-    const stamp = this.lookedUp.get(key);
+    const upstream = this.options.upstreamOf(key.origin);
+    const lookedUp = this.lookedUp.get(key);
+    const stamp = lookedUp && upstream ? stampOf(lookedUp, [upstream]) : undefined;
     this.lookedUp.delete(key);
     // A change since the lookup (or a lookup never made): this answer may predate it.
     if (!stamp || !this.current(stamp)) return undefined;
@@ -291,7 +293,7 @@ export class UpstreamCache implements CacheStore {
  * stored, an answer to a call carrying an identity only when `public` says so).
  */
 export function cacheInterceptors(cache: UpstreamCache): Dispatcher.DispatcherComposeInterceptor[] {
-  const lookup: Dispatcher.DispatcherComposeInterceptor = (dispatch) => (options, handler) => cache.lookingUp(callOf(options), () => dispatch(options, handler));
+  const lookup: Dispatcher.DispatcherComposeInterceptor = (dispatch) => (options, handler) => cache.lookingUp(dispatch, options, handler);
   // compose() order: the last is met first.
   return [interceptors.cache({ store: cache, methods: ['GET', 'HEAD'], type: 'shared' }), lookup];
 }

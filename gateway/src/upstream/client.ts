@@ -144,6 +144,13 @@ function untilAborted(sent: Promise<UpstreamResponse>, signal: AbortSignal): Pro
   });
 }
 
+/** A call refused before it started: its handler hears it as an error with no controller. */
+function refuse(handler: Dispatcher.DispatchHandler, error: unknown): void {
+  handler.onResponseError?.(undefined as unknown as Dispatcher.DispatchController, error as Error);
+}
+
+const NO_GUARDS: readonly CallGuard[] = [];
+
 /** How much of an upstream's error body is read to find its `detail`; the rest is discarded. */
 export const MAX_ERROR_BODY_BYTES = 64 * 1024;
 
@@ -245,24 +252,25 @@ export class UpstreamClient {
     this.upstreams = Object.fromEntries(entries) as Record<UpstreamName, Upstream>;
   }
 
-  /**
-   * Makes the call and answers the upstream's response whatever its status (headers arrived; the body
-   * streams). Fails with a GatewayError when there is no usable response.
-   */
+  /** undici's options for a call: its upstream's origin, the path under the upstream's base, the call itself for the interceptors. */
   private optionsFor(upstream: UpstreamName, call: UpstreamCall): DispatchWithCall & Dispatcher.RequestOptions {
-    return {
+    const { origin, basePath } = this.upstreams[upstream];
+    const options: DispatchWithCall & Dispatcher.RequestOptions = {
       call,
-      origin: this.upstreams[upstream].origin,
+      origin,
       method: call.method as Dispatcher.HttpMethod,
-      path: this.upstreams[upstream].basePath + call.path + (call.query ? `?${call.query}` : ''),
+      path: call.query ? `${basePath}${call.path}?${call.query}` : basePath + call.path,
       body: call.body ?? null,
-      ...(call.signal ? { signal: call.signal } : {}),
     };
+    if (call.signal) options.signal = call.signal;
+    return options;
   }
 
-  /** The guards a call must pass; none for almost every call, which then goes out at once. */
+  /** The guards a call must pass; none for almost every call, which then goes out at once (no list made for it). */
   private guardsFor(upstream: UpstreamName, call: UpstreamCall): readonly CallGuard[] {
-    return this.options.guards?.filter((guard) => guard.applies(upstream, call)) ?? [];
+    const guards = this.options.guards ?? NO_GUARDS;
+    for (const guard of guards) if (guard.applies(upstream, call)) return guards.filter((one) => one.applies(upstream, call));
+    return NO_GUARDS;
   }
 
   /**
@@ -286,6 +294,10 @@ export class UpstreamClient {
     return held.length > 0 ? release : undefined;
   }
 
+  /**
+   * Makes the call and answers the upstream's response whatever its status (headers arrived; the body
+   * streams). Fails with a GatewayError when there is no usable response.
+   */
   async request(upstream: UpstreamName, call: UpstreamCall): Promise<UpstreamResponse> {
     const release = await this.admit(this.guardsFor(upstream, call), call);
     // A call holding a slot runs on to the upstream's answer when its client leaves (see DetachableHandler).
@@ -303,21 +315,21 @@ export class UpstreamClient {
    * face that relays it as it streams. A call refused before it starts reaches `onResponseError` too.
    */
   dispatch(upstream: UpstreamName, call: UpstreamCall, handler: Dispatcher.DispatchHandler): void {
-    const refuse = (to: Dispatcher.DispatchHandler, error: unknown) => to.onResponseError?.(undefined as unknown as Dispatcher.DispatchController, error as Error);
-    const send = (to: Dispatcher.DispatchHandler) => {
-      try {
-        this.upstreams[upstream].dispatch(this.optionsFor(upstream, call), to);
-      } catch (error) {
-        refuse(to, error);
-      }
-    };
     const guards = this.guardsFor(upstream, call);
-    if (guards.length === 0) send(handler);
+    if (guards.length === 0) this.send(upstream, call, handler);
     else
       this.admit(guards, call).then(
-        (release) => send(release ? new DetachableHandler(handler, release) : handler),
+        (release) => this.send(upstream, call, release ? new DetachableHandler(handler, release) : handler),
         (error: unknown) => refuse(handler, error),
       );
+  }
+
+  private send(upstream: UpstreamName, call: UpstreamCall, handler: Dispatcher.DispatchHandler): void {
+    try {
+      this.upstreams[upstream].dispatch(this.optionsFor(upstream, call), handler);
+    } catch (error) {
+      refuse(handler, error);
+    }
   }
 
   /**

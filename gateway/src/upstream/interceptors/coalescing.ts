@@ -25,12 +25,24 @@ const PER_REQUEST_HEADERS = new Set(['x-request-id', 'traceparent', 'tracestate'
 function keyOf(options: Dispatcher.DispatchOptions, call: UpstreamCall, generation: string): string | undefined {
   if (!COALESCED_METHODS.has(options.method) || (options.body !== undefined && options.body !== null)) return undefined;
   // The forwarding interceptor above always makes them a plain object.
-  const headers = Object.entries((options.headers ?? {}) as Record<string, string | string[]>)
-    .map(([name, value]): [string, string | string[]] => [name.toLowerCase(), value])
-    .filter(([name]) => !PER_REQUEST_HEADERS.has(name))
-    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-  return JSON.stringify([options.method, options.origin, options.path, headers, call.redirects, call.responseLimitBytes, call.timeoutMs, call.deadline, generation]);
+  const headers = (options.headers ?? {}) as Record<string, string | string[]>;
+  // Built on every GET, whether it finds a twin or not: one string of length-prefixed parts (no two calls
+  // make the same one), headers sorted by their lower-case names, as the upstream reads them.
+  const sorted: [string, string | string[]][] = [];
+  for (const name in headers) {
+    const lower = name.toLowerCase();
+    if (!PER_REQUEST_HEADERS.has(lower)) sorted.push([lower, headers[name] as string | string[]]);
+  }
+  sorted.sort(byName);
+  let key = `${part(options.method)}${part(String(options.origin))}${part(options.path)}${sorted.length}`;
+  for (const [name, value] of sorted) key += part(name) + (typeof value === 'string' ? part(value) : `${value.length}[${value.map(part).join('')}`);
+  return `${key}${part(String(call.redirects))}${part(String(call.responseLimitBytes))}${part(String(call.timeoutMs))}${part(String(call.deadline))}${part(generation)}`;
 }
+
+/** A part of a key: its length first, so parts never run into one another. */
+const part = (text: string) => `${text.length}:${text}`;
+
+const byName = ([a]: [string, unknown], [b]: [string, unknown]) => (a < b ? -1 : a > b ? 1 : 0);
 
 /** One caller of a shared call, and the controller it is given: pausing or leaving touches no one else. */
 class Participant implements Controller {
@@ -96,7 +108,8 @@ class SharedCall implements Dispatcher.DispatchHandler, AttemptSink {
 
   join(handler: Dispatcher.DispatchHandler, attempts: AttemptSink | undefined): void {
     // A request whose own calls join one another (aliases of one page) has the call on its line once.
-    const recorded = [...this.callers].every((other) => other.attempts !== attempts);
+    let recorded = true;
+    for (const other of this.callers) recorded &&= other.attempts !== attempts;
     const caller = new Participant(this, handler, recorded ? attempts : undefined);
     this.callers.add(caller);
     for (; caller.openAttempts < this.attemptsInFlight; caller.openAttempts += 1) caller.attempts?.started();
@@ -198,14 +211,14 @@ class SharedCall implements Dispatcher.DispatchHandler, AttemptSink {
     if (this.requestStarted) return;
     this.requestStarted = true;
     this.context = context;
-    for (const caller of this.present()) this.tell(caller, () => caller.handler.onRequestStart?.(caller, context));
+    for (const caller of this.present()) if (this.callers.has(caller)) this.tell(caller, () => caller.handler.onRequestStart?.(caller, context));
   }
 
   onResponseStart(controller: Controller, statusCode: number, headers: Headers, statusMessage?: string): void {
     this.controller = controller;
     // Nobody joins an answer already under way: a later caller makes a call of its own.
     this.forget();
-    for (const caller of this.present()) this.tell(caller, () => caller.handler.onResponseStart?.(caller, statusCode, headers, statusMessage));
+    for (const caller of this.present()) if (this.callers.has(caller)) this.tell(caller, () => caller.handler.onResponseStart?.(caller, statusCode, headers, statusMessage));
     this.flow();
   }
 
@@ -213,6 +226,7 @@ class SharedCall implements Dispatcher.DispatchHandler, AttemptSink {
     // One copy for every caller that must wait for it (the chunk may be a view of a larger read buffer).
     let kept: Buffer | undefined;
     for (const caller of this.present()) {
+      if (!this.callers.has(caller)) continue;
       if (!caller.paused && caller.queue.length === 0) {
         this.tell(caller, () => caller.handler.onResponseData?.(caller, chunk));
         continue;
@@ -228,6 +242,7 @@ class SharedCall implements Dispatcher.DispatchHandler, AttemptSink {
   onResponseEnd(_controller: Controller, trailers: Headers): void {
     this.settle();
     for (const caller of this.present()) {
+      if (!this.callers.has(caller)) continue;
       if (caller.queue.length > 0) caller.trailers = trailers;
       else this.finish(caller, trailers);
     }
@@ -236,14 +251,15 @@ class SharedCall implements Dispatcher.DispatchHandler, AttemptSink {
   onResponseError(_controller: Controller, error: Error): void {
     this.settle();
     for (const caller of this.present()) {
+      if (!this.callers.has(caller)) continue;
       this.detach(caller, error);
       this.tell(caller, () => caller.handler.onResponseError?.(caller, error));
     }
   }
 
-  /** The callers, each as long as it is still there: one may leave, or be cut off, while another is told. */
-  private *present(): Generator<Participant> {
-    for (const caller of [...this.callers]) if (this.callers.has(caller)) yield caller;
+  /** The callers now: each is told only while it is still there (one may leave, or be cut off, while another is told). */
+  private present(): Participant[] {
+    return [...this.callers];
   }
 
   private settle(): void {
