@@ -52,11 +52,14 @@ describe('GET /metrics', () => {
     fx.upstreams.upstreams.rights.behaviour = (_req, res) => void res.writeHead(200, { 'content-type': 'application/json' }).end('[{"id":"basic","name":"Basic"}]');
     expect((await graphql(fx.gateway.url, '{ plans { id } }')).data).toEqual({ plans: [{ id: 'basic' }] });
     fx.upstreams.upstreams.livetv.behaviour = (_req, res) => void setTimeout(() => res.writeHead(200).end('[]'), 1000);
-    await fetch(`${fx.gateway.url}/livetv/channels`, { headers: { authorization: `Bearer ${token}` } });
+    const timedOut = await fetch(`${fx.gateway.url}/livetv/channels`, { headers: { authorization: `Bearer ${token}` } });
     await scrape();
-    expect(sample(text, 'gateway_upstream_requests_total', { service: 'ondemand', method: 'GET', status: '200' })).toBe(1);
-    expect(sample(text, 'gateway_upstream_requests_total', { service: 'rights', method: 'GET', status: '200' })).toBe(1);
-    expect(sample(text, 'gateway_upstream_requests_total', { service: 'livetv', method: 'GET', status: 'timeout' })).toBe(1);
+    // On a failure, every upstream series and what the client got say what happened instead.
+    const seen = `the client got ${timedOut.status}; upstream series:\n${text.split('\n').filter((line) => line.startsWith('gateway_upstream_requests_total{')).join('\n')}`;
+    expect(timedOut.status, seen).toBe(504);
+    expect(sample(text, 'gateway_upstream_requests_total', { service: 'ondemand', method: 'GET', status: '200' }), seen).toBe(1);
+    expect(sample(text, 'gateway_upstream_requests_total', { service: 'rights', method: 'GET', status: '200' }), seen).toBe(1);
+    expect(sample(text, 'gateway_upstream_requests_total', { service: 'livetv', method: 'GET', status: 'timeout' }), seen).toBe(1);
     expect(sample(text, 'gateway_http_requests_total', { route: '/graphql', method: 'POST', status: '200' })).toBe(1);
     expect(sample(text, 'gateway_upstream_request_duration_seconds_count', { service: 'ondemand', method: 'GET' })).toBe(1);
   });
