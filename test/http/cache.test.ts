@@ -118,9 +118,11 @@ describe('the shared cache of upstream answers (RFC 9111) and coalescing', () =>
   it('coalesces identical GETs in flight, per caller: one call each, every client answered', async () => {
     const held: ServerResponse[] = [];
     fx.upstreams.upstreams.ondemand.behaviour = (_req, res) => void held.push(res);
+    const joined = async () => sample(await (await fetch(`${fx.gateway.url}/metrics`)).text(), 'gateway_upstream_coalesced_total', { service: 'ondemand' }) ?? 0;
+    const joinedBefore = await joined();
     const answers = Promise.all([alice, alice, alice, bob, bob].map((token) => get('/ondemand/movies/m1?cache=coalesced', token)));
-    // Two callers: two calls reach the upstream, the other three wait on them.
-    await eventually('two calls at the upstream, one a caller', () => held.length === 2);
+    // Two callers: two calls reach the upstream, the other three wait on them (all five in before any answer).
+    await eventually('two calls at the upstream, one a caller, the three other requests joined', async () => held.length === 2 && (await joined()) === joinedBefore + 3);
     for (const [index, res] of held.entries()) res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' }).end(JSON.stringify({ id: 'm1', title: `answer ${index}`, genres: [], free: true }));
     const titles = (await answers).map((answer) => answer.body.title);
     expect(new Set(titles.slice(0, 3)).size).toBe(1);

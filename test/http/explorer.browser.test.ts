@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { useStack } from '../helpers/stack.js';
 import { login } from '../helpers/login.js';
 import { sample } from '../helpers/metrics.js';
-import { eventually } from '../helpers/wait.js';
+import { eventually, WAIT_MS } from '../helpers/wait.js';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 
@@ -32,6 +32,8 @@ describe('the GraphQL explorer and the REST docs, offline, in headless Chromium'
    */
   async function offline(visit: (page: Page) => Promise<void>): Promise<void> {
     const context = await browser.newContext();
+    // Below the test's timeout: a wait of Playwright's that gives up names what it waited for.
+    context.setDefaultTimeout(WAIT_MS);
     const elsewhere: string[] = [];
     const failures: string[] = [];
     const gateway = new URL(fx.gateway.url).origin;

@@ -16,7 +16,7 @@ function families(text: string): Map<string, string> {
 
 describe('GET /metrics', () => {
   // A gateway of each test's own: every count below is exact.
-  const fx = useStack({ env: { UPSTREAM_TIMEOUT_MS: '300' }, perTest: true });
+  const fx = useStack({ env: { UPSTREAM_TIMEOUT_MS: '1000' }, perTest: true });
   let text = '';
 
   const scrape = async () => {
@@ -51,7 +51,7 @@ describe('GET /metrics', () => {
     await fetch(`${fx.gateway.url}/ondemand/movies`, { headers: { authorization: `Bearer ${token}` } });
     fx.upstreams.upstreams.rights.behaviour = (_req, res) => void res.writeHead(200, { 'content-type': 'application/json' }).end('[{"id":"basic","name":"Basic"}]');
     expect((await graphql(fx.gateway.url, '{ plans { id } }')).data).toEqual({ plans: [{ id: 'basic' }] });
-    fx.upstreams.upstreams.livetv.behaviour = (_req, res) => void setTimeout(() => res.writeHead(200).end('[]'), 1000);
+    fx.upstreams.upstreams.livetv.behaviour = (_req, res) => void setTimeout(() => res.writeHead(200).end('[]'), 3000);
     const timedOut = await fetch(`${fx.gateway.url}/livetv/channels`, { headers: { authorization: `Bearer ${token}` } });
     await scrape();
     // On a failure, every upstream series and what the client got say what happened instead.

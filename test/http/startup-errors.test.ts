@@ -3,6 +3,7 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { WAIT_MS } from '../helpers/wait.js';
 
 describe('gateway start-up with a bad configuration', () => {
   it.each([
@@ -13,7 +14,10 @@ describe('gateway start-up with a bad configuration', () => {
     const result = spawnSync(process.execPath, ['--import', './test/fixtures/record-imports.mjs', 'dist/gateway/src/main.js'], {
       env: { PATH: process.env.PATH, RECORD_IMPORTS: record, ...env },
       encoding: 'utf8',
+      // A gateway that took the configuration would serve on: killed, and the test says so.
+      timeout: WAIT_MS,
     });
+    expect(result.error, `waited ${WAIT_MS} ms for the gateway to exit; it printed:\n${result.stdout}${result.stderr}`).toBeUndefined();
     expect(result.status).toBe(1);
     const lines = result.stderr.trim().split('\n');
     expect(lines).toHaveLength(1);

@@ -4,7 +4,7 @@
  * proxy so that what the upstreams were asked is known.
  */
 import { randomUUID } from 'node:crypto';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished, vi } from 'vitest';
 import { CHANGE_EVENTS_PATH, signChangeEvent } from '../../shared/change-events.js';
 import { sample } from '../helpers/metrics.js';
 import { startStack, useStack } from '../helpers/stack.js';
@@ -256,6 +256,9 @@ describe('RATE_LIMIT_PER_MINUTE on a WebSocket', () => {
   const stack = useStack({ upstreams: 'reference', counting: true, env: { RATE_LIMIT_PER_MINUTE: '6' }, serviceEnv: { LIVETV_SLOT_SECONDS: '864000' } });
 
   it('draws a token for each subscribe message, so one connection cannot turn into a stream of upstream reads', async () => {
+    // The limiter reads Date.now: it stands still until the test ends, so a slow run refills the bucket by nothing.
+    vi.useFakeTimers({ toFake: ['Date'] });
+    onTestFinished(() => void vi.useRealTimers());
     const connection = wsConnect(stack.gateway.url);
     // Held open: the client library would otherwise close an idle connection and open another.
     const held = connection.subscribe(CHANNEL_UPDATED, { variables: { id: 'c1' } });
