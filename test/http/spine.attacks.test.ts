@@ -11,6 +11,7 @@ import { upstreamCalls, upstreamCallsSince } from '../helpers/metrics.js';
 import { rawGet } from '../helpers/raw-http.js';
 import { RecordingUpstream } from '../helpers/recording-upstream.js';
 import { signToken, userToken } from '../helpers/tokens.js';
+import { within } from '../helpers/wait.js';
 
 const log = captureLog('warn');
 // UPSTREAM_TIMEOUT_MS: a second, which a busy machine's ordinary calls stay well within; the late upstreams are later still.
@@ -140,7 +141,10 @@ describe('an upstream answer never makes the gateway hold more than UPSTREAM_RES
     const response = await fetch(`${fx.gateway.url}/subscriptions/plans`, { headers: { authorization: `Bearer ${bob}` } });
     expect(response.status).toBe(200);
     let received = 0;
-    for await (const chunk of response.body as AsyncIterable<Uint8Array>) received += chunk.length;
+    const read = async () => {
+      for await (const chunk of response.body as AsyncIterable<Uint8Array>) received += chunk.length;
+    };
+    await within(() => `the 30 MB answer read to its end (${received} bytes so far)`, read());
     expect(received).toBe(30 * MB);
   });
 });

@@ -57,7 +57,8 @@ describe('a supervised process', () => {
   });
 
   it('waits the first delay again once it stayed up `stableMs`', async () => {
-    const { supervised, announced } = supervise(() => exitsAfter(300), () => true, { policy: { stableMs: 100 } });
+    // Up 800 ms, eight times `stableMs`: a margin for a busy machine's late readiness probe.
+    const { supervised, announced } = supervise(() => exitsAfter(800), () => true, { policy: { stableMs: 100 } });
     await supervised.start(waitingFor('the first start'));
     const restarts = () => announced.filter((line) => line.includes('restarting'));
     await eventually(() => `three restarts; announced:\n${announced.join('\n')}`, () => restarts().length >= 3);
