@@ -66,12 +66,13 @@ local total = redis.call('INCRBY', KEYS[4], size)
 if KEYS[6] then
   redis.call('ZADD', KEYS[6], now, KEYS[1])
   if redis.call('PTTL', KEYS[6]) < ttl then redis.call('PEXPIRE', KEYS[6], ttl) end
-  local held, bytes = {}, 0
+  local held, sizes, bytes = {}, {}, 0
   for _, key in ipairs(redis.call('ZRANGE', KEYS[6], 0, -1)) do
     local kept = redis.call('HGET', KEYS[3], key)
     if kept then
       table.insert(held, key)
-      bytes = bytes + tonumber(kept)
+      sizes[key] = tonumber(kept)
+      bytes = bytes + sizes[key]
     else
       redis.call('ZREM', KEYS[6], key)
     end
@@ -81,7 +82,7 @@ if KEYS[6] then
     if count <= tonumber(ARGV[6]) and bytes <= tonumber(ARGV[5]) then break end
     if oldest ~= KEYS[1] then
       count = count - 1
-      bytes = bytes - tonumber(redis.call('HGET', KEYS[3], oldest) or '0')
+      bytes = bytes - sizes[oldest]
       redis.call('DEL', oldest)
       redis.call('ZREM', KEYS[6], oldest)
       total = forget(oldest)

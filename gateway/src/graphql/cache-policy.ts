@@ -3,12 +3,19 @@ import type { UpstreamName } from '../../../shared/upstreams.js';
 
 type Headers = Readonly<Record<string, string | string[] | undefined>>;
 
-const seconds = (directive: string, header: string): number | undefined => {
-  const match = new RegExp(`(?:^|[,\\s])${directive}=(\\d+)`).exec(header);
+// Directives as whole words of the header (`private` is not `private-foo`), compiled once: every upstream answer is read.
+const directive = (name: string) => new RegExp(`(?:^|[,\\s])${name}(?:$|[,\\s=])`);
+const PUBLIC = directive('public');
+const PRIVATE = directive('private');
+const NO_STORE = directive('no-store');
+const NO_CACHE = directive('no-cache');
+const S_MAXAGE = /(?:^|[,\s])s-maxage=(\d+)/;
+const MAX_AGE = /(?:^|[,\s])max-age=(\d+)/;
+
+const seconds = (pattern: RegExp, header: string): number | undefined => {
+  const match = pattern.exec(header);
   return match ? Number(match[1]) : undefined;
 };
-
-const has = (directive: string, header: string) => new RegExp(`(?:^|[,\\s])${directive}(?:$|[,\\s=])`).test(header);
 
 /** Who a response is for, and how it went. */
 export interface ResponseOutcome {
@@ -44,11 +51,11 @@ export class ResponseCachePolicy {
     this.calls += 1;
     this.upstreams.add(upstream);
     const header = String(headers['cache-control'] ?? '').toLowerCase();
-    const lifetime = seconds('s-maxage', header) ?? seconds('max-age', header);
+    const lifetime = seconds(S_MAXAGE, header) ?? seconds(MAX_AGE, header);
     const varies = headers.vary !== undefined && String(headers.vary).trim() !== '';
-    const isPublic = has('public', header);
-    const isPrivate = has('private', header);
-    if ((!isPublic && !isPrivate) || has('no-store', header) || has('no-cache', header) || lifetime === undefined || varies) {
+    const isPublic = PUBLIC.test(header);
+    const isPrivate = PRIVATE.test(header);
+    if ((!isPublic && !isPrivate) || NO_STORE.test(header) || NO_CACHE.test(header) || lifetime === undefined || varies) {
       this.keepable = false;
       return;
     }

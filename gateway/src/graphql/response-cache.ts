@@ -229,9 +229,8 @@ export class GraphQLResponseCache {
     };
     if (!this.keep(key, stored)) return;
     const value = Buffer.from(JSON.stringify(stored));
-    const shared = this.options.shared?.[partOf(key)];
-    if (key.owner) shared?.set(key.text, value, expiresAtMs - storedAtMs, { owner: key.owner.id, maxBytes: this.ownerMaxBytes, maxEntries: MAX_ENTRIES_PER_OWNER });
-    else shared?.set(key.text, value, expiresAtMs - storedAtMs);
+    const owned = key.owner && { owner: key.owner.id, maxBytes: this.ownerMaxBytes, maxEntries: MAX_ENTRIES_PER_OWNER };
+    this.options.shared?.[partOf(key)].set(key.text, value, expiresAtMs - storedAtMs, owned);
   }
 
   /**
@@ -248,17 +247,20 @@ export class GraphQLResponseCache {
     const personal = this.entries.personal;
     // A response stored again under its key replaces itself: its old size leaves first.
     personal.delete(key.text);
-    const held = this.owners.get(owner);
-    for (const oldest of held?.keys ?? []) {
-      if (held && held.keys.size < MAX_ENTRIES_PER_OWNER && held.bytes + size <= this.ownerMaxBytes) break;
-      personal.delete(oldest);
+    // Its oldest make room (each deletion releases its share, and the last one forgets the owner).
+    const before = this.owners.get(owner);
+    if (before) {
+      for (const oldest of before.keys) {
+        if (before.keys.size < MAX_ENTRIES_PER_OWNER && before.bytes + size <= this.ownerMaxBytes) break;
+        personal.delete(oldest);
+      }
     }
     personal.set(key.text, stored, { ttl });
     if (!personal.has(key.text)) return false;
-    const now = this.owners.get(owner) ?? { keys: new Set<string>(), bytes: 0 };
-    now.keys.add(key.text);
-    now.bytes += size;
-    this.owners.set(owner, now);
+    const held = this.owners.get(owner) ?? { keys: new Set<string>(), bytes: 0 };
+    held.keys.add(key.text);
+    held.bytes += size;
+    this.owners.set(owner, held);
     return true;
   }
 

@@ -211,55 +211,52 @@ class SharedCall implements Dispatcher.DispatchHandler, AttemptSink {
     if (this.requestStarted) return;
     this.requestStarted = true;
     this.context = context;
-    for (const caller of this.present()) if (this.callers.has(caller)) this.tell(caller, () => caller.handler.onRequestStart?.(caller, context));
+    this.forEachPresent((caller) => this.tell(caller, () => caller.handler.onRequestStart?.(caller, context)));
   }
 
   onResponseStart(controller: Controller, statusCode: number, headers: Headers, statusMessage?: string): void {
     this.controller = controller;
     // Nobody joins an answer already under way: a later caller makes a call of its own.
     this.forget();
-    for (const caller of this.present()) if (this.callers.has(caller)) this.tell(caller, () => caller.handler.onResponseStart?.(caller, statusCode, headers, statusMessage));
+    this.forEachPresent((caller) => this.tell(caller, () => caller.handler.onResponseStart?.(caller, statusCode, headers, statusMessage)));
     this.flow();
   }
 
   onResponseData(_controller: Controller, chunk: Buffer): void {
     // One copy for every caller that must wait for it (the chunk may be a view of a larger read buffer).
     let kept: Buffer | undefined;
-    for (const caller of this.present()) {
-      if (!this.callers.has(caller)) continue;
+    this.forEachPresent((caller) => {
       if (!caller.paused && caller.queue.length === 0) {
         this.tell(caller, () => caller.handler.onResponseData?.(caller, chunk));
-        continue;
+        return;
       }
       kept ??= Buffer.from(chunk);
       caller.queue.push(kept);
       caller.queued += kept.length;
       if (caller.queued > this.maxQueuedBytes) this.drop(caller, new ResponseTooLargeError(`fell more than ${this.maxQueuedBytes} bytes behind the answer it shares`), 'too_large');
-    }
+    });
     this.flow();
   }
 
   onResponseEnd(_controller: Controller, trailers: Headers): void {
     this.settle();
-    for (const caller of this.present()) {
-      if (!this.callers.has(caller)) continue;
+    this.forEachPresent((caller) => {
       if (caller.queue.length > 0) caller.trailers = trailers;
       else this.finish(caller, trailers);
-    }
+    });
   }
 
   onResponseError(_controller: Controller, error: Error): void {
     this.settle();
-    for (const caller of this.present()) {
-      if (!this.callers.has(caller)) continue;
+    this.forEachPresent((caller) => {
       this.detach(caller, error);
       this.tell(caller, () => caller.handler.onResponseError?.(caller, error));
-    }
+    });
   }
 
-  /** The callers now: each is told only while it is still there (one may leave, or be cut off, while another is told). */
-  private present(): Participant[] {
-    return [...this.callers];
+  /** Visits the callers there now, each only while it is still there (one may leave, or be cut off, while another is told). */
+  private forEachPresent(visit: (caller: Participant) => void): void {
+    for (const caller of [...this.callers]) if (this.callers.has(caller)) visit(caller);
   }
 
   private settle(): void {
