@@ -1,11 +1,12 @@
-// `npm run build`: the TypeScript sources compiled to dist/ (esbuild, one file each: type checks are
-// `npm run typecheck`'s), then the Mesh's source schemas generated ahead of time (dist/mesh-artifacts/),
-// and the embedded database's template (dist/pglite/).
+// `npm run build`: the TypeScript sources compiled to dist/ (esbuild, one file each, and the gateway's
+// entry bundled: type checks are `npm run typecheck`'s), then the Mesh's source schemas generated ahead
+// of time (dist/mesh-artifacts/), and the embedded database's template (dist/pglite/).
 // With --if-stale it does only what is out of date, so `npm start` can run it every time.
 // Plain JavaScript: it must run before anything is compiled, with nothing but Node and esbuild.
 import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { join, relative } from 'node:path';
+import { createRequire } from 'node:module';
+import { dirname, join, relative } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { build } from 'esbuild';
 
@@ -38,24 +39,66 @@ function readManifest() {
   }
 }
 
+/**
+ * The gateway's entry, dist/gateway/src/main.js, is one bundle of its code and its packages; what it
+ * imports only when needed (the server after the configuration, the explorer's page) stays in chunks it
+ * loads then (dist/gateway/src/chunks/). Resolving and loading some 1,500 modules was half of a gateway's
+ * start. Left to Node, from node_modules: graphql, which graphql-shield (loaded by require) must share;
+ * ioredis and pino, which find files beside their own modules; the CommonJS-only packages the gateway
+ * imports when it needs them (see the check below); and the explorer's page (9 MB, loaded when opened).
+ */
+const GATEWAY_ENTRY = 'gateway/src/main.ts';
+const GATEWAY_EXTERNAL = ['ioredis', 'pino', 'light-my-request', '@opentelemetry/context-async-hooks', '@graphql-yoga/render-graphiql'];
+/**
+ * graphql, left to Node as the rest of node_modules reaches it; a deep import (`graphql/language`) names
+ * the file require() would load, since an ES module's import resolves no directory or missing extension.
+ */
+const graphqlFromNodeModules = {
+  name: 'graphql-from-node-modules',
+  setup(build) {
+    const requireFromRoot = createRequire(join(ROOT, 'package.json'));
+    const graphqlRoot = dirname(requireFromRoot.resolve('graphql/package.json'));
+    build.onResolve({ filter: /^graphql(\/|$)/ }, ({ path }) => ({
+      path: path === 'graphql' ? path : `graphql/${relative(graphqlRoot, requireFromRoot.resolve(path))}`,
+      external: true,
+    }));
+  },
+};
+
 const started = performance.now();
 const sources = SOURCE_DIRS.flatMap(sourcesUnder).sort();
 const digest = codeDigest(sources);
 const codeCurrent = ifStale && readManifest().code === digest && statSync(join(DIST, 'gateway/src/main.js'), { throwIfNoEntry: false });
 if (!codeCurrent) {
   for (const dir of SOURCE_DIRS) rmSync(join(DIST, dir), { recursive: true, force: true });
-  await build({
-    entryPoints: sources.map((file) => join(ROOT, file)),
-    outdir: DIST,
-    outbase: ROOT,
-    format: 'esm',
-    platform: 'node',
-    target: 'node20',
-    sourcemap: true,
-    logLevel: 'warning',
+  const common = { format: 'esm', platform: 'node', target: 'node20', sourcemap: true, logLevel: 'warning' };
+  await build({ ...common, entryPoints: sources.filter((file) => file !== GATEWAY_ENTRY).map((file) => join(ROOT, file)), outdir: DIST, outbase: ROOT });
+  const bundled = await build({
+    ...common,
+    entryPoints: [GATEWAY_ENTRY],
+    absWorkingDir: ROOT,
+    outdir: join(DIST, 'gateway/src'),
+    chunkNames: 'chunks/[name]-[hash]',
+    // Its maps name the sources (enough for `node --enable-source-maps` stack traces) without a copy of each.
+    sourcesContent: false,
+    bundle: true,
+    splitting: true,
+    external: GATEWAY_EXTERNAL,
+    plugins: [graphqlFromNodeModules],
+    // A package's ES module build where it has one: a chunk imported later keeps its named exports.
+    mainFields: ['module', 'main'],
+    metafile: true,
+    // The CommonJS packages in it require Node's modules, and an ES module has no require of its own.
+    banner: { js: "import { createRequire as __createRequire } from 'node:module'; const require = __createRequire(import.meta.url);" },
   });
+  // esbuild gives a chunk that holds a CommonJS module only a default export (evanw/esbuild#3245): the
+  // import() of such a package would find none of the names it asks for. Refused here, not at run time.
+  const commonJs = Object.values(bundled.metafile.outputs).flatMap(({ entryPoint }) =>
+    entryPoint && entryPoint !== GATEWAY_ENTRY && bundled.metafile.inputs[entryPoint]?.format === 'cjs' ? [entryPoint] : [],
+  );
+  if (commonJs.length > 0) throw new Error(`the gateway imports CommonJS modules later (${commonJs.join(', ')}): add their packages to GATEWAY_EXTERNAL in scripts/build.mjs`);
   writeFileSync(MANIFEST, JSON.stringify({ code: digest }));
-  console.log(`build: compiled ${sources.length} files to ${relative(ROOT, DIST)}/ in ${Math.round(performance.now() - started)} ms`);
+  console.log(`build: compiled ${sources.length} files to ${relative(ROOT, DIST)}/, the gateway bundled, in ${Math.round(performance.now() - started)} ms`);
 }
 
 // The Mesh artifacts are made by the compiled gateway itself, which also knows when they are stale.

@@ -1,21 +1,30 @@
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 /**
- * Where things are, whether this code runs from its TypeScript sources (tests, tsx) or from the build
- * in dist/ (`npm start`, production): this module is shared/paths.ts or dist/shared/paths.js.
+ * Where things are, whether this code runs from its TypeScript sources (tests, tsx), from their build in
+ * dist/ (the services, the scripts) or from the gateway's bundle (dist/gateway/src/main.js and its chunks):
+ * the project's root is the nearest directory above this code that holds package.json.
  */
 const fromBuild = import.meta.url.endsWith('.js');
 
-/** The project's root: package.json, .meshrc.yaml, schemas/, dist/. */
-export const PROJECT_ROOT = fileURLToPath(new URL(fromBuild ? '../../' : '../', import.meta.url));
+function projectRoot(): string {
+  for (let directory = dirname(fileURLToPath(import.meta.url)); ; directory = dirname(directory)) {
+    if (existsSync(`${directory}/package.json`)) return `${directory}/`;
+    if (dirname(directory) === directory) throw new Error(`no package.json above ${fileURLToPath(import.meta.url)}`);
+  }
+}
 
-/** Where the running code's modules are (the project root, or dist/), and the extension they have. */
-export const CODE_ROOT = fileURLToPath(new URL('../', import.meta.url));
-export const CODE_EXTENSION = fromBuild ? '.js' : '.ts';
+/** The project's root: package.json, .meshrc.yaml, schemas/, dist/. */
+export const PROJECT_ROOT = projectRoot();
 
 /** The build's output. */
 export const DIST = `${PROJECT_ROOT}dist/`;
+
+/** Where the running code's modules are (the project root, or dist/), and the extension they have. */
+export const CODE_ROOT = fromBuild ? DIST : PROJECT_ROOT;
+export const CODE_EXTENSION = fromBuild ? '.js' : '.ts';
 
 /** The version in package.json (`service.version` of the traces). */
 export function projectVersion(): string {

@@ -3,13 +3,14 @@
  * recording upstreams on real sockets), and a REST-only gateway in a process of its own. What it does
  * without an upstream is in test/unit/pipeline.test.ts.
  */
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { useStack } from '../helpers/stack.js';
 import { signToken, TEST_SECRET } from '../helpers/tokens.js';
+import { importedModules, RECORD_IMPORTS_PRELOAD } from '../helpers/imports.js';
 import { runToEnd } from '../helpers/process.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -52,13 +53,13 @@ describe('the pipeline', () => {
 describe('a REST-only gateway', () => {
   it('is built without loading GraphQL Mesh, Apollo, graphql-shield or (without REDIS_URL) the Redis client, and /graphql routes nowhere', () => {
     const record = join(mkdtempSync(join(tmpdir(), 'imports-')), 'imports.txt');
-    const output = runToEnd('the REST-only gateway’s process to print its answers and exit', process.execPath, ['--import', 'tsx', '--import', './test/fixtures/record-imports.mjs', 'test/fixtures/rest-only-gateway.ts'], {
+    const output = runToEnd('the REST-only gateway’s process to print its answers and exit', process.execPath, ['--import', 'tsx', '--import', RECORD_IMPORTS_PRELOAD, 'test/fixtures/rest-only-gateway.ts'], {
       cwd: ROOT,
       env: { ...process.env, RECORD_IMPORTS: record, JWT_SECRET_KEY: TEST_SECRET },
     });
     expect(JSON.parse(output)).toMatchObject({ health: 200, graphql: 404, graphqlCode: 'NOT_FOUND' });
     expect(JSON.parse(output).steps).not.toContain('face:graphql');
-    const imported = readFileSync(record, 'utf8').split('\n');
+    const imported = importedModules(record);
     expect(imported).toContain('undici');
     expect(imported.filter((specifier) => /@graphql-mesh|@apollo\/server|graphql-shield|graphql-middleware|^graphql$|\/graphql\/handler|^ioredis$/.test(specifier))).toEqual([]);
   });

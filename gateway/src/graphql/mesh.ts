@@ -1,7 +1,6 @@
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { isAbsolute, resolve } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import InMemoryLRUCache from '@graphql-mesh/cache-inmemory-lru';
 import StitchingMerger from '@graphql-mesh/merger-stitching';
 import { getMesh } from '@graphql-mesh/runtime';
@@ -16,7 +15,7 @@ import { parse as parseGraphQL, type GraphQLSchema } from 'graphql';
 import { parse } from 'yaml';
 import type { Logger } from '../observability/logger.js';
 import type { RawSource } from './contract/source.js';
-import { CODE_EXTENSION, CODE_ROOT, PROJECT_ROOT } from '../../../shared/paths.js';
+import { PROJECT_ROOT } from '../../../shared/paths.js';
 import { UPSTREAM_NAMES, UPSTREAMS, type UpstreamUrls } from '../../../shared/upstreams.js';
 import { artifactsAreCurrent, MESH_ARTIFACTS, MESH_MANIFEST, meshInputsDigest } from './mesh-artifacts.js';
 import type { MeshFetch } from './mesh-fetch.js';
@@ -33,13 +32,21 @@ async function readArtifact<T>(path: string): Promise<T> {
 }
 
 /**
- * Mesh loads modules by the paths .meshrc.yaml gives (relative to the project, written as the .ts
- * sources): they are taken from wherever this code runs (the sources, or their build in dist/).
+ * The modules .meshrc.yaml names (its additionalResolvers), imported by name rather than by the path it
+ * gives: the gateway's bundle holds them once, with the one copy of everything they import (the error
+ * catalogue's classes among them), where a path would load a second.
  */
+export const MESHRC_MODULES: Readonly<Record<string, () => Promise<unknown>>> = {
+  './gateway/src/graphql/contract/resolvers.ts': () => import('./contract/resolvers.js'),
+};
+
+/** How Mesh loads modules: its stored artifacts as data, the modules .meshrc.yaml names from the table above, packages by name. */
 const importFn: ImportFn = <T>(path: string): Promise<T> => {
   if (path.endsWith('.json') && isAbsolute(path)) return readArtifact<T>(path);
-  if (!path.startsWith('.')) return import(path) as Promise<T>;
-  return import(pathToFileURL(resolve(CODE_ROOT, path.replace(/\.ts$/, CODE_EXTENSION))).href) as Promise<T>;
+  const named = MESHRC_MODULES[path];
+  if (named) return named() as Promise<T>;
+  if (!path.startsWith('.') && !isAbsolute(path)) return import(path) as Promise<T>;
+  return Promise.reject(new Error(`.meshrc.yaml names ${path}, which the gateway does not load (MESHRC_MODULES in gateway/src/graphql/mesh.ts)`));
 };
 
 /**
