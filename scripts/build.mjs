@@ -1,5 +1,5 @@
-// `npm run build`: the TypeScript sources compiled to dist/ (esbuild, one file each, and the gateway's
-// entry bundled: type checks are `npm run typecheck`'s), then the Mesh's source schemas generated ahead
+// `npm run build`: the TypeScript sources compiled to dist/ (esbuild, one file each, and the processes'
+// entries bundled: type checks are `npm run typecheck`'s), then the Mesh's source schemas generated ahead
 // of time (dist/mesh-artifacts/), and the embedded database's template (dist/pglite/).
 // With --if-stale it does only what is out of date, so `npm start` can run it every time.
 // Plain JavaScript: it must run before anything is compiled, with nothing but Node and esbuild.
@@ -40,15 +40,18 @@ function readManifest() {
 }
 
 /**
- * The gateway's entry, dist/gateway/src/main.js, is one bundle of its code and its packages; what it
- * imports only when needed (the server after the configuration, the explorer's page) stays in chunks it
- * loads then (dist/gateway/src/chunks/). Resolving and loading some 1,500 modules was half of a gateway's
- * start. Left to Node, from node_modules: graphql, which graphql-shield (loaded by require) must share;
- * ioredis and pino, which find files beside their own modules; the CommonJS-only packages the gateway
- * imports when it needs them (see the check below); and the explorer's page (9 MB, loaded when opened).
+ * The processes' entries are bundles, each of its code and its packages (`dist/gateway/src/main.js`,
+ * `dist/services/main.js`); what one imports only when needed (the gateway's server after its
+ * configuration, its explorer page) stays in chunks loaded then (`chunks/` beside it). Resolving and
+ * loading one file a module, some 1,500 for the gateway and 900 for a service, was half of their start.
+ * Left to Node, from node_modules (`external`): graphql, which graphql-shield (loaded by require) must
+ * share; ioredis, pino and PGlite, which find files beside their own modules; CommonJS-only packages
+ * imported when needed (see the check below); pg's optional native binding; the explorer's page (9 MB).
  */
-const GATEWAY_ENTRY = 'gateway/src/main.ts';
-const GATEWAY_EXTERNAL = ['ioredis', 'pino', 'light-my-request', '@opentelemetry/context-async-hooks', '@graphql-yoga/render-graphiql'];
+const BUNDLES = [
+  { entry: 'gateway/src/main.ts', external: ['ioredis', 'pino', 'light-my-request', '@opentelemetry/context-async-hooks', '@graphql-yoga/render-graphiql'] },
+  { entry: 'services/main.ts', external: ['pino', '@electric-sql/pglite', 'pg-native', '@opentelemetry/context-async-hooks'] },
+];
 /**
  * graphql, left to Node as the rest of node_modules reaches it; a deep import (`graphql/language`) names
  * the file require() would load, since an ES module's import resolves no directory or missing extension.
@@ -72,33 +75,36 @@ const codeCurrent = ifStale && readManifest().code === digest && statSync(join(D
 if (!codeCurrent) {
   for (const dir of SOURCE_DIRS) rmSync(join(DIST, dir), { recursive: true, force: true });
   const common = { format: 'esm', platform: 'node', target: 'node20', sourcemap: true, logLevel: 'warning' };
-  await build({ ...common, entryPoints: sources.filter((file) => file !== GATEWAY_ENTRY).map((file) => join(ROOT, file)), outdir: DIST, outbase: ROOT });
-  const bundled = await build({
-    ...common,
-    entryPoints: [GATEWAY_ENTRY],
-    absWorkingDir: ROOT,
-    outdir: join(DIST, 'gateway/src'),
-    chunkNames: 'chunks/[name]-[hash]',
-    // Its maps name the sources (enough for `node --enable-source-maps` stack traces) without a copy of each.
-    sourcesContent: false,
-    bundle: true,
-    splitting: true,
-    external: GATEWAY_EXTERNAL,
-    plugins: [graphqlFromNodeModules],
-    // A package's ES module build where it has one: a chunk imported later keeps its named exports.
-    mainFields: ['module', 'main'],
-    metafile: true,
-    // The CommonJS packages in it require Node's modules, and an ES module has no require of its own.
-    banner: { js: "import { createRequire as __createRequire } from 'node:module'; const require = __createRequire(import.meta.url);" },
-  });
-  // esbuild gives a chunk that holds a CommonJS module only a default export (evanw/esbuild#3245): the
-  // import() of such a package would find none of the names it asks for. Refused here, not at run time.
-  const commonJs = Object.values(bundled.metafile.outputs).flatMap(({ entryPoint }) =>
-    entryPoint && entryPoint !== GATEWAY_ENTRY && bundled.metafile.inputs[entryPoint]?.format === 'cjs' ? [entryPoint] : [],
-  );
-  if (commonJs.length > 0) throw new Error(`the gateway imports CommonJS modules later (${commonJs.join(', ')}): add their packages to GATEWAY_EXTERNAL in scripts/build.mjs`);
+  const bundledEntries = new Set(BUNDLES.map(({ entry }) => entry));
+  await build({ ...common, entryPoints: sources.filter((file) => !bundledEntries.has(file)).map((file) => join(ROOT, file)), outdir: DIST, outbase: ROOT });
+  for (const { entry, external } of BUNDLES) {
+    const bundled = await build({
+      ...common,
+      entryPoints: [entry],
+      absWorkingDir: ROOT,
+      outdir: join(DIST, dirname(entry)),
+      chunkNames: 'chunks/[name]-[hash]',
+      // The maps name the sources (enough for `node --enable-source-maps` stack traces) without a copy of each.
+      sourcesContent: false,
+      bundle: true,
+      splitting: true,
+      external,
+      plugins: [graphqlFromNodeModules],
+      // A package's ES module build where it has one: a chunk imported later keeps its named exports.
+      mainFields: ['module', 'main'],
+      metafile: true,
+      // The CommonJS packages in it require Node's modules, and an ES module has no require of its own.
+      banner: { js: "import { createRequire as __createRequire } from 'node:module'; const require = __createRequire(import.meta.url);" },
+    });
+    // esbuild gives a chunk that holds a CommonJS module only a default export (evanw/esbuild#3245): the
+    // import() of such a package would find none of the names it asks for. Refused here, not at run time.
+    const commonJs = Object.values(bundled.metafile.outputs).flatMap(({ entryPoint }) =>
+      entryPoint && entryPoint !== entry && bundled.metafile.inputs[entryPoint]?.format === 'cjs' ? [entryPoint] : [],
+    );
+    if (commonJs.length > 0) throw new Error(`${entry} imports CommonJS modules when needed (${commonJs.join(', ')}): make their packages external in BUNDLES (scripts/build.mjs)`);
+  }
   writeFileSync(MANIFEST, JSON.stringify({ code: digest }));
-  console.log(`build: compiled ${sources.length} files to ${relative(ROOT, DIST)}/, the gateway bundled, in ${Math.round(performance.now() - started)} ms`);
+  console.log(`build: compiled ${sources.length} files to ${relative(ROOT, DIST)}/, the gateway and the services bundled, in ${Math.round(performance.now() - started)} ms`);
 }
 
 // The Mesh artifacts are made by the compiled gateway itself, which also knows when they are stale.

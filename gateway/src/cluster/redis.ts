@@ -1,6 +1,6 @@
 import { Redis } from 'ioredis';
 import type { Logger } from '../observability/logger.js';
-import type { GatewayMetrics } from '../observability/metrics.js';
+import type { GatewayMetrics, RedisUse } from '../observability/metrics.js';
 
 /** REDIS_URL (rediss:// for TLS), REDIS_PASSWORD (wins over one in the URL), REDIS_COMMAND_TIMEOUT_MS. */
 export interface RedisSettings {
@@ -113,7 +113,7 @@ export class SharedRedis {
    * timed out, none is sent — each fails at once — until Redis answers a PING again, so a request waits
    * for Redis at most once, and nothing piles up unsent meanwhile.
    */
-  async answer<T>(use: string, send: () => Promise<T>): Promise<T> {
+  async answer<T>(use: RedisUse, send: () => Promise<T>): Promise<T> {
     try {
       if (this.frozen) throw new Error('Redis did not answer lately: not asked until it answers a PING');
       return await answeredWithin(send(), this.settings.commandTimeoutMs);

@@ -9,6 +9,8 @@ import type { UpstreamName } from '../../../shared/upstreams.js';
 
 /** The caches whose lookups `gateway_cache_lookups_total` counts. */
 export type SharedCacheName = 'upstream' | 'graphql_response' | 'persisted_queries';
+/** What a command to Redis was for (`use` of gateway_redis_failures_total): a shared cache, the rate limits, the bus, the change events' replay check. */
+export type RedisUse = SharedCacheName | 'ratelimit' | 'bus' | 'change-events';
 
 /** How a GraphQL operation ended: data and no error, data with errors, or no data. */
 export type GraphQLOutcome = 'success' | 'partial' | 'error';
@@ -361,7 +363,7 @@ export class GatewayMetrics {
     this.redisUp.labels(connection).set(up ? 1 : 0);
   }
 
-  redisFailed(use: string): void {
+  redisFailed(use: RedisUse): void {
     this.redisFailures.labels(use).inc();
   }
 
