@@ -86,6 +86,8 @@ if (!codeCurrent) {
       chunkNames: 'chunks/[name]-[hash]',
       // The maps name the sources (enough for `node --enable-source-maps` stack traces) without a copy of each.
       sourcesContent: false,
+      // Class and function names as written: errors are named from their constructors (Apollo's SyntaxError, not SyntaxError2).
+      keepNames: true,
       bundle: true,
       splitting: true,
       external,

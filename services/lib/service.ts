@@ -268,7 +268,9 @@ export async function createServiceServer(definition: ServiceDefinition, env: Se
         const path = queryStart === -1 ? target : target.slice(0, queryStart);
         const query = queryStart === -1 ? '' : target.slice(queryStart + 1);
         const body = parseBody(await readBody(req), req.headers['content-type']);
-        reply = (await api.handleRequest({ method: req.method ?? 'GET', path, query, headers: req.headers as Record<string, string>, body }, req.headers, log, dispatch)) as Answered;
+        // HEAD is GET without the body (RFC 9110 §9.3.2): routed as GET, and Node sends no body to a HEAD.
+        const method = req.method === 'HEAD' ? 'GET' : (req.method ?? 'GET');
+        reply = (await api.handleRequest({ method, path, query, headers: req.headers as Record<string, string>, body }, req.headers, log, dispatch)) as Answered;
       } catch (error) {
         reply = errorReply(error, log);
       }

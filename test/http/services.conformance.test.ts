@@ -439,6 +439,24 @@ describe('global search', () => {
   });
 });
 
+describe('HEAD', () => {
+  const fx = useServices();
+
+  it('is answered wherever GET is, as GET is but with no body (the gateway forwards a HEAD as it came)', async () => {
+    const search = `${fx.stack.urls.search}/search/global?q=news&limit=5`;
+    const movie = `${fx.stack.urls.ondemand}/movies/m1`;
+    const me = `${fx.stack.urls.users}/users/me`;
+    for (const [url, headers] of [[search, {}], [movie, {}], [me, ALICE], [me, {}], [`${fx.stack.urls.search}/search/global?q=`, {}], ...UPSTREAM_NAMES.map((name) => [`${fx.stack.urls[name]}/health`, {}] as const)] as const) {
+      const [get, head] = await Promise.all(['GET', 'HEAD'].map((method) => fetch(url, { method, headers, signal: AbortSignal.timeout(10_000) })));
+      expect(head?.status, `HEAD ${url}`).toBe(get?.status);
+      expect(head?.headers.get('content-type'), `HEAD ${url}`).toBe(get?.headers.get('content-type'));
+      expect(await head?.text(), `HEAD ${url}`).toBe('');
+      expect((await get?.text())?.length, `GET ${url}`).toBeGreaterThan(0);
+    }
+    expect((await fetch(`${fx.stack.urls.users}/users/me`, { method: 'HEAD', headers: ALICE })).status).toBe(200);
+  });
+});
+
 /** What a service answers when another it needs is down: 503 naming that one, never a network error. */
 const unavailable = (name: UpstreamName) => ({ status: 503, body: { detail: `The ${UPSTREAMS[name].title} service is unavailable` } });
 
