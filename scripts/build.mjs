@@ -48,9 +48,10 @@ function readManifest() {
  * share; ioredis, pino and PGlite, which find files beside their own modules; CommonJS-only packages
  * imported when needed (see the check below); pg's optional native binding; the explorer's page (9 MB).
  */
+const BOTH_EXTERNAL = ['pino', '@opentelemetry/context-async-hooks'];
 const BUNDLES = [
-  { entry: 'gateway/src/main.ts', external: ['ioredis', 'pino', 'light-my-request', '@opentelemetry/context-async-hooks', '@graphql-yoga/render-graphiql'] },
-  { entry: 'services/main.ts', external: ['pino', '@electric-sql/pglite', 'pg-native', '@opentelemetry/context-async-hooks'] },
+  { entry: 'gateway/src/main.ts', external: [...BOTH_EXTERNAL, 'ioredis', 'light-my-request', '@graphql-yoga/render-graphiql'] },
+  { entry: 'services/main.ts', external: [...BOTH_EXTERNAL, '@electric-sql/pglite', 'pg-native'] },
 ];
 /**
  * graphql, left to Node as the rest of node_modules reaches it; a deep import (`graphql/language`) names
@@ -106,7 +107,7 @@ if (!codeCurrent) {
     if (commonJs.length > 0) throw new Error(`${entry} imports CommonJS modules when needed (${commonJs.join(', ')}): make their packages external in BUNDLES (scripts/build.mjs)`);
   }
   writeFileSync(MANIFEST, JSON.stringify({ code: digest }));
-  console.log(`build: compiled ${sources.length} files to ${relative(ROOT, DIST)}/, the gateway and the services bundled, in ${Math.round(performance.now() - started)} ms`);
+  console.log(`build: compiled ${sources.length} files to ${relative(ROOT, DIST)}/, bundled ${BUNDLES.map(({ entry }) => entry).join(' and ')}, in ${Math.round(performance.now() - started)} ms`);
 }
 
 // The Mesh artifacts are made by the compiled gateway itself, which also knows when they are stale.

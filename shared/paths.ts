@@ -4,8 +4,8 @@ import { fileURLToPath } from 'node:url';
 
 /**
  * Where things are, whether this code runs from its TypeScript sources (tests, tsx), from their build in
- * dist/ (the services, the scripts) or from the gateway's bundle (dist/gateway/src/main.js and its chunks):
- * the project's root is the nearest directory above this code that holds package.json.
+ * dist/ (the scripts) or from a process's bundle (dist/gateway/src/main.js, dist/services/main.js and
+ * their chunks): the project's root is the nearest directory above this code that holds package.json.
  */
 const fromBuild = import.meta.url.endsWith('.js');
 

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawnProcess, waitUntilReady } from '../../scripts/lib/processes.js';
-import { RECORD_IMPORTS_PRELOAD } from '../helpers/imports.js';
+import { RECORD_IMPORTS_PRELOAD, recordedImports } from '../helpers/imports.js';
 import { freePortBlock } from '../helpers/ports.js';
 import { runToEnd } from '../helpers/process.js';
 import { waitingFor, within } from '../helpers/wait.js';
@@ -82,9 +82,8 @@ describe('npm run build', { timeout: 120_000 }, () => {
     const copy = builtCopy();
     const record = join(copy, 'imports.txt');
     await startAndStop(copy, { NODE_OPTIONS: `--import ${join(ROOT, RECORD_IMPORTS_PRELOAD)}`, RECORD_IMPORTS: record });
-    const packages = readFileSync(record, 'utf8')
-      .split('\n')
-      .map((line) => /\/node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(line.split('\t')[1] ?? '')?.[1])
+    const packages = recordedImports(record)
+      .map(({ url }) => /\/node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(url)?.[1])
       .filter((name) => name !== undefined);
     // graphql (shared with graphql-shield, which is loaded by require) and pino; ioredis and OpenTelemetry's
     // context manager only with REDIS_URL or tracing. The rest, some 1,500 modules, are in the bundle.
